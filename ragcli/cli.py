@@ -1,0 +1,268 @@
+"""The `ragcli` command: thin. It parses options, calls the library, and prints a table or JSON.
+
+Errors print as one line `error: ...` with a non-zero exit; `-v` shows tracebacks. Heavy libraries (torch,
+unstructured, llama_cpp) are imported only by the commands that run models, so `ragcli --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ragcli.errors import ConfigError, RagError
+
+app = typer.Typer(
+    name="ragcli",
+    help="Cost-aware RAG: answers over your documents for a fraction of the tokens, with a ledger of every cent.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_PARTIAL = 2  # a batch finished but some files failed
+EXIT_USAGE = 64  # bad input, config or arguments
+
+_state = {"verbose": False}
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="A YAML config file or a preset name (default: local).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection to use (overrides config).")]
+
+T = TypeVar("T")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one line and an exit code; tracebacks only with -v."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (RagError, OSError) as exc:
+        if _state["verbose"]:
+            err.print_exception()
+        code = EXIT_USAGE if isinstance(exc, ConfigError | RagError) and not _is_backend(exc) else EXIT_ERROR
+        message = str(exc).strip()
+        err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _is_backend(exc: BaseException) -> bool:
+    from ragcli.errors import BackendError
+
+    return isinstance(exc, BackendError | OSError)
+
+
+def _load(config: str | None, collection: str | None = None) -> Any:
+    from ragcli.config import load_config
+    from ragcli.resources import offline_env
+
+    offline_env()
+    overrides: dict[str, Any] = {"collection": collection} if collection else {}
+    return load_config(config, overrides=overrides)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, tuples and numbers to plain JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "items") and callable(obj.items):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def _run(fn: Callable[[], T]) -> T:
+    with _errors():
+        return fn()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---------------------------------------------------------------- config
+
+
+@config_app.command("validate")
+def config_validate(file: Annotated[str, typer.Argument(help="A YAML config file or a preset name.")]) -> None:
+    """Check a config and list every problem with its YAML path."""
+    from ragcli.config import load_config
+
+    with _errors():
+        cfg = load_config(file)
+        out.print(f"ok: {file} is a valid config (pipeline {cfg.name!r})")
+
+
+@config_app.command("show")
+def config_show(file: Annotated[str | None, typer.Argument(help="A YAML file or preset (default: local).")] = None,
+                as_json: JsonOpt = False) -> None:
+    """Print the effective config, every default filled in."""
+    from ragcli.config import dump_config
+
+    with _errors():
+        cfg = _load(file)
+        if as_json:
+            print_json(cfg.model_dump(mode="json"))
+        else:
+            sys.stdout.write(dump_config(cfg))
+
+
+@config_app.command("presets")
+def config_presets() -> None:
+    """List the shipped presets."""
+    from ragcli.config import load_config, preset_names
+
+    for name in preset_names():
+        out.print(f"{name:12s} {load_config(name).description}")
+
+
+# ---------------------------------------------------------------- query, chat
+
+
+def _print_answer(ans: Any, *, streamed: bool) -> None:
+    if not streamed:
+        out.print(ans.text or "(no answer)", highlight=False)
+    if ans.citations:
+        out.print("\n[bold]Sources[/bold]")
+        for c in ans.citations:
+            where = f" > {c.section}" if c.section else ""
+            page = f" (p. {c.page})" if c.page else ""
+            out.print(f"  [{c.number}] {c.source}{where}{page}", highlight=False, markup=False)
+    u = ans.usage
+    usd = "unknown" if u.usd is None else f"${u.usd:.6f}"
+    est = " (estimated)" if ans.token_count_estimated else ""
+    out.print(
+        f"\n[dim]model {ans.model} · prompt {ans.prompt_tokens.get('total', 0)} tokens{est} · "
+        f"output {u.output_tokens} tokens · cost {usd}[/dim]"
+    )
+
+
+def _print_prompt(ans: Any) -> None:
+    parts = ", ".join(f"{k} {v}" for k, v in ans.prompt_tokens.items())
+    err.print(f"[bold]prompt[/bold] ({parts} tokens)")
+    for m in ans.prompt:
+        err.print(f"[bold]--- {m.role}[/bold]")
+        err.print(m.content, markup=False, highlight=False)
+    err.print("[bold]---[/bold]")
+
+
+@app.command()
+def query(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    config: ConfigOpt = None,
+    collection: CollectionOpt = None,
+    where: Annotated[str | None, typer.Option(help="Filter, e.g. \"type = 'pdf' and year >= 2020\".")] = None,
+    model: Annotated[str | None, typer.Option(help="Override the config's LLM model name.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(help="Cap on context tokens.")] = None,
+    show_prompt: Annotated[bool, typer.Option(help="Print the exact prompt with tokens per part.")] = False,
+    no_answer: Annotated[bool, typer.Option(help="Stop before the LLM call.")] = False,
+    stream: Annotated[bool, typer.Option(help="Stream the answer as it is generated.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question over the ingested documents, with citations and its cost."""
+    from ragcli.pipelines.query_pipeline import QueryOptions, answer
+    from ragcli.pipelines.stages import Stages
+
+    with _errors():
+        cfg = _load(config, collection)
+        if model:
+            cfg.llm.model = model
+        stages = Stages.from_config(cfg)
+        try:
+            streaming = stream and not as_json and not no_answer
+            opts = QueryOptions(where=where, budget_tokens=budget_tokens, no_answer=no_answer,
+                                on_token=(lambda s: out.print(s, end="", highlight=False, markup=False))
+                                if streaming else None)
+            ans = answer(question, stages, opts)
+        finally:
+            stages.close()
+        if as_json:
+            print_json(ans)
+            return
+        if show_prompt or no_answer:
+            _print_prompt(ans)
+        if streaming:
+            out.print()
+        if not no_answer:
+            _print_answer(ans, streamed=streaming)
+
+
+@app.command()
+def chat(config: ConfigOpt = None, collection: CollectionOpt = None,
+         where: Annotated[str | None, typer.Option(help="Filter for every turn.")] = None) -> None:
+    """A multi-turn chat over the documents; history is kept and counted. Empty line or Ctrl-D ends."""
+    from ragcli.pipelines.query_pipeline import QueryOptions, answer
+    from ragcli.pipelines.stages import Stages
+    from ragcli.types import Message, Usage
+
+    with _errors():
+        cfg = _load(config, collection)
+        stages = Stages.from_config(cfg)
+        history: list[Message] = []
+        total = Usage()
+        try:
+            while True:
+                try:
+                    line = input("you> ").strip()
+                except EOFError:
+                    break
+                if not line:
+                    break
+                out.print("bot> ", end="")
+                opts = QueryOptions(where=where, history=list(history),
+                                    on_token=lambda s: out.print(s, end="", highlight=False, markup=False))
+                ans = answer(line, stages, opts)
+                out.print()
+                _print_answer(ans, streamed=True)
+                total = total + ans.usage
+                history += [Message("user", line), Message("assistant", ans.text)]
+        finally:
+            stages.close()
+        usd = "unknown" if total.usd is None else f"${total.usd:.6f}"
+        out.print(f"[dim]session: {total.calls} calls, {total.input_tokens} input tokens, cost {usd}[/dim]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""YAML pipeline config -> pydantic models -> stage objects.
+
+Every section is a pydantic model with `extra="forbid"`. A stage with variants is a discriminated union on
+`type:`; the union is the registry, closed and listed in its error messages. Secrets appear only as
+environment-variable names (`api_key_env`). `build_*` functions turn a validated section into its stage object,
+importing heavy libraries only inside the adapter that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ragcli.errors import ConfigError
+
+PRESETS_PACKAGE = "ragcli.pipelines.presets"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- store
+
+
+class QdrantEdgeStoreConfig(_Section):
+    """Qdrant's in-process engine: the embedded default."""
+
+    type: Literal["qdrant_edge"] = "qdrant_edge"
+    path: str | None = None
+    """Folder of the shard; default `<home>/qdrant/<collection>`."""
+
+
+class QdrantStoreConfig(_Section):
+    """A Qdrant server or cluster through qdrant-client (`url`), or its local stand-ins (`:memory:`, `path`)."""
+
+    type: Literal["qdrant"] = "qdrant"
+    url: str | None = None
+    location: str | None = None
+    """`:memory:` for the in-process stand-in used in tests."""
+    path: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 30.0
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {v!r}")
+        return v
+
+
+StoreConfig = Annotated[QdrantEdgeStoreConfig | QdrantStoreConfig, Field(discriminator="type")]
+
+FieldType = Literal["keyword", "integer", "float", "bool"]
+
+# ---------------------------------------------------------------- embedder
+
+
+class SentenceTransformersEmbedderConfig(_Section):
+    type: Literal["sentence_transformers"] = "sentence_transformers"
+    model: str = "all-MiniLM-L6-v2"
+    """`all-MiniLM-L6-v2` is the packaged model (offline); otherwise a local folder or a hub id."""
+    batch_size: int = Field(32, ge=1, le=4096)
+    device: str = "cpu"
+    backend: Literal["torch", "onnx", "openvino"] = "torch"
+
+
+class HashEmbedderConfig(_Section):
+    """A deterministic fake for tests and demos of plumbing: no model, no meaning."""
+
+    type: Literal["hash"] = "hash"
+    dim: int = Field(64, ge=8, le=4096)
+
+
+class OpenAIEmbedderConfig(_Section):
+    type: Literal["openai"] = "openai"
+    model: str = "text-embedding-3-small"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    dim: int | None = None
+    batch_size: int = Field(128, ge=1, le=2048)
+
+
+EmbedderConfig = Annotated[
+    SentenceTransformersEmbedderConfig | HashEmbedderConfig | OpenAIEmbedderConfig,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------- ingest
+
+
+class ChunkingProfile(_Section):
+    max_tokens: int | None = Field(None, ge=16)
+    min_tokens: int | None = Field(None, ge=0)
+    overlap_tokens: int | None = Field(None, ge=0)
+
+
+class ChunkingConfig(_Section):
+    max_tokens: int = Field(256, ge=16)
+    """Hard maximum in the embedding model's own tokens; capped at the model's max sequence length."""
+    min_tokens: int = Field(48, ge=0)
+    """Tiny neighbours merge up to this size."""
+    overlap_tokens: int = Field(0, ge=0)
+    breadcrumb_in_embedding: bool = True
+    """Prepend `Title > Section` to the text that is embedded (never to the text that is sent to the LLM)."""
+    profile: Literal["auto", "prose", "markdown", "pdf", "html", "code", "table"] = "auto"
+    profiles: dict[str, ChunkingProfile] = Field(default_factory=dict)
+
+
+class IngestConfig(_Section):
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    sparse: bool = False
+    """Also write BM25-style sparse vectors (needed for hybrid search)."""
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Metadata added to every chunk of this config's ingests."""
+    skip_hidden: bool = True
+
+
+# ---------------------------------------------------------------- retrieval
+
+
+class RetrievalConfig(_Section):
+    mode: Literal["dense", "sparse", "hybrid"] = "dense"
+    candidates: int = Field(20, ge=1, le=1000)
+    """How many hits the search returns before rerank."""
+    top_k: int = Field(5, ge=1, le=200)
+    """How many hits go on to packing when there is no reranker."""
+    where: str | None = None
+    """A default filter expression, e.g. `type = 'pdf' and year >= 2020`."""
+    tenant: str | None = None
+    """A mandatory filter expression that every query is ANDed with: a query can narrow it, never widen it."""
+
+
+class NoRerankerConfig(_Section):
+    type: Literal["none"] = "none"
+
+
+class CrossEncoderRerankerConfig(_Section):
+    type: Literal["cross_encoder"] = "cross_encoder"
+    model: str
+    """A hub id, a local folder, or `trained:NAME` for a reranker trained with `ragcli train reranker`."""
+    top_n: int = Field(5, ge=1, le=200)
+    min_score: float | None = None
+    dedupe_threshold: float | None = Field(0.95, ge=0.0, le=1.0)
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(256, ge=16)
+
+
+class FlagRerankerConfig(_Section):
+    type: Literal["flag"] = "flag"
+    model: str
+    top_n: int = Field(5, ge=1, le=200)
+    min_score: float | None = None
+    dedupe_threshold: float | None = Field(0.95, ge=0.0, le=1.0)
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(256, ge=16)
+    use_fp16: bool = False
+
+
+RerankerConfig = Annotated[
+    NoRerankerConfig | CrossEncoderRerankerConfig | FlagRerankerConfig, Field(discriminator="type")
+]
+
+# ---------------------------------------------------------------- prompt, packing
+
+
+class PackingConfig(_Section):
+    budget_tokens: int | None = Field(None, ge=16)
+    """Cap on context tokens; the real budget is also limited by the model's window."""
+    select_sentences: bool = False
+    """Keep only the sentences of each chunk that bear on the question (query-aware extractive packing)."""
+    sentence_neighbors: int = Field(0, ge=0, le=3)
+    order: Literal["relevance", "edges"] = "edges"
+    """`edges` puts the strongest evidence first and last, where models read best."""
+    min_sentence_score: float = Field(0.0, ge=0.0)
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Answer the question using only the numbered sources. Cite sources as [1], [2]. "
+    "If the sources do not contain the answer, say you don't know."
+)
+
+
+class PromptConfig(_Section):
+    system: str = DEFAULT_SYSTEM_PROMPT
+    max_output_tokens: int = Field(256, ge=1)
+
+
+# ---------------------------------------------------------------- llm
+
+
+class LlamaCppLLMConfig(_Section):
+    """The local small model (SmolLM2-135M-Instruct GGUF by default): free, offline, weak."""
+
+    type: Literal["llama_cpp"] = "llama_cpp"
+    model: str = "smollm2-135m-instruct"
+    """`smollm2-135m-instruct` is the packaged model; otherwise a path to a .gguf file."""
+    context_window: int = Field(2048, ge=256)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    threads: int | None = None
+
+
+class TransformersLLMConfig(_Section):
+    """The local model under transformers (used where llama-cpp-python could not be built)."""
+
+    type: Literal["transformers"] = "transformers"
+    model: str = "smollm2-135m-instruct"
+    context_window: int = Field(2048, ge=256)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+
+
+class OpenAICompatibleLLMConfig(_Section):
+    """Any OpenAI-compatible endpoint: OpenAI, vLLM, llama.cpp server, Ollama, DeepSeek, Qwen..."""
+
+    type: Literal["openai"] = "openai"
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Name of the environment variable holding the key; null for servers that need none."""
+    context_window: int | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    price_as: str | None = None
+    """Price this model as another one from the price table (e.g. a self-hosted model at 0)."""
+
+
+class AnthropicLLMConfig(_Section):
+    type: Literal["anthropic"] = "anthropic"
+    model: str
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    context_window: int | None = None
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+
+
+class ScriptedLLMConfig(_Section):
+    """A fake that answers from a script and records its prompts: for tests of plumbing only."""
+
+    type: Literal["scripted"] = "scripted"
+    replies: list[str] = Field(default_factory=lambda: ["A scripted answer [1]."])
+    context_window: int = 4096
+
+
+LLMConfig = Annotated[
+    LlamaCppLLMConfig
+    | TransformersLLMConfig
+    | OpenAICompatibleLLMConfig
+    | AnthropicLLMConfig
+    | ScriptedLLMConfig,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------- cost
+
+
+class PriceOverride(_Section):
+    input: float = Field(ge=0)
+    """Dollars per million input tokens."""
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    batch_discount: float = Field(0.5, ge=0, le=1)
+    context_window: int | None = None
+
+
+class CostConfig(_Section):
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    use_litellm_prices: bool = True
+    """Also read LiteLLM's bundled price file when litellm is installed (never imports litellm)."""
+    ledger: str | None = None
+    """SQLite file; default `<home>/ledger.sqlite`."""
+    max_usd_per_query: float | None = Field(None, ge=0)
+
+
+# ---------------------------------------------------------------- the whole pipeline
+
+
+class PipelineConfig(_Section):
+    """A whole pipeline: what a preset or a user's YAML file describes."""
+
+    name: str = "custom"
+    description: str = ""
+    home: str | None = None
+    """Where ragcli writes (store, ledger, caches); default `$RAGCLI_HOME` or `~/.ragcli`."""
+    collection: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    store: StoreConfig = Field(default_factory=QdrantEdgeStoreConfig)
+    filterable: dict[str, FieldType] = Field(default_factory=dict)
+    """Payload fields that filters may use; each gets a payload index."""
+    embedder: EmbedderConfig = Field(default_factory=SentenceTransformersEmbedderConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    reranker: RerankerConfig = Field(default_factory=NoRerankerConfig)
+    packing: PackingConfig = Field(default_factory=PackingConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    llm: LLMConfig = Field(default_factory=LlamaCppLLMConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+
+    def home_dir(self) -> Path:
+        from ragcli.resources import ragcli_home
+
+        return Path(self.home).expanduser() if self.home else ragcli_home()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + p)
+    return "".join(parts) or "(top level)"
+
+
+def _describe(err: Any) -> str:
+    """One line per pydantic error: `path: what is wrong (fix)`."""
+    # pydantic puts the union member's tag into the location of errors inside a discriminated union
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    path = _yaml_path(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key (remove it, or check its spelling against `ragcli config show`)"
+    if kind == "union_tag_invalid":
+        allowed = err.get("ctx", {}).get("expected_tags", "")
+        return f"{path}.type: {err['input']!r} is not a known type; use one of {allowed}"
+    if kind == "union_tag_not_found":
+        return f"{path}: missing `type:` key; add one of {err.get('ctx', {}).get('expected_tags', '')}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    return f"{path}: {err['msg']} (got {err.get('input')!r})"
+
+
+_UNION_TAGS = {
+    "qdrant_edge", "qdrant", "sentence_transformers", "hash", "openai", "none", "cross_encoder", "flag",
+    "llama_cpp", "transformers", "anthropic", "scripted",
+}  # fmt: skip
+
+
+def parse_config(data: Any, *, source: str = "config") -> PipelineConfig:
+    """Validate a mapping as a pipeline config; raise `ConfigError` listing every problem at once."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from None
+
+
+def preset_names() -> list[str]:
+    files = importlib_resources.files(PRESETS_PACKAGE).iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
+
+
+def load_config(ref: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Load a config from a YAML file path or a preset name (default: `local`)."""
+    ref = "local" if ref is None else ref
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist; give a YAML file or a preset name "
+                              f"({', '.join(preset_names())})")
+        text = path.read_text(encoding="utf-8")
+        source = str(path)
+    else:
+        name = str(ref)
+        if name not in preset_names():
+            raise ConfigError(
+                f"unknown preset {name!r}; presets are: {', '.join(preset_names())} (or give a path to a YAML file)"
+            )
+        text = importlib_resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+        source = f"preset {name}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if overrides:
+        data = _deep_merge(data or {}, overrides)
+    return parse_config(data, source=source)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def dump_config(cfg: PipelineConfig) -> str:
+    """The effective config as YAML, every default filled in."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

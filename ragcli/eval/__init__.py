@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics (BEIR), answer-in-context and cost per query."""

@@ -1,0 +1,1 @@
+"""Generation: packing, prompts, LLM providers. Roles are in `protocols.py`."""

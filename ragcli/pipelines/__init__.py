@@ -1,0 +1,1 @@
+"""The ingest and query pipelines as plain functions, and the shipped preset configs."""

@@ -1,0 +1,1 @@
+"""Retrieval: stores, filters, search and rerank. Roles are in `protocols.py`."""

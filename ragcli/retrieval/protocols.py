@@ -1,0 +1,84 @@
+"""The roles of the retrieval stage. Start here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from ragcli.retrieval.filters import Filter
+from ragcli.types import Chunk, Hit, SparseVector, Usage, Vectors
+
+SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search against a store. `filter` is already narrowed by any tenant scope."""
+
+    dense: Sequence[float] | None = None
+    sparse: SparseVector | None = None
+    mode: SearchMode = "dense"
+    limit: int = 10
+    filter: Filter | None = None
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """What the store knows about one ingested document: enough to skip, replace or prune it."""
+
+    doc_id: str
+    source: str
+    content_hash: str
+    chunk_count: int
+
+
+class VectorStore(Protocol):
+    """A collection of chunks with dense (and optionally sparse) vectors and a filterable payload."""
+
+    def ensure_collection(self, dim: int, *, sparse: bool, indexed_fields: dict[str, str]) -> None:
+        """Create the collection if missing; `indexed_fields` maps payload field -> 'keyword'|'integer'|'float'|'bool'."""
+        ...
+
+    def upsert(
+        self, chunks: Sequence[Chunk], dense: Vectors, sparse: Sequence[SparseVector] | None = None
+    ) -> None: ...
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Delete every chunk of these documents; returns how many chunks went."""
+        ...
+
+    def documents(self) -> dict[str, StoredDocument]:
+        """Every document in the collection, by id."""
+        ...
+
+    def search(self, request: SearchRequest) -> list[Hit]: ...
+
+    def count(self, filter: Filter | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class SparseEncoder(Protocol):
+    """BM25-style sparse vectors for hybrid search."""
+
+    def encode(self, texts: Sequence[str]) -> list[SparseVector]: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+@dataclass(frozen=True)
+class Reranked:
+    hits: list[Hit]
+    usage: Usage = field(default_factory=Usage)
+    dropped_below_cutoff: int = 0
+    dropped_duplicates: int = 0
+
+
+class Reranker(Protocol):
+    """Re-scores hits against the query; keeps the top n above a cut-off."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> Reranked: ...
