@@ -30,6 +30,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+eval_app = typer.Typer(help="Measure retrieval quality and answer-in-context against tokens and dollars.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(help="Train models on your own labels (rerankers).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 out = Console()
 err = Console(stderr=True)

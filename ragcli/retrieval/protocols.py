@@ -25,12 +25,22 @@ class SearchRequest:
 
 @dataclass(frozen=True)
 class StoredDocument:
-    """What the store knows about one ingested document: enough to skip, replace or prune it."""
+    """What the store knows about one ingested document: enough to skip, replace or prune it.
+
+    Built from the payload of its chunks: `doc_hash` and `doc_chunks` are written into every chunk's metadata by
+    the ingest pipeline, so a document whose stored chunks disagree with `doc_chunks` (a crash mid-write) is
+    seen as incomplete and written again.
+    """
 
     doc_id: str
     source: str
     content_hash: str
-    chunk_count: int
+    expected_chunks: int
+    chunk_ids: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.chunk_ids) == self.expected_chunks
 
 
 class VectorStore(Protocol):
@@ -46,6 +56,10 @@ class VectorStore(Protocol):
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         """Delete every chunk of these documents; returns how many chunks went."""
+        ...
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
+        """Delete chunks by id (stale chunks of a re-ingested document); returns how many went."""
         ...
 
     def documents(self) -> dict[str, StoredDocument]:
