@@ -159,6 +159,29 @@ def config_presets() -> None:
         out.print(f"{name:12s} {load_config(name).description}")
 
 
+# ---------------------------------------------------------------- doctor
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check the offline resources (models, tokenizer files, engines) and prepare them; say what is missing."""
+    from ragcli.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        print_json(checks)
+    else:
+        table = Table(title="ragcli doctor", show_lines=False)
+        for col in ("resource", "status", "detail"):
+            table.add_column(col, overflow="fold")
+        for c in checks:
+            status = "[green]ok[/green]" if c.ok else ("[red]missing[/red]" if c.required else "[yellow]absent[/yellow]")
+            table.add_row(c.name, status, c.detail)
+        out.print(table)
+    if any(c.required and not c.ok for c in checks):
+        raise typer.Exit(EXIT_ERROR)
+
+
 # ---------------------------------------------------------------- query, chat
 
 
