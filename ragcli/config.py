@@ -179,6 +179,8 @@ class PackingConfig(_Section):
     order: Literal["relevance", "edges"] = "edges"
     """`edges` puts the strongest evidence first and last, where models read best."""
     min_sentence_score: float = Field(0.0, ge=0.0)
+    fill: Literal["density", "rank"] = "density"
+    """`density` fills by relevance per token (the last hit trimmed at a sentence); `rank` in the ranked order."""
 
 
 DEFAULT_SYSTEM_PROMPT = (

@@ -1,0 +1,242 @@
+"""The cost ledger: one SQLite row per model call (embedding, reranker, LLM, ...), with tokens, dollars and latency.
+
+What counts as a row: one row per *billed* call, i.e. per call that returned a result. A provider attempt that
+failed (HTTP 429/5xx, a timeout, a malformed body) is retried by the adapter and is not a row: providers do not
+bill failed requests, and its token counts are unknown. The adapter logs each failed attempt at WARNING level.
+A cache hit is a row with `cached=True` and its (usually zero) dollars, so the saving shows in the report.
+
+`usd=None` means the price of the model is unknown: reports show it as unknown, never as zero.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal
+
+from ragcli.errors import InputError
+from ragcli.types import Usage
+
+GroupBy = Literal["day", "model", "stage"]
+GROUP_BY: tuple[GroupBy, ...] = ("day", "model", "stage")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    query_id TEXT NOT NULL DEFAULT '',
+    stage TEXT NOT NULL,
+    provider TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    usd REAL,
+    latency_s REAL NOT NULL DEFAULT 0,
+    cached INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts);
+CREATE INDEX IF NOT EXISTS calls_query ON calls (query_id);
+"""
+
+_COLUMNS = (
+    "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One model call. `ts` is an ISO-8601 UTC timestamp; `usd=None` means the price is unknown."""
+
+    ts: str
+    query_id: str
+    stage: str
+    provider: str
+    model: str
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    usd: float | None
+    latency_s: float
+    cached: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        stage: str,
+        model: str,
+        usage: Usage,
+        latency_s: float,
+        query_id: str = "",
+        provider: str = "",
+        cached: bool = False,
+    ) -> LedgerRow:
+        """A row for a call that just finished, stamped now."""
+        return cls(
+            ts=_now(),
+            query_id=query_id,
+            stage=stage,
+            provider=provider or _guess_provider(model),
+            model=model,
+            input_tokens=usage.input_tokens,
+            cached_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
+            usd=usage.usd,
+            latency_s=float(latency_s),
+            cached=cached,
+        )
+
+
+def _guess_provider(model: str) -> str:
+    """A best guess for rows whose caller did not say (shown in reports only)."""
+    if "/" in model and not model.startswith(("/", ".")):
+        return model.split("/", 1)[0]
+    m = model.lower()
+    for prefix, provider in (
+        ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"), ("text-embedding", "openai"),
+        ("claude", "anthropic"), ("deepseek", "deepseek"), ("qwen", "qwen"), ("gemini", "google"),
+        ("mistral", "mistral"),
+    ):  # fmt: skip
+        if m.startswith(prefix):
+            return provider
+    return "local" if m.endswith(".gguf") or "smollm" in m or "minilm" in m else ""
+
+
+@dataclass(frozen=True)
+class LedgerTotal:
+    """Totals for one group (a day, a model or a stage). `usd` sums the known costs only."""
+
+    key: str
+    calls: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    usd: float
+    unknown_cost_calls: int
+    """Calls whose price was unknown: `usd` leaves them out, so the true total is higher."""
+    cache_hits: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def usd_known(self) -> bool:
+        return self.unknown_cost_calls == 0
+
+
+def parse_since(since: str | date | datetime | None) -> str | None:
+    """A `--since` value (YYYY-MM-DD, an ISO timestamp, a date or datetime) as an ISO string to compare with."""
+    if since is None:
+        return None
+    if isinstance(since, datetime):
+        dt = since if since.tzinfo else since.replace(tzinfo=UTC)
+        return dt.astimezone(UTC).isoformat(timespec="milliseconds")
+    if isinstance(since, date):
+        return since.isoformat()
+    text = since.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        return parse_since(datetime.fromisoformat(text))
+    except ValueError:
+        raise InputError(
+            f"--since {since!r} is not a date; use YYYY-MM-DD (e.g. 2026-01-31) or an ISO timestamp"
+        ) from None
+
+
+class Ledger:
+    """The ledger on SQLite (WAL mode, so readers never block the writer). Safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(
+                f"cannot open the cost ledger at {self.path}: {exc}; "
+                "point cost.ledger at another file, or move this one away"
+            ) from exc
+
+    def record(self, row: LedgerRow) -> None:
+        """Append one call."""
+        values = (
+            row.ts, row.query_id, row.stage, row.provider, row.model, int(row.input_tokens),
+            int(row.cached_tokens), int(row.output_tokens), row.usd, float(row.latency_s), int(row.cached),
+        )  # fmt: skip
+        with self._lock:
+            self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
+
+    def rows(self, since: str | date | datetime | None = None, query_id: str | None = None) -> list[LedgerRow]:
+        """Every row (oldest first), optionally from a day or time on, or of one query."""
+        where, args = self._where(since, query_id)
+        with self._lock:
+            cur = self._db.execute(f"SELECT {_COLUMNS} FROM calls{where} ORDER BY id", args)
+            fetched = cur.fetchall()
+        return [
+            LedgerRow(
+                ts=r[0], query_id=r[1], stage=r[2], provider=r[3], model=r[4], input_tokens=r[5],
+                cached_tokens=r[6], output_tokens=r[7], usd=r[8], latency_s=r[9], cached=bool(r[10]),
+            )  # fmt: skip
+            for r in fetched
+        ]
+
+    def totals(self, by: GroupBy = "day", since: str | date | datetime | None = None) -> list[LedgerTotal]:
+        """Totals grouped by day, model or stage (sorted by the key; days oldest first)."""
+        if by not in GROUP_BY:
+            raise InputError(f"cannot group costs by {by!r}; use one of: {', '.join(GROUP_BY)}")
+        key = {"day": "substr(ts, 1, 10)", "model": "model", "stage": "stage"}[by]
+        where, args = self._where(since, None)
+        sql = (
+            f"SELECT {key} AS k, count(*), sum(input_tokens), sum(cached_tokens), sum(output_tokens), "
+            "coalesce(sum(usd), 0), sum(usd IS NULL), sum(cached), sum(latency_s) "
+            f"FROM calls{where} GROUP BY k ORDER BY k"
+        )
+        with self._lock:
+            fetched = self._db.execute(sql, args).fetchall()
+        return [
+            LedgerTotal(
+                key=str(r[0]), calls=r[1], input_tokens=r[2], cached_tokens=r[3], output_tokens=r[4],
+                usd=float(r[5]), unknown_cost_calls=r[6], cache_hits=r[7], latency_s=float(r[8]),
+            )  # fmt: skip
+            for r in fetched
+        ]
+
+    def usage(self, query_id: str) -> Usage:
+        """The summed usage of one query's calls (`usd=None` if any of them had an unknown price)."""
+        total = Usage()
+        for r in self.rows(query_id=query_id):
+            total = total + Usage(r.input_tokens, r.cached_tokens, r.output_tokens, r.usd, 1)
+        return total
+
+    @staticmethod
+    def _where(since: str | date | datetime | None, query_id: str | None) -> tuple[str, list[str]]:
+        clauses: list[str] = []
+        args: list[str] = []
+        start = parse_since(since)
+        if start is not None:
+            clauses.append("ts >= ?")
+            args.append(start)
+        if query_id is not None:
+            clauses.append("query_id = ?")
+            args.append(query_id)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

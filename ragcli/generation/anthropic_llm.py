@@ -1,0 +1,179 @@
+"""Anthropic's Messages API (the `anthropic` extra). Same retries, budget check and error mapping as the
+OpenAI-compatible adapter; the SDK is imported at the first call.
+
+Token counts before a call are estimates (`cl100k_base`): Anthropic's tokenizer is not public. The usage that is
+recorded comes from the response. Following OpenAI's convention, `input_tokens` includes cache reads and writes,
+and `cached_tokens` holds the cache reads (cache writes are priced as plain input here, a slight undercount).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ragcli.cost.prices import PriceTable
+from ragcli.cost.tokens import counter_for
+from ragcli.errors import BackendError, BudgetExceeded, InputError
+from ragcli.generation.openai_compatible_llm import MESSAGE_OVERHEAD_TOKENS, classify_sdk_error
+from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries
+from ragcli.types import Completion, Message, Usage
+
+log = logging.getLogger(__name__)
+
+
+class AnthropicLLM:
+    """A Claude model through the official `anthropic` SDK, priced from the `PriceTable`."""
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        model: str,
+        prices: PriceTable,
+        *,
+        api_key_env: str = "ANTHROPIC_API_KEY",
+        context_window: int | None = None,
+        temperature: float = 0.0,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        max_usd_per_call: float | None = None,
+        base_url: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not model:
+            raise ValueError("model must be a model name, e.g. 'claude-haiku-4-5', got an empty string")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.model = model
+        self.prices = prices
+        self.api_key_env = api_key_env
+        self.temperature = temperature
+        self.timeout_s = timeout_s
+        self.base_url = base_url
+        self.max_usd_per_call = max_usd_per_call
+        self.policy = RetryPolicy(max_retries=max_retries)
+        self._sleep = sleep
+        self._counter = counter_for(model)
+        self._context_window = context_window or prices.context_window(model) or 200_000
+        self._client: Any = None
+        self._key = ""
+        self.attempts: list[Attempt] = []
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def token_count_is_estimate(self) -> bool:
+        return True
+
+    def count_tokens(self, text: str) -> int:
+        return self._counter(text) if text else 0
+
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        prompt = sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+        return Usage(prompt, 0, max_tokens, self.prices.estimate_usd(self.model, prompt, max_tokens), 1)
+
+    def _check_budget(self, messages: Sequence[Message], max_tokens: int) -> None:
+        if self.max_usd_per_call is None:
+            return
+        est = self.estimate(messages, max_tokens)
+        if est.usd is None or est.usd > self.max_usd_per_call:
+            cost = "of unknown cost (add its price under cost.prices)" if est.usd is None else f"up to ${est.usd:.6f}"
+            raise BudgetExceeded(
+                f"this call to {self.model} could cost {cost}, over cost.max_usd_per_query "
+                f"${self.max_usd_per_call}; lower the context budget or prompt.max_output_tokens"
+            )
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            key = os.environ.get(self.api_key_env, "").strip()
+            if not key:
+                raise InputError(f"the environment variable {self.api_key_env} is not set; export it with your "
+                                 "Anthropic API key (or set llm.api_key_env to the variable that holds it)")  # fmt: skip
+            try:
+                import anthropic
+            except ImportError as exc:
+                raise InputError("the anthropic SDK is not installed; run `pip install 'ragcli[anthropic]'`") from exc
+            self._key = key
+            self._client = anthropic.Anthropic(
+                api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+            )
+        return self._client
+
+    def _classify(self, exc: Exception) -> Failure | None:
+        import anthropic
+
+        def scrub(text: str) -> str:
+            return text.replace(self._key, "***") if self._key else text
+
+        return classify_sdk_error(anthropic, exc, f"{self.model} at Anthropic", self.model, self.api_key_env,
+                                  self.timeout_s, scrub)  # fmt: skip
+
+    def _request(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        req: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "messages": [{"role": m.role, "content": m.content} for m in messages if m.role != "system"],
+        }
+        if system:
+            req["system"] = system
+        return req
+
+    def _usage(self, u: Any) -> Usage:
+        read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
+        write = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+        total_in = int(getattr(u, "input_tokens", 0) or 0) + read + write
+        return self.prices.usage_for(self.model, total_in, int(getattr(u, "output_tokens", 0) or 0), read)
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
+        self._check_budget(messages, max_tokens)
+        client = self._get_client()
+        self.attempts = []
+        t0 = time.perf_counter()
+        resp = call_with_retries(
+            lambda: client.messages.create(**self._request(messages, max_tokens)), self._classify, self.policy,
+            self.attempts, what=self.model, sleep=self._sleep,
+        )  # fmt: skip
+        text = "".join(getattr(b, "text", "") for b in resp.content)
+        return Completion(text, self.model, self._usage(resp.usage), time.perf_counter() - t0)
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
+        self._check_budget(messages, max_tokens)
+        client = self._get_client()
+        self.attempts = []
+        t0 = time.perf_counter()
+        events = call_with_retries(
+            lambda: client.messages.create(**self._request(messages, max_tokens), stream=True), self._classify,
+            self.policy, self.attempts, what=self.model, sleep=self._sleep,
+        )  # fmt: skip
+        pieces: list[str] = []
+        start_usage: Any = None
+        output = 0
+        try:
+            for ev in events:
+                kind = getattr(ev, "type", "")
+                if kind == "message_start":
+                    start_usage = ev.message.usage
+                elif kind == "content_block_delta" and getattr(ev.delta, "text", None):
+                    pieces.append(ev.delta.text)
+                    yield ev.delta.text
+                elif kind == "message_delta" and getattr(ev, "usage", None) is not None:
+                    output = int(getattr(ev.usage, "output_tokens", 0) or 0)
+        except Exception as exc:
+            failure = self._classify(exc)
+            if failure is None:
+                raise
+            raise BackendError(f"the stream from {self.model} broke off: {failure.error}") from exc
+        usage = self._usage(start_usage) if start_usage is not None else Usage(usd=None, calls=1)
+        usage = self.prices.usage_for(self.model, usage.input_tokens, output, usage.cached_tokens)
+        yield Completion("".join(pieces), self.model, usage, time.perf_counter() - t0)

@@ -1,0 +1,94 @@
+"""Config sections -> generation stage objects. The `type:` union in config.py is the registry; no import by string."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from ragcli.config import (
+    AnthropicLLMConfig,
+    LlamaCppLLMConfig,
+    OpenAICompatibleLLMConfig,
+    PipelineConfig,
+    ScriptedLLMConfig,
+    TransformersLLMConfig,
+)
+from ragcli.cost.prices import PriceTable
+from ragcli.generation.protocols import LLM, Packer
+
+log = logging.getLogger(__name__)
+
+
+def llama_cpp_available() -> bool:
+    """Whether llama-cpp-python is installed (checked without importing it)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
+    """The configured LLM. Nothing here reaches the network; API clients connect on their first call."""
+    c = cfg.llm
+    budget = cfg.cost.max_usd_per_query
+    if isinstance(c, LlamaCppLLMConfig):
+        if not llama_cpp_available():
+            log.warning(
+                "llama-cpp-python is not installed: running %s under transformers instead (slower; the first run "
+                "converts the GGUF once and caches it)", c.model
+            )
+            from ragcli.generation.transformers_llm import TransformersLLM
+
+            return TransformersLLM(c.model, context_window=c.context_window, temperature=c.temperature)
+        from ragcli.generation.llama_cpp_llm import LlamaCppLLM
+
+        return LlamaCppLLM(c.model, context_window=c.context_window, temperature=c.temperature, threads=c.threads)
+    if isinstance(c, TransformersLLMConfig):
+        from ragcli.generation.transformers_llm import TransformersLLM
+
+        return TransformersLLM(c.model, context_window=c.context_window, temperature=c.temperature)
+    if isinstance(c, OpenAICompatibleLLMConfig):
+        from ragcli.generation.openai_compatible_llm import OpenAICompatibleLLM
+
+        return OpenAICompatibleLLM(
+            c.model,
+            prices,
+            base_url=c.base_url,
+            api_key_env=c.api_key_env,
+            context_window=c.context_window,
+            temperature=c.temperature,
+            timeout_s=c.timeout_s,
+            max_retries=c.max_retries,
+            price_as=c.price_as,
+            max_usd_per_call=budget,
+        )
+    if isinstance(c, AnthropicLLMConfig):
+        from ragcli.generation.anthropic_llm import AnthropicLLM
+
+        return AnthropicLLM(
+            c.model,
+            prices,
+            api_key_env=c.api_key_env,
+            context_window=c.context_window,
+            temperature=c.temperature,
+            timeout_s=c.timeout_s,
+            max_retries=c.max_retries,
+            max_usd_per_call=budget,
+        )
+    if isinstance(c, ScriptedLLMConfig):
+        from ragcli.generation.scripted_llm import ScriptedLLM
+
+        return ScriptedLLM(c.replies, context_window=c.context_window)
+    raise AssertionError(f"unhandled llm config {type(c).__name__}")  # the config union is closed
+
+
+def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
+    """The token-budget packer, counting tokens with the target LLM's own counter."""
+    from ragcli.generation.token_budget_packer import TokenBudgetPacker
+
+    p = cfg.packing
+    return TokenBudgetPacker(
+        llm.count_tokens,
+        select_sentences=p.select_sentences,
+        sentence_neighbors=p.sentence_neighbors,
+        order=p.order,
+        min_sentence_score=p.min_sentence_score,
+        fill=p.fill,
+    )

@@ -1,0 +1,174 @@
+"""The local LLM through llama-cpp-python: the packaged SmolLM2-135M-Instruct GGUF by default. Free, offline, weak."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragcli.errors import BackendError, BudgetExceeded, ResourceMissing
+from ragcli.resources import PACKAGED_LLM, resolve_llm_model
+from ragcli.types import Completion, Message, Usage
+
+log = logging.getLogger(__name__)
+
+
+class LlamaCppLLM:
+    """A GGUF chat model run in-process by llama.cpp, with the chat template stored in the GGUF file.
+
+    Token counts come from the model's own tokenizer; dollars are 0. The model loads on first use.
+    """
+
+    def __init__(
+        self,
+        model: str = PACKAGED_LLM,
+        context_window: int = 2048,
+        temperature: float = 0.0,
+        threads: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if context_window < 256:
+            raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
+        if not 0.0 <= temperature <= 2.0:
+            raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None (llama.cpp's default), got {threads}")
+        self._model = model
+        self._context_window = context_window
+        self.temperature = temperature
+        self.threads = threads
+        self.seed = seed
+        self._llama: Any = None
+        self._formatter: Any = None
+        self._lock = threading.Lock()  # a llama.cpp context is not safe to use from two threads at once
+
+    @property
+    def model_name(self) -> str:
+        return self._model if self._model == PACKAGED_LLM else Path(self._model).name
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def token_count_is_estimate(self) -> bool:
+        return False
+
+    @property
+    def model_path(self) -> Path:
+        return resolve_llm_model(self._model)
+
+    def _load(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ResourceMissing(
+                "llama-cpp-python is not installed; run "
+                "`CMAKE_ARGS=-DGGML_NATIVE=OFF pip install llama-cpp-python` (compiles in ~4 min), "
+                "or use `llm: {type: transformers}` in the config"
+            ) from exc
+        path = self.model_path
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {"n_ctx": self._context_window, "verbose": False, "seed": self.seed}
+        if self.threads is not None:
+            kwargs["n_threads"] = self.threads
+            kwargs["n_threads_batch"] = self.threads
+        try:
+            self._llama = llama_cpp.Llama(model_path=str(path), **kwargs)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
+        log.info("loaded %s in %.2fs", path.name, time.perf_counter() - t0)
+        return self._llama
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        llama = self._load()
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the whole prompt as the model sees it: messages rendered with the GGUF's chat template."""
+        llama = self._load()
+        try:
+            if self._formatter is None:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                meta = llama.metadata
+                vocab = llama._model
+                self._formatter = Jinja2ChatFormatter(
+                    template=meta["tokenizer.chat_template"],
+                    eos_token=vocab.token_get_text(llama.token_eos()),
+                    bos_token=vocab.token_get_text(llama.token_bos()),
+                )
+            prompt = self._formatter(messages=_as_dicts(messages)).prompt
+            return len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        except Exception as exc:  # no template in the file, or llama_cpp internals changed: estimate
+            log.debug("cannot render the chat template (%s); estimating prompt tokens", exc)
+            return sum(self.count_tokens(m.content) + 4 for m in messages) + 2
+
+    def _check_room(self, messages: Sequence[Message], max_tokens: int) -> None:
+        needed = self.prompt_tokens(messages)
+        if needed + max_tokens > self._context_window:
+            raise BudgetExceeded(
+                f"the prompt has {needed} tokens and {max_tokens} are reserved for the answer, more than "
+                f"{self.model_name}'s {self._context_window}-token window; lower packing.budget_tokens or "
+                "prompt.max_output_tokens, or raise llm.context_window"
+            )
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
+        """Generate an answer. Raises `BudgetExceeded` before generating if the prompt cannot fit."""
+        with self._lock:
+            llama = self._load()
+            self._check_room(messages, max_tokens)
+            t0 = time.perf_counter()
+            try:
+                out = llama.create_chat_completion(
+                    messages=_as_dicts(messages), max_tokens=max_tokens, temperature=self.temperature
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp failed on {self.model_name}: {exc}") from exc
+            seconds = time.perf_counter() - t0
+        text = out["choices"][0]["message"].get("content") or ""
+        u = out.get("usage") or {}
+        usage = Usage(
+            input_tokens=int(u.get("prompt_tokens", 0)),
+            output_tokens=int(u.get("completion_tokens", 0)),
+            usd=0.0,
+            calls=1,
+        )
+        return Completion(text, self.model_name, usage, seconds)
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
+        """Yield text pieces as they are generated, then the final `Completion` with real token counts."""
+        with self._lock:
+            llama = self._load()
+            self._check_room(messages, max_tokens)
+            prompt = self.prompt_tokens(messages)
+            t0 = time.perf_counter()
+            pieces: list[str] = []
+            chunks = 0
+            try:
+                for chunk in llama.create_chat_completion(
+                    messages=_as_dicts(messages), max_tokens=max_tokens, temperature=self.temperature, stream=True
+                ):
+                    delta = chunk["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        chunks += 1
+                        pieces.append(delta)
+                        yield delta
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llama.cpp failed on {self.model_name}: {exc}") from exc
+            seconds = time.perf_counter() - t0
+        text = "".join(pieces)
+        # llama.cpp streams one piece per generated token (multi-byte characters may merge pieces)
+        output = max(chunks, self.count_tokens(text)) if text else 0
+        yield Completion(text, self.model_name, Usage(prompt, 0, output, 0.0, 1), seconds)
+
+
+def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]

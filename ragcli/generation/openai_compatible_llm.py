@@ -1,0 +1,288 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, Ollama, DeepSeek, Qwen, ...).
+
+Uses the official `openai` SDK with `base_url`, its own retries turned off: this adapter retries 429, 5xx,
+timeouts, dropped connections and malformed bodies with exponential backoff, honouring `Retry-After`, and keeps
+each attempt in `attempts` (one ledger row is written by the pipeline per *successful* call; failed attempts are
+not billed and are logged, not recorded). The key is read from the environment variable named in the config, at
+the first call, and never appears in a log or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ragcli.cost.prices import PriceTable
+from ragcli.cost.tokens import counter_for
+from ragcli.errors import BackendError, BudgetExceeded, InputError
+from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries, parse_retry_after
+from ragcli.types import Completion, Message, Usage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT_WINDOW = 8192
+MESSAGE_OVERHEAD_TOKENS = 4
+"""Tokens the chat format adds per message (role and separators), used in estimates before a call."""
+
+
+class MalformedResponse(ValueError):
+    """The server answered 2xx with a body that is not a chat completion."""
+
+
+class OpenAICompatibleLLM:
+    """A chat model behind an OpenAI-compatible HTTP API, priced from the `PriceTable`."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        prices: PriceTable,
+        *,
+        base_url: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        context_window: int | None = None,
+        temperature: float = 0.0,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        price_as: str | None = None,
+        max_usd_per_call: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not model:
+            raise ValueError("model must be a model name, e.g. 'gpt-4o-mini', got an empty string")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.model = model
+        self.prices = prices
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.temperature = temperature
+        self.timeout_s = timeout_s
+        self.price_model = price_as or model
+        self.max_usd_per_call = max_usd_per_call
+        self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
+        self._sleep = sleep
+        self._counter = counter_for(model)
+        window = context_window or prices.context_window(self.price_model)
+        if window is None:
+            log.info("context window of %s unknown; assuming %d (set llm.context_window)", model, DEFAULT_CONTEXT_WINDOW)
+        self._context_window = window or DEFAULT_CONTEXT_WINDOW
+        self._client: Any = None
+        self._key: str | None = None
+        self.attempts: list[Attempt] = []
+        """The attempts of the last call: one per try, failed ones first."""
+
+    # ------------------------------------------------------------------ the LLM protocol
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def token_count_is_estimate(self) -> bool:
+        return self._counter.estimate
+
+    def count_tokens(self, text: str) -> int:
+        return self._counter(text) if text else 0
+
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        """The most this call can cost before it is made: every prompt token uncached, every output token used."""
+        prompt = sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 3
+        usd = self.prices.estimate_usd(self.price_model, prompt, max_tokens)
+        return Usage(input_tokens=prompt, output_tokens=max_tokens, usd=usd, calls=1)
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
+        self._check_budget(messages, max_tokens)
+        client = self._get_client()
+        self.attempts = []
+        t0 = time.perf_counter()
+
+        def call() -> Any:
+            resp = client.chat.completions.create(**self._request(messages, max_tokens))
+            if not hasattr(resp, "choices") or not resp.choices:
+                raise MalformedResponse(f"expected a chat completion with choices, got {type(resp).__name__}")
+            return resp
+
+        resp = call_with_retries(call, self._classify, self.policy, self.attempts, what=self._what(),
+                                 sleep=self._sleep)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        text = resp.choices[0].message.content or ""
+        usage = self._usage(getattr(resp, "usage", None), messages, text)
+        return Completion(text, self.model, usage, seconds)
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
+        """Yield text pieces, then the final `Completion` with the server's usage (`include_usage`).
+
+        Only opening the stream is retried: once text has been shown, a failure is reported, not repeated.
+        """
+        self._check_budget(messages, max_tokens)
+        client = self._get_client()
+        self.attempts = []
+        t0 = time.perf_counter()
+        request = {**self._request(messages, max_tokens), "stream": True,
+                   "stream_options": {"include_usage": True}}  # fmt: skip
+        stream = call_with_retries(
+            lambda: client.chat.completions.create(**request), self._classify, self.policy, self.attempts,
+            what=self._what(), sleep=self._sleep,
+        )  # fmt: skip
+        pieces: list[str] = []
+        raw_usage: Any = None
+        try:
+            for chunk in stream:
+                if getattr(chunk, "usage", None) is not None:
+                    raw_usage = chunk.usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    delta = getattr(choice.delta, "content", None)
+                    if delta:
+                        pieces.append(delta)
+                        yield delta
+        except Exception as exc:
+            failure = self._classify(exc)
+            if failure is None:
+                raise
+            raise BackendError(f"the stream from {self._what()} broke off: {failure.error}",
+                               status=failure.error.status) from exc  # fmt: skip
+        text = "".join(pieces)
+        yield Completion(text, self.model, self._usage(raw_usage, messages, text), time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _what(self) -> str:
+        return f"{self.model} at {self.base_url or 'api.openai.com'}"
+
+    def _request(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+        }
+
+    def _check_budget(self, messages: Sequence[Message], max_tokens: int) -> None:
+        if self.max_usd_per_call is None:
+            return
+        est = self.estimate(messages, max_tokens)
+        if est.usd is None:
+            raise BudgetExceeded(
+                f"cost.max_usd_per_query is ${self.max_usd_per_call} but the price of {self.price_model!r} is "
+                "unknown, so the budget cannot be checked; add it under cost.prices in the config"
+            )
+        if est.usd > self.max_usd_per_call:
+            raise BudgetExceeded(
+                f"this call could cost up to ${est.usd:.6f} ({est.input_tokens} prompt tokens + {max_tokens} "
+                f"output tokens of {self.price_model}), over cost.max_usd_per_query ${self.max_usd_per_call}; "
+                "lower --budget-tokens or prompt.max_output_tokens, or raise the budget"
+            )
+
+    def _get_client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env, "").strip()
+            if not key:
+                raise InputError(
+                    f"the environment variable {self.api_key_env} is not set; export it with your API key for "
+                    f"{self.base_url or 'api.openai.com'} (or set llm.api_key_env to the variable that holds it, "
+                    "or to null for a server that needs no key)"
+                )
+        else:
+            key = "no-key"  # the SDK insists on a value; keyless servers ignore it
+        self._key = key
+        try:
+            import openai
+        except ImportError as exc:
+            raise InputError("the openai SDK is not installed; run `pip install 'ragcli[openai]'`") from exc
+        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+        return self._client
+
+    def _scrub(self, text: str) -> str:
+        """Remove the key from any text taken from a server or an exception."""
+        if self._key and len(self._key) >= 4:
+            text = text.replace(self._key, "***")
+        return text
+
+    def _classify(self, exc: Exception) -> Failure | None:
+        import openai
+
+        return classify_sdk_error(openai, exc, self._what(), self.model, self.api_key_env, self.timeout_s, self._scrub)
+
+    def _usage(self, raw: Any, messages: Sequence[Message], text: str) -> Usage:
+        if raw is None or getattr(raw, "prompt_tokens", None) is None:
+            log.warning("%s returned no token usage; recording estimated counts", self._what())
+            est = self.estimate(messages, 0)
+            return self.prices.usage_for(self.price_model, est.input_tokens, self.count_tokens(text))
+        details = getattr(raw, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
+        return self.prices.usage_for(
+            self.price_model, int(raw.prompt_tokens), int(raw.completion_tokens or 0), cached_tokens=cached
+        )
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(exc, "message", "") or exc)
+
+
+def classify_sdk_error(
+    sdk: Any,
+    exc: Exception,
+    what: str,
+    model: str,
+    key_env: str | None,
+    timeout_s: float,
+    scrub: Callable[[str], str],
+) -> Failure | None:
+    """Map an SDK exception to a `BackendError`, retryable or not. None: not a provider error.
+
+    `sdk` is the `openai` or `anthropic` module: both SDKs share the same exception classes and fields.
+    """
+    if isinstance(exc, sdk.APITimeoutError):
+        return Failure(BackendError(f"{what} did not answer within {timeout_s}s (llm.timeout_s)", retryable=True))
+    if isinstance(exc, sdk.APIConnectionError):
+        return Failure(BackendError(f"cannot connect to {what}: {scrub(str(exc))}", retryable=True))
+    if isinstance(exc, sdk.APIStatusError):
+        status = exc.status_code
+        msg = scrub(_server_message(exc))[:300]
+        retry_after = parse_retry_after(dict(exc.response.headers)) if exc.response is not None else None
+        if status == 401:
+            src = f"${key_env}" if key_env else "the request (llm.api_key_env is null)"
+            return Failure(BackendError(
+                f"{what} rejected the API key from {src} (401 Unauthorized); put a valid key in it", status=401
+            ))  # fmt: skip
+        if status == 403:
+            return Failure(BackendError(f"{what} refused access (403): {msg}; check the key's permissions", status=403))
+        if status == 404:
+            return Failure(BackendError(
+                f"model {model!r} was not found at {what} (404: {msg}); check llm.model and llm.base_url",
+                status=404,
+            ))  # fmt: skip
+        if status == 429:
+            body = getattr(exc, "body", None)
+            code = body.get("code") if isinstance(body, dict) else None
+            if code == "insufficient_quota" or "quota" in msg.lower():
+                return Failure(BackendError(f"{what}: quota exhausted (429): {msg}; add credit", status=429))
+            return Failure(BackendError(f"{what} is rate limiting (429): {msg}", retryable=True, status=429),
+                           retry_after)  # fmt: skip
+        if status >= 500 or status in (408, 409):
+            return Failure(BackendError(f"{what} failed ({status}): {msg}", retryable=True, status=status),
+                           retry_after)  # fmt: skip
+        return Failure(BackendError(f"{what} refused the request ({status}): {msg}", status=status))
+    if isinstance(exc, MalformedResponse | json.JSONDecodeError | sdk.APIResponseValidationError):
+        return Failure(BackendError(f"{what} sent a malformed response: {scrub(str(exc))[:200]}", retryable=True))
+    return None

@@ -1,0 +1,315 @@
+"""Token-budgeted context packing: the most relevance per token, numbered for citation.
+
+Without sentence selection the packer solves a fractional knapsack: the strongest hit first, then the others by
+relevance per token (the retriever's score, min-max normalised, over the block's tokens) while they fit; a hit
+that does not fit is trimmed at a sentence boundary rather than dropped. With sentence selection (`select_sentences=True`) the
+unit is a sentence: every sentence of every hit is scored against the question (`LexicalSentenceSelector`), the
+best ones are kept while they fit (with `sentence_neighbors` on each side for context), and each hit shows its kept
+sentences in document order, gaps marked with `…`.
+
+Blocks are numbered `[n]` in the order they appear in the prompt, each with a header line naming its source,
+section and page; `Context.citations[n-1]` maps `[n]` back. With `order="edges"` the strongest evidence goes first
+and the next strongest last, where models read best. Tokens are counted with the target LLM's own counter, and
+the final text is re-counted, so the budget is never exceeded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ragcli.generation.sentence_selector import LexicalSentenceSelector, Sentence, split_sentences
+from ragcli.types import Chunk, Citation, Context, Hit
+
+Order = Literal["relevance", "edges"]
+Fill = Literal["density", "rank"]
+GAP = " … "
+BLOCK_SEP = "\n\n"
+
+
+@dataclass
+class _Block:
+    hit: Hit
+    rank: int
+    value: float
+    """Relevance in (0, 1]: the hit's score min-max normalised over this query's hits."""
+    sentences: list[Sentence]
+    keep: set[int] | None = None
+    """Indices of kept sentences; `None` = the whole chunk."""
+    cut_text: str | None = None
+    """Set when not even one sentence fitted and the text was cut at a word boundary."""
+    trimmed: bool = False
+
+    @property
+    def chunk(self) -> Chunk:
+        return self.hit.chunk
+
+    def body(self) -> str:
+        text = self.chunk.text
+        if self.cut_text is not None:
+            return self.cut_text
+        if self.keep is None:
+            return text.strip()
+        runs: list[str] = []
+        run_start = run_end = -1
+        for i in sorted(self.keep):
+            if run_end >= 0 and i == run_end + 1:
+                run_end = i
+                continue
+            if run_start >= 0:
+                runs.append(text[self.sentences[run_start].start : self.sentences[run_end].end])
+            run_start = run_end = i
+        if run_start >= 0:
+            runs.append(text[self.sentences[run_start].start : self.sentences[run_end].end])
+        return GAP.join(runs)
+
+
+def header(number: int, chunk: Chunk) -> str:
+    """The first line of a block: `[n] source | section | page N`."""
+    parts = [f"[{number}] {chunk.source}"]
+    if chunk.section_path:
+        parts.append(chunk.breadcrumb)
+    if chunk.page is not None:
+        parts.append(f"page {chunk.page}")
+    return " | ".join(parts)
+
+
+@dataclass
+class PackStats:
+    """What the last `pack` did (for traces and benchmarks)."""
+
+    seconds: float = 0.0
+    candidate_tokens: int = 0
+    """Tokens of all candidate hits, whole, with headers: what packing everything would have cost."""
+    tokens: int = 0
+    sentences_total: int = 0
+    sentences_kept: int = 0
+    selection_used: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class TokenBudgetPacker:
+    """Packs hits into a token budget by relevance per token, with optional query-aware sentence selection."""
+
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        *,
+        select_sentences: bool = False,
+        sentence_neighbors: int = 0,
+        order: Order = "edges",
+        min_sentence_score: float = 0.0,
+        fill: Fill = "density",
+        min_trim_tokens: int = 16,
+        selector: LexicalSentenceSelector | None = None,
+    ) -> None:
+        if sentence_neighbors < 0:
+            raise ValueError(f"sentence_neighbors must be >= 0, got {sentence_neighbors}")
+        if order not in ("relevance", "edges"):
+            raise ValueError(f"order must be 'relevance' or 'edges', got {order!r}")
+        if fill not in ("density", "rank"):
+            raise ValueError(f"fill must be 'density' or 'rank', got {fill!r}")
+        if min_sentence_score < 0:
+            raise ValueError(f"min_sentence_score must be >= 0, got {min_sentence_score}")
+        self.count = count_tokens
+        self.select_sentences = select_sentences
+        self.sentence_neighbors = sentence_neighbors
+        self.order: Order = order
+        self.min_sentence_score = min_sentence_score
+        self.fill: Fill = fill
+        self.min_trim_tokens = max(1, min_trim_tokens)
+        self.selector = selector or LexicalSentenceSelector()
+        self.last_stats = PackStats()
+        self._sep = 0
+
+    # ------------------------------------------------------------------ public
+
+    def pack(self, question: str, hits: Sequence[Hit], budget: int) -> Context:
+        """Fit the hits into `budget` tokens; return the numbered text and its citations."""
+        t0 = time.perf_counter()
+        self.last_stats = stats = PackStats()
+        blocks = self._blocks(hits)
+        stats.sentences_total = sum(len(b.sentences) for b in blocks)
+        self._sep = self.count(BLOCK_SEP)
+        costs = {id(b): self._cost(b, b.rank + 1) for b in blocks}
+        stats.candidate_tokens = sum(costs.values())
+        chosen: list[_Block] = []
+        if budget > 0 and blocks:
+            if self.select_sentences:
+                selected = self._select(question, blocks, budget)
+                stats.selection_used = selected is not None
+                chosen = selected if selected is not None else self._fill_chunks(blocks, budget, costs)
+            else:
+                chosen = self._fill_chunks(blocks, budget, costs)
+        ordered = self._arrange(chosen)
+        text, citations = self._render(ordered)
+        tokens = self.count(text) if text else 0
+        while tokens > budget and ordered:  # boundary effects of the tokenizer: shave until it fits
+            self._shrink(ordered)
+            text, citations = self._render(ordered)
+            tokens = self.count(text) if text else 0
+        stats.tokens = tokens
+        stats.sentences_kept = sum(len(b.sentences) if b.keep is None else len(b.keep) for b in ordered)
+        stats.seconds = time.perf_counter() - t0
+        return Context(
+            text=text,
+            citations=citations,
+            tokens=tokens,
+            hits_used=len(ordered),
+            hits_dropped=len(hits) - len(ordered),
+            truncated=any(b.trimmed for b in ordered),
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def _blocks(self, hits: Sequence[Hit]) -> list[_Block]:
+        seen: set[str] = set()
+        kept: list[Hit] = []
+        for h in hits:
+            if h.chunk.id in seen or not h.chunk.text.strip():
+                continue
+            seen.add(h.chunk.id)
+            kept.append(h)
+        if not kept:
+            return []
+        scores = [h.score for h in kept]
+        lo, hi = min(scores), max(scores)
+        blocks = []
+        for rank, h in enumerate(kept):
+            # min-max with a floor, so the weakest hit still has some value; equal scores are all worth 1
+            value = 1.0 if hi - lo <= 1e-12 else 0.05 + 0.95 * (h.score - lo) / (hi - lo)
+            blocks.append(_Block(h, rank, value, split_sentences(h.chunk.text)))
+        return blocks
+
+    def _cost(self, block: _Block, number: int) -> int:
+        return self.count(header(number, block.chunk) + "\n" + block.body()) + self._sep
+
+    def _fill_chunks(self, blocks: list[_Block], budget: int, costs: dict[int, int]) -> list[_Block]:
+        """Fractional knapsack: whole hits by relevance per token; the first that does not fit is trimmed."""
+        if self.fill == "density":
+            # the strongest hit goes first whatever its length: it is the likeliest to hold the answer
+            rest = sorted(blocks[1:], key=lambda b: (-b.value / max(costs[id(b)], 1), b.rank))
+            order = blocks[:1] + rest
+        else:
+            order = list(blocks)
+        room = budget
+        chosen: list[_Block] = []
+        for b in order:
+            cost = costs[id(b)]
+            if cost <= room:
+                chosen.append(b)
+                room -= cost
+            elif room >= self.min_trim_tokens and self._trim(b, room):
+                chosen.append(b)
+                room -= self._cost(b, b.rank + 1)
+        return chosen
+
+    def _trim(self, block: _Block, room: int) -> bool:
+        """Keep the longest run of leading sentences that fits in `room`; else cut at a word. False if nothing."""
+        head = header(block.rank + 1, block.chunk) + "\n"
+        n = len(block.sentences)
+        lo, hi = 0, n  # find the largest k with sentences[:k] fitting
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            block.keep = set(range(mid))
+            if self.count(head + block.body()) + self._sep <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        block.trimmed = True
+        if lo > 0:
+            block.keep = set(range(lo))
+            return True
+        block.keep = None
+        words = block.chunk.text.split()
+        lo, hi = 0, len(words)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.count(head + " ".join(words[:mid]) + " …") + self._sep <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo == 0:
+            block.trimmed = False
+            return False
+        block.cut_text = " ".join(words[:lo]) + " …"
+        return True
+
+    def _select(self, question: str, blocks: list[_Block], budget: int) -> list[_Block] | None:
+        """Keep the sentences that bear on the question, best first, while they fit. None: nothing matched."""
+        flat = [(b, i) for b in blocks for i in range(len(b.sentences))]
+        texts = [b.chunk.text[s.start : s.end] for b in blocks for s in b.sentences]
+        scores = self.selector.score(question, texts)
+        best = max(scores, default=0.0)
+        if best <= 0:
+            return None
+        candidates = [
+            (score / best * (0.5 + 0.5 * b.value), b, i)
+            for (b, i), score in zip(flat, scores, strict=True)
+            if score > 0 and score >= self.min_sentence_score
+        ]
+        if not candidates:
+            return None
+        candidates.sort(key=lambda c: (-c[0], c[1].rank, c[2]))
+        sentence_cost: dict[tuple[int, int], int] = {}
+
+        def cost_of(b: _Block, i: int) -> int:
+            key = (b.rank, i)
+            if key not in sentence_cost:
+                s = b.sentences[i]
+                sentence_cost[key] = self.count(b.chunk.text[s.start : s.end]) + 1  # +1: the joining space
+            return sentence_cost[key]
+
+        room = budget
+        opened: list[_Block] = []
+        for _, b, i in candidates:
+            if b.keep is not None and i in b.keep:
+                continue
+            k = self.sentence_neighbors
+            wanted = [j for j in range(max(0, i - k), min(len(b.sentences), i + k + 1))]
+            for option in (wanted, [i]) if k else ([i],):
+                new = [j for j in option if b.keep is None or j not in b.keep]
+                cost = sum(cost_of(b, j) for j in new)
+                if b.keep is None:
+                    cost += self.count(header(b.rank + 1, b.chunk) + "\n") + self._sep
+                if cost <= room:
+                    if b.keep is None:
+                        b.keep = set()
+                        opened.append(b)
+                    b.keep.update(new)
+                    room -= cost
+                    break
+        return opened or None
+
+    def _arrange(self, chosen: list[_Block]) -> list[_Block]:
+        by_rank = sorted(chosen, key=lambda b: b.rank)
+        if self.order == "relevance" or len(by_rank) <= 2:
+            return by_rank
+        front: list[_Block] = []
+        back: list[_Block] = []
+        for n, b in enumerate(by_rank):  # strongest first, second strongest last, and so inwards
+            (front if n % 2 == 0 else back).append(b)
+        return front + back[::-1]
+
+    def _render(self, blocks: list[_Block]) -> tuple[str, list[Citation]]:
+        parts: list[str] = []
+        citations: list[Citation] = []
+        for n, b in enumerate(blocks, start=1):
+            c = b.chunk
+            parts.append(header(n, c) + "\n" + b.body())
+            citations.append(Citation(n, c.id, c.source, c.breadcrumb, c.page))
+        return BLOCK_SEP.join(parts), citations
+
+    def _shrink(self, blocks: list[_Block]) -> None:
+        """Remove the last sentence of the weakest block, or the block itself if it has one sentence left."""
+        weakest = min(blocks, key=lambda b: (b.value, -b.rank))
+        if weakest.cut_text is None:
+            keep = set(range(len(weakest.sentences))) if weakest.keep is None else weakest.keep
+            if len(keep) > 1:
+                keep.discard(max(keep))
+                weakest.keep = keep
+                weakest.trimmed = True
+                return
+        blocks.remove(weakest)

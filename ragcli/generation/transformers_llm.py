@@ -1,0 +1,189 @@
+"""The local LLM under transformers: the fallback where llama-cpp-python could not be built.
+
+A GGUF file (the packaged SmolLM2-135M-Instruct by default) is de-quantized once and cached as a plain
+transformers model under `<RAGCLI_HOME>/models/`, because loading a GGUF takes 16-45 s on every start.
+transformers refuses `save_pretrained` on a GGUF-loaded model, so its weights are copied into a fresh model of the
+same config, and that is saved. Slower than llama.cpp (~10 tok/s on 2 cores), free, offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragcli.errors import BackendError, BudgetExceeded, ResourceMissing
+from ragcli.resources import PACKAGED_LLM, cache_dir, resolve_llm_model
+from ragcli.types import Completion, Message, Usage
+
+log = logging.getLogger(__name__)
+
+
+def converted_dir(gguf: Path) -> Path:
+    """Where the de-quantized copy of a GGUF file is cached."""
+    return cache_dir("models") / f"{gguf.stem}-hf"
+
+
+class TransformersLLM:
+    """A causal LM chat model run by transformers on the CPU; token counts from its own tokenizer; $0."""
+
+    def __init__(self, model: str = PACKAGED_LLM, context_window: int = 2048, temperature: float = 0.0) -> None:
+        if context_window < 256:
+            raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
+        if not 0.0 <= temperature <= 2.0:
+            raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
+        self._model_ref = model
+        self._context_window = context_window
+        self.temperature = temperature
+        self._model: Any = None
+        self._tok: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self._model_ref if self._model_ref == PACKAGED_LLM else Path(self._model_ref).name
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    @property
+    def token_count_is_estimate(self) -> bool:
+        return False
+
+    def _folder(self) -> str:
+        ref = self._model_ref
+        if ref != PACKAGED_LLM and not ref.endswith(".gguf"):
+            return ref  # a transformers folder or a hub id (offline unless the user allows hub downloads)
+        gguf = resolve_llm_model(ref)
+        target = converted_dir(gguf)
+        if not (target / "config.json").is_file():
+            self._convert(gguf, target)
+        return str(target)
+
+    @staticmethod
+    def _convert(gguf: Path, target: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.warning(
+            "one-time conversion: de-quantizing %s for transformers into %s (takes ~1 min; cached for later runs)",
+            gguf.name,
+            target,
+        )
+        t0 = time.perf_counter()
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except ImportError as exc:
+            raise ResourceMissing(f"reading GGUF files with transformers needs the gguf package: {exc}; "
+                                  "run `pip install gguf`") from exc  # fmt: skip
+        # transformers refuses save_pretrained on a GGUF-loaded model: copy the weights into a fresh one
+        fresh = AutoModelForCausalLM.from_config(loaded.config)
+        fresh.load_state_dict(loaded.state_dict())
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        fresh.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        log.warning("conversion done in %.0fs: %s", time.perf_counter() - t0, target)
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            try:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+            except ImportError as exc:
+                raise ResourceMissing("transformers is not installed; run `pip install 'ragcli[local]'`") from exc
+            folder = self._folder()
+            try:
+                self._tok = AutoTokenizer.from_pretrained(folder)
+                self._model = AutoModelForCausalLM.from_pretrained(folder)
+            except OSError as exc:
+                raise ResourceMissing(f"cannot load the model {folder!r} with transformers: {exc}") from exc
+            self._model.eval()
+        return self._model, self._tok
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        _, tok = self._load()
+        return len(tok.encode(text, add_special_tokens=False))
+
+    def _inputs(self, messages: Sequence[Message], max_tokens: int) -> Any:
+        _, tok = self._load()
+        prompt = tok.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages], tokenize=False, add_generation_prompt=True
+        )
+        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        n = int(inputs["input_ids"].shape[1])
+        if n + max_tokens > self._context_window:
+            raise BudgetExceeded(
+                f"the prompt has {n} tokens and {max_tokens} are reserved for the answer, more than "
+                f"{self.model_name}'s {self._context_window}-token window; lower packing.budget_tokens or "
+                "prompt.max_output_tokens"
+            )
+        return inputs
+
+    def _gen_kwargs(self, max_tokens: int) -> dict[str, Any]:
+        _, tok = self._load()
+        kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tok.eos_token_id}
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature)
+        else:
+            kw.update(do_sample=False)
+        return kw
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
+        import torch
+
+        with self._lock:
+            model, tok = self._load()
+            inputs = self._inputs(messages, max_tokens)
+            n = int(inputs["input_ids"].shape[1])
+            t0 = time.perf_counter()
+            try:
+                with torch.no_grad():
+                    out = model.generate(**inputs, **self._gen_kwargs(max_tokens))
+            except RuntimeError as exc:
+                raise BackendError(f"transformers failed to generate with {self.model_name}: {exc}") from exc
+            seconds = time.perf_counter() - t0
+        new = out[0][n:]
+        text = tok.decode(new, skip_special_tokens=True)
+        return Completion(text, self.model_name, Usage(n, 0, len(new), 0.0, 1), seconds)
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
+        from transformers import TextIteratorStreamer
+
+        with self._lock:
+            model, tok = self._load()
+            inputs = self._inputs(messages, max_tokens)
+            n = int(inputs["input_ids"].shape[1])
+            streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+            t0 = time.perf_counter()
+            errors: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    model.generate(**inputs, **self._gen_kwargs(max_tokens), streamer=streamer)
+                except BaseException as exc:  # surfaced in the caller's thread below
+                    errors.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            pieces: list[str] = []
+            for piece in streamer:
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+            worker.join()
+            if errors:
+                raise BackendError(f"transformers failed to generate with {self.model_name}: {errors[0]}")
+            seconds = time.perf_counter() - t0
+        text = "".join(pieces)
+        output = len(tok.encode(text, add_special_tokens=False)) if text else 0
+        yield Completion(text, self.model_name, Usage(n, 0, output, 0.0, 1), seconds)
