@@ -21,6 +21,10 @@ class SearchRequest:
     mode: SearchMode = "dense"
     limit: int = 10
     filter: Filter | None = None
+    prefetch_limit: int | None = None
+    """Hybrid only: hits each of dense and sparse search hands to fusion (default max(2*limit, 20))."""
+    rrf_k: int = 60
+    """Hybrid only: the k of reciprocal rank fusion, score = sum of 1 / (k + rank)."""
 
 
 @dataclass(frozen=True)
