@@ -33,7 +33,7 @@ class QdrantEdgeStoreConfig(_Section):
 
     type: Literal["qdrant_edge"] = "qdrant_edge"
     path: str | None = None
-    """Folder of the shard; default `<home>/qdrant/<collection>`."""
+    """Folder holding one shard folder per collection (`<path>/<collection>`); default `<home>/qdrant`."""
 
 
 class QdrantStoreConfig(_Section):
@@ -125,16 +125,32 @@ class IngestConfig(_Section):
 # ---------------------------------------------------------------- retrieval
 
 
+class Bm25EncoderConfig(_Section):
+    """BM25 sparse vectors (hybrid search). Ingest and query must use the same settings."""
+
+    k: float = Field(1.2, ge=0)
+    b: float = Field(0.75, ge=0, le=1)
+    avg_len: float = Field(256.0, gt=0)
+    """The corpus's average document length in tokens."""
+    language: str = "english"
+
+
 class RetrievalConfig(_Section):
     mode: Literal["dense", "sparse", "hybrid"] = "dense"
     candidates: int = Field(20, ge=1, le=1000)
     """How many hits the search returns before rerank."""
     top_k: int = Field(5, ge=1, le=200)
     """How many hits go on to packing when there is no reranker."""
-    where: str | None = None
-    """A default filter expression, e.g. `type = 'pdf' and year >= 2020`."""
-    tenant: str | None = None
-    """A mandatory filter expression that every query is ANDed with: a query can narrow it, never widen it."""
+    where: str | dict[str, Any] | None = None
+    """A default filter: an expression (`type = 'pdf' and year >= 2020`) or the YAML mapping form
+    (`{type: pdf, year: {gte: 2020}}`); see `ragcli.retrieval.filter_parser`."""
+    tenant: str | dict[str, Any] | None = None
+    """A mandatory filter that every query is ANDed with: a query can narrow it, never widen it."""
+    prefetch: int | None = Field(None, ge=1, le=10000)
+    """Hybrid only: hits each of dense and sparse search hands to fusion (default max(2 x candidates, 20))."""
+    rrf_k: int = Field(60, ge=1)
+    """Hybrid only: reciprocal rank fusion's k."""
+    bm25: Bm25EncoderConfig = Field(default_factory=Bm25EncoderConfig)
 
 
 class NoRerankerConfig(_Section):
