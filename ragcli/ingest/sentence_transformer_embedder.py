@@ -1,0 +1,174 @@
+"""Local embeddings with sentence-transformers; the packaged all-MiniLM-L6-v2 by default (offline, free)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragcli.errors import BackendError, InputError, ResourceMissing
+from ragcli.ingest.protocols import Embeddings
+from ragcli.resources import PACKAGED_EMBEDDER, offline_env, resolve_embedding_model
+from ragcli.types import Usage, Vectors
+
+log = logging.getLogger(__name__)
+
+
+class HFTokenCounter:
+    """Counts tokens exactly as the model reads them, special tokens ([CLS], [SEP]) included.
+
+    Wraps a `tokenizers.Tokenizer` with truncation and padding turned off, so a long text reports its real length.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok: Any = Tokenizer.from_str(backend.to_str())
+        self._tok.no_truncation()
+        self._tok.no_padding()
+
+    @classmethod
+    def from_file(cls, path: Path) -> HFTokenCounter:
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(str(path)))
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text).ids)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self._tok.encode_batch(list(texts))]
+
+
+class SentenceTransformerEmbedder:
+    """Embeds texts with a sentence-transformers model, in batches sorted by length.
+
+    The model loads on the first `embed`; `dim`, `max_tokens` and `tokenizer` are read from the model folder's
+    config files when it has them, so chunking and re-ingest of unchanged files never load torch.
+
+    Args:
+        model: `all-MiniLM-L6-v2` (the packaged model), a local folder, or a hub id (needs `HF_HUB_OFFLINE=0`).
+        batch_size: Texts per forward pass.
+        device: `cpu`, `cuda`, `mps`.
+        backend: sentence-transformers backend: `torch`, `onnx` or `openvino` (the last two need optimum).
+    """
+
+    def __init__(
+        self, model: str = PACKAGED_EMBEDDER, *, batch_size: int = 32, device: str = "cpu", backend: str = "torch"
+    ) -> None:
+        if batch_size < 1:
+            raise InputError(f"embedder batch_size must be at least 1, got {batch_size}")
+        if backend not in ("torch", "onnx", "openvino"):
+            raise InputError(f"embedder backend {backend!r} is not one of torch, onnx, openvino")
+        self._name = model
+        self._path = resolve_embedding_model(model)
+        self._batch_size = batch_size
+        self._device = device
+        self._backend = backend
+        self._model: Any = None
+        self._counter: HFTokenCounter | None = None
+        self._dim: int | None = None
+        self._max_tokens: int | None = None
+        folder = Path(self._path)
+        self._folder = folder if folder.is_dir() else None
+        if self._folder is None and Path(model).expanduser().suffix:
+            raise ResourceMissing(f"embedding model folder {model!r} does not exist; give a folder with a "
+                                  f"sentence-transformers model or use {PACKAGED_EMBEDDER!r} (packaged)")
+
+    # -- facts read without loading the model
+
+    def _read_json(self, name: str) -> dict[str, Any] | None:
+        if self._folder is None or not (self._folder / name).is_file():
+            return None
+        data = json.loads((self._folder / name).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            pooling = self._read_json("1_Pooling/config.json")
+            has_dense = self._folder is not None and any(self._folder.glob("*_Dense"))
+            if pooling and "word_embedding_dimension" in pooling and not has_dense:
+                self._dim = int(pooling["word_embedding_dimension"])
+            else:
+                model = self._load()
+                getter = getattr(model, "get_sentence_embedding_dimension", None) or model.get_embedding_dimension
+                self._dim = int(getter())
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        if self._max_tokens is None:
+            cfg = self._read_json("sentence_bert_config.json")
+            if cfg and cfg.get("max_seq_length"):
+                self._max_tokens = int(cfg["max_seq_length"])
+            else:
+                self._max_tokens = int(self._load().max_seq_length)
+        return self._max_tokens
+
+    @property
+    def tokenizer(self) -> HFTokenCounter:
+        if self._counter is None:
+            if self._folder is not None and (self._folder / "tokenizer.json").is_file():
+                self._counter = HFTokenCounter.from_file(self._folder / "tokenizer.json")
+            else:
+                self._counter = HFTokenCounter(self._load().tokenizer.backend_tokenizer)
+        return self._counter
+
+    # -- the model
+
+    def _load(self) -> Any:
+        if self._model is None:
+            offline_env()
+            t0 = time.perf_counter()
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ResourceMissing(
+                    "sentence-transformers is not installed; run `pip install 'ragcli[local]'`"
+                ) from exc
+            try:
+                self._model = SentenceTransformer(self._path, device=self._device, backend=self._backend)
+            except Exception as exc:
+                raise BackendError(f"could not load embedding model {self._name!r} from {self._path}: {exc}") from exc
+            log.info("loaded embedding model %s in %.1fs", self._name, time.perf_counter() - t0)
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Embed texts; returns L2-normalised vectors in the input order and the tokens the model read."""
+        if not texts:
+            return Embeddings(np.zeros((0, self.dim), dtype=np.float32), Usage(usd=0.0))
+        counts = self.tokenizer.count_many(texts)
+        limit = self.max_tokens
+        # Sorting by length keeps padding small inside each batch: the forward pass costs the longest member.
+        order = sorted(range(len(texts)), key=lambda i: counts[i])
+        model = self._load()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
+            try:
+                vecs = model.encode(
+                    [texts[i] for i in idx],
+                    batch_size=len(idx),
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+            except Exception as exc:
+                raise BackendError(f"embedding with {self._name!r} failed: {exc}") from exc
+            out[idx] = np.asarray(vecs, dtype=np.float32)
+        tokens = sum(min(c, limit) for c in counts)
+        vectors: Vectors = out
+        return Embeddings(vectors, Usage(input_tokens=tokens, usd=0.0, calls=1))
+
+    def embed_query(self, text: str) -> Embeddings:
+        return self.embed([text])
