@@ -1,9 +1,9 @@
 """ragcli: cost-aware retrieval-augmented generation.
 
-    from ragcli import Stages, load_config, answer, ingest
-    stages = Stages.from_config(load_config("local"))
-    ingest(["docs/"], stages)
-    print(answer("What is X?", stages).text)
+from ragcli import Stages, load_config, answer, ingest
+stages = Stages.from_config(load_config("local"))
+ingest(["docs/"], stages)
+print(answer("What is X?", stages).text)
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The error tree. Every message says what was received, what is valid, and how to fix it.
 
-    RagError
-    ├── ConfigError        a config file or option is wrong (lists every problem with its YAML path)
-    ├── InputError         a file, query, filter or argument given by the user is wrong
-    ├── ResourceMissing    a packaged model or file is not installed (names the package to install)
-    ├── BudgetExceeded     a call would cost more than the configured budget (raised before spending)
-    └── BackendError       a model provider or store failed (wraps the third-party error)
+RagError
+├── ConfigError        a config file or option is wrong (lists every problem with its YAML path)
+├── InputError         a file, query, filter or argument given by the user is wrong
+├── ResourceMissing    a packaged model or file is not installed (names the package to install)
+├── BudgetExceeded     a call would cost more than the configured budget (raised before spending)
+└── BackendError       a model provider or store failed (wraps the third-party error)
 """
 
 from __future__ import annotations

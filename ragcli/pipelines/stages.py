@@ -114,7 +114,11 @@ class Stages:
         given = self._given("ledger")
         if given is not None:
             return given  # type: ignore[return-value]
-        path = Path(self.config.cost.ledger).expanduser() if self.config.cost.ledger else self.home / "ledger.sqlite"
+        path = (
+            Path(self.config.cost.ledger).expanduser()
+            if self.config.cost.ledger
+            else self.home / "ledger.sqlite"
+        )
         return Ledger(path)
 
     def close(self) -> None:
