@@ -288,6 +288,60 @@ def chat(config: ConfigOpt = None, collection: CollectionOpt = None,
         out.print(f"[dim]session: {total.calls} calls, {total.input_tokens} input tokens, cost {usd}[/dim]")
 
 
+# ---------------------------------------------------------------- cost
+
+
+@app.command("cost")
+def cost(
+    by: Annotated[str, typer.Option("--by", help="Group totals by day, model or stage.")] = "day",
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only calls from this day on (YYYY-MM-DD).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what was spent: calls, input/cached/output tokens and dollars from the ledger."""
+    from ragcli.cost.ledger import GROUP_BY, Ledger, ledger_path
+    from ragcli.cost.report import cost_report, format_usd, report_dict
+    from ragcli.errors import InputError
+
+    with _errors():
+        if by not in GROUP_BY:
+            raise InputError(f"--by {by!r} is not a grouping; use one of: {', '.join(GROUP_BY)}")
+        path = ledger_path(_load(config))
+        if not path.is_file():
+            if as_json:
+                print_json({"by": by, "since": since, "ledger": str(path), "groups": [], "total": None})
+            else:
+                out.print(f"no calls recorded yet (ledger {path})", highlight=False)
+            return
+        with Ledger(path) as ledger:
+            report = cost_report(ledger, by, since)  # type: ignore[arg-type]
+        if as_json:
+            print_json(report_dict(report))
+            return
+        table = Table(title=f"cost by {by}" + (f" since {report.since}" if report.since else ""))
+        for col in (by, "calls", "input", "cached", "output", "usd"):
+            table.add_column(col, justify="left" if col == by else "right")
+        for g in [*report.groups, report.total]:
+            table.add_row(
+                g.key,
+                str(g.calls),
+                f"{g.input_tokens:,}",
+                f"{g.cached_tokens:,}",
+                f"{g.output_tokens:,}",
+                format_usd(g),
+                end_section=bool(report.groups) and g is report.groups[-1],
+            )
+        out.print(table)
+        if report.total.unknown_cost_calls:
+            out.print(
+                f"[yellow]{report.total.unknown_cost_calls} call(s) used models with no known price: the "
+                "dollars above leave them out; add their prices under cost.prices in the config[/yellow]"
+            )
+        out.print(f"[dim]ledger {path}[/dim]", highlight=False)
+
+
 def main() -> None:
     app()
 

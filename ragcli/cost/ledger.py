@@ -15,10 +15,13 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ragcli.errors import InputError
 from ragcli.types import Usage
+
+if TYPE_CHECKING:
+    from ragcli.config import PipelineConfig
 
 GroupBy = Literal["day", "model", "stage"]
 GROUP_BY: tuple[GroupBy, ...] = ("day", "model", "stage")
@@ -45,6 +48,11 @@ CREATE INDEX IF NOT EXISTS calls_query ON calls (query_id);
 _COLUMNS = (
     "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached"
 )
+
+
+def ledger_path(cfg: PipelineConfig) -> Path:
+    """The ledger file of a config: `cost.ledger`, or `<home>/ledger.sqlite`."""
+    return Path(cfg.cost.ledger).expanduser() if cfg.cost.ledger else cfg.home_dir() / "ledger.sqlite"
 
 
 def _now() -> str:
@@ -100,10 +108,17 @@ def _guess_provider(model: str) -> str:
         return model.split("/", 1)[0]
     m = model.lower()
     for prefix, provider in (
-        ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"), ("text-embedding", "openai"),
-        ("claude", "anthropic"), ("deepseek", "deepseek"), ("qwen", "qwen"), ("gemini", "google"),
+        ("gpt-", "openai"),
+        ("o1", "openai"),
+        ("o3", "openai"),
+        ("o4", "openai"),
+        ("text-embedding", "openai"),
+        ("claude", "anthropic"),
+        ("deepseek", "deepseek"),
+        ("qwen", "qwen"),
+        ("gemini", "google"),
         ("mistral", "mistral"),
-    ):  # fmt: skip
+    ):
         if m.startswith(prefix):
             return provider
     return "local" if m.endswith(".gguf") or "smollm" in m or "minilm" in m else ""
@@ -170,13 +185,24 @@ class Ledger:
     def record(self, row: LedgerRow) -> None:
         """Append one call."""
         values = (
-            row.ts, row.query_id, row.stage, row.provider, row.model, int(row.input_tokens),
-            int(row.cached_tokens), int(row.output_tokens), row.usd, float(row.latency_s), int(row.cached),
-        )  # fmt: skip
+            row.ts,
+            row.query_id,
+            row.stage,
+            row.provider,
+            row.model,
+            int(row.input_tokens),
+            int(row.cached_tokens),
+            int(row.output_tokens),
+            row.usd,
+            float(row.latency_s),
+            int(row.cached),
+        )
         with self._lock:
             self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
 
-    def rows(self, since: str | date | datetime | None = None, query_id: str | None = None) -> list[LedgerRow]:
+    def rows(
+        self, since: str | date | datetime | None = None, query_id: str | None = None
+    ) -> list[LedgerRow]:
         """Every row (oldest first), optionally from a day or time on, or of one query."""
         where, args = self._where(since, query_id)
         with self._lock:
@@ -184,9 +210,18 @@ class Ledger:
             fetched = cur.fetchall()
         return [
             LedgerRow(
-                ts=r[0], query_id=r[1], stage=r[2], provider=r[3], model=r[4], input_tokens=r[5],
-                cached_tokens=r[6], output_tokens=r[7], usd=r[8], latency_s=r[9], cached=bool(r[10]),
-            )  # fmt: skip
+                ts=r[0],
+                query_id=r[1],
+                stage=r[2],
+                provider=r[3],
+                model=r[4],
+                input_tokens=r[5],
+                cached_tokens=r[6],
+                output_tokens=r[7],
+                usd=r[8],
+                latency_s=r[9],
+                cached=bool(r[10]),
+            )
             for r in fetched
         ]
 
@@ -205,9 +240,16 @@ class Ledger:
             fetched = self._db.execute(sql, args).fetchall()
         return [
             LedgerTotal(
-                key=str(r[0]), calls=r[1], input_tokens=r[2], cached_tokens=r[3], output_tokens=r[4],
-                usd=float(r[5]), unknown_cost_calls=r[6], cache_hits=r[7], latency_s=float(r[8]),
-            )  # fmt: skip
+                key=str(r[0]),
+                calls=r[1],
+                input_tokens=r[2],
+                cached_tokens=r[3],
+                output_tokens=r[4],
+                usd=float(r[5]),
+                unknown_cost_calls=r[6],
+                cache_hits=r[7],
+                latency_s=float(r[8]),
+            )
             for r in fetched
         ]
 

@@ -43,11 +43,15 @@ class Price:
     source: str = "shipped"
     """Where the price came from: `config`, `shipped` or `litellm`."""
 
-    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, batch: bool = False) -> float:
+    def cost(
+        self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, batch: bool = False
+    ) -> float:
         """Dollars for one call. `input_tokens` includes the cached ones (as OpenAI's `prompt_tokens` does)."""
         cached = min(max(cached_tokens, 0), max(input_tokens, 0))
         cached_price = self.input if self.cached_input is None else self.cached_input
-        usd = ((input_tokens - cached) * self.input + cached * cached_price + output_tokens * self.output) / 1e6
+        usd = (
+            (input_tokens - cached) * self.input + cached * cached_price + output_tokens * self.output
+        ) / 1e6
         return usd * (1.0 - self.batch_discount) if batch else usd
 
 
@@ -102,7 +106,9 @@ def _litellm_prices(path: Path) -> dict[str, Price]:
                 input=cin,
                 output=cout,
                 cached_input=None if cached is None else float(cached) * 1e6,
-                batch_discount=(1.0 - float(batch_in) * 1e6 / cin) if batch_in is not None and cin > 0 else 0.0,
+                batch_discount=(1.0 - float(batch_in) * 1e6 / cin)
+                if batch_in is not None and cin > 0
+                else 0.0,
                 context_window=int(window) if isinstance(window, int | float) else None,
                 source="litellm",
             )
@@ -146,12 +152,17 @@ class PriceTable:
     @classmethod
     def load(cls, cost_cfg: CostConfig | None = None) -> PriceTable:
         """The shipped table, the config's overrides on top, and LiteLLM's file (if installed and enabled)."""
-        cost_cfg = cost_cfg or CostConfig()
+        cost_cfg = cost_cfg or CostConfig.model_validate({})
         overrides = {
             name: Price(
-                model=name, input=o.input, output=o.output, cached_input=o.cached_input,
-                batch_discount=o.batch_discount, context_window=o.context_window, source="config",
-            )  # fmt: skip
+                model=name,
+                input=o.input,
+                output=o.output,
+                cached_input=o.cached_input,
+                batch_discount=o.batch_discount,
+                context_window=o.context_window,
+                source="config",
+            )
             for name, o in cost_cfg.prices.items()
         }
         litellm = litellm_price_file() if cost_cfg.use_litellm_prices else None
@@ -160,9 +171,11 @@ class PriceTable:
     def _litellm_table(self) -> dict[str, Price]:
         if self._litellm is None:
             # read lazily: the file is large, and most lookups hit the shipped table
-            self._litellm = {k.lower(): v for k, v in _litellm_prices(self._litellm_file).items()} if (
-                self._litellm_file
-            ) else {}
+            self._litellm = (
+                {k.lower(): v for k, v in _litellm_prices(self._litellm_file).items()}
+                if (self._litellm_file)
+                else {}
+            )
         return self._litellm
 
     def price(self, model: str) -> Price | None:
@@ -203,7 +216,11 @@ class PriceTable:
         else:
             usd = p.cost(input_tokens, output_tokens, cached_tokens, batch)
         return Usage(
-            input_tokens=input_tokens, cached_tokens=cached_tokens, output_tokens=output_tokens, usd=usd, calls=1
+            input_tokens=input_tokens,
+            cached_tokens=cached_tokens,
+            output_tokens=output_tokens,
+            usd=usd,
+            calls=1,
         )
 
     def estimate_usd(self, model: str, input_tokens: int, max_output_tokens: int) -> float | None:

@@ -86,7 +86,11 @@ class AnthropicLLM:
             return
         est = self.estimate(messages, max_tokens)
         if est.usd is None or est.usd > self.max_usd_per_call:
-            cost = "of unknown cost (add its price under cost.prices)" if est.usd is None else f"up to ${est.usd:.6f}"
+            cost = (
+                "of unknown cost (add its price under cost.prices)"
+                if est.usd is None
+                else f"up to ${est.usd:.6f}"
+            )
             raise BudgetExceeded(
                 f"this call to {self.model} could cost {cost}, over cost.max_usd_per_query "
                 f"${self.max_usd_per_call}; lower the context budget or prompt.max_output_tokens"
@@ -96,12 +100,16 @@ class AnthropicLLM:
         if self._client is None:
             key = os.environ.get(self.api_key_env, "").strip()
             if not key:
-                raise InputError(f"the environment variable {self.api_key_env} is not set; export it with your "
-                                 "Anthropic API key (or set llm.api_key_env to the variable that holds it)")  # fmt: skip
+                raise InputError(
+                    f"the environment variable {self.api_key_env} is not set; export it with your "
+                    "Anthropic API key (or set llm.api_key_env to the variable that holds it)"
+                )
             try:
                 import anthropic
             except ImportError as exc:
-                raise InputError("the anthropic SDK is not installed; run `pip install 'ragcli[anthropic]'`") from exc
+                raise InputError(
+                    "the anthropic SDK is not installed; run `pip install 'ragcli[anthropic]'`"
+                ) from exc
             self._key = key
             self._client = anthropic.Anthropic(
                 api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
@@ -114,8 +122,9 @@ class AnthropicLLM:
         def scrub(text: str) -> str:
             return text.replace(self._key, "***") if self._key else text
 
-        return classify_sdk_error(anthropic, exc, f"{self.model} at Anthropic", self.model, self.api_key_env,
-                                  self.timeout_s, scrub)  # fmt: skip
+        return classify_sdk_error(
+            anthropic, exc, f"{self.model} at Anthropic", self.model, self.api_key_env, self.timeout_s, scrub
+        )
 
     def _request(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -141,9 +150,13 @@ class AnthropicLLM:
         self.attempts = []
         t0 = time.perf_counter()
         resp = call_with_retries(
-            lambda: client.messages.create(**self._request(messages, max_tokens)), self._classify, self.policy,
-            self.attempts, what=self.model, sleep=self._sleep,
-        )  # fmt: skip
+            lambda: client.messages.create(**self._request(messages, max_tokens)),
+            self._classify,
+            self.policy,
+            self.attempts,
+            what=self.model,
+            sleep=self._sleep,
+        )
         text = "".join(getattr(b, "text", "") for b in resp.content)
         return Completion(text, self.model, self._usage(resp.usage), time.perf_counter() - t0)
 
@@ -153,9 +166,13 @@ class AnthropicLLM:
         self.attempts = []
         t0 = time.perf_counter()
         events = call_with_retries(
-            lambda: client.messages.create(**self._request(messages, max_tokens), stream=True), self._classify,
-            self.policy, self.attempts, what=self.model, sleep=self._sleep,
-        )  # fmt: skip
+            lambda: client.messages.create(**self._request(messages, max_tokens), stream=True),
+            self._classify,
+            self.policy,
+            self.attempts,
+            what=self.model,
+            sleep=self._sleep,
+        )
         pieces: list[str] = []
         start_usage: Any = None
         output = 0

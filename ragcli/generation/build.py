@@ -32,14 +32,17 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
         if not llama_cpp_available():
             log.warning(
                 "llama-cpp-python is not installed: running %s under transformers instead (slower; the first run "
-                "converts the GGUF once and caches it)", c.model
+                "converts the GGUF once and caches it)",
+                c.model,
             )
             from ragcli.generation.transformers_llm import TransformersLLM
 
             return TransformersLLM(c.model, context_window=c.context_window, temperature=c.temperature)
         from ragcli.generation.llama_cpp_llm import LlamaCppLLM
 
-        return LlamaCppLLM(c.model, context_window=c.context_window, temperature=c.temperature, threads=c.threads)
+        return LlamaCppLLM(
+            c.model, context_window=c.context_window, temperature=c.temperature, threads=c.threads
+        )
     if isinstance(c, TransformersLLMConfig):
         from ragcli.generation.transformers_llm import TransformersLLM
 

@@ -154,7 +154,10 @@ class LlamaCppLLM:
             chunks = 0
             try:
                 for chunk in llama.create_chat_completion(
-                    messages=_as_dicts(messages), max_tokens=max_tokens, temperature=self.temperature, stream=True
+                    messages=_as_dicts(messages),
+                    max_tokens=max_tokens,
+                    temperature=self.temperature,
+                    stream=True,
                 ):
                     delta = chunk["choices"][0].get("delta", {}).get("content")
                     if delta:

@@ -73,7 +73,11 @@ class OpenAICompatibleLLM:
         self._counter = counter_for(model)
         window = context_window or prices.context_window(self.price_model)
         if window is None:
-            log.info("context window of %s unknown; assuming %d (set llm.context_window)", model, DEFAULT_CONTEXT_WINDOW)
+            log.info(
+                "context window of %s unknown; assuming %d (set llm.context_window)",
+                model,
+                DEFAULT_CONTEXT_WINDOW,
+            )
         self._context_window = window or DEFAULT_CONTEXT_WINDOW
         self._client: Any = None
         self._key: str | None = None
@@ -115,8 +119,9 @@ class OpenAICompatibleLLM:
                 raise MalformedResponse(f"expected a chat completion with choices, got {type(resp).__name__}")
             return resp
 
-        resp = call_with_retries(call, self._classify, self.policy, self.attempts, what=self._what(),
-                                 sleep=self._sleep)  # fmt: skip
+        resp = call_with_retries(
+            call, self._classify, self.policy, self.attempts, what=self._what(), sleep=self._sleep
+        )
         seconds = time.perf_counter() - t0
         text = resp.choices[0].message.content or ""
         usage = self._usage(getattr(resp, "usage", None), messages, text)
@@ -131,12 +136,19 @@ class OpenAICompatibleLLM:
         client = self._get_client()
         self.attempts = []
         t0 = time.perf_counter()
-        request = {**self._request(messages, max_tokens), "stream": True,
-                   "stream_options": {"include_usage": True}}  # fmt: skip
+        request = {
+            **self._request(messages, max_tokens),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         stream = call_with_retries(
-            lambda: client.chat.completions.create(**request), self._classify, self.policy, self.attempts,
-            what=self._what(), sleep=self._sleep,
-        )  # fmt: skip
+            lambda: client.chat.completions.create(**request),
+            self._classify,
+            self.policy,
+            self.attempts,
+            what=self._what(),
+            sleep=self._sleep,
+        )
         pieces: list[str] = []
         raw_usage: Any = None
         try:
@@ -152,8 +164,9 @@ class OpenAICompatibleLLM:
             failure = self._classify(exc)
             if failure is None:
                 raise
-            raise BackendError(f"the stream from {self._what()} broke off: {failure.error}",
-                               status=failure.error.status) from exc  # fmt: skip
+            raise BackendError(
+                f"the stream from {self._what()} broke off: {failure.error}", status=failure.error.status
+            ) from exc
         text = "".join(pieces)
         yield Completion(text, self.model, self._usage(raw_usage, messages, text), time.perf_counter() - t0)
 
@@ -204,7 +217,9 @@ class OpenAICompatibleLLM:
             import openai
         except ImportError as exc:
             raise InputError("the openai SDK is not installed; run `pip install 'ragcli[openai]'`") from exc
-        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+        self._client = openai.OpenAI(
+            api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+        )
         return self._client
 
     def _scrub(self, text: str) -> str:
@@ -216,7 +231,9 @@ class OpenAICompatibleLLM:
     def _classify(self, exc: Exception) -> Failure | None:
         import openai
 
-        return classify_sdk_error(openai, exc, self._what(), self.model, self.api_key_env, self.timeout_s, self._scrub)
+        return classify_sdk_error(
+            openai, exc, self._what(), self.model, self.api_key_env, self.timeout_s, self._scrub
+        )
 
     def _usage(self, raw: Any, messages: Sequence[Message], text: str) -> Usage:
         if raw is None or getattr(raw, "prompt_tokens", None) is None:
@@ -253,7 +270,9 @@ def classify_sdk_error(
     `sdk` is the `openai` or `anthropic` module: both SDKs share the same exception classes and fields.
     """
     if isinstance(exc, sdk.APITimeoutError):
-        return Failure(BackendError(f"{what} did not answer within {timeout_s}s (llm.timeout_s)", retryable=True))
+        return Failure(
+            BackendError(f"{what} did not answer within {timeout_s}s (llm.timeout_s)", retryable=True)
+        )
     if isinstance(exc, sdk.APIConnectionError):
         return Failure(BackendError(f"cannot connect to {what}: {scrub(str(exc))}", retryable=True))
     if isinstance(exc, sdk.APIStatusError):
@@ -262,27 +281,38 @@ def classify_sdk_error(
         retry_after = parse_retry_after(dict(exc.response.headers)) if exc.response is not None else None
         if status == 401:
             src = f"${key_env}" if key_env else "the request (llm.api_key_env is null)"
-            return Failure(BackendError(
-                f"{what} rejected the API key from {src} (401 Unauthorized); put a valid key in it", status=401
-            ))  # fmt: skip
+            return Failure(
+                BackendError(
+                    f"{what} rejected the API key from {src} (401 Unauthorized); put a valid key in it",
+                    status=401,
+                )
+            )
         if status == 403:
-            return Failure(BackendError(f"{what} refused access (403): {msg}; check the key's permissions", status=403))
+            return Failure(
+                BackendError(f"{what} refused access (403): {msg}; check the key's permissions", status=403)
+            )
         if status == 404:
-            return Failure(BackendError(
-                f"model {model!r} was not found at {what} (404: {msg}); check llm.model and llm.base_url",
-                status=404,
-            ))  # fmt: skip
+            return Failure(
+                BackendError(
+                    f"model {model!r} was not found at {what} (404: {msg}); check llm.model and llm.base_url",
+                    status=404,
+                )
+            )
         if status == 429:
             body = getattr(exc, "body", None)
             code = body.get("code") if isinstance(body, dict) else None
             if code == "insufficient_quota" or "quota" in msg.lower():
                 return Failure(BackendError(f"{what}: quota exhausted (429): {msg}; add credit", status=429))
-            return Failure(BackendError(f"{what} is rate limiting (429): {msg}", retryable=True, status=429),
-                           retry_after)  # fmt: skip
+            return Failure(
+                BackendError(f"{what} is rate limiting (429): {msg}", retryable=True, status=429), retry_after
+            )
         if status >= 500 or status in (408, 409):
-            return Failure(BackendError(f"{what} failed ({status}): {msg}", retryable=True, status=status),
-                           retry_after)  # fmt: skip
+            return Failure(
+                BackendError(f"{what} failed ({status}): {msg}", retryable=True, status=status), retry_after
+            )
         return Failure(BackendError(f"{what} refused the request ({status}): {msg}", status=status))
     if isinstance(exc, MalformedResponse | json.JSONDecodeError | sdk.APIResponseValidationError):
-        return Failure(BackendError(f"{what} sent a malformed response: {scrub(str(exc))[:200]}", retryable=True))
+        return Failure(
+            BackendError(f"{what} sent a malformed response: {scrub(str(exc))[:200]}", retryable=True)
+        )
     return None

@@ -57,7 +57,7 @@ class RetryPolicy:
     def wait(self, retry: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
             return min(max(retry_after_s, 0.0), self.max_wait_s)
-        backoff = self.base_s * (2**retry)
+        backoff = self.base_s * float(2**retry)
         return min(backoff * (1.0 + self.jitter * random.random()), self.max_wait_s)
 
 
@@ -121,7 +121,12 @@ def call_with_retries(
             wait = policy.wait(n, failure.retry_after_s)
             attempts.append(Attempt(n + 1, False, err.status, str(err), seconds, wait))
             log.warning(
-                "%s: attempt %d of %d failed (%s); retrying in %.1fs", what, n + 1, policy.max_retries + 1, err, wait
+                "%s: attempt %d of %d failed (%s); retrying in %.1fs",
+                what,
+                n + 1,
+                policy.max_retries + 1,
+                err,
+                wait,
             )
             sleep(wait)
             continue

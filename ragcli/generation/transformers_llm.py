@@ -31,7 +31,9 @@ def converted_dir(gguf: Path) -> Path:
 class TransformersLLM:
     """A causal LM chat model run by transformers on the CPU; token counts from its own tokenizer; $0."""
 
-    def __init__(self, model: str = PACKAGED_LLM, context_window: int = 2048, temperature: float = 0.0) -> None:
+    def __init__(
+        self, model: str = PACKAGED_LLM, context_window: int = 2048, temperature: float = 0.0
+    ) -> None:
         if context_window < 256:
             raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
         if not 0.0 <= temperature <= 2.0:
@@ -79,10 +81,11 @@ class TransformersLLM:
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         except ImportError as exc:
-            raise ResourceMissing(f"reading GGUF files with transformers needs the gguf package: {exc}; "
-                                  "run `pip install gguf`") from exc  # fmt: skip
+            raise ResourceMissing(
+                f"reading GGUF files with transformers needs the gguf package: {exc}; run `pip install gguf`"
+            ) from exc
         # transformers refuses save_pretrained on a GGUF-loaded model: copy the weights into a fresh one
-        fresh = AutoModelForCausalLM.from_config(loaded.config)
+        fresh = AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
         fresh.load_state_dict(loaded.state_dict())
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -97,7 +100,9 @@ class TransformersLLM:
             try:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
             except ImportError as exc:
-                raise ResourceMissing("transformers is not installed; run `pip install 'ragcli[local]'`") from exc
+                raise ResourceMissing(
+                    "transformers is not installed; run `pip install 'ragcli[local]'`"
+                ) from exc
             folder = self._folder()
             try:
                 self._tok = AutoTokenizer.from_pretrained(folder)
@@ -116,7 +121,9 @@ class TransformersLLM:
     def _inputs(self, messages: Sequence[Message], max_tokens: int) -> Any:
         _, tok = self._load()
         prompt = tok.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages], tokenize=False, add_generation_prompt=True
+            [{"role": m.role, "content": m.content} for m in messages],
+            tokenize=False,
+            add_generation_prompt=True,
         )
         inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
         n = int(inputs["input_ids"].shape[1])
@@ -171,7 +178,7 @@ class TransformersLLM:
                     model.generate(**inputs, **self._gen_kwargs(max_tokens), streamer=streamer)
                 except BaseException as exc:  # surfaced in the caller's thread below
                     errors.append(exc)
-                    streamer.end()
+                    streamer.end()  # type: ignore[no-untyped-call]
 
             worker = threading.Thread(target=run, daemon=True)
             worker.start()

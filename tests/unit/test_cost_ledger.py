@@ -13,7 +13,9 @@ from ragcli.errors import InputError
 from ragcli.types import Usage
 
 
-def row(stage: str, model: str, usd: float | None, ts: str, inp: int = 100, out: int = 10, qid: str = "q") -> LedgerRow:
+def row(
+    stage: str, model: str, usd: float | None, ts: str, inp: int = 100, out: int = 10, qid: str = "q"
+) -> LedgerRow:
     base = LedgerRow.of(stage, model, Usage(inp, 0, out, usd, 1), 0.25, query_id=qid)
     return replace(base, ts=ts)
 
@@ -86,7 +88,9 @@ def test_persists_across_reopen_and_threads(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
     with Ledger(path) as led:
         threads = [
-            threading.Thread(target=lambda: [led.record(row("llm", "m", 0.0, "2026-01-01")) for _ in range(20)])
+            threading.Thread(
+                target=lambda: [led.record(row("llm", "m", 0.0, "2026-01-01")) for _ in range(20)]
+            )
             for _ in range(4)
         ]
         for t in threads:

@@ -14,7 +14,14 @@ from ragcli.cost.prices import Price, PriceTable, candidate_names
 
 def test_shipped_prices_cover_common_models() -> None:
     table = PriceTable.load(CostConfig(use_litellm_prices=False))
-    for model in ("gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5", "deepseek-chat", "qwen-plus", "gemini-2.5-flash"):
+    for model in (
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "claude-sonnet-4-5",
+        "deepseek-chat",
+        "qwen-plus",
+        "gemini-2.5-flash",
+    ):
         p = table.price(model)
         assert p is not None and p.input > 0 and p.output > 0 and p.context_window, model
     local = table.price("smollm2-135m-instruct")
@@ -49,8 +56,12 @@ def test_unknown_model_costs_unknown_not_zero_and_warns_once(caplog: pytest.LogC
 
 def test_lookup_by_provider_prefix_and_date_suffix() -> None:
     table = PriceTable.load(CostConfig(use_litellm_prices=False))
-    for name, expect in (("openai/gpt-4o-mini", "gpt-4o-mini"), ("gpt-4o-2024-08-06", "gpt-4o"),
-                         ("claude-3-5-haiku-20241022", "claude-3-5-haiku"), ("GPT-4O-MINI", "gpt-4o-mini")):
+    for name, expect in (
+        ("openai/gpt-4o-mini", "gpt-4o-mini"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("claude-3-5-haiku-20241022", "claude-3-5-haiku"),
+        ("GPT-4O-MINI", "gpt-4o-mini"),
+    ):
         p = table.price(name)
         assert p is not None and p.model == expect, name
     assert "gpt-4o" in candidate_names("openai/gpt-4o-2024-08-06")
@@ -59,7 +70,10 @@ def test_lookup_by_provider_prefix_and_date_suffix() -> None:
 def test_config_overrides_win_and_add_models() -> None:
     cfg = CostConfig(
         use_litellm_prices=False,
-        prices={"gpt-4o-mini": PriceOverride(input=1.0, output=2.0), "my-vllm-model": PriceOverride(input=0, output=0)},
+        prices={
+            "gpt-4o-mini": PriceOverride(input=1.0, output=2.0),
+            "my-vllm-model": PriceOverride(input=0, output=0),
+        },
     )
     table = PriceTable.load(cfg)
     p = table.price("gpt-4o-mini")
@@ -70,11 +84,15 @@ def test_config_overrides_win_and_add_models() -> None:
 def test_litellm_file_is_read_without_importing_litellm(tmp_path: Path) -> None:
     data = {
         "sample_spec": {"max_tokens": "set to max"},
-        "exotic-model-x": {"input_cost_per_token": 1e-6, "output_cost_per_token": 3e-6,
-                           "cache_read_input_token_cost": 1e-7, "max_input_tokens": 32000,
-                           "input_cost_per_token_batches": 5e-7},
+        "exotic-model-x": {
+            "input_cost_per_token": 1e-6,
+            "output_cost_per_token": 3e-6,
+            "cache_read_input_token_cost": 1e-7,
+            "max_input_tokens": 32000,
+            "input_cost_per_token_batches": 5e-7,
+        },
         "gpt-4o-mini": {"input_cost_per_token": 9e-6, "output_cost_per_token": 9e-6},
-    }  # fmt: skip
+    }
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(data))
     from ragcli.cost.prices import _shipped
@@ -82,13 +100,19 @@ def test_litellm_file_is_read_without_importing_litellm(tmp_path: Path) -> None:
     table = PriceTable(_shipped(), {}, litellm_file=path)
     p = table.price("exotic-model-x")
     assert p is not None and p.source == "litellm"
-    assert p.input == pytest.approx(1.0) and p.output == pytest.approx(3.0) and p.cached_input == pytest.approx(0.1)
+    assert (
+        p.input == pytest.approx(1.0)
+        and p.output == pytest.approx(3.0)
+        and p.cached_input == pytest.approx(0.1)
+    )
     assert p.batch_discount == pytest.approx(0.5) and p.context_window == 32000
     shipped = table.price("gpt-4o-mini")
     assert shipped is not None and shipped.source == "shipped"  # the curated table wins over LiteLLM's
 
 
-def test_broken_litellm_file_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_broken_litellm_file_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "prices.json"
     path.write_text("{not json")
     from ragcli.cost.prices import _shipped

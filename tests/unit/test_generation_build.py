@@ -22,7 +22,10 @@ def test_scripted_llm_records_prompts_and_counts_words() -> None:
     assert c1.usage.input_tokens == 5 and c1.usage.output_tokens == 2 and c1.usage.usd == 0.0
     assert llm.count_tokens("a b  c") == 3 and not llm.token_count_is_estimate
     pieces = list(llm.stream(msgs, max_tokens=10))
-    assert isinstance(pieces[-1], Completion) and "".join(p for p in pieces[:-1] if isinstance(p, str)) == "first answer [1]"
+    assert (
+        isinstance(pieces[-1], Completion)
+        and "".join(p for p in pieces[:-1] if isinstance(p, str)) == "first answer [1]"
+    )
 
 
 def test_scripted_llm_validates() -> None:
@@ -31,8 +34,12 @@ def test_scripted_llm_validates() -> None:
 
 
 def test_build_scripted_and_packer_from_config() -> None:
-    cfg = parse_config({"llm": {"type": "scripted", "replies": ["hi"]},
-                        "packing": {"select_sentences": True, "order": "relevance", "fill": "rank"}})  # fmt: skip
+    cfg = parse_config(
+        {
+            "llm": {"type": "scripted", "replies": ["hi"]},
+            "packing": {"select_sentences": True, "order": "relevance", "fill": "rank"},
+        }
+    )
     llm = build_llm(cfg, PriceTable.load(cfg.cost))
     assert isinstance(llm, ScriptedLLM) and llm.complete([Message("user", "q")], max_tokens=5).text == "hi"
     packer = build_packer(cfg, llm)
@@ -47,13 +54,18 @@ def test_default_llm_is_local_and_loads_nothing() -> None:
     expected = "LlamaCppLLM" if llama_cpp_available() else "TransformersLLM"
     assert type(llm).__name__ == expected
     assert llm.model_name == "smollm2-135m-instruct"
-    assert getattr(llm, "_llama", None) is None and getattr(llm, "_model", None) in (None, "smollm2-135m-instruct")
+    assert getattr(llm, "_llama", None) is None and getattr(llm, "_model", None) in (
+        None,
+        "smollm2-135m-instruct",
+    )
 
 
 def test_openai_llm_builds_without_key_or_network(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    cfg = parse_config({"llm": {"type": "openai", "model": "gpt-4o-mini"}, "cost": {"max_usd_per_query": 0.01}})
+    cfg = parse_config(
+        {"llm": {"type": "openai", "model": "gpt-4o-mini"}, "cost": {"max_usd_per_query": 0.01}}
+    )
     llm = build_llm(cfg, PriceTable.load(cfg.cost))
     assert llm.model_name == "gpt-4o-mini" and llm.context_window == 128000
     assert getattr(llm, "max_usd_per_call", None) == 0.01

@@ -21,10 +21,15 @@ def chars4(text: str) -> int:
 
 
 def hit(i: int, text: str, score: float, page: int | None = None, section: tuple[str, ...] = ()) -> Hit:
-    return Hit(Chunk(id=f"c{i}", doc_id=f"d{i}", text=text, source=f"doc{i}.md", section_path=section, page=page), score)
+    return Hit(
+        Chunk(id=f"c{i}", doc_id=f"d{i}", text=text, source=f"doc{i}.md", section_path=section, page=page),
+        score,
+    )
 
 
-FRANCE = "Paris is the capital of France. It has two million people. The Seine runs through it. Rents are high."
+FRANCE = (
+    "Paris is the capital of France. It has two million people. The Seine runs through it. Rents are high."
+)
 HITS = [
     hit(0, FRANCE, 0.9, page=3, section=("Europe", "France")),
     hit(1, "Berlin is the capital of Germany. It is large. The wall fell in 1989.", 0.8),
@@ -42,7 +47,24 @@ def blocks_of(text: str) -> list[str]:
 @pytest.mark.parametrize("count", [words, chars4])
 def test_budget_is_never_exceeded(select: bool, count: object) -> None:
     rng = random.Random(7)
-    vocab = "the capital of a city river people large old new when where who built tower bridge".split()
+    vocab = [
+        "the",
+        "capital",
+        "of",
+        "a",
+        "city",
+        "river",
+        "people",
+        "large",
+        "old",
+        "new",
+        "when",
+        "where",
+        "who",
+        "built",
+        "tower",
+        "bridge",
+    ]
     for trial in range(40):
         hits = []
         for i in range(rng.randint(1, 8)):
@@ -102,7 +124,9 @@ def test_density_fill_prefers_relevance_per_token_after_the_top_hit() -> None:
     long_mid = hit(1, "Long middling text. " * 20, 0.6)
     short_mid = hit(2, "Short middling text.", 0.55)
     budget = words(header(1, top.chunk) + "\nTop answer sentence.") + words(header(2, short_mid.chunk)) + 6
-    ctx = TokenBudgetPacker(words, order="relevance", min_trim_tokens=100).pack("q", [top, long_mid, short_mid], budget)
+    ctx = TokenBudgetPacker(words, order="relevance", min_trim_tokens=100).pack(
+        "q", [top, long_mid, short_mid], budget
+    )
     assert [c.chunk_id for c in ctx.citations] == ["c0", "c2"]
     rank = TokenBudgetPacker(words, order="relevance", fill="rank", min_trim_tokens=100)
     assert [c.chunk_id for c in rank.pack("q", [top, long_mid, short_mid], budget).citations] == ["c0", "c2"]
@@ -150,7 +174,10 @@ def test_sentence_selection_keeps_relevant_sentences_in_document_order() -> None
     assert first.index("Paris is") < first.index("two million")
     assert "Rents are high" not in first and "Seine" not in first
     assert "Cats sleep" not in ctx.text  # a hit with no word in common is dropped
-    assert packer.last_stats.selection_used and packer.last_stats.sentences_kept < packer.last_stats.sentences_total
+    assert (
+        packer.last_stats.selection_used
+        and packer.last_stats.sentences_kept < packer.last_stats.sentences_total
+    )
     assert ctx.tokens < TokenBudgetPacker(words).pack("q", HITS, 10_000).tokens
 
 
@@ -178,12 +205,20 @@ def test_sentence_selection_respects_min_score() -> None:
 def test_split_sentences_handles_abbreviations_and_lines() -> None:
     text = "Dr. Smith met J. Doe, e.g. at noon. Then they left!\nA new line\n\nStill going? Yes."
     got = [text[s.start : s.end] for s in split_sentences(text)]
-    assert got == ["Dr. Smith met J. Doe, e.g. at noon.", "Then they left!", "A new line", "Still going?", "Yes."]
+    assert got == [
+        "Dr. Smith met J. Doe, e.g. at noon.",
+        "Then they left!",
+        "A new line",
+        "Still going?",
+        "Yes.",
+    ]
 
 
 def test_lexical_selector_scores_overlap_and_ignores_stopwords() -> None:
     sel = LexicalSentenceSelector()
-    scores = sel.score("What is the capital of France?", ["The capital of France is Paris.", "It is what it is."])
+    scores = sel.score(
+        "What is the capital of France?", ["The capital of France is Paris.", "It is what it is."]
+    )
     assert scores[0] > 0 and scores[1] == 0
     assert terms("Prices of the cities") == ["price", "city"]
 
