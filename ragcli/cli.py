@@ -342,6 +342,125 @@ def cost(
         out.print(f"[dim]ledger {path}[/dim]", highlight=False)
 
 
+# ---------------------------------------------------------------- eval qa
+
+
+def _qa_table(report: Any) -> Table:
+    table = Table(title=f"{report.config_name} on {Path(report.questions_file).name} ({report.format})")
+    for col in (
+        "budget",
+        "questions",
+        "answer in ctx",
+        "(incl. q)",
+        "support recall",
+        "mean tok",
+        "p95 tok",
+        "$ / 1k q",
+        "s / q",
+        "EM",
+        "F1",
+    ):
+        table.add_column(col, justify="right")
+    for r in report.runs:
+        usd = "unknown" if r.usd_per_1k_queries is None else f"{r.usd_per_1k_queries:.4f}"
+        table.add_row(
+            "config" if r.budget_tokens is None else str(r.budget_tokens),
+            f"{r.questions}/{r.questions_planned}" + (" PARTIAL" if r.partial else ""),
+            f"{100 * r.answer_in_context:.1f}%",
+            f"{100 * r.answer_in_prompt:.1f}%",
+            f"{100 * r.supporting_recall:.1f}%",
+            f"{r.mean_prompt_tokens:.0f}",
+            f"{r.p95_prompt_tokens:.0f}",
+            usd,
+            f"{r.seconds_per_query:.3f}",
+            "-" if r.exact_match is None else f"{100 * r.exact_match:.1f}",
+            "-" if r.f1 is None else f"{100 * r.f1:.1f}",
+        )
+    return table
+
+
+@eval_app.command("qa")
+def eval_qa(
+    questions: Annotated[
+        Path, typer.Option("--questions", help="JSONL questions (HotpotQA IRCoT or NQ-Open).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="File format: hotpotqa or nq.")],
+    budget_tokens: Annotated[
+        list[int] | None,
+        typer.Option("--budget-tokens", help="Context budget in tokens; repeat it for a cost-quality curve."),
+    ] = None,
+    config: ConfigOpt = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N questions (the corpus stays whole).")
+    ] = None,
+    answer_it: Annotated[
+        bool, typer.Option("--answer", help="Call the LLM too; score exact match and F1.")
+    ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Count and price prompts as this model (e.g. gpt-4o-mini); default: the config's LLM.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw tokens vs answer-in-context into this PNG.")
+    ] = None,
+    per_question: Annotated[bool, typer.Option(help="With --json, include every question's row.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer-in-context vs prompt tokens and dollars on a QA file (HotpotQA or NQ), per context budget."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ragcli.eval.qa_data import load_qa
+    from ragcli.eval.qa_eval import evaluate_qa, plot_report, report_to_dict, resolve_pricing
+
+    with _errors():
+        cfg = _load(config)
+        dataset = load_qa(questions, fmt)
+        pricing, counter, tokenizer = resolve_pricing(cfg, model)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            report = evaluate_qa(
+                dataset,
+                cfg,
+                budget_tokens or [None],
+                limit=limit,
+                answer=answer_it,
+                pricing=pricing,
+                count_tokens=counter,
+                tokenizer_name=tokenizer,
+                progress=progress,
+            )
+        if plot is not None and report.runs:
+            plot_report(report, plot)
+        if as_json:
+            print_json(report_to_dict(report, per_question=per_question))
+        else:
+            out.print(_qa_table(report))
+            idx = report.index
+            if idx is not None:
+                out.print(
+                    f"[dim]index {idx.collection}: {idx.chunks} chunks of {idx.paragraphs} paragraphs, "
+                    f"{'reused' if idx.reused else f'{idx.embedded_chunks} embedded in {idx.seconds:.0f}s'}; "
+                    f"tokens: {report.tokenizer}[/dim]"
+                )
+            if plot is not None:
+                out.print(f"plot: {plot}")
+        if report.partial:
+            err.print(
+                "[yellow]interrupted: the results above are PARTIAL (not every question was measured)[/yellow]"
+            )
+            raise typer.Exit(130)
+
+
 def main() -> None:
     app()
 
