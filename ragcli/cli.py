@@ -461,6 +461,180 @@ def eval_qa(
             raise typer.Exit(130)
 
 
+# ---------------------------------------------------------------- retrieval: eval retrieval, train reranker
+
+
+def _bar(label: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option("--corpus", help="BEIR corpus.jsonl (_id, title, text).")],
+    queries: Annotated[Path, typer.Option("--queries", help="BEIR queries.jsonl (_id, text).")],
+    qrels: Annotated[Path, typer.Option("--qrels", help="BEIR qrels TSV (query-id, corpus-id, score).")],
+    config: ConfigOpt = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="dense, sparse or hybrid (overrides config).")
+    ] = None,
+    rerank_depth: Annotated[
+        int | None, typer.Option("--rerank-depth", min=1, help="Candidates the reranker re-orders.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a BEIR corpus (reused when already built), run the judged queries, report nDCG@10, Recall@10/100,
+    MRR@10 and per-stage latency."""
+    from ragcli.errors import InputError
+    from ragcli.eval.retrieval_eval import evaluate_retrieval
+
+    with _errors():
+        if mode is not None and mode not in ("dense", "sparse", "hybrid"):
+            raise InputError(f"--mode {mode!r} is not a search mode; use dense, sparse or hybrid")
+        cfg = _load(config)
+        if mode is not None:
+            cfg = cfg.model_copy(update={"retrieval": cfg.retrieval.model_copy(update={"mode": mode})})
+        bar = _bar("eval")
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        with bar:
+            result = evaluate_retrieval(
+                cfg, corpus, queries, qrels, rerank_depth=rerank_depth, progress=progress
+            )
+        if as_json:
+            from importlib.metadata import version
+
+            data = to_jsonable(result)
+            data.pop("run", None)
+            data["versions"] = {
+                p: version(p) for p in ("ragcli", "qdrant-edge-py", "sentence-transformers") if _installed(p)
+            }
+            print_json(data)
+        else:
+            table = Table(
+                title=f"retrieval: {result.queries} queries, mode {result.mode}, reranker "
+                f"{result.reranker or 'none'}" + ("" if result.complete else " (PARTIAL)")
+            )
+            for name in result.metrics:
+                table.add_column(name, justify="right")
+            table.add_row(*(f"{v:.4f}" for v in result.metrics.values()))
+            out.print(table)
+            lat = Table(title="latency per query (ms)")
+            for col in ("stage", "p50", "p95"):
+                lat.add_column(col, justify="left" if col == "stage" else "right")
+            for stage, s in result.latency_ms.items():
+                lat.add_row(stage, f"{s['p50']:.1f}", f"{s['p95']:.1f}")
+            out.print(lat)
+            reuse = "reused" if result.index_reused else f"{result.embedded_docs} documents embedded"
+            out.print(
+                f"[dim]index {result.collection}: {result.corpus_docs} documents, {reuse} "
+                f"({result.index_seconds:.1f}s)[/dim]",
+                highlight=False,
+            )
+        if not result.complete:
+            raise typer.Exit(130)
+
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@train_app.command("reranker")
+def train_reranker_cmd(
+    name: Annotated[
+        str, typer.Option("--name", help="Name to save it under; use it as `model: trained:NAME`.")
+    ],
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL of {query, passage, label}.")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl.")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="BEIR queries.jsonl.")] = None,
+    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (train split!).")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option("--base-model", help="Encoder to start from (default: the packaged all-MiniLM-L6-v2)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    negatives: Annotated[int, typer.Option("--negatives", min=0, help="Hard negatives mined per query.")] = 3,
+    max_queries: Annotated[
+        int | None,
+        typer.Option("--max-queries", min=1, help="Train on at most this many queries (CPU time)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    max_length: Annotated[int, typer.Option("--max-length", min=16)] = 256,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a cross-encoder reranker on your labeled pairs, with hard negatives mined from your index."""
+    from ragcli.retrieval.reranker_data import load_training_data
+    from ragcli.retrieval.reranker_training import train_reranker
+
+    with _errors():
+        cfg = _load(config)
+        data = load_training_data(
+            cfg,
+            pairs_file=pairs,
+            corpus=corpus,
+            queries=queries,
+            qrels=qrels,
+            negatives_per_query=negatives,
+            max_queries=max_queries,
+        )
+        bar = _bar("train")
+        task = bar.add_task("", total=None)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
+
+        with bar:
+            report = train_reranker(
+                data.pairs,
+                name=name,
+                base_model=base_model,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                max_length=max_length,
+                home=cfg.home_dir(),
+                negatives_source=data.negatives_source,
+                data=data.data,
+                on_step=on_step,
+            )
+        if as_json:
+            print_json(report)
+        else:
+            out.print(
+                f"trained reranker [bold]{report.name}[/bold] on {report.pairs} pairs ({report.positives} "
+                f"positive, {report.negatives} negative; negatives {report.negatives_source}) in "
+                f"{report.seconds:.0f}s, final loss {report.final_loss:.3f}",
+                highlight=False,
+            )
+            out.print(
+                f"saved to {report.path}; use it with `reranker: {{type: cross_encoder, model: "
+                f"trained:{report.name}}}`",
+                highlight=False,
+            )
+
+
 def main() -> None:
     app()
 

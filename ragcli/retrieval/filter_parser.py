@@ -263,7 +263,10 @@ def _from_mapping(data: Mapping[str, Any], path: str) -> Filter:
             if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
                 raise InputError(f"filter {where}: expected a non-empty list of mappings, got {value!r}")
             parts = tuple(_from_mapping(v, f"{where}[{i}]") for i, v in enumerate(value))
-            items.append(And(parts) if key == "and" else Or(parts))
+            if len(parts) == 1:
+                items.append(parts[0])
+            else:
+                items.append(And(parts) if key == "and" else Or(parts))
         elif key == "not":
             if not isinstance(value, Mapping):
                 raise InputError(

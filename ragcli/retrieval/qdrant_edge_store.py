@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ragcli.errors import BackendError, ConfigError, InputError
 from ragcli.retrieval.filters import Filter
@@ -279,7 +279,7 @@ class QdrantEdgeStore:
                     q.Prefetch(limit=depth, query=dense_q, filter=flt),
                     q.Prefetch(limit=depth, query=sparse_q, filter=flt),
                 ],
-                query=q.Fusion.Rrf(k=request.rrf_k),
+                query=cast(Any, q.Fusion.Rrf(k=request.rrf_k)),  # the stub types Rrf as not a Fusion
                 filter=flt,
                 with_payload=True,
             )

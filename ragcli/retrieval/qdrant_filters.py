@@ -24,7 +24,7 @@ from ragcli.types import Scalar
 class _Dialect:
     filter: Callable[..., Any]
     field: Callable[..., Any]
-    match_value: Callable[[Scalar], Any]
+    match_value: Callable[[str | int | bool], Any]
     match_any: Callable[[list[Any]], Any]
     range: Callable[..., Any]
 
@@ -77,10 +77,11 @@ def to_edge_filter(f: Filter | None) -> Any:
     import numpy as np
     import qdrant_edge as q
 
-    def match_value(v: Scalar) -> Any:
+    def match_value(v: str | int | bool) -> Any:
         # qdrant-edge-py 0.9 reads a Python bool as the integer 1/0 and then matches no bool payload;
         # numpy's bool is not an int subclass, so it arrives as a bool
-        return q.MatchValue(np.bool_(v) if isinstance(v, bool) else v)
+        value: Any = np.bool_(v) if isinstance(v, bool) else v
+        return q.MatchValue(value)
 
     d = _Dialect(
         filter=q.Filter,

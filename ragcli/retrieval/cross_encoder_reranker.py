@@ -1,0 +1,120 @@
+"""A cross-encoder reranker through sentence-transformers `CrossEncoder`.
+
+The model reads the query and each passage together, which ranks far better than comparing two separately
+embedded vectors, at the price of one forward pass per candidate. Scores are probabilities in [0, 1] (the
+sigmoid of the model's logit), so `min_score` reads the same for every model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragcli.errors import ConfigError
+from ragcli.retrieval.protocols import Reranked
+from ragcli.retrieval.rerank_selection import check_selection, select
+from ragcli.retrieval.reranker_models import load_failed, resolve_reranker_model
+from ragcli.types import Hit, Usage
+
+log = logging.getLogger(__name__)
+
+
+class CrossEncoderReranker:
+    """Re-scores hits with a cross-encoder and keeps the top n above a cut-off, without near-duplicates.
+
+    Args:
+        model: `trained:NAME` (from `ragcli train reranker`), a local folder, or a hub id.
+        top_n: How many hits to keep.
+        min_score: Drop hits scoring below this (0..1); None keeps all.
+        dedupe_threshold: Drop a hit sharing at least this share of words with a better one; None keeps all.
+        batch_size: Pairs per forward pass.
+        max_length: Tokens per query+passage pair (longer pairs are truncated).
+        device: torch device.
+        home: ragcli home (where `trained:` rerankers live); default `$RAGCLI_HOME`.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        top_n: int = 5,
+        min_score: float | None = None,
+        dedupe_threshold: float | None = 0.95,
+        batch_size: int = 32,
+        max_length: int = 256,
+        device: str = "cpu",
+        home: Path | None = None,
+    ) -> None:
+        if not model:
+            raise ConfigError("CrossEncoderReranker needs a model: `trained:NAME`, a folder or a hub id")
+        check_selection(top_n, min_score, dedupe_threshold)
+        if batch_size < 1 or max_length < 16:
+            raise ConfigError(f"batch_size must be >= 1 and max_length >= 16, got {batch_size}, {max_length}")
+        self._name = model
+        self.path = resolve_reranker_model(model, home)
+        self.top_n, self.min_score, self.dedupe_threshold = top_n, min_score, dedupe_threshold
+        self.batch_size, self.max_length, self.device = batch_size, max_length, device
+        self._model: Any = None
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    def load(self) -> Any:
+        """Load the model now (it otherwise loads on the first rerank)."""
+        if self._model is None:
+            try:
+                from sentence_transformers import CrossEncoder
+
+                self._model = CrossEncoder(self.path, max_length=self.max_length, device=self.device)
+            except ImportError as exc:
+                raise load_failed(self._name, exc) from exc
+            except Exception as exc:
+                raise load_failed(self._name, exc) from exc
+            log.info("loaded cross-encoder %s", self._name)
+        return self._model
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Relevance of each text to the query, in [0, 1]."""
+        if not texts:
+            return []
+        model = self.load()
+        logits = model.predict(
+            [(query, t) for t in texts],
+            batch_size=self.batch_size,
+            activation_fn=_identity(),
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return [_sigmoid(float(x)) for x in logits.reshape(len(texts), -1)[:, 0]]
+
+    def count_tokens(self, query: str, texts: Sequence[str]) -> int:
+        """Tokens the model reads for these pairs (each capped at max_length)."""
+        tok = self.load().tokenizer
+        enc = tok([query] * len(texts), list(texts), truncation=True, max_length=self.max_length)
+        return sum(len(ids) for ids in enc["input_ids"])
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> Reranked:
+        scores = self.score(query, [h.chunk.text for h in hits])
+        usage = Usage(input_tokens=self.count_tokens(query, [h.chunk.text for h in hits]), usd=0.0, calls=1)
+        return select(
+            hits,
+            scores,
+            top_n=self.top_n,
+            min_score=self.min_score,
+            dedupe_threshold=self.dedupe_threshold,
+            usage=usage if hits else Usage(),
+        )
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _identity() -> Any:
+    import torch
+
+    return torch.nn.Identity()
