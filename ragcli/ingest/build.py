@@ -32,8 +32,9 @@ def build_embedder(cfg: EmbedderConfig) -> Embedder:
     if isinstance(cfg, SentenceTransformersEmbedderConfig):
         from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder(cfg.model, batch_size=cfg.batch_size, device=cfg.device,
-                                           backend=cfg.backend)
+        return SentenceTransformerEmbedder(
+            cfg.model, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend
+        )
     if isinstance(cfg, HashEmbedderConfig):
         from ragcli.ingest.hash_embedder import HashEmbedder
 
@@ -41,8 +42,13 @@ def build_embedder(cfg: EmbedderConfig) -> Embedder:
     if isinstance(cfg, OpenAIEmbedderConfig):
         from ragcli.ingest.openai_embedder import OpenAIEmbedder
 
-        return OpenAIEmbedder(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, dim=cfg.dim,
-                              batch_size=cfg.batch_size)
+        return OpenAIEmbedder(
+            cfg.model,
+            base_url=cfg.base_url,
+            api_key_env=cfg.api_key_env,
+            dim=cfg.dim,
+            batch_size=cfg.batch_size,
+        )
     raise ConfigError(f"unknown embedder config {type(cfg).__name__}")  # pragma: no cover - closed union
 
 
@@ -52,7 +58,9 @@ def build_chunker(cfg: PipelineConfig, embedder: Embedder) -> Chunker:
     overrides = {name: p.model_dump() for name, p in ch.profiles.items()}
     unknown = sorted(set(overrides) - set(PROFILES))
     if unknown:
-        raise ConfigError(f"ingest.chunking.profiles: unknown profile(s) {unknown}; use {', '.join(PROFILES)}")
+        raise ConfigError(
+            f"ingest.chunking.profiles: unknown profile(s) {unknown}; use {', '.join(PROFILES)}"
+        )
     # A global min_tokens the user did not set lets each profile keep its own minimum.
     min_tokens = ch.min_tokens if "min_tokens" in ch.model_fields_set else None
     limits = {
@@ -66,5 +74,6 @@ def build_chunker(cfg: PipelineConfig, embedder: Embedder) -> Chunker:
         )
         for name in PROFILES
     }
-    return StructureChunker(embedder.tokenizer, limits, profile=ch.profile,
-                            breadcrumb_in_embedding=ch.breadcrumb_in_embedding)
+    return StructureChunker(
+        embedder.tokenizer, limits, profile=ch.profile, breadcrumb_in_embedding=ch.breadcrumb_in_embedding
+    )

@@ -21,11 +21,15 @@ class ChunkLimits:
         if self.max_tokens < 16:
             raise ConfigError(f"chunk max_tokens must be at least 16, got {self.max_tokens}")
         if not 0 <= self.min_tokens <= self.max_tokens:
-            raise ConfigError(f"chunk min_tokens must be between 0 and max_tokens ({self.max_tokens}), "
-                              f"got {self.min_tokens}")
+            raise ConfigError(
+                f"chunk min_tokens must be between 0 and max_tokens ({self.max_tokens}), "
+                f"got {self.min_tokens}"
+            )
         if not 0 <= self.overlap_tokens <= self.max_tokens // 2:
-            raise ConfigError(f"chunk overlap_tokens must be between 0 and half of max_tokens "
-                              f"({self.max_tokens // 2}), got {self.overlap_tokens}")
+            raise ConfigError(
+                f"chunk overlap_tokens must be between 0 and half of max_tokens "
+                f"({self.max_tokens // 2}), got {self.overlap_tokens}"
+            )
 
 
 # Why these differ: Markdown docs have many short, meaningful sections (keep them apart: a low minimum);

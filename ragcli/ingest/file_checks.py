@@ -19,10 +19,46 @@ from ragcli.types import Metadata, MetaValue
 
 log = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".csv", ".tsv", ".json", ".rst", ".adoc",
-                 ".asciidoc"}
-CODE_SUFFIXES = {".py", ".js", ".ts", ".tsx", ".jsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc", ".cpp",
-                 ".hpp", ".cs", ".rb", ".php", ".sh", ".sql", ".swift", ".scala", ".toml", ".yaml", ".yml"}
+TEXT_SUFFIXES = {
+    ".txt",
+    ".text",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".rst",
+    ".adoc",
+    ".asciidoc",
+}
+CODE_SUFFIXES = {
+    ".py",
+    ".js",
+    ".ts",
+    ".tsx",
+    ".jsx",
+    ".go",
+    ".rs",
+    ".java",
+    ".kt",
+    ".c",
+    ".h",
+    ".cc",
+    ".cpp",
+    ".hpp",
+    ".cs",
+    ".rb",
+    ".php",
+    ".sh",
+    ".sql",
+    ".swift",
+    ".scala",
+    ".toml",
+    ".yaml",
+    ".yml",
+}
 BINARY_SUFFIXES = {".pdf", ".docx", ".pptx", ".epub"}
 SIDECAR_SUFFIXES = (".meta.json", ".meta.yaml", ".meta.yml")
 _SNIFF = 8192
@@ -61,8 +97,10 @@ def read_text(path: Path) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise InputError(f"starts with a UTF-16 marker but does not decode as UTF-16 ({exc.reason}); "
-                             "re-save it as UTF-8") from None
+            raise InputError(
+                f"starts with a UTF-16 marker but does not decode as UTF-16 ({exc.reason}); "
+                "re-save it as UTF-8"
+            ) from None
     if b"\x00" in data[:_SNIFF]:
         kind = _sniff_binary(data)
         raise InputError(
@@ -106,26 +144,37 @@ def _decodes(data: bytes, enc: str) -> bool:
 
 
 def _sniff_binary(data: bytes) -> str:
-    for magic, name in ((b"%PDF", "a PDF"), (b"PK\x03\x04", "a zip/Office file"), (b"\x89PNG", "a PNG image"),
-                        (b"\xff\xd8\xff", "a JPEG image"), (b"\x7fELF", "an executable"), (b"GIF8", "a GIF image")):
+    for magic, name in (
+        (b"%PDF", "a PDF"),
+        (b"PK\x03\x04", "a zip/Office file"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"\x7fELF", "an executable"),
+        (b"GIF8", "a GIF image"),
+    ):
         if data.startswith(magic):
             return name
     return "NUL bytes found"
 
 
-def check_pdf(path: Path) -> None:
-    """Refuse PDFs that cannot be read: not a PDF, corrupt, or password-protected."""
+def check_pdf(path: Path) -> str | None:
+    """Refuse PDFs that cannot be opened (not a PDF, password-protected); return the title from its metadata.
+
+    A PDF that pypdf finds damaged is not refused here: pdfminer often still reads it, and the parser reports
+    it as corrupt only when no reader gets text out of it.
+    """
     head = path.read_bytes()[:1024]
     if not head.strip():
         raise EmptyDocumentError("the file is empty (0 bytes); nothing to index")
     if b"%PDF" not in head:
-        raise InputError(f"not a PDF (no %PDF header; looks like {_sniff_binary(head)}); "
-                         "rename it to its real type or remove it")
+        raise InputError(
+            f"not a PDF (no %PDF header; looks like {_sniff_binary(head)}); "
+            "rename it to its real type or remove it"
+        )
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
     except ImportError:  # pragma: no cover - pypdf is in the local extra
-        return
+        return None
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -133,18 +182,13 @@ def check_pdf(path: Path) -> None:
                 "the PDF is password-protected; save a copy without the password "
                 f"(e.g. `qpdf --decrypt --password=PASSWORD {path.name} out.pdf`) and ingest that"
             )
-        if len(reader.pages) == 0:
-            raise EmptyDocumentError("the PDF has no pages; nothing to index")
+        title = reader.metadata.title if reader.metadata else None
+        return str(title) if title else None
     except InputError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise InputError(f"the PDF is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                         "re-export or re-download it") from None
-    except Exception as exc:  # pypdf raises a variety of errors on broken files
-        if "decrypt" in str(exc).lower() or "crypt" in type(exc).__name__.lower():
-            raise InputError(f"the PDF is encrypted with a scheme that cannot be opened ({exc}); "
-                             "save a decrypted copy and ingest that") from None
-        raise InputError(f"the PDF could not be read ({type(exc).__name__}: {exc}); re-export it") from None
+    except Exception as exc:  # damaged xref, odd metadata: let the text extractors try
+        log.debug("%s: pypdf could not open it (%s); trying the text extractors", path, exc)
+        return None
 
 
 def check_zip_container(path: Path) -> None:
@@ -152,8 +196,10 @@ def check_zip_container(path: Path) -> None:
     if path.stat().st_size == 0:
         raise EmptyDocumentError("the file is empty (0 bytes); nothing to index")
     if not zipfile.is_zipfile(path):
-        raise InputError(f"not a valid {path.suffix} file (not a zip container: corrupt, truncated or "
-                         "password-protected); re-save it from its application")
+        raise InputError(
+            f"not a valid {path.suffix} file (not a zip container: corrupt, truncated or "
+            "password-protected); re-save it from its application"
+        )
 
 
 # ---------------------------------------------------------------- metadata
@@ -186,8 +232,10 @@ def read_sidecar(path: Path) -> tuple[Metadata, bytes]:
             try:
                 data = json.loads(raw) if suffix.endswith("json") else yaml.safe_load(raw)
             except (ValueError, yaml.YAMLError) as exc:
-                raise InputError(f"sidecar metadata {side.name} is not valid {suffix[6:].upper()}: {exc}; "
-                                 "fix it or remove it") from None
+                raise InputError(
+                    f"sidecar metadata {side.name} is not valid {suffix[6:].upper()}: {exc}; "
+                    "fix it or remove it"
+                ) from None
             if not isinstance(data, dict):
                 raise InputError(f"sidecar metadata {side.name} must be a mapping of keys to values")
             return clean_metadata(data, origin=side.name), raw

@@ -13,8 +13,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_JUNK_TAGS = ("script", "style", "noscript", "iframe", "nav", "footer", "aside", "form", "button", "select",
-              "svg", "canvas", "template", "object", "embed", "link", "meta")
+_JUNK_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "iframe",
+    "nav",
+    "footer",
+    "aside",
+    "form",
+    "button",
+    "select",
+    "svg",
+    "canvas",
+    "template",
+    "object",
+    "embed",
+    "link",
+    "meta",
+)
 _JUNK_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog"}
 _UNLIKELY = re.compile(
     r"combx|comment|community|disqus|extra|foot|header|menu|remark|rss|shoutbox|sidebar|sponsor|ad-break|agegate|"
@@ -76,16 +93,22 @@ def extract_main_html(html: str) -> str:
         if not isinstance(el.tag, str):
             _drop(el)
             continue
-        if el.get("role", "").lower() in _JUNK_ROLES or el.get("aria-hidden") == "true" or el.get("hidden") \
-                is not None:
+        if (
+            el.get("role", "").lower() in _JUNK_ROLES
+            or el.get("aria-hidden") == "true"
+            or el.get("hidden") is not None
+        ):
             _drop(el)
             continue
         if el.tag == "header" and el.getparent() is not None and el.getparent().tag in ("body", "html"):
             _drop(el)
             continue
         names = f"{el.get('class', '')} {el.get('id', '')}"
-        if el.tag not in ("body", "html", "article", "main") and _UNLIKELY.search(names) \
-                and not _LIKELY.search(names):
+        if (
+            el.tag not in ("body", "html", "article", "main")
+            and _UNLIKELY.search(names)
+            and not _LIKELY.search(names)
+        ):
             _drop(el)
     body = root.find("body")
     if body is None:

@@ -55,7 +55,9 @@ class OpenAIEmbedder:
         batch_size: int = 128,
     ) -> None:
         if dim is None and model not in _KNOWN_DIMS:
-            raise ConfigError(f"embedder.dim is required for model {model!r}; known models: {sorted(_KNOWN_DIMS)}")
+            raise ConfigError(
+                f"embedder.dim is required for model {model!r}; known models: {sorted(_KNOWN_DIMS)}"
+            )
         if batch_size < 1:
             raise ConfigError(f"embedder.batch_size must be at least 1, got {batch_size}")
         self._model = model
@@ -90,12 +92,15 @@ class OpenAIEmbedder:
             try:
                 from openai import OpenAI
             except ImportError as exc:
-                raise ResourceMissing("the openai package is not installed; run `pip install 'ragcli[openai]'`") \
-                    from exc
+                raise ResourceMissing(
+                    "the openai package is not installed; run `pip install 'ragcli[openai]'`"
+                ) from exc
             key = os.environ.get(self._api_key_env)
             if not key and self._base_url is None:
-                raise ConfigError(f"environment variable {self._api_key_env} is not set; export your API key there "
-                                  "or set embedder.api_key_env to the variable that holds it")
+                raise ConfigError(
+                    f"environment variable {self._api_key_env} is not set; export your API key there "
+                    "or set embedder.api_key_env to the variable that holds it"
+                )
             self._client = OpenAI(api_key=key or "none", base_url=self._base_url)
         return self._client
 
@@ -116,8 +121,11 @@ class OpenAIEmbedder:
                 resp = client.embeddings.create(**kwargs)
             except Exception as exc:
                 status = getattr(exc, "status_code", None)
-                raise BackendError(f"OpenAI embeddings call failed ({type(exc).__name__}: {exc})",
-                                   retryable=status in (429, 500, 502, 503, 504), status=status) from exc
+                raise BackendError(
+                    f"OpenAI embeddings call failed ({type(exc).__name__}: {exc})",
+                    retryable=status in (429, 500, 502, 503, 504),
+                    status=status,
+                ) from exc
             for item in resp.data:
                 out[idx[item.index]] = np.asarray(item.embedding, dtype=np.float32)
             tokens += int(getattr(resp.usage, "prompt_tokens", 0) or 0)

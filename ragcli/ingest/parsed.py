@@ -24,7 +24,7 @@ def _title(path: Path, elements: list[Element], meta: Metadata, title_hint: str 
         if isinstance(cand, str) and cand.strip() and len(cand) <= 200:
             return " ".join(cand.split())
     for el in elements[:8]:
-        if el.kind == "title" and el.heading_level <= 1 and 0 < len(el.text) <= 120:
+        if el.kind == "title" and el.heading_level == 1 and 0 < len(el.text) <= 120:
             return " ".join(el.text.split())
     return path.stem
 

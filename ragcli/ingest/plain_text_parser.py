@@ -40,9 +40,16 @@ def text_elements(text: str) -> list[Element]:
             out.append(Element("\n".join(lines), kind="list"))
             continue
         joined = " ".join(lines)
-        is_title = (len(lines) == 1 and len(joined) <= 80 and not joined.endswith((".", ",", ";", ":", "?", "!"))
-                    and any(c.isalpha() for c in joined) and len(joined.split()) <= 10)
-        out.append(Element(joined, kind="title" if is_title else "narrative", heading_level=1 if is_title else 0))
+        is_title = (
+            len(lines) == 1
+            and len(joined) <= 80
+            and not joined.endswith((".", ",", ";", ":", "?", "!"))
+            and any(c.isalpha() for c in joined)
+            and len(joined.split()) <= 10
+        )
+        out.append(
+            Element(joined, kind="title" if is_title else "narrative", heading_level=1 if is_title else 0)
+        )
     return out
 
 
@@ -110,12 +117,18 @@ def json_elements(text: str) -> list[Element]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix or remove it") \
-            from None
+        raise InputError(
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix or remove it"
+        ) from None
     if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
         return [
-            Element("\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
-                              for k, v in r.items()), kind="list")
+            Element(
+                "\n".join(
+                    f"{k}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
+                    for k, v in r.items()
+                ),
+                kind="list",
+            )
             for r in data
         ]
     return [Element(json.dumps(data, indent=2, ensure_ascii=False), kind="code")]
@@ -145,7 +158,9 @@ def profile_for(suffix: str) -> str:
 class PlainTextParser:
     """Parses text formats without any parsing library (the fallback when unstructured is not installed)."""
 
-    SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".rst", ".csv", ".tsv", ".json", *CODE_SUFFIXES})
+    SUFFIXES = frozenset(
+        {".txt", ".text", ".md", ".markdown", ".rst", ".csv", ".tsv", ".json", *CODE_SUFFIXES}
+    )
 
     def parse(self, path: Path) -> Document:
         suffix = check_supported(path)

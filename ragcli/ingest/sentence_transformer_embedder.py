@@ -59,7 +59,12 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(
-        self, model: str = PACKAGED_EMBEDDER, *, batch_size: int = 32, device: str = "cpu", backend: str = "torch"
+        self,
+        model: str = PACKAGED_EMBEDDER,
+        *,
+        batch_size: int = 32,
+        device: str = "cpu",
+        backend: str = "torch",
     ) -> None:
         if batch_size < 1:
             raise InputError(f"embedder batch_size must be at least 1, got {batch_size}")
@@ -77,8 +82,10 @@ class SentenceTransformerEmbedder:
         folder = Path(self._path)
         self._folder = folder if folder.is_dir() else None
         if self._folder is None and Path(model).expanduser().suffix:
-            raise ResourceMissing(f"embedding model folder {model!r} does not exist; give a folder with a "
-                                  f"sentence-transformers model or use {PACKAGED_EMBEDDER!r} (packaged)")
+            raise ResourceMissing(
+                f"embedding model folder {model!r} does not exist; give a folder with a "
+                f"sentence-transformers model or use {PACKAGED_EMBEDDER!r} (packaged)"
+            )
 
     # -- facts read without loading the model
 
@@ -101,7 +108,9 @@ class SentenceTransformerEmbedder:
                 self._dim = int(pooling["word_embedding_dimension"])
             else:
                 model = self._load()
-                getter = getattr(model, "get_sentence_embedding_dimension", None) or model.get_embedding_dimension
+                getter = (
+                    getattr(model, "get_sentence_embedding_dimension", None) or model.get_embedding_dimension
+                )
                 self._dim = int(getter())
         return self._dim
 
@@ -137,9 +146,11 @@ class SentenceTransformerEmbedder:
                     "sentence-transformers is not installed; run `pip install 'ragcli[local]'`"
                 ) from exc
             try:
-                self._model = SentenceTransformer(self._path, device=self._device, backend=self._backend)
+                self._model = SentenceTransformer(self._path, device=self._device, backend=self._backend)  # type: ignore[arg-type]
             except Exception as exc:
-                raise BackendError(f"could not load embedding model {self._name!r} from {self._path}: {exc}") from exc
+                raise BackendError(
+                    f"could not load embedding model {self._name!r} from {self._path}: {exc}"
+                ) from exc
             log.info("loaded embedding model %s in %.1fs", self._name, time.perf_counter() - t0)
         return self._model
 

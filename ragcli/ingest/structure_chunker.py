@@ -220,8 +220,11 @@ class StructureChunker:
             return [_Unit(text, tokens, el.page)]
         if el.kind == "table":
             rows = [r for r in text.split("\n") if r.strip()]
-            return self._lines(rows[1:], budget, el.page, header=rows[0]) if len(rows) > 1 else \
-                self._word_units(text, budget, el.page, "\n\n")
+            return (
+                self._lines(rows[1:], budget, el.page, header=rows[0])
+                if len(rows) > 1
+                else self._word_units(text, budget, el.page, "\n\n")
+            )
         if el.kind in ("code", "list"):
             units = self._lines(text.split("\n"), budget, el.page, header=None)
             for u in units[1:]:
@@ -293,7 +296,7 @@ class StructureChunker:
                     common = _common_prefix(prev.path, d.path)
                     if prev.tokens + d.tokens <= self._budget(common, limits):
                         first = replace(d.units[0], joiner="\n\n")
-                        out[-1] = _Draft(common, prev.units + [first] + d.units[1:])
+                        out[-1] = _Draft(common, [*prev.units, first, *d.units[1:]])
                         continue
             out.append(d)
         return out
@@ -312,7 +315,9 @@ class StructureChunker:
                 continue
             for piece in self._force_fit(text, d.path, limits):
                 ordinal = len(chunks)
-                probe = Chunk(id="", doc_id=document.id, text=piece, source=document.source, section_path=d.path)
+                probe = Chunk(
+                    id="", doc_id=document.id, text=piece, source=document.source, section_path=d.path
+                )
                 tokens = self._counter.count(embedding_text(probe, breadcrumb=self._breadcrumb))
                 chunks.append(
                     replace(
@@ -341,14 +346,17 @@ class StructureChunker:
             while lo < hi:  # the longest prefix that fits
                 mid = (lo + hi + 1) // 2
                 cand = replace(probe, text=" ".join(words[start:mid]))
-                if self._counter.count(embedding_text(cand, breadcrumb=self._breadcrumb)) <= limits.max_tokens:
+                if (
+                    self._counter.count(embedding_text(cand, breadcrumb=self._breadcrumb))
+                    <= limits.max_tokens
+                ):
                     lo = mid
                 else:
                     hi = mid - 1
             piece = " ".join(words[start:lo])
-            if self._counter.count(embedding_text(replace(probe, text=piece), breadcrumb=self._breadcrumb)) > (
-                limits.max_tokens
-            ):  # one "word" alone is too long: a token covers at least one character
+            if self._counter.count(
+                embedding_text(replace(probe, text=piece), breadcrumb=self._breadcrumb)
+            ) > (limits.max_tokens):  # one "word" alone is too long: a token covers at least one character
                 room = max(1, self._budget(path, limits))
                 out.extend(piece[i : i + room] for i in range(0, len(piece), room))
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def prepare_unstructured() -> None:
         return
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+    # pdfminer warns on every malformed colour or font of real-world PDFs; those are not the user's problem.
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
     from ragcli.resources import spacy_model_dir
 
     model_dir = spacy_model_dir()
@@ -67,18 +71,21 @@ def prepare_unstructured() -> None:
         import unstructured.nlp.tokenize as tok
     except ImportError as exc:
         raise ResourceMissing("unstructured is not installed; run `pip install 'ragcli[local]'`") from exc
-    loaded: dict[str, Any] = {}
 
-    def load_packaged(*_args: Any, **_kwargs: Any) -> Any:
-        if "nlp" not in loaded:
-            loaded["nlp"] = spacy.load(str(model_dir))
-        return loaded["nlp"]
+    def load_packaged() -> Any:
+        # unstructured uses only the tagger and parser (sentence boundaries): skip the rest, as it does.
+        return spacy.load(str(model_dir), exclude=["ner", "lemmatizer", "attribute_ruler"])
 
-    if hasattr(tok, "_load_spacy_model"):
-        cached = getattr(tok._load_spacy_model, "cache_clear", None)
-        if cached:
-            cached()
-        tok._load_spacy_model = load_packaged
+    if not hasattr(tok, "_load_spacy_model"):
+        log.warning(
+            "unstructured %s has no _load_spacy_model; it may try to download en_core_web_sm",
+            getattr(tok, "__name__", "?"),
+        )
+    tok._load_spacy_model = load_packaged
+    for name in ("_get_nlp", "_process_cached"):
+        clear = getattr(getattr(tok, name, None), "cache_clear", None)
+        if clear is not None:
+            clear()
     _READY = True
 
 
@@ -92,8 +99,9 @@ class UnstructuredParser:
             unstructured's Markdown partitioner.
     """
 
-    def __init__(self, *, pdf_strategy: str = "fast", html_main_content: bool = True,
-                 markdown_reader: str = "builtin") -> None:
+    def __init__(
+        self, *, pdf_strategy: str = "fast", html_main_content: bool = True, markdown_reader: str = "builtin"
+    ) -> None:
         if pdf_strategy not in ("fast", "auto", "hi_res", "ocr_only"):
             raise InputError(f"pdf_strategy {pdf_strategy!r} is not one of fast, auto, hi_res, ocr_only")
         if markdown_reader not in ("builtin", "unstructured"):
@@ -123,31 +131,59 @@ class UnstructuredParser:
         elif suffix in (".txt", ".text", ".rst", ".adoc", ".asciidoc"):
             elements = self._partition("text", text=read_text(path))
         elif suffix == ".pdf":
-            check_pdf(path)
-            elements = self._partition("pdf", filename=str(path), strategy=self._pdf_strategy)
+            pdf_title = check_pdf(path)
+            title_hint = pdf_title if pdf_title and not pdf_title.lower().startswith("microsoft") else None
+            elements = self._pdf(path)
         else:
             check_zip_container(path)
             elements = self._partition(suffix.lstrip("."), filename=str(path))
         if not any(e.text.strip() for e in elements):
-            reason = ("no extractable text: the PDF seems to hold only images (scanned pages); OCR is not enabled"
-                      if suffix == ".pdf" else "no text found in the file; nothing to index")
+            reason = (
+                "no extractable text: the PDF seems to hold only images (scanned pages); OCR is not enabled"
+                if suffix == ".pdf"
+                else "no text found in the file; nothing to index"
+            )
             raise EmptyDocumentError(reason)
         return build_document(path, elements, profile_for(suffix), meta, title_hint=title_hint)
+
+    def _pdf(self, path: Path) -> list[Element]:
+        """unstructured's fast strategy; where it gets nothing (it gives up on PDFs it finds too complex),
+        pdfminer's text boxes directly."""
+        failure: Exception | None = None
+        try:
+            elements = self._partition(
+                "pdf", filename=str(path), strategy=self._pdf_strategy, languages=["eng"]
+            )
+        except InputError as exc:
+            elements, failure = [], exc
+        if any(e.text.strip() for e in elements):
+            return elements
+        try:
+            return pdfminer_elements(path)
+        except Exception as exc:
+            cause = failure or exc
+            raise InputError(
+                f"the PDF is corrupt or unreadable ({type(exc).__name__}: {cause}); "
+                "re-export or re-download it"
+            ) from exc
 
     def _partition(self, kind: str, **kwargs: Any) -> list[Element]:
         prepare_unstructured()
         try:
             fn = _partitioner(kind)
         except ImportError as exc:
-            raise ResourceMissing(f"unstructured cannot read .{kind} files here ({exc}); "
-                                  "run `pip install 'ragcli[local]'`") from exc
+            raise ResourceMissing(
+                f"unstructured cannot read .{kind} files here ({exc}); run `pip install 'ragcli[local]'`"
+            ) from exc
         try:
             raw = fn(**kwargs)
         except (InputError, ResourceMissing):
             raise
         except Exception as exc:
-            raise InputError(f"could not be parsed as .{kind} ({type(exc).__name__}: {exc}); "
-                             "check that the file opens in its application, or re-export it") from exc
+            raise InputError(
+                f"could not be parsed as .{kind} ({type(exc).__name__}: {exc}); "
+                "check that the file opens in its application, or re-export it"
+            ) from exc
         return to_elements(raw)
 
 
@@ -201,15 +237,49 @@ def _table_rows(html: str | None, text: str) -> str:
     return "\n".join(rows) or text
 
 
+def pdfminer_elements(path: Path) -> list[Element]:
+    """Text boxes of each page, read by pdfminer (the fallback when unstructured gets nothing)."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTTextContainer
+
+    out: list[Element] = []
+    for page_no, page in enumerate(extract_pages(str(path)), 1):
+        for box in page:
+            if isinstance(box, LTTextContainer):
+                text = " ".join(box.get_text().split())
+                if text and not _PAGE_NUMBER.fullmatch(text):
+                    out.append(Element(text, kind="narrative", page=page_no))
+    return out
+
+
+_PAGE_NUMBER = re.compile(r"(?:page\s*)?\d{1,4}(?:\s*(?:/|of)\s*\d{1,4})?", re.I)
+
+
+def _furniture(raw: list[Any]) -> set[str]:
+    """Header/footer texts that repeat (digits ignored): page furniture to drop. A header or footer that
+    appears once is kept: on short pages unstructured labels real content by its position."""
+    seen: dict[str, int] = {}
+    for el in raw:
+        if getattr(el, "category", "") in ("Header", "Footer"):
+            key = re.sub(r"\d+", "#", " ".join(str(el.text).split()).lower())
+            seen[key] = seen.get(key, 0) + 1
+    return {k for k, n in seen.items() if n > 1}
+
+
 def to_elements(raw: list[Any]) -> list[Element]:
     """unstructured elements -> ours: kinds, heading levels (category_depth + 1), pages; lists grouped."""
     out: list[Element] = []
+    repeated = _furniture(raw)
     for el in raw:
         category = getattr(el, "category", type(el).__name__)
-        if category in _DROP:
-            continue
         text = str(getattr(el, "text", "") or "")
-        if not text.strip():
+        if not text.strip() or _PAGE_NUMBER.fullmatch(text.strip()):
+            continue
+        if category in ("Header", "Footer"):
+            if re.sub(r"\d+", "#", " ".join(text.split()).lower()) in repeated:
+                continue
+            category = "NarrativeText"
+        if category in _DROP:
             continue
         md = getattr(el, "metadata", None)
         page = getattr(md, "page_number", None)

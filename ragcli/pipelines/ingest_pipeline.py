@@ -32,9 +32,26 @@ from ragcli.types import Chunk, Document, FileResult, IngestReport, Metadata, Me
 
 log = logging.getLogger(__name__)
 
-RESERVED_FIELDS = frozenset({"id", "chunk_id", "doc_id", "text", "source", "section_path", "page", "ordinal", "tokens",
-                             "content_hash", "doc_hash", "doc_chunks", "breadcrumb", "content_type", "modified",
-                             "file_type"})
+RESERVED_FIELDS = frozenset(
+    {
+        "id",
+        "chunk_id",
+        "doc_id",
+        "text",
+        "source",
+        "section_path",
+        "page",
+        "ordinal",
+        "tokens",
+        "content_hash",
+        "doc_hash",
+        "doc_chunks",
+        "breadcrumb",
+        "content_type",
+        "modified",
+        "file_type",
+    }
+)
 BUILTIN_INDEXES = {"doc_id": "keyword", "source": "keyword", "content_type": "keyword"}
 EMBED_BUFFER_CHUNKS = 512
 """Chunks gathered across documents before one embedding call: bigger buffers sort better by length."""
@@ -94,7 +111,9 @@ def collect_files(paths: Sequence[str | Path], *, skip_hidden: bool = True) -> l
         raise InputError("no paths given; pass one or more files or folders to ingest")
     missing = [str(p) for p in paths if not Path(p).expanduser().exists()]
     if missing:
-        raise InputError(f"path not found: {', '.join(missing)}; check the spelling, or pass an existing file or folder")
+        raise InputError(
+            f"path not found: {', '.join(missing)}; check the spelling, or pass an existing file or folder"
+        )
     out: dict[Path, None] = {}
     suffixes = supported_suffixes()
     for p in paths:
@@ -137,8 +156,10 @@ def _typed(raw: str) -> MetaValue:
 def _check_user_meta(meta: Metadata) -> None:
     clash = sorted(set(meta) & RESERVED_FIELDS)
     if clash:
-        raise InputError(f"metadata keys {clash} are set by ragcli itself; rename them "
-                         f"(reserved: {', '.join(sorted(RESERVED_FIELDS))})")
+        raise InputError(
+            f"metadata keys {clash} are set by ragcli itself; rename them "
+            f"(reserved: {', '.join(sorted(RESERVED_FIELDS))})"
+        )
 
 
 def _fingerprint(stages: Stages, user_meta: Metadata) -> str:
@@ -165,8 +186,11 @@ def _doc_hash(path: Path, fingerprint: str) -> str:
 
 
 def _is_complete(prev: StoredDocument | None, doc_id: str, doc_hash: str) -> bool:
-    return (prev is not None and prev.content_hash == doc_hash
-            and set(prev.chunk_ids) == expected_chunk_ids(doc_id, doc_hash, prev.expected_chunks))
+    return (
+        prev is not None
+        and prev.content_hash == doc_hash
+        and set(prev.chunk_ids) == expected_chunk_ids(doc_id, doc_hash, prev.expected_chunks)
+    )
 
 
 def _finish_chunks(doc: Document, chunks: list[Chunk]) -> list[Chunk]:
@@ -174,7 +198,9 @@ def _finish_chunks(doc: Document, chunks: list[Chunk]) -> list[Chunk]:
     n = len(chunks)
     return [
         dataclasses.replace(
-            c, id=chunk_id(doc.id, doc.content_hash, i), ordinal=i,
+            c,
+            id=chunk_id(doc.id, doc.content_hash, i),
+            ordinal=i,
             metadata={**c.metadata, "doc_hash": doc.content_hash, "doc_chunks": n},
         )
         for i, c in enumerate(chunks)
@@ -207,7 +233,9 @@ def _flush(run: _Run) -> None:
     if run.sparse:
         encoder = stages.sparse_encoder
         if encoder is None:
-            raise ConfigError("ingest.sparse is true but no sparse encoder is available; set ingest.sparse: false")
+            raise ConfigError(
+                "ingest.sparse is true but no sparse encoder is available; set ingest.sparse: false"
+            )
         t0 = time.perf_counter()
         sparse_all = encoder.encode(unique)
         run.timed("sparse", time.perf_counter() - t0)
@@ -276,12 +304,18 @@ def ingest(
     user_meta: Metadata = {**cfg.ingest.metadata, **(meta or {})}
     _check_user_meta(user_meta)
     crash = os.environ.get(CRASH_ENV, "")
-    run = _Run(stages, IngestReport(), cfg.ingest.chunking.breadcrumb_in_embedding, cfg.ingest.sparse,
-               crash_at=(crash.split(":")[0], int(crash.split(":")[1])) if ":" in crash else None)
+    run = _Run(
+        stages,
+        IngestReport(),
+        cfg.ingest.chunking.breadcrumb_in_embedding,
+        cfg.ingest.sparse,
+        crash_at=(crash.split(":")[0], int(crash.split(":")[1])) if ":" in crash else None,
+    )
     report = run.report
     store = stages.store
-    store.ensure_collection(stages.embedder.dim, sparse=cfg.ingest.sparse,
-                            indexed_fields={**BUILTIN_INDEXES, **cfg.filterable})
+    store.ensure_collection(
+        stages.embedder.dim, sparse=cfg.ingest.sparse, indexed_fields={**BUILTIN_INDEXES, **cfg.filterable}
+    )
     stored = store.documents()
     fingerprint = _fingerprint(stages, user_meta)
     seen: set[str] = set()
@@ -326,8 +360,13 @@ def ingest(
             _set_result(report, path, "failed", f"cannot read the file ({type(exc).__name__}: {exc})")
         except Exception as exc:  # a parser bug on one odd file must not stop the batch
             log.warning("unexpected error on %s", path, exc_info=True)
-            _set_result(report, path, "failed", f"could not be parsed ({type(exc).__name__}: {exc}); "
-                                                "report this file if it opens fine elsewhere")
+            _set_result(
+                report,
+                path,
+                "failed",
+                f"could not be parsed ({type(exc).__name__}: {exc}); "
+                "report this file if it opens fine elsewhere",
+            )
         if progress is not None:
             progress(IngestProgress(n, len(files), str(path), report.tokens_embedded))
     _flush(run)
@@ -337,7 +376,9 @@ def ingest(
     return report
 
 
-def _prune(stages: Stages, stored: dict[str, StoredDocument], seen: set[str], roots: Sequence[str | Path]) -> int:
+def _prune(
+    stages: Stages, stored: dict[str, StoredDocument], seen: set[str], roots: Sequence[str | Path]
+) -> int:
     root_paths = [Path(r).expanduser().resolve() for r in roots]
     gone = []
     for doc_id, sd in stored.items():

@@ -17,16 +17,30 @@ class SpecialTokenCounter:
         return len(text.split()) + 2
 
 
-def _chunker(max_tokens: int = 40, min_tokens: int = 0, overlap: int = 0, breadcrumb: bool = True,
-             counter: object | None = None) -> StructureChunker:
+def _chunker(
+    max_tokens: int = 40,
+    min_tokens: int = 0,
+    overlap: int = 0,
+    breadcrumb: bool = True,
+    counter: object | None = None,
+) -> StructureChunker:
     limits = {p: ChunkLimits(max_tokens, min_tokens, overlap) for p in PROFILES}
-    return StructureChunker(counter or WhitespaceTokenCounter(), limits,  # type: ignore[arg-type]
-                            breadcrumb_in_embedding=breadcrumb)
+    return StructureChunker(
+        counter or WhitespaceTokenCounter(),
+        limits,  # type: ignore[arg-type]
+        breadcrumb_in_embedding=breadcrumb,
+    )
 
 
 def _doc(elements: list[Element], title: str = "Doc", content_type: str = "prose") -> Document:
-    return Document(id="d1", source="/tmp/d1.md", title=title, elements=elements, content_type=content_type,
-                    content_hash="h")
+    return Document(
+        id="d1",
+        source="/tmp/d1.md",
+        title=title,
+        elements=elements,
+        content_type=content_type,
+        content_hash="h",
+    )
 
 
 def _words(n: int, word: str = "w") -> str:
@@ -39,8 +53,14 @@ def _words(n: int, word: str = "w") -> str:
 
 
 def test_section_that_fits_is_one_chunk_with_its_heading() -> None:
-    doc = _doc([Element("Intro", kind="title", heading_level=1), Element(_words(10)),
-                Element("Usage", kind="title", heading_level=1), Element(_words(12, "u"))])
+    doc = _doc(
+        [
+            Element("Intro", kind="title", heading_level=1),
+            Element(_words(10)),
+            Element("Usage", kind="title", heading_level=1),
+            Element(_words(12, "u")),
+        ]
+    )
     chunks = _chunker().chunk(doc)
     assert [c.section_path for c in chunks] == [("Doc", "Intro"), ("Doc", "Usage")]
     assert chunks[0].text.startswith("Intro\n\n")
@@ -48,9 +68,16 @@ def test_section_that_fits_is_one_chunk_with_its_heading() -> None:
 
 
 def test_heading_hierarchy_builds_breadcrumbs() -> None:
-    doc = _doc([Element("A", kind="title", heading_level=1), Element("a text"),
-                Element("A.1", kind="title", heading_level=2), Element("a1 text"),
-                Element("B", kind="title", heading_level=1), Element("b text")])
+    doc = _doc(
+        [
+            Element("A", kind="title", heading_level=1),
+            Element("a text"),
+            Element("A.1", kind="title", heading_level=2),
+            Element("a1 text"),
+            Element("B", kind="title", heading_level=1),
+            Element("b text"),
+        ]
+    )
     paths = [c.section_path for c in _chunker().chunk(doc)]
     assert paths == [("Doc", "A"), ("Doc", "A", "A.1"), ("Doc", "B")]
 
@@ -108,7 +135,7 @@ def test_long_table_splits_by_rows_repeating_header() -> None:
     for c in chunks:
         lines = c.text.split("\n")
         assert lines[0] == "name | value"
-        assert all(ln == "name | value" or ln.startswith("row") and ln.count("|") == 1 for ln in lines)
+        assert all(ln == "name | value" or (ln.startswith("row") and ln.count("|") == 1) for ln in lines)
     body = [ln for c in chunks for ln in c.text.split("\n") if ln.startswith("row")]
     assert body == rows[1:]
 
@@ -160,8 +187,13 @@ def test_split_sentences() -> None:
 def test_profiles_resolve_and_cap_at_model_max() -> None:
     lim = resolve_limits("code", max_tokens=512, min_tokens=None, overlap_tokens=0, model_max_tokens=256)
     assert lim.max_tokens == 256 and lim.min_tokens == 0
-    lim = resolve_limits("markdown", max_tokens=200, min_tokens=None, overlap_tokens=0,
-                         overrides={"markdown": {"max_tokens": 120, "min_tokens": 10, "overlap_tokens": None}})
+    lim = resolve_limits(
+        "markdown",
+        max_tokens=200,
+        min_tokens=None,
+        overlap_tokens=0,
+        overrides={"markdown": {"max_tokens": 120, "min_tokens": 10, "overlap_tokens": None}},
+    )
     assert (lim.max_tokens, lim.min_tokens) == (120, 10)
     with pytest.raises(Exception, match="unknown chunking profile"):
         resolve_limits("poetry", max_tokens=100, min_tokens=None, overlap_tokens=0)

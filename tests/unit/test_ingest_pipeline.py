@@ -36,20 +36,31 @@ class SqliteFakeStore:
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(str(path))
-        self._db.execute("CREATE TABLE IF NOT EXISTS points (id TEXT PRIMARY KEY, doc_id TEXT, payload TEXT, "
-                         "vector BLOB)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS points (id TEXT PRIMARY KEY, doc_id TEXT, payload TEXT, vector BLOB)"
+        )
         self._db.commit()
         self.indexed: dict[str, str] = {}
 
     def ensure_collection(self, dim: int, *, sparse: bool, indexed_fields: dict[str, str]) -> None:
         self.indexed = dict(indexed_fields)
 
-    def upsert(self, chunks: Sequence[Chunk], dense: Vectors, sparse: Sequence[SparseVector] | None = None) -> None:
+    def upsert(
+        self, chunks: Sequence[Chunk], dense: Vectors, sparse: Sequence[SparseVector] | None = None
+    ) -> None:
         rows = []
         for c, v in zip(chunks, dense, strict=True):
-            payload = {"doc_id": c.doc_id, "text": c.text, "source": c.source, "section_path": list(c.section_path),
-                       "page": c.page, "ordinal": c.ordinal, "tokens": c.tokens, "content_hash": c.content_hash,
-                       **c.metadata}
+            payload = {
+                "doc_id": c.doc_id,
+                "text": c.text,
+                "source": c.source,
+                "section_path": list(c.section_path),
+                "page": c.page,
+                "ordinal": c.ordinal,
+                "tokens": c.tokens,
+                "content_hash": c.content_hash,
+                **c.metadata,
+            }
             rows.append((c.id, c.doc_id, json.dumps(payload), np.asarray(v, dtype=np.float32).tobytes()))
         self._db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)", rows)
         self._db.commit()
@@ -74,8 +85,13 @@ class SqliteFakeStore:
         for pid, p in self.payloads().items():
             docs.setdefault(p["doc_id"], []).append((pid, p))
         return {
-            d: StoredDocument(d, rows[0][1]["source"], rows[0][1]["doc_hash"], rows[0][1]["doc_chunks"],
-                              tuple(pid for pid, _ in rows))
+            d: StoredDocument(
+                d,
+                rows[0][1]["source"],
+                rows[0][1]["doc_hash"],
+                rows[0][1]["doc_chunks"],
+                tuple(pid for pid, _ in rows),
+            )
             for d, rows in docs.items()
         }
 
@@ -102,15 +118,24 @@ class ListLedger:
 
 def make_stages(store_path: Path, **cfg: Any) -> Stages:
     config = PipelineConfig(embedder=HashEmbedderConfig(dim=32), **cfg)
-    return Stages.from_config(config, parser=PlainTextParser(), embedder=HashEmbedder(32),
-                              store=SqliteFakeStore(store_path), ledger=ListLedger())
+    return Stages.from_config(
+        config,
+        parser=PlainTextParser(),
+        embedder=HashEmbedder(32),
+        store=SqliteFakeStore(store_path),
+        ledger=ListLedger(),
+    )
 
 
 def write_corpus(root: Path) -> Path:
     docs = root / "docs"
     (docs / "sub").mkdir(parents=True)
-    (docs / "a.md").write_text("---\ntitle: Alpha guide\nteam: search\ntags: [x, y]\n---\n# Alpha\n\n"
-                               + "Alpha text is here. " * 30 + "\n\n## Details\n\n" + "More detail. " * 40)
+    (docs / "a.md").write_text(
+        "---\ntitle: Alpha guide\nteam: search\ntags: [x, y]\n---\n# Alpha\n\n"
+        + "Alpha text is here. " * 30
+        + "\n\n## Details\n\n"
+        + "More detail. " * 40
+    )
     (docs / "b.txt").write_text("Bravo\n\n" + "Bravo prose sentence. " * 50)
     (docs / "sub" / "c.md").write_text("# Charlie\n\nCharlie content.\n")
     (docs / "sub" / "c.md.meta.json").write_text(json.dumps({"owner": "ops", "year": 2024}))
@@ -148,7 +173,9 @@ def test_payload_carries_file_facts_and_user_metadata(tmp_path: Path) -> None:
     ingest([docs], stages, meta=parse_meta(["lang=en", "year=2023"]))
     payloads = list(stages.store.payloads().values())  # type: ignore[attr-defined]
     a = next(p for p in payloads if p["source"].endswith("a.md"))
-    assert a["title"] == "Alpha guide" and a["team"] == "search" and a["tags"] == ["x", "y"]  # front matter wins
+    assert (
+        a["title"] == "Alpha guide" and a["team"] == "search" and a["tags"] == ["x", "y"]
+    )  # front matter wins
     assert a["corpus"] == "demo" and a["lang"] == "en" and a["year"] == 2023
     assert a["content_type"] == "markdown" and isinstance(a["modified"], int)
     assert a["doc_chunks"] >= 1 and len(a["doc_hash"]) == 32
@@ -168,7 +195,8 @@ def test_changed_file_is_replaced_not_duplicated(tmp_path: Path) -> None:
     clean = make_stages(tmp_path / "clean.db")
     ingest([docs], clean)
     assert {(t, h) for _, t, h in state(stages.store)} == {  # type: ignore[arg-type]
-        (t, h) for _, t, h in state(clean.store)}  # type: ignore[arg-type]
+        (t, h) for _, t, h in state(clean.store)
+    }  # type: ignore[arg-type]
 
 
 def test_prune_removes_documents_that_are_gone(tmp_path: Path) -> None:
@@ -181,8 +209,7 @@ def test_prune_removes_documents_that_are_gone(tmp_path: Path) -> None:
     pruned = make_stages(tmp_path / "s.db")
     rep = ingest([docs], pruned, prune=True)
     assert rep.chunks_removed >= 1
-    assert not any(p["source"].endswith("b.txt")
-                   for p in pruned.store.payloads().values())  # type: ignore[attr-defined]
+    assert not any(p["source"].endswith("b.txt") for p in pruned.store.payloads().values())  # type: ignore[attr-defined]
 
 
 def test_bad_files_are_reported_and_the_rest_ingested(tmp_path: Path) -> None:
@@ -213,7 +240,7 @@ def test_bad_files_are_reported_and_the_rest_ingested(tmp_path: Path) -> None:
 
 def test_missing_path_and_reserved_meta_fail_before_any_work(tmp_path: Path) -> None:
     stages = make_stages(tmp_path / "s.db")
-    with pytest.raises(InputError, match="path not found: .*nope.*pass an existing file or folder"):
+    with pytest.raises(InputError, match=r"path not found: .*nope.*pass an existing file or folder"):
         ingest([tmp_path / "nope"], stages)
     (tmp_path / "f.txt").write_text("text")
     with pytest.raises(InputError, match="set by ragcli itself"):
@@ -248,8 +275,13 @@ def _run_child(db: Path, docs: Path, crash_at: str | None) -> int:
     env.pop("RAGCLI_TEST_CRASH_AT", None)
     if crash_at:
         env["RAGCLI_TEST_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-c", _CHILD, str(db), str(docs)], env=env, cwd=REPO,
-                          capture_output=True, timeout=120).returncode
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD, str(db), str(docs)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+    ).returncode
 
 
 @pytest.mark.parametrize("crash_at", ["embed:1", "upsert:1", "upsert:2", "delete:1"])
