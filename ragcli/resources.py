@@ -37,6 +37,7 @@ _OFFLINE_DEFAULTS = {
     "SCARF_NO_ANALYTICS": "true",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # model-loading bars; the CLI draws its own progress
 }
 
 
