@@ -233,3 +233,11 @@ def test_invalid_arguments_are_refused() -> None:
 def test_numbers_in_text_are_sequential() -> None:
     ctx = TokenBudgetPacker(words).pack("q", HITS, 10_000)
     assert re.findall(r"^\[(\d+)\]", ctx.text, flags=re.M) == ["1", "2", "3", "4", "5"]
+
+
+def test_sentence_ranking_uses_the_chunk_title_for_pronoun_sentences() -> None:
+    a = hit(0, "Scott Derrickson is a director. He was born in 1966 in Denver.", 0.9, section=("Scott Derrickson",))
+    b = hit(1, "Many people were born in 1966 somewhere.", 0.8)
+    packer = TokenBudgetPacker(words, select_sentences=True)
+    ctx = packer.pack("When was Scott Derrickson born?", [a, b], 13)
+    assert ctx.text == "[1] doc0.md | Scott Derrickson\nHe was born in 1966 in Denver."
