@@ -7,6 +7,7 @@ and `UnstructuredParser` delegates CSV, JSON and code to it.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -27,6 +28,23 @@ _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
+_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+_LINK_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+")
+_INLINE = (
+    (re.compile(r"<!--.*?-->", re.S), ""),
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image -> its alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # [text](url) -> text
+    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref] -> text
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # bold
+    (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>"), " "),  # raw HTML tags -> their text
+)
+
+
+def clean_inline(text: str) -> str:
+    """Markdown inline markup -> the words a reader sees (links keep their text, entities decoded)."""
+    for pattern, repl in _INLINE:
+        text = pattern.sub(repl, text)
+    return " ".join(html.unescape(text).split())
 
 
 def text_elements(text: str) -> list[Element]:
@@ -63,12 +81,12 @@ def markdown_elements(text: str) -> list[Element]:
         if not para:
             return
         if all(_LIST.match(p) for p in para):
-            out.append(Element("\n".join(p.strip() for p in para), kind="list"))
+            out.append(Element("\n".join(clean_inline(p.strip()) for p in para), kind="list"))
         elif len(para) > 1 and all(p.strip().startswith("|") for p in para):
             rows = [p.strip() for p in para if not re.fullmatch(r"\|?[\s:|-]+\|?", p.strip())]
             out.append(Element("\n".join(rows), kind="table"))
         else:
-            out.append(Element(" ".join(p.strip() for p in para), kind="narrative"))
+            out.append(Element(clean_inline(" ".join(p.strip() for p in para)), kind="narrative"))
         para.clear()
 
     i = 0
@@ -87,7 +105,9 @@ def markdown_elements(text: str) -> list[Element]:
         elif m := _ATX.match(line):
             flush()
             if m.group(2):
-                out.append(Element(m.group(2), kind="title", heading_level=len(m.group(1))))
+                out.append(Element(clean_inline(m.group(2)), kind="title", heading_level=len(m.group(1))))
+        elif _RULE.match(line) and not para or _LINK_DEF.match(line):
+            flush()
         elif para and len(para) == 1 and _SETEXT.match(line) and not _LIST.match(para[0]):
             title = para.pop().strip()
             out.append(Element(title, kind="title", heading_level=1 if line.strip()[0] == "=" else 2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,6 +139,7 @@ class SentenceTransformerEmbedder:
     def _load(self) -> Any:
         if self._model is None:
             offline_env()
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             t0 = time.perf_counter()
             try:
                 from sentence_transformers import SentenceTransformer
@@ -146,6 +148,9 @@ class SentenceTransformerEmbedder:
                     "sentence-transformers is not installed; run `pip install 'ragcli[local]'`"
                 ) from exc
             try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # "Loading weights" bars on stderr are noise for a CLI
                 self._model = SentenceTransformer(self._path, device=self._device, backend=self._backend)  # type: ignore[arg-type]
             except Exception as exc:
                 raise BackendError(
