@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.ingest_common import default_data, header, token_f1, write_section  # noqa: E402
+from benchmarks.ingest_common import default_data, header, token_f1, write_section
 
 
 def gold_text(path: Path) -> str:

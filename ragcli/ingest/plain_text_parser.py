@@ -106,7 +106,7 @@ def markdown_elements(text: str) -> list[Element]:
             flush()
             if m.group(2):
                 out.append(Element(clean_inline(m.group(2)), kind="title", heading_level=len(m.group(1))))
-        elif _RULE.match(line) and not para or _LINK_DEF.match(line):
+        elif (_RULE.match(line) and not para) or _LINK_DEF.match(line):
             flush()
         elif para and len(para) == 1 and _SETEXT.match(line) and not _LIST.match(para[0]):
             title = para.pop().strip()

@@ -150,7 +150,7 @@ class SentenceTransformerEmbedder:
             try:
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # "Loading weights" bars on stderr are noise for a CLI
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars on stderr are noise for a CLI
                 self._model = SentenceTransformer(self._path, device=self._device, backend=self._backend)  # type: ignore[arg-type]
             except Exception as exc:
                 raise BackendError(
