@@ -4,7 +4,7 @@ Each paragraph becomes a `Document` (id: the paragraph id; title and source: the
 pipeline's own chunker splits, its embedder embeds (the title on top of the embedded text, as the ingest pipeline
 does with breadcrumbs) and its store holds. The stored chunk keeps the title as its source and no section path,
 so the prompt header names the title once. The collection is named by a hash of the corpus and of everything
-that shapes the index (embedder, chunking, sparse vectors), so a second run on the same file and config reuses
+that shapes the stored vectors (embedder, chunking, sparse vectors; not payload indexes), so a second run on the same file and config reuses
 it; documents already stored complete are never embedded again, which also makes an interrupted build resumable.
 """
 
@@ -52,7 +52,6 @@ def collection_name(dataset: QADataset, config: PipelineConfig) -> str:
         "embedder": config.embedder.model_dump(mode="json", exclude={"batch_size", "device"}),
         "chunking": config.ingest.chunking.model_dump(mode="json"),
         "sparse": config.ingest.sparse,
-        "filterable": config.filterable,
     }
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
     return f"qa-{dataset.format}-{dataset.fingerprint[:12]}-{digest}"
