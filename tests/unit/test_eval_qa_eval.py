@@ -165,8 +165,13 @@ def test_cli_eval_qa_json_table_and_partial(tmp_path: Path, monkeypatch: pytest.
     data = json.loads(res.stdout)
     assert [r["budget_tokens"] for r in data["runs"]] == [32, 400]
     assert data["partial"] is False and data["config"]["name"] == "fake"
-    res = runner.invoke(app, [*base, "--model", "gpt-4o-mini"])
+    import importlib.util
+
+    plot = tmp_path / "curve.png"
+    with_plot = ["--plot", str(plot)] if importlib.util.find_spec("matplotlib") else []
+    res = runner.invoke(app, [*base, "--model", "gpt-4o-mini", *with_plot])
     assert res.exit_code == 0, res.output
+    assert plot.is_file() or not with_plot
     assert "fake on h.jsonl (hotpotqa)" in res.stdout
     assert "o200k_base (gpt-4o-mini)" in res.stdout.replace("\n", "")
 
