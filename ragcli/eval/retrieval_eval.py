@@ -78,8 +78,14 @@ def collection_name(corpus_path: Path, cfg: PipelineConfig) -> str:
 def _chunk_of(doc: BeirDoc) -> Chunk:
     from ragcli.retrieval.payload import point_id
 
-    return Chunk(id=point_id(f"beir:{doc.id}"), doc_id=doc.id, text=doc.full_text, source=doc.id,
-                 section_path=(doc.title,) if doc.title else (), metadata={"doc_chunks": 1})  # fmt: skip
+    return Chunk(
+        id=point_id(f"beir:{doc.id}"),
+        doc_id=doc.id,
+        text=doc.full_text,
+        source=doc.id,
+        section_path=(doc.title,) if doc.title else (),
+        metadata={"doc_chunks": 1},
+    )
 
 
 def build_index(
@@ -143,9 +149,14 @@ def run_queries(
             t1 = time.perf_counter()
             sparse = stages.sparse_encoder.encode_query(text) if mode in ("sparse", "hybrid") else None
             request = SearchRequest(
-                dense=dense, sparse=sparse, mode=mode, limit=max(depth, rerank_depth), filter=flt,
-                prefetch_limit=cfg.retrieval.prefetch, rrf_k=cfg.retrieval.rrf_k,
-            )  # fmt: skip
+                dense=dense,
+                sparse=sparse,
+                mode=mode,
+                limit=max(depth, rerank_depth),
+                filter=flt,
+                prefetch_limit=cfg.retrieval.prefetch,
+                rrf_k=cfg.retrieval.rrf_k,
+            )
             hits = stages.store.search(request)
             t2 = time.perf_counter()
             if reranker is not None and hits:
@@ -169,7 +180,11 @@ def run_queries(
 
 def eval_config(cfg: PipelineConfig, corpus_path: Path, rerank_depth: int) -> PipelineConfig:
     """The config as eval runs it: a collection per corpus, the reranker re-ordering `rerank_depth` hits."""
-    update: dict[str, Any] = {"collection": collection_name(corpus_path, cfg)}
+    # eval collections always hold sparse vectors, so dense, sparse and hybrid runs share one index
+    update: dict[str, Any] = {
+        "collection": collection_name(corpus_path, cfg),
+        "ingest": cfg.ingest.model_copy(update={"sparse": True}),
+    }
     if not isinstance(cfg.reranker, NoRerankerConfig):
         update["reranker"] = cfg.reranker.model_copy(
             update={"top_n": rerank_depth, "min_score": None, "dedupe_threshold": None}
