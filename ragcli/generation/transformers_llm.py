@@ -72,7 +72,7 @@ class TransformersLLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         log.warning(
-            "one-time conversion: de-quantizing %s for transformers into %s (takes ~1 min; cached for later runs)",
+            "one-time conversion: de-quantizing %s for transformers into %s (one to three minutes; cached for later runs)",
             gguf.name,
             target,
         )
