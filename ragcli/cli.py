@@ -30,8 +30,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-eval_app = typer.Typer(help="Measure retrieval quality and answer-in-context against tokens and dollars.",
-                       no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Measure retrieval quality and answer-in-context against tokens and dollars.", no_args_is_help=True
+)
 app.add_typer(eval_app, name="eval")
 train_app = typer.Typer(help="Train models on your own labels (rerankers).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -51,7 +52,9 @@ ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="A YAML config file or a preset name (default: local).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection to use (overrides config).")]
+CollectionOpt = Annotated[
+    str | None, typer.Option("--collection", help="Collection to use (overrides config).")
+]
 
 T = TypeVar("T")
 
@@ -127,7 +130,9 @@ def _run(fn: Callable[[], T]) -> T:
 
 
 @config_app.command("validate")
-def config_validate(file: Annotated[str, typer.Argument(help="A YAML config file or a preset name.")]) -> None:
+def config_validate(
+    file: Annotated[str, typer.Argument(help="A YAML config file or a preset name.")],
+) -> None:
     """Check a config and list every problem with its YAML path."""
     from ragcli.config import load_config
 
@@ -137,8 +142,10 @@ def config_validate(file: Annotated[str, typer.Argument(help="A YAML config file
 
 
 @config_app.command("show")
-def config_show(file: Annotated[str | None, typer.Argument(help="A YAML file or preset (default: local).")] = None,
-                as_json: JsonOpt = False) -> None:
+def config_show(
+    file: Annotated[str | None, typer.Argument(help="A YAML file or preset (default: local).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Print the effective config, every default filled in."""
     from ragcli.config import dump_config
 
@@ -175,7 +182,11 @@ def doctor(as_json: JsonOpt = False) -> None:
         for col in ("resource", "status", "detail"):
             table.add_column(col, overflow="fold")
         for c in checks:
-            status = "[green]ok[/green]" if c.ok else ("[red]missing[/red]" if c.required else "[yellow]absent[/yellow]")
+            status = (
+                "[green]ok[/green]"
+                if c.ok
+                else ("[red]missing[/red]" if c.required else "[yellow]absent[/yellow]")
+            )
             table.add_row(c.name, status, c.detail)
         out.print(table)
     if any(c.required and not c.ok for c in checks):
@@ -186,6 +197,8 @@ def doctor(as_json: JsonOpt = False) -> None:
 
 
 def _print_answer(ans: Any, *, streamed: bool) -> None:
+    for warning in ans.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if not streamed:
         out.print(ans.text or "(no answer)", highlight=False)
     if ans.citations:
@@ -236,9 +249,14 @@ def query(
         stages = Stages.from_config(cfg)
         try:
             streaming = stream and not as_json and not no_answer
-            opts = QueryOptions(where=where, budget_tokens=budget_tokens, no_answer=no_answer,
-                                on_token=(lambda s: out.print(s, end="", highlight=False, markup=False))
-                                if streaming else None)
+            opts = QueryOptions(
+                where=where,
+                budget_tokens=budget_tokens,
+                no_answer=no_answer,
+                on_token=(lambda s: out.print(s, end="", highlight=False, markup=False))
+                if streaming
+                else None,
+            )
             ans = answer(question, stages, opts)
         finally:
             stages.close()
@@ -254,8 +272,11 @@ def query(
 
 
 @app.command()
-def chat(config: ConfigOpt = None, collection: CollectionOpt = None,
-         where: Annotated[str | None, typer.Option(help="Filter for every turn.")] = None) -> None:
+def chat(
+    config: ConfigOpt = None,
+    collection: CollectionOpt = None,
+    where: Annotated[str | None, typer.Option(help="Filter for every turn.")] = None,
+) -> None:
     """A multi-turn chat over the documents; history is kept and counted. Empty line or Ctrl-D ends."""
     from ragcli.pipelines.query_pipeline import QueryOptions, answer
     from ragcli.pipelines.stages import Stages
@@ -275,8 +296,11 @@ def chat(config: ConfigOpt = None, collection: CollectionOpt = None,
                 if not line:
                     break
                 out.print("bot> ", end="")
-                opts = QueryOptions(where=where, history=list(history),
-                                    on_token=lambda s: out.print(s, end="", highlight=False, markup=False))
+                opts = QueryOptions(
+                    where=where,
+                    history=list(history),
+                    on_token=lambda s: out.print(s, end="", highlight=False, markup=False),
+                )
                 ans = answer(line, stages, opts)
                 out.print()
                 _print_answer(ans, streamed=True)
@@ -286,6 +310,111 @@ def chat(config: ConfigOpt = None, collection: CollectionOpt = None,
             stages.close()
         usd = "unknown" if total.usd is None else f"${total.usd:.6f}"
         out.print(f"[dim]session: {total.calls} calls, {total.input_tokens} input tokens, cost {usd}[/dim]")
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def _ingest_summary(report: Any, collection: str) -> dict[str, Any]:
+    counts = {
+        s: sum(1 for f in report.files if f.status == s) for s in ("ok", "failed", "empty", "unchanged")
+    }
+    return {
+        "collection": collection,
+        "files": {**counts, "total": len(report.files)},
+        "chunks": {
+            "added": report.chunks_added,
+            "replaced": report.chunks_replaced,
+            "removed": report.chunks_removed,
+        },
+        "tokens_embedded": report.tokens_embedded,
+        "largest_chunk_tokens": report.largest_chunk_tokens,
+        "seconds": round(report.seconds, 3),
+        "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
+        "usage": to_jsonable(report.usage),
+        "failures": [{"path": f.path, "reason": f.reason} for f in report.files if f.status == "failed"],
+        "empty": [{"path": f.path, "reason": f.reason} for f in report.files if f.status == "empty"],
+    }
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Files and folders to ingest.", show_default=False)
+    ] = None,
+    config: ConfigOpt = None,
+    collection: CollectionOpt = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="Metadata for every chunk: key=value (repeatable).")
+    ] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove chunks of files that are gone.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parse, chunk, embed and store documents; unchanged files are skipped.
+
+    Exit codes: 0 every file ingested (or unchanged/empty), 2 some files failed (see the reasons), 64 bad
+    arguments or config (e.g. a path that does not exist), 1 a backend failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ragcli.errors import InputError
+    from ragcli.pipelines.ingest_pipeline import IngestProgress, ingest, parse_meta
+    from ragcli.pipelines.stages import Stages
+
+    with _errors():
+        if not paths:
+            raise InputError("no paths given; run `ragcli ingest PATH...` with one or more files or folders")
+        user_meta = parse_meta(meta or [])
+        missing = [p for p in paths if not Path(p).expanduser().exists()]
+        if missing:
+            raise InputError(
+                f"path not found: {', '.join(missing)}; check the spelling, or pass an existing "
+                "file or folder"
+            )
+        cfg = _load(config, collection)
+        stages = Stages.from_config(cfg)
+        bar = Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err,
+            transient=True,
+        )
+        task = bar.add_task("", total=None)
+
+        def on_progress(p: IngestProgress) -> None:
+            bar.update(task, completed=p.files_done, total=p.files_total, description=Path(p.path).name[:40])
+
+        try:
+            with bar:
+                report = ingest(paths, stages, meta=user_meta, prune=prune, progress=on_progress)
+        finally:
+            stages.close()
+        summary = _ingest_summary(report, cfg.collection)
+        if as_json:
+            print_json(summary)
+        else:
+            table = Table(title=f"ingest into {cfg.collection!r}", show_header=False)
+            table.add_column("what")
+            table.add_column("count", justify="right")
+            f, c = summary["files"], summary["chunks"]
+            for label, value in (
+                ("files ok", f["ok"]), ("files failed", f["failed"]), ("files empty", f["empty"]),
+                ("files unchanged (skipped)", f["unchanged"]), ("chunks added", c["added"]),
+                ("chunks replaced", c["replaced"]), ("chunks removed", c["removed"]),
+                ("tokens embedded", report.tokens_embedded), ("largest chunk (tokens)", report.largest_chunk_tokens),
+                ("seconds", f"{report.seconds:.1f}"),
+            ):
+                table.add_row(label, str(value))
+            out.print(table)
+            for item in summary["failures"]:
+                out.print(f"[red]failed[/red] {item['path']}: {item['reason']}", highlight=False)
+            for item in summary["empty"]:
+                out.print(f"[yellow]empty[/yellow] {item['path']}: {item['reason']}", highlight=False)
+        if summary["failures"]:
+            raise typer.Exit(EXIT_PARTIAL)
 
 
 # ---------------------------------------------------------------- cost
@@ -340,125 +469,6 @@ def cost(
                 "dollars above leave them out; add their prices under cost.prices in the config[/yellow]"
             )
         out.print(f"[dim]ledger {path}[/dim]", highlight=False)
-
-
-# ---------------------------------------------------------------- eval qa
-
-
-def _qa_table(report: Any) -> Table:
-    table = Table(title=f"{report.config_name} on {Path(report.questions_file).name} ({report.format})")
-    for col in (
-        "budget",
-        "questions",
-        "answer in ctx",
-        "(incl. q)",
-        "support recall",
-        "mean tok",
-        "p95 tok",
-        "$ / 1k q",
-        "s / q",
-        "EM",
-        "F1",
-    ):
-        table.add_column(col, justify="right")
-    for r in report.runs:
-        usd = "unknown" if r.usd_per_1k_queries is None else f"{r.usd_per_1k_queries:.4f}"
-        table.add_row(
-            "config" if r.budget_tokens is None else str(r.budget_tokens),
-            f"{r.questions}/{r.questions_planned}" + (" PARTIAL" if r.partial else ""),
-            f"{100 * r.answer_in_context:.1f}%",
-            f"{100 * r.answer_in_prompt:.1f}%",
-            f"{100 * r.supporting_recall:.1f}%",
-            f"{r.mean_prompt_tokens:.0f}",
-            f"{r.p95_prompt_tokens:.0f}",
-            usd,
-            f"{r.seconds_per_query:.3f}",
-            "-" if r.exact_match is None else f"{100 * r.exact_match:.1f}",
-            "-" if r.f1 is None else f"{100 * r.f1:.1f}",
-        )
-    return table
-
-
-@eval_app.command("qa")
-def eval_qa(
-    questions: Annotated[
-        Path, typer.Option("--questions", help="JSONL questions (HotpotQA IRCoT or NQ-Open).")
-    ],
-    fmt: Annotated[str, typer.Option("--format", help="File format: hotpotqa or nq.")],
-    budget_tokens: Annotated[
-        list[int] | None,
-        typer.Option("--budget-tokens", help="Context budget in tokens; repeat it for a cost-quality curve."),
-    ] = None,
-    config: ConfigOpt = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Only the first N questions (the corpus stays whole).")
-    ] = None,
-    answer_it: Annotated[
-        bool, typer.Option("--answer", help="Call the LLM too; score exact match and F1.")
-    ] = False,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Count and price prompts as this model (e.g. gpt-4o-mini); default: the config's LLM.",
-        ),
-    ] = None,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="Draw tokens vs answer-in-context into this PNG.")
-    ] = None,
-    per_question: Annotated[bool, typer.Option(help="With --json, include every question's row.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Answer-in-context vs prompt tokens and dollars on a QA file (HotpotQA or NQ), per context budget."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from ragcli.eval.qa_data import load_qa
-    from ragcli.eval.qa_eval import evaluate_qa, plot_report, report_to_dict, resolve_pricing
-
-    with _errors():
-        cfg = _load(config)
-        dataset = load_qa(questions, fmt)
-        pricing, counter, tokenizer = resolve_pricing(cfg, model)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(phase, total=total)
-                bar.update(tasks[phase], completed=done, total=total)
-
-            report = evaluate_qa(
-                dataset,
-                cfg,
-                budget_tokens or [None],
-                limit=limit,
-                answer=answer_it,
-                pricing=pricing,
-                count_tokens=counter,
-                tokenizer_name=tokenizer,
-                progress=progress,
-            )
-        if plot is not None and report.runs:
-            plot_report(report, plot)
-        if as_json:
-            print_json(report_to_dict(report, per_question=per_question))
-        else:
-            out.print(_qa_table(report))
-            idx = report.index
-            if idx is not None:
-                out.print(
-                    f"[dim]index {idx.collection}: {idx.chunks} chunks of {idx.paragraphs} paragraphs, "
-                    f"{'reused' if idx.reused else f'{idx.embedded_chunks} embedded in {idx.seconds:.0f}s'}; "
-                    f"tokens: {report.tokenizer}[/dim]"
-                )
-            if plot is not None:
-                out.print(f"plot: {plot}")
-        if report.partial:
-            err.print(
-                "[yellow]interrupted: the results above are PARTIAL (not every question was measured)[/yellow]"
-            )
-            raise typer.Exit(130)
 
 
 # ---------------------------------------------------------------- retrieval: eval retrieval, train reranker
@@ -635,109 +645,123 @@ def train_reranker_cmd(
             )
 
 
-# ---------------------------------------------------------------- ingest
+# ---------------------------------------------------------------- eval qa
 
 
-def _ingest_summary(report: Any, collection: str) -> dict[str, Any]:
-    counts = {
-        s: sum(1 for f in report.files if f.status == s) for s in ("ok", "failed", "empty", "unchanged")
-    }
-    return {
-        "collection": collection,
-        "files": {**counts, "total": len(report.files)},
-        "chunks": {
-            "added": report.chunks_added,
-            "replaced": report.chunks_replaced,
-            "removed": report.chunks_removed,
-        },
-        "tokens_embedded": report.tokens_embedded,
-        "largest_chunk_tokens": report.largest_chunk_tokens,
-        "seconds": round(report.seconds, 3),
-        "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()},
-        "usage": to_jsonable(report.usage),
-        "failures": [{"path": f.path, "reason": f.reason} for f in report.files if f.status == "failed"],
-        "empty": [{"path": f.path, "reason": f.reason} for f in report.files if f.status == "empty"],
-    }
+def _qa_table(report: Any) -> Table:
+    table = Table(title=f"{report.config_name} on {Path(report.questions_file).name} ({report.format})")
+    for col in (
+        "budget",
+        "questions",
+        "answer in ctx",
+        "(incl. q)",
+        "support recall",
+        "mean tok",
+        "p95 tok",
+        "$ / 1k q",
+        "s / q",
+        "EM",
+        "F1",
+    ):
+        table.add_column(col, justify="right")
+    for r in report.runs:
+        usd = "unknown" if r.usd_per_1k_queries is None else f"{r.usd_per_1k_queries:.4f}"
+        table.add_row(
+            "config" if r.budget_tokens is None else str(r.budget_tokens),
+            f"{r.questions}/{r.questions_planned}" + (" PARTIAL" if r.partial else ""),
+            f"{100 * r.answer_in_context:.1f}%",
+            f"{100 * r.answer_in_prompt:.1f}%",
+            f"{100 * r.supporting_recall:.1f}%",
+            f"{r.mean_prompt_tokens:.0f}",
+            f"{r.p95_prompt_tokens:.0f}",
+            usd,
+            f"{r.seconds_per_query:.3f}",
+            "-" if r.exact_match is None else f"{100 * r.exact_match:.1f}",
+            "-" if r.f1 is None else f"{100 * r.f1:.1f}",
+        )
+    return table
 
 
-@app.command("ingest")
-def ingest_cmd(
-    paths: Annotated[
-        list[str] | None, typer.Argument(help="Files and folders to ingest.", show_default=False)
+@eval_app.command("qa")
+def eval_qa(
+    questions: Annotated[
+        Path, typer.Option("--questions", help="JSONL questions (HotpotQA IRCoT or NQ-Open).")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="File format: hotpotqa or nq.")],
+    budget_tokens: Annotated[
+        list[int] | None,
+        typer.Option("--budget-tokens", help="Context budget in tokens; repeat it for a cost-quality curve."),
     ] = None,
     config: ConfigOpt = None,
-    collection: CollectionOpt = None,
-    meta: Annotated[
-        list[str] | None, typer.Option("--meta", help="Metadata for every chunk: key=value (repeatable).")
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N questions (the corpus stays whole).")
     ] = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove chunks of files that are gone.")] = False,
+    answer_it: Annotated[
+        bool, typer.Option("--answer", help="Call the LLM too; score exact match and F1.")
+    ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Count and price prompts as this model (e.g. gpt-4o-mini); default: the config's LLM.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw tokens vs answer-in-context into this PNG.")
+    ] = None,
+    per_question: Annotated[bool, typer.Option(help="With --json, include every question's row.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Parse, chunk, embed and store documents; unchanged files are skipped.
+    """Answer-in-context vs prompt tokens and dollars on a QA file (HotpotQA or NQ), per context budget."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    Exit codes: 0 every file ingested (or unchanged/empty), 2 some files failed (see the reasons), 64 bad
-    arguments or config (e.g. a path that does not exist), 1 a backend failed.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ragcli.errors import InputError
-    from ragcli.pipelines.ingest_pipeline import IngestProgress, ingest, parse_meta
-    from ragcli.pipelines.stages import Stages
+    from ragcli.eval.qa_data import load_qa
+    from ragcli.eval.qa_eval import evaluate_qa, plot_report, report_to_dict, resolve_pricing
 
     with _errors():
-        if not paths:
-            raise InputError("no paths given; run `ragcli ingest PATH...` with one or more files or folders")
-        user_meta = parse_meta(meta or [])
-        missing = [p for p in paths if not Path(p).expanduser().exists()]
-        if missing:
-            raise InputError(
-                f"path not found: {', '.join(missing)}; check the spelling, or pass an existing "
-                "file or folder"
+        cfg = _load(config)
+        dataset = load_qa(questions, fmt)
+        pricing, counter, tokenizer = resolve_pricing(cfg, model)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            report = evaluate_qa(
+                dataset,
+                cfg,
+                budget_tokens or [None],
+                limit=limit,
+                answer=answer_it,
+                pricing=pricing,
+                count_tokens=counter,
+                tokenizer_name=tokenizer,
+                progress=progress,
             )
-        cfg = _load(config, collection)
-        stages = Stages.from_config(cfg)
-        bar = Progress(
-            TextColumn("ingest"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err,
-            transient=True,
-        )
-        task = bar.add_task("", total=None)
-
-        def on_progress(p: IngestProgress) -> None:
-            bar.update(task, completed=p.files_done, total=p.files_total, description=Path(p.path).name[:40])
-
-        try:
-            with bar:
-                report = ingest(paths, stages, meta=user_meta, prune=prune, progress=on_progress)
-        finally:
-            stages.close()
-        summary = _ingest_summary(report, cfg.collection)
+        if plot is not None and report.runs:
+            plot_report(report, plot)
         if as_json:
-            print_json(summary)
+            print_json(report_to_dict(report, per_question=per_question))
         else:
-            table = Table(title=f"ingest into {cfg.collection!r}", show_header=False)
-            table.add_column("what")
-            table.add_column("count", justify="right")
-            f, c = summary["files"], summary["chunks"]
-            for label, value in (
-                ("files ok", f["ok"]), ("files failed", f["failed"]), ("files empty", f["empty"]),
-                ("files unchanged (skipped)", f["unchanged"]), ("chunks added", c["added"]),
-                ("chunks replaced", c["replaced"]), ("chunks removed", c["removed"]),
-                ("tokens embedded", report.tokens_embedded), ("largest chunk (tokens)", report.largest_chunk_tokens),
-                ("seconds", f"{report.seconds:.1f}"),
-            ):
-                table.add_row(label, str(value))
-            out.print(table)
-            for item in summary["failures"]:
-                out.print(f"[red]failed[/red] {item['path']}: {item['reason']}", highlight=False)
-            for item in summary["empty"]:
-                out.print(f"[yellow]empty[/yellow] {item['path']}: {item['reason']}", highlight=False)
-        if summary["failures"]:
-            raise typer.Exit(EXIT_PARTIAL)
+            out.print(_qa_table(report))
+            idx = report.index
+            if idx is not None:
+                out.print(
+                    f"[dim]index {idx.collection}: {idx.chunks} chunks of {idx.paragraphs} paragraphs, "
+                    f"{'reused' if idx.reused else f'{idx.embedded_chunks} embedded in {idx.seconds:.0f}s'}; "
+                    f"tokens: {report.tokenizer}[/dim]"
+                )
+            if plot is not None:
+                out.print(f"plot: {plot}")
+        if report.partial:
+            err.print(
+                "[yellow]interrupted: the results above are PARTIAL (not every question was measured)[/yellow]"
+            )
+            raise typer.Exit(130)
 
 
 def main() -> None:

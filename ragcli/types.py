@@ -164,6 +164,8 @@ class Answer:
     """Tokens per prompt part: system, history, context, question, total."""
     token_count_estimated: bool = False
     query_id: str = ""
+    warnings: list[str] = field(default_factory=list)
+    """Stages that could not run as configured (e.g. a reranker that failed to load), said aloud."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ragcli.cost.ledger import LedgerRow
-from ragcli.errors import BudgetExceeded, InputError
+from ragcli.errors import BackendError, BudgetExceeded, InputError, ResourceMissing
 from ragcli.generation.prompts import build_messages, count_parts
 from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.filter_parser import parse_where
@@ -43,7 +43,7 @@ def _query_filter(stages: Stages, where: str | Filter | None) -> Filter | None:
 
 
 def retrieve(
-    stages: Stages, question: str, opts: QueryOptions, qid: str, trace: list[StageTrace]
+    stages: Stages, question: str, opts: QueryOptions, qid: str, trace: list[StageTrace], warnings: list[str]
 ) -> list[Hit]:
     """Search the store (dense, sparse or hybrid) and rerank; append each stage's trace."""
     cfg = stages.config
@@ -84,7 +84,17 @@ def retrieve(
     reranker = stages.reranker
     if reranker is not None and hits:
         t0 = time.perf_counter()
-        result = reranker.rerank(question, hits)
+        try:
+            result = reranker.rerank(question, hits)
+        except (ResourceMissing, BackendError) as exc:
+            # Degrade to search order, but never silently: the trace, the log and the answer say so.
+            reason = f"reranker {reranker.model_name!r} could not run, hits kept in search order: {exc}"
+            log.warning("%s", reason)
+            warnings.append(reason)
+            trace.append(
+                StageTrace("rerank", time.perf_counter() - t0, detail={"skipped": True, "reason": reason})
+            )
+            return hits[: opts.top_k or cfg.retrieval.top_k]
         seconds = time.perf_counter() - t0
         trace.append(
             StageTrace(
@@ -131,7 +141,8 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     trace: list[StageTrace] = list(opts.extra_trace)
     cfg = stages.config
 
-    hits = retrieve(stages, question, opts, qid, trace)
+    warnings: list[str] = []
+    hits = retrieve(stages, question, opts, qid, trace, warnings)
 
     t0 = time.perf_counter()
     budget = context_budget(stages, question, opts.history, opts.budget_tokens)
@@ -164,6 +175,7 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
         prompt_tokens=parts,
         token_count_estimated=llm.token_count_is_estimate,
         query_id=qid,
+        warnings=warnings,
     )
     if opts.no_answer:
         result.usage = sum((t.usage for t in trace), Usage())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ragcli.config import parse_config
-from ragcli.errors import BudgetExceeded, InputError
+from ragcli.errors import BudgetExceeded, InputError, ResourceMissing
 from ragcli.generation.scripted_llm import ScriptedLLM
 from ragcli.ingest.plain_text_parser import PlainTextParser
 from ragcli.pipelines.ingest_pipeline import ingest
@@ -118,3 +118,22 @@ def test_streaming_calls_back_with_pieces(stages: Stages) -> None:
     pieces: list[str] = []
     ans = answer("hotel limit", stages, QueryOptions(on_token=pieces.append))
     assert "".join(pieces).strip() == ans.text
+
+
+class _BrokenReranker:
+    model_name = "missing-reranker"
+
+    def rerank(self, query: str, hits: object) -> object:
+        raise ResourceMissing("reranker 'missing-reranker' not found; train one with `ragcli train reranker`")
+
+
+def test_a_reranker_that_cannot_load_is_reported_not_skipped_silently() -> None:
+    s = _stages()
+    s.overrides["reranker"] = _BrokenReranker()
+    ingest([SAMPLES / "travel-policy.md"], s)
+    ans = answer("hotel limit", s)
+    assert ans.text and ans.citations
+    assert ans.warnings and "missing-reranker" in ans.warnings[0]
+    rerank = [t for t in ans.trace if t.stage == "rerank"]
+    assert rerank and rerank[0].detail["skipped"] is True
+    s.close()
