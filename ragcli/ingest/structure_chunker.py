@@ -22,9 +22,16 @@ _MAX_HEADING_CHARS = 120
 
 
 def embedding_text(chunk: Chunk, *, breadcrumb: bool) -> str:
-    """The text that is embedded for a chunk: its breadcrumb on top when configured, then its text."""
-    if breadcrumb and chunk.section_path:
-        return f"{chunk.breadcrumb}\n\n{chunk.text}"
+    """The text that is embedded for a chunk: its breadcrumb on top when configured, then its text.
+
+    A chunk that starts with its own heading gets the breadcrumb of the levels above it only, so the heading
+    is not embedded (and paid for) twice.
+    """
+    path = chunk.section_path
+    if path and chunk.text.startswith(path[-1]):
+        path = path[:-1]
+    if breadcrumb and path:
+        return " > ".join(path) + "\n\n" + chunk.text
     return chunk.text
 
 

@@ -106,13 +106,16 @@ def test_max_counts_special_tokens_and_breadcrumb() -> None:
 
 
 def test_breadcrumb_not_in_text_and_optional_in_embedding() -> None:
-    doc = _doc([Element("Sec", kind="title", heading_level=1), Element("body text")])
-    c_on = _chunker(breadcrumb=True).chunk(doc)[0]
-    c_off = _chunker(breadcrumb=False).chunk(doc)[0]
-    assert "Doc > Sec" not in c_on.text
-    assert embedding_text(c_on, breadcrumb=True).startswith("Doc > Sec\n\n")
-    assert embedding_text(c_off, breadcrumb=False) == c_off.text
-    assert c_on.tokens > c_off.tokens
+    doc = _doc([Element("Sec", kind="title", heading_level=1), Element("body text"), Element(_words(60))])
+    on = _chunker(breadcrumb=True).chunk(doc)
+    off = _chunker(breadcrumb=False).chunk(doc)
+    assert "Doc > Sec" not in on[0].text
+    # the first chunk starts with its heading: only the levels above it are prepended (no double heading)
+    assert embedding_text(on[0], breadcrumb=True) == "Doc\n\n" + on[0].text
+    # a continuation chunk gets the whole breadcrumb
+    assert embedding_text(on[1], breadcrumb=True).startswith("Doc > Sec\n\n")
+    assert embedding_text(off[1], breadcrumb=False) == off[1].text
+    assert on[1].tokens > off[1].tokens
 
 
 def test_tiny_neighbours_merge_up_to_min() -> None:
