@@ -298,3 +298,56 @@ def test_crash_at_any_point_then_rerun_equals_clean_run(tmp_path: Path, crash_at
     clean = tmp_path / "clean.db"
     assert _run_child(clean, docs, None) == 0
     assert state(SqliteFakeStore(db)) == state(SqliteFakeStore(clean))
+
+
+class CountingSparseEncoder:
+    """A fake BM25 encoder: one index per distinct word."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str]) -> list[SparseVector]:
+        self.calls += 1
+        return [
+            SparseVector(sorted({hash(w) % 1000 for w in t.split()}), [1.0] * len(set(t.split())))
+            for t in texts
+        ]
+
+    def encode_query(self, text: str) -> SparseVector:
+        return self.encode([text])[0]
+
+
+class SparseRecordingStore(SqliteFakeStore):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.sparse_seen: list[SparseVector] = []
+        self.sparse_flag = False
+
+    def ensure_collection(self, dim: int, *, sparse: bool, indexed_fields: dict[str, str]) -> None:
+        self.sparse_flag = sparse
+        super().ensure_collection(dim, sparse=sparse, indexed_fields=indexed_fields)
+
+    def upsert(
+        self, chunks: Sequence[Chunk], dense: Vectors, sparse: Sequence[SparseVector] | None = None
+    ) -> None:
+        assert sparse is not None and len(sparse) == len(chunks)
+        self.sparse_seen.extend(sparse)
+        super().upsert(chunks, dense, sparse)
+
+
+def test_sparse_vectors_are_written_when_configured(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path)
+    config = PipelineConfig(embedder=HashEmbedderConfig(dim=32), ingest={"sparse": True})
+    store = SparseRecordingStore(tmp_path / "s.db")
+    encoder = CountingSparseEncoder()
+    stages = Stages.from_config(
+        config,
+        parser=PlainTextParser(),
+        embedder=HashEmbedder(32),
+        store=store,
+        ledger=ListLedger(),
+        sparse_encoder=encoder,
+    )
+    rep = ingest([docs], stages)
+    assert store.sparse_flag and encoder.calls == 1
+    assert len(store.sparse_seen) == rep.chunks_added > 0
