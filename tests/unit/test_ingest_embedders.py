@@ -1,0 +1,95 @@
+"""Embedders without models or network: the hash fake, the OpenAI adapter on a fake client, build.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ragcli.config import HashEmbedderConfig, OpenAIEmbedderConfig, PipelineConfig
+from ragcli.errors import BackendError, ConfigError
+from ragcli.ingest.build import build_chunker, build_embedder
+from ragcli.ingest.hash_embedder import HashEmbedder
+from ragcli.ingest.openai_embedder import OpenAIEmbedder
+
+
+def test_hash_embedder_is_deterministic_and_normalised() -> None:
+    e = HashEmbedder(16)
+    a = e.embed(["the cat sat", "a dog ran", "the cat sat"])
+    assert a.vectors.shape == (3, 16)
+    assert np.allclose(np.linalg.norm(a.vectors, axis=1), 1.0)
+    assert np.allclose(a.vectors[0], a.vectors[2])
+    assert a.usage.input_tokens == 9 and a.usage.usd == 0.0
+    assert e.embed([]).vectors.shape == (0, 16)
+
+
+class FakeEmbeddings:
+    def __init__(self, fail: bool = False) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def create(self, **kwargs: Any) -> Any:
+        self.requests.append(kwargs)
+        if self.fail:
+            err = RuntimeError("rate limited")
+            err.status_code = 429  # type: ignore[attr-defined]
+            raise err
+        texts = kwargs["input"]
+        # answer out of order, as the API may: the adapter must use `index`
+        data = [SimpleNamespace(index=i, embedding=[float(len(t)), 1.0, 0.0]) for i, t in enumerate(texts)][
+            ::-1
+        ]
+        return SimpleNamespace(
+            data=data, usage=SimpleNamespace(prompt_tokens=sum(len(t.split()) for t in texts))
+        )
+
+
+def _openai(fake: FakeEmbeddings, batch_size: int = 2) -> OpenAIEmbedder:
+    e = OpenAIEmbedder("my-embed", dim=3, batch_size=batch_size, base_url="http://127.0.0.1:9")
+    e._client = SimpleNamespace(embeddings=fake)
+    return e
+
+
+def test_openai_embedder_batches_keeps_order_and_reports_usage() -> None:
+    fake = FakeEmbeddings()
+    texts = ["aaaa", "b", "cc cc", "ddd"]
+    out = _openai(fake).embed(texts)
+    assert len(fake.requests) == 2 and all(r["dimensions"] == 3 for r in fake.requests)
+    # shortest texts go together (sorted by length), results come back in input order
+    assert fake.requests[0]["input"] == ["b", "ddd"]
+    raw = np.array([[len(t), 1.0, 0.0] for t in texts])
+    assert np.allclose(out.vectors, raw / np.linalg.norm(raw, axis=1, keepdims=True))
+    assert out.usage.input_tokens == 5 and out.usage.calls == 2
+    assert out.usage.usd is None  # priced by the cost stage from its price table
+
+
+def test_openai_embedder_wraps_errors_and_needs_dim_for_unknown_models() -> None:
+    with pytest.raises(BackendError, match="OpenAI embeddings call failed") as info:
+        _openai(FakeEmbeddings(fail=True)).embed(["x"])
+    assert info.value.retryable and info.value.status == 429
+    with pytest.raises(ConfigError, match=r"embedder\.dim is required"):
+        OpenAIEmbedder("unknown-model")
+
+
+def test_openai_embedder_refuses_a_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openai")
+    monkeypatch.delenv("MY_KEY", raising=False)
+    e = OpenAIEmbedder("text-embedding-3-small", api_key_env="MY_KEY")
+    with pytest.raises(ConfigError, match="MY_KEY is not set"):
+        e.embed(["x"])
+
+
+def test_build_embedder_and_chunker_cap_at_model_max() -> None:
+    assert isinstance(build_embedder(HashEmbedderConfig(dim=8)), HashEmbedder)
+    assert isinstance(build_embedder(OpenAIEmbedderConfig(dim=3, model="m")), OpenAIEmbedder)
+    cfg = PipelineConfig.model_validate(
+        {"ingest": {"chunking": {"max_tokens": 1000, "profiles": {"code": {"max_tokens": 64}}}}}
+    )
+    chunker = build_chunker(cfg, HashEmbedder(8, max_tokens=300))
+    assert chunker.limits_for("prose").max_tokens == 300  # type: ignore[attr-defined]
+    assert chunker.limits_for("code").max_tokens == 64  # type: ignore[attr-defined]
+    bad = PipelineConfig.model_validate({"ingest": {"chunking": {"profiles": {"poetry": {}}}}})
+    with pytest.raises(ConfigError, match="unknown profile"):
+        build_chunker(bad, HashEmbedder(8))
