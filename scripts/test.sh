@@ -2,7 +2,7 @@
 # The test suite: setup (idempotent), lint, types, unit and integration tests, all offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+RAGCLI_EXTRAS=${RAGCLI_EXTRAS:-local,openai,anthropic,flag,dev} bash scripts/setup.sh  # flag: FlagReranker tests
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1
 .venv/bin/ruff check ragcli tests benchmarks
 .venv/bin/ruff format --check ragcli tests benchmarks
