@@ -401,10 +401,15 @@ def ingest_cmd(
             table.add_column("count", justify="right")
             f, c = summary["files"], summary["chunks"]
             for label, value in (
-                ("files ok", f["ok"]), ("files failed", f["failed"]), ("files empty", f["empty"]),
-                ("files unchanged (skipped)", f["unchanged"]), ("chunks added", c["added"]),
-                ("chunks replaced", c["replaced"]), ("chunks removed", c["removed"]),
-                ("tokens embedded", report.tokens_embedded), ("largest chunk (tokens)", report.largest_chunk_tokens),
+                ("files ok", f["ok"]),
+                ("files failed", f["failed"]),
+                ("files empty", f["empty"]),
+                ("files unchanged (skipped)", f["unchanged"]),
+                ("chunks added", c["added"]),
+                ("chunks replaced", c["replaced"]),
+                ("chunks removed", c["removed"]),
+                ("tokens embedded", report.tokens_embedded),
+                ("largest chunk (tokens)", report.largest_chunk_tokens),
                 ("seconds", f"{report.seconds:.1f}"),
             ):
                 table.add_row(label, str(value))
