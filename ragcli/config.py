@@ -221,7 +221,10 @@ class LlamaCppLLMConfig(_Section):
     """`smollm2-135m-instruct` is the packaged model; otherwise a path to a .gguf file."""
     context_window: int = Field(2048, ge=256)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    """Above 1 discourages the small model's loops at temperature 0 (1.0 turns it off)."""
     threads: int | None = None
+    """CPU threads; default llama.cpp's (half the cores). More threads than free cores slow it down sharply."""
 
 
 class TransformersLLMConfig(_Section):
@@ -231,6 +234,7 @@ class TransformersLLMConfig(_Section):
     model: str = "smollm2-135m-instruct"
     context_window: int = Field(2048, ge=256)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
 
 
 class OpenAICompatibleLLMConfig(_Section):

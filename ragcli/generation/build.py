@@ -37,16 +37,30 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
             )
             from ragcli.generation.transformers_llm import TransformersLLM
 
-            return TransformersLLM(c.model, context_window=c.context_window, temperature=c.temperature)
+            return TransformersLLM(
+                c.model,
+                context_window=c.context_window,
+                temperature=c.temperature,
+                repeat_penalty=c.repeat_penalty,
+            )
         from ragcli.generation.llama_cpp_llm import LlamaCppLLM
 
         return LlamaCppLLM(
-            c.model, context_window=c.context_window, temperature=c.temperature, threads=c.threads
+            c.model,
+            context_window=c.context_window,
+            temperature=c.temperature,
+            threads=c.threads,
+            repeat_penalty=c.repeat_penalty,
         )
     if isinstance(c, TransformersLLMConfig):
         from ragcli.generation.transformers_llm import TransformersLLM
 
-        return TransformersLLM(c.model, context_window=c.context_window, temperature=c.temperature)
+        return TransformersLLM(
+            c.model,
+            context_window=c.context_window,
+            temperature=c.temperature,
+            repeat_penalty=c.repeat_penalty,
+        )
     if isinstance(c, OpenAICompatibleLLMConfig):
         from ragcli.generation.openai_compatible_llm import OpenAICompatibleLLM
 

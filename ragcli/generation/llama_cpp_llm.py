@@ -29,11 +29,14 @@ class LlamaCppLLM:
         temperature: float = 0.0,
         threads: int | None = None,
         seed: int = 0,
+        repeat_penalty: float = 1.1,
     ) -> None:
         if context_window < 256:
             raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
         if not 0.0 <= temperature <= 2.0:
             raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
+        if not 1.0 <= repeat_penalty <= 2.0:
+            raise ValueError(f"repeat_penalty must be between 1 and 2, got {repeat_penalty}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None (llama.cpp's default), got {threads}")
         self._model = model
@@ -41,6 +44,7 @@ class LlamaCppLLM:
         self.temperature = temperature
         self.threads = threads
         self.seed = seed
+        self.repeat_penalty = repeat_penalty
         self._llama: Any = None
         self._formatter: Any = None
         self._lock = threading.Lock()  # a llama.cpp context is not safe to use from two threads at once
@@ -128,7 +132,10 @@ class LlamaCppLLM:
             t0 = time.perf_counter()
             try:
                 out = llama.create_chat_completion(
-                    messages=_as_dicts(messages), max_tokens=max_tokens, temperature=self.temperature
+                    messages=_as_dicts(messages),
+                    max_tokens=max_tokens,
+                    temperature=self.temperature,
+                    repeat_penalty=self.repeat_penalty,
                 )
             except (ValueError, RuntimeError) as exc:
                 raise BackendError(f"llama.cpp failed on {self.model_name}: {exc}") from exc
@@ -157,6 +164,7 @@ class LlamaCppLLM:
                     messages=_as_dicts(messages),
                     max_tokens=max_tokens,
                     temperature=self.temperature,
+                    repeat_penalty=self.repeat_penalty,
                     stream=True,
                 ):
                     delta = chunk["choices"][0].get("delta", {}).get("content")

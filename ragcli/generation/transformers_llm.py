@@ -32,7 +32,11 @@ class TransformersLLM:
     """A causal LM chat model run by transformers on the CPU; token counts from its own tokenizer; $0."""
 
     def __init__(
-        self, model: str = PACKAGED_LLM, context_window: int = 2048, temperature: float = 0.0
+        self,
+        model: str = PACKAGED_LLM,
+        context_window: int = 2048,
+        temperature: float = 0.0,
+        repeat_penalty: float = 1.1,
     ) -> None:
         if context_window < 256:
             raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
@@ -41,6 +45,7 @@ class TransformersLLM:
         self._model_ref = model
         self._context_window = context_window
         self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
         self._model: Any = None
         self._tok: Any = None
         self._lock = threading.Lock()
@@ -137,7 +142,11 @@ class TransformersLLM:
 
     def _gen_kwargs(self, max_tokens: int) -> dict[str, Any]:
         _, tok = self._load()
-        kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tok.eos_token_id}
+        kw: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "pad_token_id": tok.eos_token_id,
+            "repetition_penalty": self.repeat_penalty,
+        }
         if self.temperature > 0:
             kw.update(do_sample=True, temperature=self.temperature)
         else:

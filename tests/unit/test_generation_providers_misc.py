@@ -83,3 +83,20 @@ def test_anthropic_budget_refuses_before_the_call() -> None:
     llm = AnthropicLLM("claude-opus-4-1", prices, max_usd_per_call=1e-6)
     with pytest.raises(BudgetExceeded, match="max_usd_per_query"):
         llm.complete(MSGS, max_tokens=1000)
+
+
+def test_local_llm_constructors_validate_and_load_nothing() -> None:
+    from ragcli.errors import ResourceMissing
+    from ragcli.generation.llama_cpp_llm import LlamaCppLLM
+    from ragcli.generation.transformers_llm import TransformersLLM
+
+    with pytest.raises(ValueError, match="context_window"):
+        LlamaCppLLM(context_window=10)
+    with pytest.raises(ValueError, match="threads"):
+        LlamaCppLLM(threads=0)
+    with pytest.raises(ValueError, match="temperature"):
+        TransformersLLM(temperature=5)
+    missing = LlamaCppLLM("/nowhere/model.gguf")
+    assert missing.model_name == "model.gguf" and missing.context_window == 2048
+    with pytest.raises(ResourceMissing, match="not found"):
+        missing.count_tokens("hello")
