@@ -91,6 +91,11 @@ def bench_packing(items: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any
         ("sentence selection, budget 800", {"select_sentences": True}, 800),
         ("sentence selection, budget 500", {"select_sentences": True}, 500),
         (
+            "sentence selection without the second hop, budget 500",
+            {"select_sentences": True, "expand_query": False},
+            500,
+        ),
+        (
             "sentence selection + 1 neighbour, budget 500",
             {"select_sentences": True, "sentence_neighbors": 1},
             500,

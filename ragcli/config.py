@@ -197,6 +197,8 @@ class PackingConfig(_Section):
     min_sentence_score: float = Field(0.0, ge=0.0)
     fill: Literal["density", "rank"] = "density"
     """`density` fills by relevance per token (the last hit trimmed at a sentence); `rank` in the ranked order."""
+    expand_query: bool = True
+    """With `select_sentences`: add the names found in the best sentences to the question (a second hop)."""
 
 
 DEFAULT_SYSTEM_PROMPT = (

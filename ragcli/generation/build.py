@@ -108,4 +108,5 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
         order=p.order,
         min_sentence_score=p.min_sentence_score,
         fill=p.fill,
+        expand_query=p.expand_query,
     )

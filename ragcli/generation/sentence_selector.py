@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_NAME = re.compile(r"\b[A-Z][\w'-]+")
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace, or at a line break.
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*")
 _ABBREV = {
@@ -123,3 +124,22 @@ class LexicalSentenceSelector:
                     )
             scores.append(s)
         return scores
+
+
+def expansion_terms(question: str, texts: Sequence[str], scores: Sequence[float], k: int = 2) -> list[str]:
+    """Names (capitalised words) in the `k` best-scoring texts that the question lacks, as search terms.
+
+    These are the bridge entities of multi-hop questions: for "the group that released album X was formed by
+    whom?", the best sentence names the group, and the group's own paragraph says who formed it.
+    """
+    asked = set(terms(question))
+    best = sorted(range(len(texts)), key=lambda j: -scores[j])[:k]
+    found: list[str] = []
+    for j in best:
+        if scores[j] <= 0:
+            continue
+        for name in _NAME.findall(texts[j]):
+            for t in terms(name):
+                if t not in asked and t not in found:
+                    found.append(t)
+    return found

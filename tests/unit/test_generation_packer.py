@@ -236,8 +236,31 @@ def test_numbers_in_text_are_sequential() -> None:
 
 
 def test_sentence_ranking_uses_the_chunk_title_for_pronoun_sentences() -> None:
-    a = hit(0, "Scott Derrickson is a director. He was born in 1966 in Denver.", 0.9, section=("Scott Derrickson",))
+    a = hit(
+        0,
+        "Scott Derrickson is a director. He was born in 1966 in Denver.",
+        0.9,
+        section=("Scott Derrickson",),
+    )
     b = hit(1, "Many people were born in 1966 somewhere.", 0.8)
     packer = TokenBudgetPacker(words, select_sentences=True)
     ctx = packer.pack("When was Scott Derrickson born?", [a, b], 13)
     assert ctx.text == "[1] doc0.md | Scott Derrickson\nHe was born in 1966 in Denver."
+
+
+def test_second_hop_finds_the_bridge_entity() -> None:
+    from ragcli.generation.sentence_selector import expansion_terms
+
+    first = hit(0, "2014 S/S is the debut album of South Korean boy group Winner. It sold well.", 0.9)
+    second = hit(
+        1, "Winner was created by YG Entertainment in 2013. Their fans are called Inner Circle.", 0.5
+    )
+    noise = hit(2, "Albums are sold in shops. Fans buy many albums every year.", 0.8)
+    question = "2014 S/S is the debut album of a South Korean boy group that was formed by who?"
+    assert "winner" in expansion_terms(question, [first.chunk.text], [1.0])
+    with_hop = TokenBudgetPacker(words, select_sentences=True).pack(question, [first, noise, second], 40)
+    without = TokenBudgetPacker(words, select_sentences=True, expand_query=False).pack(
+        question, [first, noise, second], 40
+    )
+    assert "YG Entertainment" in with_hop.text and "YG Entertainment" not in without.text
+    assert with_hop.tokens <= 40 and without.tokens <= 40
