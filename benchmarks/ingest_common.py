@@ -36,10 +36,14 @@ def commit() -> str:
     ).stdout.strip()
 
 
+_STARTED = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit())
+
+
 def header(command: str) -> str:
+    """Command, start time, the commit the run started on (the code it ran), machine."""
     return (
-        f"- command: `{command}`\n- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
-        f"- commit: {commit()}\n- machine: {machine()}\n"
+        f"- command: `{command}`\n- started: {_STARTED[0]}, finished: {time.strftime('%H:%M UTC', time.gmtime())}\n"
+        f"- commit: {_STARTED[1]}\n- machine: {machine()}\n"
     )
 
 

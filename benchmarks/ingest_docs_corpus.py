@@ -140,10 +140,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=default_data())
     ap.add_argument("--skip-book", action="store_true")
+    ap.add_argument("--only-book", action="store_true")
     args = ap.parse_args()
+    cmd = "python benchmarks/ingest_docs_corpus.py"
+    if args.only_book:
+        book_md = part_book(args.data)
+        print(book_md)
+        write_section(
+            "Same book, four formats (Pride and Prejudice)", header(cmd + " --only-book") + "\n" + book_md
+        )
+        return
     corpus_md, per_profile = part_corpus(args.data)
     print(corpus_md)
-    cmd = "python benchmarks/ingest_docs_corpus.py"
     write_section(
         "Every file of docs_corpus",
         header(cmd)
