@@ -52,6 +52,7 @@ _KIND: dict[str, ElementKind] = {
 # Page furniture and non-text: never indexed.
 _DROP = {"Header", "Footer", "PageNumber", "PageBreak", "Image", "Picture"}
 _READY = False
+_WARNED: set[str] = set()
 
 
 def prepare_unstructured() -> None:
@@ -169,6 +170,13 @@ class UnstructuredParser:
             elements = self._partition(
                 "pdf", filename=str(path), strategy=self._pdf_strategy, languages=["eng"]
             )
+        except (
+            ResourceMissing
+        ) as exc:  # unstructured's PDF module needs extras (pikepdf, cv2, ...): read anyway
+            if not _WARNED:
+                log.warning("%s; reading PDFs with pdfminer alone (no title detection)", exc)
+                _WARNED.add("pdf")
+            elements = []
         except InputError as exc:
             elements, failure = [], exc
         if any(e.text.strip() for e in elements):

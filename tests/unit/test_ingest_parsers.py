@@ -107,3 +107,20 @@ def test_html_main_content_drops_boilerplate() -> None:
     assert "article text" in main
     assert "Home | About" not in main and "Copyright" not in main and "Related links" not in main
     assert html_title(page) == "T"
+
+
+def test_pdf_without_unstructured_pdf_extras_falls_back_to_pdfminer(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pdfminer")
+    pytest.importorskip("unstructured")
+    from ragcli.ingest import unstructured_parser as up
+
+    def missing(kind: str) -> None:
+        raise ImportError("No module named 'pikepdf'")
+
+    monkeypatch.setattr(up, "_partitioner", missing)
+    monkeypatch.setattr(up, "prepare_unstructured", lambda: None)
+    doc = up.UnstructuredParser().parse(data_dir / "docs_corpus" / "pdf" / "021-pdfa" / "crazyones-pdfa.pdf")
+    assert doc.content_type == "pdf" and any("crazy ones" in e.text.lower() for e in doc.elements)
+    assert all(e.page == 1 for e in doc.elements)
