@@ -30,7 +30,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=default_data)
     ap.add_argument("--home", default=str(Path("~/.ragcli-bench").expanduser()))
-    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--max-length", type=int, default=192, help="the reranker's max tokens per pair")
     ap.add_argument("--reranker-name", default="scifact-minilm")
     ap.add_argument("--candidates", type=int, default=20)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval.md"))
@@ -68,6 +69,7 @@ def main() -> None:
                         "type": "cross_encoder",
                         "model": f"trained:{args.reranker_name}",
                         "top_n": 5,
+                        "max_length": args.max_length,
                     },
                 },
             )

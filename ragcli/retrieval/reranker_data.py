@@ -129,8 +129,7 @@ def load_training_data(
         )
     finally:
         if stages is not None:
-            if source_collection := getattr(stages.config, "collection", None):
-                data["mined_from"] = source_collection
+            data["mined_from"] = stages.config.collection
             stages.close()
     data["negatives_per_query"] = negatives_per_query
     return TrainingData(pairs, source, data)

@@ -111,29 +111,56 @@ def matches(f: Filter, meta: dict[str, Any]) -> bool:
     return any(ops[f.op](v, wanted[0]) for v in values if not isinstance(v, bool | str))
 
 
-@pytest.fixture(params=["edge", "memory", "server"])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[VectorStore]:
-    s: Any
-    if request.param == "edge":
-        s = QdrantEdgeStore(tmp_path / "shard", "contract")
-    elif request.param == "memory":
-        s = QdrantServerStore("contract", location=":memory:")
-    else:
-        url = os.environ.get("QDRANT_URL")
-        if not url:
-            pytest.skip(
-                "no Qdrant server: set QDRANT_URL (and QDRANT_API_KEY if it needs one) to run against it"
-            )
-        monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)  # the user asked for this server
-        s = QdrantServerStore(
+@pytest.fixture(autouse=True)
+def _allow_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With QDRANT_URL set, the user asked for that server: let tests reach it."""
+    if os.environ.get("QDRANT_URL"):
+        monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
+
+
+def _open(kind: str, folder: Path) -> Any:
+    if kind == "edge":
+        return QdrantEdgeStore(folder / "shard", "contract")
+    if kind == "memory":
+        return QdrantServerStore("contract", location=":memory:")
+    url = os.environ.get("QDRANT_URL")
+    if not url:
+        pytest.skip("no Qdrant server: set QDRANT_URL (and QDRANT_API_KEY if it needs one) to run against it")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", _REAL_CONNECT)
+        return QdrantServerStore(
             f"ragcli-contract-{uuid.uuid4().hex[:8]}", url=url, api_key=os.environ.get("QDRANT_API_KEY")
         )
-    yield s
-    if request.param == "server":
-        s.client.delete_collection(s.collection)
+
+
+def _drop(kind: str, s: Any) -> None:
+    if kind == "server":
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(socket.socket, "connect", _REAL_CONNECT)
+            s.client.delete_collection(s.collection)
     s.close()
+
+
+@pytest.fixture(params=["edge", "memory", "server"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    """An empty store, one per test (for tests that write)."""
+    s = _open(request.param, tmp_path)
+    yield s
+    _drop(request.param, s)
+
+
+@pytest.fixture(scope="module", params=["edge", "memory", "server"])
+def filled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[VectorStore, list[Chunk]]]:
+    """A filled store shared by the read-only tests of one back-end."""
+    s = _open(request.param, tmp_path_factory.mktemp(request.param))
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "server":
+            mp.setattr(socket.socket, "connect", _REAL_CONNECT)
+        chunks = fill(s)
+    yield s, chunks
+    _drop(request.param, s)
 
 
 def fill(store: VectorStore, *, sparse: bool = True) -> list[Chunk]:
@@ -181,8 +208,8 @@ def test_round_trip_and_documents(store: VectorStore) -> None:
         {"or": [{"tag": ["y"]}, {"not": {"draft": False}}]},
     ],
 )
-def test_filters_mean_the_same_everywhere(store: VectorStore, expr: Any) -> None:
-    chunks = fill(store)
+def test_filters_mean_the_same_everywhere(filled: tuple[VectorStore, list[Chunk]], expr: Any) -> None:
+    store, chunks = filled
     f = parse_where(expr, FIELDS)
     assert f is not None
     expected = {c.id for c in chunks if matches(f, c.metadata)}
@@ -204,8 +231,10 @@ def test_filters_mean_the_same_everywhere(store: VectorStore, expr: Any) -> None
         None,
     ],
 )
-def test_tenant_scope_is_never_widened(store: VectorStore, mode: str, query: str | None) -> None:
-    chunks = fill(store)
+def test_tenant_scope_is_never_widened(
+    filled: tuple[VectorStore, list[Chunk]], mode: str, query: str | None
+) -> None:
+    store, chunks = filled
     scope = parse_where("tenant = 'a'", FIELDS)
     f = all_of(scope, parse_where(query, FIELDS))
     text = "cat mat fusion vectors invoices cell tokens payload"
@@ -221,8 +250,8 @@ def test_tenant_scope_is_never_widened(store: VectorStore, mode: str, query: str
     assert store.count(f) <= sum(1 for c in chunks if c.metadata["tenant"] == "a")
 
 
-def test_sparse_and_hybrid_find_the_keyword_match(store: VectorStore) -> None:
-    chunks = fill(store)
+def test_sparse_and_hybrid_find_the_keyword_match(filled: tuple[VectorStore, list[Chunk]]) -> None:
+    store, chunks = filled
     enc = Bm25SparseEncoder()
     q = "mitochondria powerhouse"
     sparse = store.search(SearchRequest(sparse=enc.encode_query(q), mode="sparse", limit=3))
