@@ -15,6 +15,9 @@ from ragcli.types import Completion, Message, Usage
 
 log = logging.getLogger(__name__)
 
+MIN_OUTPUT_TOKENS = 16
+"""Below this much room for the answer a call is refused rather than cut short."""
+
 
 class LlamaCppLLM:
     """A GGUF chat model run in-process by llama.cpp, with the chat template stored in the GGUF file.
@@ -115,20 +118,32 @@ class LlamaCppLLM:
             log.debug("cannot render the chat template (%s); estimating prompt tokens", exc)
             return sum(self.count_tokens(m.content) + 4 for m in messages) + 2
 
-    def _check_room(self, messages: Sequence[Message], max_tokens: int) -> None:
+    def _fit_output(self, messages: Sequence[Message], max_tokens: int) -> tuple[int, int]:
+        """Prompt tokens, and the output tokens that fit in the window (the chat template adds a few tokens per
+        message that callers cannot see, so a full budget may leave slightly less room than they reserved)."""
         needed = self.prompt_tokens(messages)
-        if needed + max_tokens > self._context_window:
+        room = self._context_window - needed
+        if room < min(max_tokens, MIN_OUTPUT_TOKENS):
             raise BudgetExceeded(
                 f"the prompt has {needed} tokens and {max_tokens} are reserved for the answer, more than "
                 f"{self.model_name}'s {self._context_window}-token window; lower packing.budget_tokens or "
                 "prompt.max_output_tokens, or raise llm.context_window"
             )
+        if room < max_tokens:
+            log.warning(
+                "the prompt takes %d of %d tokens: the answer is capped at %d tokens instead of %d",
+                needed,
+                self._context_window,
+                room,
+                max_tokens,
+            )
+        return needed, min(max_tokens, room)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
         """Generate an answer. Raises `BudgetExceeded` before generating if the prompt cannot fit."""
         with self._lock:
             llama = self._load()
-            self._check_room(messages, max_tokens)
+            _, max_tokens = self._fit_output(messages, max_tokens)
             t0 = time.perf_counter()
             try:
                 out = llama.create_chat_completion(
@@ -154,8 +169,7 @@ class LlamaCppLLM:
         """Yield text pieces as they are generated, then the final `Completion` with real token counts."""
         with self._lock:
             llama = self._load()
-            self._check_room(messages, max_tokens)
-            prompt = self.prompt_tokens(messages)
+            prompt, max_tokens = self._fit_output(messages, max_tokens)
             t0 = time.perf_counter()
             pieces: list[str] = []
             chunks = 0

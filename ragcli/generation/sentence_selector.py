@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NAME = re.compile(r"\b[A-Z][\w'-]+")
@@ -77,6 +78,7 @@ def _add_span(text: str, start: int, end: int, spans: list[Sentence]) -> None:
         spans.append(Sentence(start, end))
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """A light stemmer: enough to match `prices`/`price`, `founded`/`found`-style plurals and tenses."""
     for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("s", "")):
@@ -101,27 +103,27 @@ class LexicalSentenceSelector:
 
     def score(self, question: str, sentences: Sequence[str]) -> list[float]:
         """One score per sentence; 0 when it shares no content word with the question."""
-        query = set(terms(question))
-        if not query or not sentences:
-            return [0.0] * len(sentences)
-        docs = [Counter(terms(s)) for s in sentences]
+        return self.score_terms(terms(question), [Counter(terms(s)) for s in sentences])
+
+    def score_terms(self, query_terms: Sequence[str], docs: Sequence[Counter[str]]) -> list[float]:
+        """`score` on text already split into terms (one `Counter` per sentence), to score it several times."""
+        query = set(query_terms)
+        if not query or not docs:
+            return [0.0] * len(docs)
         n = len(docs)
-        avg_len = max(sum(sum(d.values()) for d in docs) / n, 1.0)
+        lengths = [d.total() for d in docs]
+        avg_len = max(sum(lengths) / n, 1.0)
         df = Counter(t for d in docs for t in query if t in d)
         idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in query}
+        k1, b = self.k1, self.b
         scores: list[float] = []
-        for d in docs:
-            length = sum(d.values())
+        for d, length in zip(docs, lengths, strict=True):
+            norm = k1 * (1 - b + b * length / avg_len)
             s = 0.0
             for t in query:
                 tf = d.get(t, 0)
                 if tf:
-                    s += (
-                        idf[t]
-                        * tf
-                        * (self.k1 + 1)
-                        / (tf + self.k1 * (1 - self.b + self.b * length / avg_len))
-                    )
+                    s += idf[t] * tf * (k1 + 1) / (tf + norm)
             scores.append(s)
         return scores
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcli.errors import BackendError, BudgetExceeded, ResourceMissing
+from ragcli.generation.llama_cpp_llm import MIN_OUTPUT_TOKENS
 from ragcli.resources import PACKAGED_LLM, cache_dir, resolve_llm_model
 from ragcli.types import Completion, Message, Usage
 
@@ -123,7 +124,8 @@ class TransformersLLM:
         _, tok = self._load()
         return len(tok.encode(text, add_special_tokens=False))
 
-    def _inputs(self, messages: Sequence[Message], max_tokens: int) -> Any:
+    def _inputs(self, messages: Sequence[Message], max_tokens: int) -> tuple[Any, int]:
+        """The tokenized prompt, and the output tokens that fit in the window (see `LlamaCppLLM._fit_output`)."""
         _, tok = self._load()
         prompt = tok.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
@@ -132,13 +134,22 @@ class TransformersLLM:
         )
         inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
         n = int(inputs["input_ids"].shape[1])
-        if n + max_tokens > self._context_window:
+        room = self._context_window - n
+        if room < min(max_tokens, MIN_OUTPUT_TOKENS):
             raise BudgetExceeded(
                 f"the prompt has {n} tokens and {max_tokens} are reserved for the answer, more than "
                 f"{self.model_name}'s {self._context_window}-token window; lower packing.budget_tokens or "
                 "prompt.max_output_tokens"
             )
-        return inputs
+        if room < max_tokens:
+            log.warning(
+                "the prompt takes %d of %d tokens: the answer is capped at %d tokens instead of %d",
+                n,
+                self._context_window,
+                room,
+                max_tokens,
+            )
+        return inputs, min(max_tokens, room)
 
     def _gen_kwargs(self, max_tokens: int) -> dict[str, Any]:
         _, tok = self._load()
@@ -158,7 +169,7 @@ class TransformersLLM:
 
         with self._lock:
             model, tok = self._load()
-            inputs = self._inputs(messages, max_tokens)
+            inputs, max_tokens = self._inputs(messages, max_tokens)
             n = int(inputs["input_ids"].shape[1])
             t0 = time.perf_counter()
             try:
@@ -176,7 +187,7 @@ class TransformersLLM:
 
         with self._lock:
             model, tok = self._load()
-            inputs = self._inputs(messages, max_tokens)
+            inputs, max_tokens = self._inputs(messages, max_tokens)
             n = int(inputs["input_ids"].shape[1])
             streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
             t0 = time.perf_counter()

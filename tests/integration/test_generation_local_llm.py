@@ -83,3 +83,14 @@ def test_prompt_too_long_for_the_window_is_refused_before_generating() -> None:
     long = [Message("user", "word " * 400)]
     with pytest.raises(BudgetExceeded, match="256-token window"):
         small.complete(long, max_tokens=16)
+
+
+def test_slight_overflow_caps_the_answer_instead_of_failing(caplog: pytest.LogCaptureFixture) -> None:
+    small = LlamaCppLLM(context_window=256)
+    words = "Paris is the capital of France and a large city. " * 16
+    msgs = [Message("user", words + "What is the capital of France?")]
+    prompt = small.prompt_tokens(msgs)
+    assert 256 - 64 < prompt < 256 - 16  # room for some answer, less than the 64 asked for
+    with caplog.at_level("WARNING"):
+        c = small.complete(msgs, max_tokens=64)
+    assert c.usage.output_tokens <= 256 - prompt and "capped" in caplog.text
