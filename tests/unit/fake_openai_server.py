@@ -47,6 +47,8 @@ class Reply:
     stream: list[str] | None = None
     """Text pieces to send as server-sent events, then a usage chunk and [DONE]."""
     usage: dict[str, int] | None = None
+    omit_usage: bool = False
+    """Stream without the usage chunk, like servers that ignore `stream_options`."""
     content_type: str = "application/json"
 
 
@@ -118,7 +120,7 @@ class FakeOpenAIServer:
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
-                if (request.get("stream_options") or {}).get("include_usage"):
+                if (request.get("stream_options") or {}).get("include_usage") and not reply.omit_usage:
                     usage = reply.usage or {"prompt_tokens": 40, "completion_tokens": len(reply.stream or [])}
                     usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
                     self.wfile.write(

@@ -330,3 +330,18 @@ def test_query_pipeline_writes_one_llm_row_per_billed_call(
         assert llm_rows[0].query_id == ans.query_id and llm_rows[0].usd == pytest.approx(ans.usage.usd)
     finally:
         stages.close()
+
+
+def test_stream_without_usage_is_estimated_with_a_warning(
+    server: FakeOpenAIServer,
+    prices: PriceTable,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server.script(Reply(stream=["Paris", " [1]."], omit_usage=True))
+    llm = make(server, prices, monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        final = list(llm.stream(MSGS, max_tokens=16))[-1]
+    assert isinstance(final, Completion) and final.text == "Paris [1]."
+    assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0 and final.usage.usd is not None
+    assert "no token usage" in caplog.text
