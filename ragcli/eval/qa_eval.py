@@ -298,7 +298,15 @@ def evaluate_qa(
     if not budgets:
         budgets = (None,)
     questions = dataset.questions[:limit] if limit else dataset.questions
-    cfg = config.model_copy(update={"collection": collection_name(dataset, config)})
+    # A budget given here replaces the config's packing budget (the pipeline takes the smaller of the two, which
+    # would flatten the curve above the config's value); `None` runs at the config's own budget.
+    own_budget = config.packing.budget_tokens
+    cfg = config.model_copy(
+        update={
+            "collection": collection_name(dataset, config),
+            "packing": config.packing.model_copy(update={"budget_tokens": None}),
+        }
+    )
     label = name or config.name
     report = QAReport(
         questions_file=dataset.path,
@@ -306,7 +314,7 @@ def evaluate_qa(
         questions=len(questions),
         paragraphs=len(dataset.paragraphs),
         config_name=config.name,
-        config=cfg.model_dump(mode="json"),
+        config=config.model_copy(update={"collection": cfg.collection}).model_dump(mode="json"),
         tokenizer=tokenizer_name or "pipeline LLM tokenizer (Answer.prompt_tokens)",
         pricing=pricing,
         index=None,
@@ -325,7 +333,13 @@ def evaluate_qa(
                 for i, item in enumerate(questions):
                     rows.append(
                         _run_question(
-                            st, item, dataset.paragraphs, index.chunk_paragraph, budget, answer, count_tokens
+                            st,
+                            item,
+                            dataset.paragraphs,
+                            index.chunk_paragraph,
+                            own_budget if budget is None else budget,
+                            answer,
+                            count_tokens,
                         )
                     )
                     if progress:

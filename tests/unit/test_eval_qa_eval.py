@@ -188,3 +188,11 @@ def test_cli_eval_qa_json_table_and_partial(tmp_path: Path, monkeypatch: pytest.
     assert res.exit_code == 130
     assert json.loads(res.stdout)["partial"] is True
     assert "PARTIAL" in res.output
+
+
+def test_a_given_budget_replaces_the_configs_own(dataset: QADataset) -> None:
+    data = _config()
+    data["packing"] = {"budget_tokens": 16}
+    own, wide = evaluate_qa(dataset, parse_config(data), [None, 400]).runs
+    assert own.budget_tokens is None and wide.budget_tokens == 400
+    assert own.mean_prompt_tokens < wide.mean_prompt_tokens  # 400 is not capped at the config's 16
