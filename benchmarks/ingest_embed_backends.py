@@ -94,10 +94,22 @@ def main() -> None:
         fp32 = Path(tmp) / "minilm.onnx"
         int8 = Path(tmp) / "minilm-int8.onnx"
         hf = AutoModel.from_pretrained(model_dir).eval()
+
+        class Encoder(torch.nn.Module):
+            """Keyword call of the transformer (its positional order changed across transformers versions)."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.m = hf
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                return out.last_hidden_state
+
         dummy = tok(["hello world"], return_tensors="pt")
         with torch.no_grad():
             torch.onnx.export(
-                hf,
+                Encoder().eval(),
                 (dummy["input_ids"], dummy["attention_mask"], dummy["token_type_ids"]),
                 str(fp32),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],
