@@ -30,7 +30,8 @@ STOPWORDS = frozenset(
     my myself no nor not of off on once only or other our ours ourselves out over own same she should so
     some such than that the their theirs them themselves then there these they this those through to too
     under until up very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves also many much one""".split()  # noqa: SIM905
+    yours yourself yourselves also many much one per via upon within without among onto yet may might must
+    shall us""".split()  # noqa: SIM905
 )
 
 
