@@ -103,7 +103,9 @@ def main() -> None:
                 self.m = hf
 
             def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                out = self.m(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                )
                 return out.last_hidden_state
 
         dummy = tok(["hello world"], return_tensors="pt")
