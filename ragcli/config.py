@@ -113,8 +113,20 @@ class ChunkingConfig(_Section):
     profiles: dict[str, ChunkingProfile] = Field(default_factory=dict)
 
 
+class ParserConfig(_Section):
+    """How files are read: unstructured where it is installed, the builtin readers otherwise."""
+
+    text_reader: Literal["builtin", "unstructured"] = "builtin"
+    """`builtin` splits plain text at blank lines; `unstructured` tags each paragraph with spaCy (slower)."""
+    markdown_reader: Literal["builtin", "unstructured"] = "builtin"
+    html_main_content: bool = True
+    """Keep only the main content of HTML pages (navigation and boilerplate dropped)."""
+    pdf_strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
+
+
 class IngestConfig(_Section):
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    parser: ParserConfig = Field(default_factory=ParserConfig)
     sparse: bool = False
     """Also write BM25-style sparse vectors (needed for hybrid search)."""
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)

@@ -22,7 +22,13 @@ def build_parser(cfg: PipelineConfig) -> Parser:
     if importlib.util.find_spec("unstructured") is not None:
         from ragcli.ingest.unstructured_parser import UnstructuredParser
 
-        return UnstructuredParser()
+        p = cfg.ingest.parser
+        return UnstructuredParser(
+            pdf_strategy=p.pdf_strategy,
+            html_main_content=p.html_main_content,
+            markdown_reader=p.markdown_reader,
+            text_reader=p.text_reader,
+        )
     from ragcli.ingest.plain_text_parser import PlainTextParser
 
     return PlainTextParser()

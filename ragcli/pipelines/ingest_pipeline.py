@@ -168,7 +168,7 @@ def _fingerprint(stages: Stages, user_meta: Metadata) -> str:
         "v": _FINGERPRINT_VERSION,
         "chunking": cfg.ingest.chunking.model_dump(mode="json"),
         "embedder": [stages.embedder.model_name, stages.embedder.dim],
-        "parser": type(stages.parser).__name__,
+        "parser": [type(stages.parser).__name__, cfg.ingest.parser.model_dump(mode="json")],
         "sparse": cfg.ingest.sparse,
         "meta": user_meta,
     }
