@@ -93,3 +93,14 @@ def test_build_embedder_and_chunker_cap_at_model_max() -> None:
     bad = PipelineConfig.model_validate({"ingest": {"chunking": {"profiles": {"poetry": {}}}}})
     with pytest.raises(ConfigError, match="unknown profile"):
         build_chunker(bad, HashEmbedder(8))
+
+
+def test_build_parser_follows_the_config() -> None:
+    from ragcli.ingest.build import build_parser
+
+    pytest.importorskip("unstructured")
+    cfg = PipelineConfig.model_validate(
+        {"ingest": {"parser": {"text_reader": "unstructured", "pdf_strategy": "auto"}}}
+    )
+    parser = build_parser(cfg)
+    assert parser._text_reader == "unstructured" and parser._pdf_strategy == "auto"  # type: ignore[attr-defined]
