@@ -17,8 +17,10 @@ from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NAME = re.compile(r"\b[A-Z][\w'-]+")
-# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace, or at a line break.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*")
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace, at a blank line, or
+# at a line break before a list item, heading, quote or table row. A single line break inside a paragraph (hard
+# wrapped text) is only a space.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*+•|#>]|\d+[.)]\s))")
 _ABBREV = {
     "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "st", "no", "fig", "al", "approx", "cf", "inc",
     "ltd", "jr", "sr", "vol", "pp", "ca", "eq", "sec", "ch", "u.s", "u.k",
@@ -44,7 +46,7 @@ class Sentence:
 
 
 def split_sentences(text: str) -> list[Sentence]:
-    """Sentence spans of a text: at sentence punctuation followed by space, and at line breaks.
+    """Sentence spans of a text: at sentence punctuation followed by space, at blank lines and before list items.
 
     Rule-based and fast (no model); common abbreviations (`e.g.`, `Dr.`) and initials do not end a sentence.
     """
@@ -52,7 +54,12 @@ def split_sentences(text: str) -> list[Sentence]:
     start = 0
     for m in _BOUNDARY.finditer(text):
         end = m.start()
-        if text[m.start() : m.end()].find("\n") < 0 and _is_abbreviation(text, start, end):
+        after_punctuation = end > 0 and text[end - 1] in ".!?\"'”’)]"
+        if (
+            after_punctuation
+            and "\n\n" not in text[m.start() : m.end()]
+            and _is_abbreviation(text, start, end)
+        ):
             continue
         _add_span(text, start, end, spans)
         start = m.end()
@@ -67,6 +74,8 @@ def _is_abbreviation(text: str, start: int, end: int) -> bool:
     word = text[start:end].rsplit(None, 1)[-1].rstrip(".").lower()
     if word in _ABBREV:
         return True
+    if word.isdigit() and text[start:end].strip().rstrip(".") == word:
+        return True  # a list number: "1. step"
     return len(word) == 1 and word.isalpha()  # an initial: "J. Smith"
 
 

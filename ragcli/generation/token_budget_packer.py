@@ -269,15 +269,13 @@ class TokenBudgetPacker:
         # later sentences of a paragraph say "he" or "it" where the title names the entity. Then the names in the
         # two best sentences join the question (a second hop). Measured on HotpotQA (benchmarks/results/
         # generation.md): the title adds ~1 point of answer-in-context at equal budgets, the second hop ~2 more.
-        labels = {id(b): _label(b.chunk) for b in blocks}
-        label_terms = {key: Counter(terms(label)) for key, label in labels.items()}
+        label_terms = {id(b): Counter(terms(_label(b.chunk))) for b in blocks}
         labeled_terms = [label_terms[id(b)] + pt for (b, _), pt in zip(flat, plain_terms, strict=True)]
         ranked = self.selector.score_terms(question_terms, labeled_terms)
         best = max(ranked)
-        hop: list[str] = []
-        if self.expand_query:
-            labeled = [labels[id(b)] + t for (b, _), t in zip(flat, plain, strict=True)]
-            hop = expansion_terms(question, labeled, ranked)
+        # names are taken from the sentences themselves, not their section titles (which would pull in every
+        # sentence of the same document)
+        hop = expansion_terms(question, plain, ranked) if self.expand_query else []
         hop_own = self.selector.score_terms(hop, plain_terms) if hop else [0.0] * len(plain)
         hop_ranked = self.selector.score_terms(hop, labeled_terms) if hop else [0.0] * len(plain)
         hop_best = max(hop_ranked, default=0.0) or 1.0

@@ -264,3 +264,14 @@ def test_second_hop_finds_the_bridge_entity() -> None:
     )
     assert "YG Entertainment" in with_hop.text and "YG Entertainment" not in without.text
     assert with_hop.tokens <= 40 and without.tokens <= 40
+
+
+def test_split_sentences_joins_hard_wrapped_lines_and_splits_lists() -> None:
+    text = "Attach the invitation to the expense\nreport and the limit does not apply.\n- first item\n- second item\n1. step"
+    got = [text[s.start : s.end] for s in split_sentences(text)]
+    assert got == [
+        "Attach the invitation to the expense\nreport and the limit does not apply.",
+        "- first item",
+        "- second item",
+        "1. step",
+    ]
