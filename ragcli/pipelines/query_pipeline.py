@@ -157,6 +157,7 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
                 "hits_used": context.hits_used,
                 "hits_dropped": context.hits_dropped,
                 "truncated": context.truncated,
+                **_pack_stats(stages.packer),
             },
         )
     )
@@ -184,12 +185,31 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     t0 = time.perf_counter()
     completion = _call_llm(stages, messages, opts)
     seconds = time.perf_counter() - t0
-    trace.append(StageTrace("llm", seconds, completion.usage, {"model": completion.model}))
-    stages.ledger.record(LedgerRow.of("llm", completion.model, completion.usage, seconds, qid))
+    attempts = len(getattr(llm, "attempts", ())) or 1
+    trace.append(
+        StageTrace("llm", seconds, completion.usage, {"model": completion.model, "attempts": attempts})
+    )
+    provider = str(getattr(llm, "provider", ""))
+    stages.ledger.record(
+        LedgerRow.of("llm", completion.model, completion.usage, seconds, qid, provider=provider)
+    )
     result.text = completion.text.strip()
     result.model = completion.model
     result.usage = sum((t.usage for t in trace), Usage())
     return result
+
+
+def _pack_stats(packer: object) -> dict[str, int | bool]:
+    """What a packer that keeps stats (`TokenBudgetPacker`) saw: tokens before packing, sentences kept."""
+    stats = getattr(packer, "last_stats", None)
+    if stats is None:
+        return {}
+    return {
+        "candidate_tokens": stats.candidate_tokens,
+        "sentences_kept": stats.sentences_kept,
+        "sentences_total": stats.sentences_total,
+        "selection_used": stats.selection_used,
+    }
 
 
 def _call_llm(stages: Stages, messages: list[Message], opts: QueryOptions) -> Completion:
