@@ -115,13 +115,14 @@ def retrieve(
 
 
 def context_budget(stages: Stages, question: str, history: Sequence[Message], cap: int | None) -> int:
-    """The model's window minus system prompt, history, question and reserved output; capped by config/flag."""
+    """The model's window minus system prompt, history, question and reserved output; capped by flag or config."""
     llm = stages.llm
     cfg = stages.config
     fixed = count_parts(llm.count_tokens, cfg.prompt.system, "", question, history)["total"]
     room = llm.context_window - fixed - cfg.prompt.max_output_tokens - 16  # 16: chat-template framing
-    caps = [c for c in (cap, cfg.packing.budget_tokens) if c is not None]
-    budget = min([room, *caps])
+    # A budget given for this query replaces the config's; either way the model's window bounds it.
+    chosen = cap if cap is not None else cfg.packing.budget_tokens
+    budget = room if chosen is None else min(room, chosen)
     if budget <= 0:
         raise BudgetExceeded(
             f"no room for context: the prompt without sources takes {fixed} tokens of {llm.model_name}'s "

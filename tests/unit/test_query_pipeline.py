@@ -137,3 +137,10 @@ def test_a_reranker_that_cannot_load_is_reported_not_skipped_silently() -> None:
     rerank = [t for t in ans.trace if t.stage == "rerank"]
     assert rerank and rerank[0].detail["skipped"] is True
     s.close()
+
+
+def test_a_query_budget_replaces_the_config_budget(stages: Stages) -> None:
+    # the config says 300; a query may ask for more (bounded by the model's window) or less
+    bigger = answer("hotel limit", stages, QueryOptions(no_answer=True, budget_tokens=2000))
+    pack = next(t for t in bigger.trace if t.stage == "pack")
+    assert pack.detail["budget"] == 2000
