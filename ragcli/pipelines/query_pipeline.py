@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ragcli.cost.ledger import LedgerRow
 from ragcli.errors import BackendError, BudgetExceeded, InputError, ResourceMissing
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 class QueryOptions:
     """Per-query knobs; `None` means the config's value."""
 
-    where: str | Filter | None = None
+    where: str | Mapping[str, Any] | Filter | None = None
+    """A filter: an expression (`year >= 2020`), the YAML mapping form, or a `Filter`; validated either way."""
     history: Sequence[Message] = ()
     budget_tokens: int | None = None
     top_k: int | None = None
@@ -34,12 +36,12 @@ class QueryOptions:
     extra_trace: list[StageTrace] = field(default_factory=list)
 
 
-def _query_filter(stages: Stages, where: str | Filter | None) -> Filter | None:
+def _query_filter(stages: Stages, where: str | Mapping[str, Any] | Filter | None) -> Filter | None:
     """The tenant scope AND the config's default filter AND the query's own: a query can only narrow."""
     fields = stages.config.filterable
-    default = parse_where(stages.config.retrieval.where, fields) if stages.config.retrieval.where else None
-    own = parse_where(where, fields) if isinstance(where, str) else where
-    return all_of(stages.tenant_filter, default, own)
+    return all_of(
+        stages.tenant_filter, parse_where(stages.config.retrieval.where, fields), parse_where(where, fields)
+    )
 
 
 def retrieve(
@@ -70,6 +72,8 @@ def retrieve(
         mode=cfg.retrieval.mode,
         limit=cfg.retrieval.candidates,
         filter=_query_filter(stages, opts.where),
+        prefetch_limit=cfg.retrieval.prefetch,
+        rrf_k=cfg.retrieval.rrf_k,
     )
     hits = stages.store.search(request)
     if not hits and stages.store.count() == 0:  # only checked on an empty result: a miss is cheap

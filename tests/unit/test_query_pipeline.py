@@ -144,3 +144,10 @@ def test_a_query_budget_replaces_the_config_budget(stages: Stages) -> None:
     bigger = answer("hotel limit", stages, QueryOptions(no_answer=True, budget_tokens=2000))
     pack = next(t for t in bigger.trace if t.stage == "pack")
     assert pack.detail["budget"] == 2000
+
+
+def test_filter_mapping_form_is_validated_like_the_expression(stages: Stages) -> None:
+    ans = answer("passwords", stages, QueryOptions(no_answer=True, where={"department": "finance"}))
+    assert {Path(c.source).name for c in ans.citations} == {"travel-policy.md"}
+    with pytest.raises(InputError, match="colour"):
+        answer("passwords", stages, QueryOptions(no_answer=True, where={"colour": "red"}))
