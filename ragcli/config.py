@@ -399,14 +399,18 @@ def preset_names() -> list[str]:
     return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
-def load_config(ref: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+def load_config(
+    ref: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any] | None = None
+) -> PipelineConfig:
     """Load a config from a YAML file path or a preset name (default: `local`)."""
     ref = "local" if ref is None else ref
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist; give a YAML file or a preset name "
-                              f"({', '.join(preset_names())})")
+            raise ConfigError(
+                f"config file {str(path)!r} does not exist; give a YAML file or a preset name "
+                f"({', '.join(preset_names())})"
+            )
         text = path.read_text(encoding="utf-8")
         source = str(path)
     else:
