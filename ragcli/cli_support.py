@@ -1,0 +1,103 @@
+"""Plumbing shared by the CLI's command modules: consoles, exit codes, option types, error handling, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ragcli.errors import BackendError, RagError
+
+out = Console()
+err = Console(stderr=True)
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_PARTIAL = 2  # a batch finished but some files failed
+EXIT_USAGE = 64  # bad input, config or arguments
+EXIT_INTERRUPTED = 130
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="A YAML config file or a preset name (default: local).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+CollectionOpt = Annotated[
+    str | None, typer.Option("--collection", help="Collection to use (overrides config).")
+]
+
+_state = {"verbose": False}
+
+
+def set_verbose(verbose: bool) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn library errors into one line and an exit code; tracebacks only with -v."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (RagError, OSError) as exc:
+        if _state["verbose"]:
+            err.print_exception()
+        code = EXIT_ERROR if isinstance(exc, BackendError | OSError) else EXIT_USAGE
+        message = str(exc).strip()
+        err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def load(config: str | None, collection: str | None = None) -> Any:
+    """The config from a file or preset, offline defaults set, with the --collection override."""
+    from ragcli.config import load_config
+    from ragcli.resources import offline_env
+
+    offline_env()
+    overrides: dict[str, Any] = {"collection": collection} if collection else {}
+    return load_config(config, overrides=overrides)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, tuples and numbers to plain JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "items") and callable(obj.items):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def progress_bar(label: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
