@@ -8,12 +8,13 @@ level, so a filter on `type` or `year` reads the field directly and a payload in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from ragcli.errors import InputError
-from ragcli.retrieval.protocols import StoredDocument
-from ragcli.types import Chunk, MetaValue
+from ragcli.errors import ConfigError, InputError
+from ragcli.retrieval.protocols import SearchRequest, StoredDocument
+from ragcli.types import Chunk, MetaValue, SparseVector, Vectors
 
 DENSE = "dense"
 """Name of the dense vector in every collection."""
@@ -35,6 +36,12 @@ CORE_FIELDS = (
 
 DOC_FIELDS = ["chunk_id", "doc_id", "source", "doc_hash", "doc_chunks"]
 """What `documents()` reads from each point."""
+
+FIELD_TYPES = ("keyword", "integer", "float", "bool")
+"""Payload index types a collection may declare in `indexed_fields`."""
+
+BATCH = 256
+"""Points sent per upsert request."""
 
 _NAMESPACE = uuid.UUID("6f1c7d52-2b1e-4f0a-9a57-3c1f1b0e8d21")
 
@@ -120,3 +127,93 @@ def group_documents(points: Iterable[tuple[object, Mapping[str, Any] | None]]) -
             chunk_ids=tuple(sorted(ids)),
         )
     return out
+
+
+def check_collection_args(dim: int, indexed_fields: Mapping[str, str]) -> dict[str, str]:
+    """Validate `ensure_collection`'s arguments; return every field to index, `doc_id` first.
+
+    `doc_id` is always indexed: re-ingest deletes and groups by it.
+
+    Raises:
+        ConfigError: `dim` is not positive, or a field names an unknown index type.
+    """
+    if dim <= 0:
+        raise ConfigError(f"vector dimension must be positive, got {dim}")
+    bad = {k: v for k, v in indexed_fields.items() if v not in FIELD_TYPES}
+    if bad:
+        raise ConfigError(f"unknown payload index types {bad}; valid types: {', '.join(FIELD_TYPES)}")
+    return {"doc_id": "keyword", **indexed_fields}
+
+
+def check_upsert_args(chunks: Sequence[Chunk], dense: Vectors, sparse: Sequence[SparseVector] | None) -> None:
+    """Check that `upsert` got one dense (and, if given, one sparse) vector per chunk.
+
+    Raises:
+        InputError: the counts differ.
+    """
+    if len(chunks) != len(dense):
+        raise InputError(f"upsert got {len(chunks)} chunks but {len(dense)} dense vectors; they must match")
+    if sparse is not None and len(sparse) != len(chunks):
+        raise InputError(f"upsert got {len(chunks)} chunks but {len(sparse)} sparse vectors; they must match")
+
+
+def check_upsert_target(
+    collection: str, *, exists: bool, sparse_given: bool, has_sparse: Callable[[], bool]
+) -> None:
+    """Check that the collection exists and, when sparse vectors come, was created to hold them.
+
+    `has_sparse` is only called when sparse vectors come, since asking may cost a request.
+
+    Raises:
+        InputError: the collection is missing, or has no sparse vectors for the ones given.
+    """
+    if not exists:
+        raise InputError(
+            f"collection {collection!r} does not exist yet; call ensure_collection(dim, ...) first"
+        )
+    if sparse_given and not has_sparse():
+        raise InputError(
+            f"collection {collection!r} has no sparse vectors; create it with sparse=True to store them"
+        )
+
+
+def batches(n: int) -> Iterator[range]:
+    """The indexes of `n` points, `BATCH` at a time."""
+    for start in range(0, n, BATCH):
+        yield range(start, min(start + BATCH, n))
+
+
+def dense_list(vector: Sequence[float]) -> list[float]:
+    """A dense vector as the plain list of floats both Qdrant clients take."""
+    return [float(x) for x in vector]
+
+
+def check_search_request(request: SearchRequest, collection: str, has_sparse: Callable[[], bool]) -> None:
+    """Check that a search request carries the query vectors its mode needs and the collection can serve it.
+
+    `has_sparse` is only called for a sparse or hybrid search.
+
+    Raises:
+        InputError: a vector the mode needs is missing, or the collection has no sparse vectors.
+    """
+    if request.mode in ("dense", "hybrid") and request.dense is None:
+        raise InputError(f"a {request.mode} search needs a dense query vector")
+    if request.mode in ("sparse", "hybrid"):
+        if request.sparse is None:
+            raise InputError(f"a {request.mode} search needs a sparse query vector")
+        if not has_sparse():
+            raise InputError(
+                f"collection {collection!r} has no sparse vectors, so {request.mode!r} search is "
+                "impossible; set ingest.sparse: true and re-ingest into a new collection, "
+                "or use mode: dense"
+            )
+
+
+def as_dense(request: SearchRequest) -> SearchRequest:
+    """A hybrid request whose query has no sparse terms (only stopwords) falls back to dense alone."""
+    return replace(request, mode="dense", sparse=None)
+
+
+def hybrid_depth(request: SearchRequest) -> int:
+    """How many hits each prefetch of a hybrid search gathers before fusion."""
+    return request.prefetch_limit or max(request.limit * 2, 20)

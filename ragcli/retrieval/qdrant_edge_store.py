@@ -18,9 +18,17 @@ from ragcli.retrieval.payload import (
     DENSE,
     DOC_FIELDS,
     SPARSE,
+    as_dense,
+    batches,
+    check_collection_args,
+    check_search_request,
+    check_upsert_args,
+    check_upsert_target,
     chunk_from_payload,
     chunk_payload,
+    dense_list,
     group_documents,
+    hybrid_depth,
     point_id,
 )
 from ragcli.retrieval.protocols import SearchRequest, StoredDocument
@@ -28,9 +36,6 @@ from ragcli.retrieval.qdrant_filters import to_edge_filter
 from ragcli.types import Chunk, Hit, SparseVector, Vectors
 
 log = logging.getLogger(__name__)
-
-_BATCH = 256
-_FIELD_TYPES = ("keyword", "integer", "float", "bool")
 
 
 class QdrantEdgeStore:
@@ -76,6 +81,9 @@ class QdrantEdgeStore:
                 ) from exc
             raise BackendError(f"could not open the Qdrant edge shard at {str(self.path)!r}: {exc}") from exc
 
+    def _has_sparse(self) -> bool:
+        return SPARSE in (self._stored_config().get("sparse_vectors") or {})
+
     def _require(self) -> Any:
         """The open shard; opens an existing one, never creates."""
         if self._shard is None:
@@ -88,11 +96,7 @@ class QdrantEdgeStore:
         """Create the shard if missing, check it matches `dim` and `sparse`, and index the declared fields."""
         import qdrant_edge as q
 
-        if dim <= 0:
-            raise ConfigError(f"vector dimension must be positive, got {dim}")
-        bad = {k: v for k, v in indexed_fields.items() if v not in _FIELD_TYPES}
-        if bad:
-            raise ConfigError(f"unknown payload index types {bad}; valid types: {', '.join(_FIELD_TYPES)}")
+        to_index = check_collection_args(dim, indexed_fields)
         if self._exists():
             stored = self._stored_config()
             have_dim = stored.get("vectors", {}).get(DENSE, {}).get("size")
@@ -125,8 +129,7 @@ class QdrantEdgeStore:
             "float": q.PayloadSchemaType.Float,
             "bool": q.PayloadSchemaType.Bool,
         }
-        # doc_id is always indexed: re-ingest deletes and groups by it
-        for name, kind in {"doc_id": "keyword", **indexed_fields}.items():
+        for name, kind in to_index.items():
             if name not in have:
                 shard.update(q.UpdateOperation.create_field_index(name, schema[kind]))
 
@@ -151,30 +154,20 @@ class QdrantEdgeStore:
     ) -> None:
         import qdrant_edge as q
 
-        if len(chunks) != len(dense):
-            raise InputError(
-                f"upsert got {len(chunks)} chunks but {len(dense)} dense vectors; they must match"
-            )
-        if sparse is not None and len(sparse) != len(chunks):
-            raise InputError(
-                f"upsert got {len(chunks)} chunks but {len(sparse)} sparse vectors; they must match"
-            )
+        check_upsert_args(chunks, dense, sparse)
         if not chunks:
             return
         shard = self._require()
-        if shard is None:
-            raise InputError(
-                f"collection {self.collection!r} does not exist yet; call ensure_collection(dim, ...) first"
-            )
-        if sparse is not None and SPARSE not in (self._stored_config().get("sparse_vectors") or {}):
-            raise InputError(
-                f"collection {self.collection!r} has no sparse vectors; create it with sparse=True "
-                "to store them"
-            )
-        for start in range(0, len(chunks), _BATCH):
+        check_upsert_target(
+            self.collection,
+            exists=shard is not None,
+            sparse_given=sparse is not None,
+            has_sparse=self._has_sparse,
+        )
+        for batch in batches(len(chunks)):
             points = []
-            for i in range(start, min(start + _BATCH, len(chunks))):
-                vector: dict[str, Any] = {DENSE: [float(x) for x in dense[i]]}
+            for i in batch:
+                vector: dict[str, Any] = {DENSE: dense_list(dense[i])}
                 if sparse is not None and sparse[i].indices:
                     vector[SPARSE] = q.SparseVector(list(sparse[i].indices), list(sparse[i].values))
                 points.append(q.Point(point_id(chunks[i].id), vector, chunk_payload(chunks[i])))
@@ -251,27 +244,18 @@ class QdrantEdgeStore:
                 "(ragcli ingest PATH --collection NAME)"
             )
         flt = to_edge_filter(request.filter)
+        check_search_request(request, self.collection, self._has_sparse)
         dense_q = sparse_q = None
-        if request.mode in ("dense", "hybrid"):
-            if request.dense is None:
-                raise InputError(f"a {request.mode} search needs a dense query vector")
-            dense_q = q.Query.Nearest([float(x) for x in request.dense], using=DENSE)
-        if request.mode in ("sparse", "hybrid"):
-            if request.sparse is None:
-                raise InputError(f"a {request.mode} search needs a sparse query vector")
-            if SPARSE not in (self._stored_config().get("sparse_vectors") or {}):
-                raise InputError(
-                    f"collection {self.collection!r} has no sparse vectors, so {request.mode!r} search is "
-                    "impossible; set ingest.sparse: true and re-ingest into a new collection, "
-                    "or use mode: dense"
-                )
+        if request.mode in ("dense", "hybrid") and request.dense is not None:
+            dense_q = q.Query.Nearest(dense_list(request.dense), using=DENSE)
+        if request.mode in ("sparse", "hybrid") and request.sparse is not None:
             sparse_q = q.Query.Nearest(
                 q.SparseVector(list(request.sparse.indices), list(request.sparse.values)), using=SPARSE
             )
             if not request.sparse.indices:
-                return [] if request.mode == "sparse" else self.search(_as_dense(request))
+                return [] if request.mode == "sparse" else self.search(as_dense(request))
         if request.mode == "hybrid":
-            depth = request.prefetch_limit or max(request.limit * 2, 20)
+            depth = hybrid_depth(request)
             # the filter goes on every prefetch as well as on the fusion, so no stage ever sees other tenants
             query = q.QueryRequest(
                 limit=request.limit,
@@ -292,10 +276,3 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise BackendError(f"Qdrant edge search in {self.collection!r} failed: {exc}") from exc
         return [Hit(chunk_from_payload(p.id, p.payload), float(p.score)) for p in points]
-
-
-def _as_dense(request: SearchRequest) -> SearchRequest:
-    """A hybrid request whose query has no sparse terms (only stopwords) falls back to dense alone."""
-    from dataclasses import replace
-
-    return replace(request, mode="dense", sparse=None)

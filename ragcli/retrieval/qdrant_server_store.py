@@ -18,9 +18,17 @@ from ragcli.retrieval.payload import (
     DENSE,
     DOC_FIELDS,
     SPARSE,
+    as_dense,
+    batches,
+    check_collection_args,
+    check_search_request,
+    check_upsert_args,
+    check_upsert_target,
     chunk_from_payload,
     chunk_payload,
+    dense_list,
     group_documents,
+    hybrid_depth,
     point_id,
 )
 from ragcli.retrieval.protocols import SearchRequest, StoredDocument
@@ -28,9 +36,6 @@ from ragcli.retrieval.qdrant_filters import to_client_filter
 from ragcli.types import Chunk, Hit, SparseVector, Vectors
 
 log = logging.getLogger(__name__)
-
-_BATCH = 256
-_FIELD_TYPES = ("keyword", "integer", "float", "bool")
 
 
 class QdrantServerStore:
@@ -117,11 +122,7 @@ class QdrantServerStore:
         """Create the collection if missing, check `dim` and `sparse`, and index the declared fields."""
         from qdrant_client import models as m
 
-        if dim <= 0:
-            raise ConfigError(f"vector dimension must be positive, got {dim}")
-        bad = {k: v for k, v in indexed_fields.items() if v not in _FIELD_TYPES}
-        if bad:
-            raise ConfigError(f"unknown payload index types {bad}; valid types: {', '.join(_FIELD_TYPES)}")
+        to_index = check_collection_args(dim, indexed_fields)
         if self._exists():
             info = self._call("get_collection", self.client.get_collection, self.collection)
             vectors = info.config.params.vectors
@@ -165,7 +166,7 @@ class QdrantServerStore:
         with warnings.catch_warnings():
             # local mode warns that it ignores payload indexes: true, and harmless for a stand-in
             warnings.simplefilter("ignore", UserWarning)
-            for name, kind in {"doc_id": "keyword", **indexed_fields}.items():
+            for name, kind in to_index.items():
                 if name not in schema:
                     self._call(
                         "create_payload_index",
@@ -195,29 +196,19 @@ class QdrantServerStore:
     ) -> None:
         from qdrant_client import models as m
 
-        if len(chunks) != len(dense):
-            raise InputError(
-                f"upsert got {len(chunks)} chunks but {len(dense)} dense vectors; they must match"
-            )
-        if sparse is not None and len(sparse) != len(chunks):
-            raise InputError(
-                f"upsert got {len(chunks)} chunks but {len(sparse)} sparse vectors; they must match"
-            )
+        check_upsert_args(chunks, dense, sparse)
         if not chunks:
             return
-        if not self._exists():
-            raise InputError(
-                f"collection {self.collection!r} does not exist yet; call ensure_collection(dim, ...) first"
-            )
-        if sparse is not None and not self._sparse_enabled():
-            raise InputError(
-                f"collection {self.collection!r} has no sparse vectors; create it with sparse=True "
-                "to store them"
-            )
-        for start in range(0, len(chunks), _BATCH):
+        check_upsert_target(
+            self.collection,
+            exists=self._exists(),
+            sparse_given=sparse is not None,
+            has_sparse=self._sparse_enabled,
+        )
+        for batch in batches(len(chunks)):
             points = []
-            for i in range(start, min(start + _BATCH, len(chunks))):
-                vector: dict[str, Any] = {DENSE: [float(x) for x in dense[i]]}
+            for i in batch:
+                vector: dict[str, Any] = {DENSE: dense_list(dense[i])}
                 if sparse is not None and sparse[i].indices:
                     vector[SPARSE] = m.SparseVector(
                         indices=list(sparse[i].indices), values=list(sparse[i].values)
@@ -298,30 +289,17 @@ class QdrantServerStore:
                 "(ragcli ingest PATH --collection NAME)"
             )
         flt = to_client_filter(request.filter)
-        if request.mode in ("dense", "hybrid") and request.dense is None:
-            raise InputError(f"a {request.mode} search needs a dense query vector")
-        dense_q = [float(x) for x in request.dense] if request.dense is not None else None
+        check_search_request(request, self.collection, self._sparse_enabled)
+        dense_q = dense_list(request.dense) if request.dense is not None else None
         sparse_q = None
-        if request.mode in ("sparse", "hybrid"):
-            if request.sparse is None:
-                raise InputError(f"a {request.mode} search needs a sparse query vector")
-            if not self._sparse_enabled():
-                raise InputError(
-                    f"collection {self.collection!r} has no sparse vectors, so {request.mode!r} search is "
-                    "impossible; set ingest.sparse: true and re-ingest into a new collection, "
-                    "or use mode: dense"
-                )
+        if request.mode in ("sparse", "hybrid") and request.sparse is not None:
             if not request.sparse.indices:
-                if request.mode == "sparse":
-                    return []
-                from dataclasses import replace
-
-                return self.search(replace(request, mode="dense", sparse=None))
+                return [] if request.mode == "sparse" else self.search(as_dense(request))
             sparse_q = m.SparseVector(
                 indices=list(request.sparse.indices), values=list(request.sparse.values)
             )
         if request.mode == "hybrid":
-            depth = request.prefetch_limit or max(request.limit * 2, 20)
+            depth = hybrid_depth(request)
             # the filter goes on every prefetch as well as on the fusion, so no stage ever sees other tenants
             response = self._call(
                 "query_points",
