@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import ConfigError
 from ragcli.retrieval.protocols import Reranked
-from ragcli.retrieval.rerank_selection import check_selection, select
+from ragcli.retrieval.rerank_selection import check_reranker_args, pair_tokens, rerank_hits
 from ragcli.retrieval.reranker_models import load_failed, resolve_reranker_model
-from ragcli.types import Hit, Usage
+from ragcli.types import Hit
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,15 @@ class CrossEncoderReranker:
         device: str = "cpu",
         home: Path | None = None,
     ) -> None:
-        if not model:
-            raise ConfigError("CrossEncoderReranker needs a model: `trained:NAME`, a folder or a hub id")
-        check_selection(top_n, min_score, dedupe_threshold)
-        if batch_size < 1 or max_length < 16:
-            raise ConfigError(f"batch_size must be >= 1 and max_length >= 16, got {batch_size}, {max_length}")
+        check_reranker_args(
+            "CrossEncoderReranker",
+            model,
+            top_n=top_n,
+            min_score=min_score,
+            dedupe_threshold=dedupe_threshold,
+            batch_size=batch_size,
+            max_length=max_length,
+        )
         self._name = model
         self.path = resolve_reranker_model(model, home)
         self.top_n, self.min_score, self.dedupe_threshold = top_n, min_score, dedupe_threshold
@@ -93,20 +96,17 @@ class CrossEncoderReranker:
 
     def count_tokens(self, query: str, texts: Sequence[str]) -> int:
         """Tokens the model reads for these pairs (each capped at max_length)."""
-        tok = self.load().tokenizer
-        enc = tok([query] * len(texts), list(texts), truncation=True, max_length=self.max_length)
-        return sum(len(ids) for ids in enc["input_ids"])
+        return pair_tokens(self.load().tokenizer, query, texts, self.max_length)
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> Reranked:
-        scores = self.score(query, [h.chunk.text for h in hits])
-        usage = Usage(input_tokens=self.count_tokens(query, [h.chunk.text for h in hits]), usd=0.0, calls=1)
-        return select(
+        return rerank_hits(
+            query,
             hits,
-            scores,
+            score=self.score,
+            count_tokens=self.count_tokens,
             top_n=self.top_n,
             min_score=self.min_score,
             dedupe_threshold=self.dedupe_threshold,
-            usage=usage if hits else Usage(),
         )
 
 

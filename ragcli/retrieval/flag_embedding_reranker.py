@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import ConfigError, ResourceMissing
+from ragcli.errors import ResourceMissing
 from ragcli.retrieval.protocols import Reranked
-from ragcli.retrieval.rerank_selection import check_selection, select
+from ragcli.retrieval.rerank_selection import check_reranker_args, pair_tokens, rerank_hits
 from ragcli.retrieval.reranker_models import load_failed, resolve_reranker_model
-from ragcli.types import Hit, Usage
+from ragcli.types import Hit
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,15 @@ class FlagEmbeddingReranker:
         device: str = "cpu",
         home: Path | None = None,
     ) -> None:
-        if not model:
-            raise ConfigError("FlagEmbeddingReranker needs a model: `trained:NAME`, a folder or a hub id")
-        check_selection(top_n, min_score, dedupe_threshold)
-        if batch_size < 1 or max_length < 16:
-            raise ConfigError(f"batch_size must be >= 1 and max_length >= 16, got {batch_size}, {max_length}")
+        check_reranker_args(
+            "FlagEmbeddingReranker",
+            model,
+            top_n=top_n,
+            min_score=min_score,
+            dedupe_threshold=dedupe_threshold,
+            batch_size=batch_size,
+            max_length=max_length,
+        )
         self._name = model
         self.path = resolve_reranker_model(model, home)
         self.top_n, self.min_score, self.dedupe_threshold = top_n, min_score, dedupe_threshold
@@ -100,17 +104,17 @@ class FlagEmbeddingReranker:
             return [float(scores)]
         return [float(s) for s in scores]
 
+    def count_tokens(self, query: str, texts: Sequence[str]) -> int:
+        """Tokens the model reads for these pairs (each capped at max_length)."""
+        return pair_tokens(self.load().tokenizer, query, texts, self.max_length)
+
     def rerank(self, query: str, hits: Sequence[Hit]) -> Reranked:
-        texts = [h.chunk.text for h in hits]
-        scores = self.score(query, texts)
-        tok = self.load().tokenizer
-        enc = tok([query] * len(texts), texts, truncation=True, max_length=self.max_length) if texts else None
-        tokens = sum(len(ids) for ids in enc["input_ids"]) if enc is not None else 0
-        return select(
+        return rerank_hits(
+            query,
             hits,
-            scores,
+            score=self.score,
+            count_tokens=self.count_tokens,
             top_n=self.top_n,
             min_score=self.min_score,
             dedupe_threshold=self.dedupe_threshold,
-            usage=Usage(input_tokens=tokens, usd=0.0, calls=1) if hits else Usage(),
         )

@@ -1,4 +1,5 @@
-"""What every reranker does after scoring: sort, cut off weak hits, drop near-duplicates, keep the top n.
+"""What every reranker does around scoring: check its knobs, then sort, cut off weak hits, drop near-duplicates,
+keep the top n, and count the tokens it read.
 
 Shared by the cross-encoder and FlagEmbedding rerankers so both mean the same by `top_n`, `min_score` and
 `dedupe_threshold`. A weak or repeated hit dropped here is a chunk whose tokens the prompt never pays for.
@@ -7,7 +8,8 @@ Shared by the cross-encoder and FlagEmbedding rerankers so both mean the same by
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ragcli.errors import ConfigError
 from ragcli.retrieval.protocols import Reranked
@@ -26,6 +28,32 @@ def check_selection(top_n: int, min_score: float | None, dedupe_threshold: float
         )
     if min_score is not None and min_score != min_score:  # NaN
         raise ConfigError("reranker min_score must be a number or null")
+
+
+def check_reranker_args(
+    kind: str,
+    model: str,
+    *,
+    top_n: int,
+    min_score: float | None,
+    dedupe_threshold: float | None,
+    batch_size: int,
+    max_length: int,
+) -> None:
+    """Validate a cross-encoder reranker's constructor arguments; `kind` is its class name, for the message."""
+    if not model:
+        raise ConfigError(f"{kind} needs a model: `trained:NAME`, a folder or a hub id")
+    check_selection(top_n, min_score, dedupe_threshold)
+    if batch_size < 1 or max_length < 16:
+        raise ConfigError(f"batch_size must be >= 1 and max_length >= 16, got {batch_size}, {max_length}")
+
+
+def pair_tokens(tokenizer: Any, query: str, texts: Sequence[str], max_length: int) -> int:
+    """Tokens a cross-encoder reads for the (query, text) pairs, each pair truncated to `max_length`."""
+    if not texts:
+        return 0
+    enc = tokenizer([query] * len(texts), list(texts), truncation=True, max_length=max_length)
+    return sum(len(ids) for ids in enc["input_ids"])
 
 
 def word_set(text: str) -> frozenset[str]:
@@ -89,4 +117,28 @@ def select(
         usage=usage or Usage(),
         dropped_below_cutoff=below,
         dropped_duplicates=duplicates,
+    )
+
+
+def rerank_hits(
+    query: str,
+    hits: Sequence[Hit],
+    *,
+    score: Callable[[str, Sequence[str]], list[float]],
+    count_tokens: Callable[[str, Sequence[str]], int],
+    top_n: int,
+    min_score: float | None,
+    dedupe_threshold: float | None,
+) -> Reranked:
+    """Score `hits` against `query`, count the tokens read, and `select` from them (the rerank flow)."""
+    texts = [h.chunk.text for h in hits]
+    scores = score(query, texts)
+    usage = Usage(input_tokens=count_tokens(query, texts), usd=0.0, calls=1)
+    return select(
+        hits,
+        scores,
+        top_n=top_n,
+        min_score=min_score,
+        dedupe_threshold=dedupe_threshold,
+        usage=usage if hits else Usage(),
     )
