@@ -17,7 +17,12 @@ from typing import Any
 from ragcli.cost.prices import PriceTable
 from ragcli.cost.tokens import counter_for
 from ragcli.errors import BackendError, BudgetExceeded, InputError
-from ragcli.generation.openai_compatible_llm import MESSAGE_OVERHEAD_TOKENS, classify_sdk_error
+from ragcli.generation.llm_common import (
+    chat_dicts,
+    check_model_and_timeout,
+    classify_sdk_error,
+    message_tokens,
+)
 from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries
 from ragcli.types import Completion, Message, Usage
 
@@ -43,10 +48,7 @@ class AnthropicLLM:
         base_url: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must be a model name, e.g. 'claude-haiku-4-5', got an empty string")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        check_model_and_timeout(model, "claude-haiku-4-5", timeout_s)
         self.model = model
         self.prices = prices
         self.api_key_env = api_key_env
@@ -78,7 +80,7 @@ class AnthropicLLM:
         return self._counter(text) if text else 0
 
     def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
-        prompt = sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+        prompt = message_tokens(self.count_tokens, messages)
         return Usage(prompt, 0, max_tokens, self.prices.estimate_usd(self.model, prompt, max_tokens), 1)
 
     def _check_budget(self, messages: Sequence[Message], max_tokens: int) -> None:
@@ -132,7 +134,7 @@ class AnthropicLLM:
             "model": self.model,
             "max_tokens": max_tokens,
             "temperature": self.temperature,
-            "messages": [{"role": m.role, "content": m.content} for m in messages if m.role != "system"],
+            "messages": chat_dicts([m for m in messages if m.role != "system"]),
         }
         if system:
             req["system"] = system

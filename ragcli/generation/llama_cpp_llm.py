@@ -9,14 +9,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import BackendError, BudgetExceeded, ResourceMissing
+from ragcli.errors import BackendError, ResourceMissing
+from ragcli.generation.llm_common import (
+    MIN_OUTPUT_TOKENS,
+    chat_dicts,
+    check_local_args,
+    fit_output,
+    local_model_name,
+    message_tokens,
+)
 from ragcli.resources import PACKAGED_LLM, resolve_llm_model
 from ragcli.types import Completion, Message, Usage
 
 log = logging.getLogger(__name__)
 
-MIN_OUTPUT_TOKENS = 16
-"""Below this much room for the answer a call is refused rather than cut short."""
+__all__ = ["MIN_OUTPUT_TOKENS", "LlamaCppLLM"]
 
 
 class LlamaCppLLM:
@@ -34,10 +41,7 @@ class LlamaCppLLM:
         seed: int = 0,
         repeat_penalty: float = 1.1,
     ) -> None:
-        if context_window < 256:
-            raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
-        if not 0.0 <= temperature <= 2.0:
-            raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
+        check_local_args(context_window, temperature)
         if not 1.0 <= repeat_penalty <= 2.0:
             raise ValueError(f"repeat_penalty must be between 1 and 2, got {repeat_penalty}")
         if threads is not None and threads < 1:
@@ -54,7 +58,7 @@ class LlamaCppLLM:
 
     @property
     def model_name(self) -> str:
-        return self._model if self._model == PACKAGED_LLM else Path(self._model).name
+        return local_model_name(self._model)
 
     @property
     def context_window(self) -> int:
@@ -112,32 +116,22 @@ class LlamaCppLLM:
                     eos_token=vocab.token_get_text(llama.token_eos()),
                     bos_token=vocab.token_get_text(llama.token_bos()),
                 )
-            prompt = self._formatter(messages=_as_dicts(messages)).prompt
+            prompt = self._formatter(messages=chat_dicts(messages)).prompt
             return len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
         except Exception as exc:  # no template in the file, or llama_cpp internals changed: estimate
             log.debug("cannot render the chat template (%s); estimating prompt tokens", exc)
-            return sum(self.count_tokens(m.content) + 4 for m in messages) + 2
+            return message_tokens(self.count_tokens, messages) + 2
 
     def _fit_output(self, messages: Sequence[Message], max_tokens: int) -> tuple[int, int]:
-        """Prompt tokens, and the output tokens that fit in the window (the chat template adds a few tokens per
-        message that callers cannot see, so a full budget may leave slightly less room than they reserved)."""
+        """Prompt tokens, and the output tokens that fit in the window (see `llm_common.fit_output`)."""
         needed = self.prompt_tokens(messages)
-        room = self._context_window - needed
-        if room < min(max_tokens, MIN_OUTPUT_TOKENS):
-            raise BudgetExceeded(
-                f"the prompt has {needed} tokens and {max_tokens} are reserved for the answer, more than "
-                f"{self.model_name}'s {self._context_window}-token window; lower packing.budget_tokens or "
-                "prompt.max_output_tokens, or raise llm.context_window"
-            )
-        if room < max_tokens:
-            log.warning(
-                "the prompt takes %d of %d tokens: the answer is capped at %d tokens instead of %d",
-                needed,
-                self._context_window,
-                room,
-                max_tokens,
-            )
-        return needed, min(max_tokens, room)
+        return needed, fit_output(
+            needed,
+            max_tokens,
+            context_window=self._context_window,
+            model_name=self.model_name,
+            fix="lower packing.budget_tokens or prompt.max_output_tokens, or raise llm.context_window",
+        )
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
         """Generate an answer. Raises `BudgetExceeded` before generating if the prompt cannot fit."""
@@ -147,7 +141,7 @@ class LlamaCppLLM:
             t0 = time.perf_counter()
             try:
                 out = llama.create_chat_completion(
-                    messages=_as_dicts(messages),
+                    messages=chat_dicts(messages),
                     max_tokens=max_tokens,
                     temperature=self.temperature,
                     repeat_penalty=self.repeat_penalty,
@@ -175,7 +169,7 @@ class LlamaCppLLM:
             chunks = 0
             try:
                 for chunk in llama.create_chat_completion(
-                    messages=_as_dicts(messages),
+                    messages=chat_dicts(messages),
                     max_tokens=max_tokens,
                     temperature=self.temperature,
                     repeat_penalty=self.repeat_penalty,
@@ -193,7 +187,3 @@ class LlamaCppLLM:
         # llama.cpp streams one piece per generated token (multi-byte characters may merge pieces)
         output = max(chunks, self.count_tokens(text)) if text else 0
         yield Completion(text, self.model_name, Usage(prompt, 0, output, 0.0, 1), seconds)
-
-
-def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in messages]

@@ -9,7 +9,6 @@ the first call, and never appears in a log or an error.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -19,18 +18,28 @@ from typing import Any
 from ragcli.cost.prices import PriceTable
 from ragcli.cost.tokens import counter_for
 from ragcli.errors import BackendError, BudgetExceeded, InputError
-from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries, parse_retry_after
+from ragcli.generation.llm_common import (
+    MESSAGE_OVERHEAD_TOKENS,
+    MalformedResponse,
+    chat_dicts,
+    check_model_and_timeout,
+    classify_sdk_error,
+    message_tokens,
+)
+from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries
 from ragcli.types import Completion, Message, Usage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_WINDOW = 8192
-MESSAGE_OVERHEAD_TOKENS = 4
-"""Tokens the chat format adds per message (role and separators), used in estimates before a call."""
 
-
-class MalformedResponse(ValueError):
-    """The server answered 2xx with a body that is not a chat completion."""
+__all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
+    "MESSAGE_OVERHEAD_TOKENS",
+    "MalformedResponse",
+    "OpenAICompatibleLLM",
+    "classify_sdk_error",
+]
 
 
 class OpenAICompatibleLLM:
@@ -54,10 +63,7 @@ class OpenAICompatibleLLM:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must be a model name, e.g. 'gpt-4o-mini', got an empty string")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        check_model_and_timeout(model, "gpt-4o-mini", timeout_s)
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self.model = model
@@ -103,7 +109,7 @@ class OpenAICompatibleLLM:
 
     def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
         """The most this call can cost before it is made: every prompt token uncached, every output token used."""
-        prompt = sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages) + 3
+        prompt = message_tokens(self.count_tokens, messages) + 3
         usd = self.prices.estimate_usd(self.price_model, prompt, max_tokens)
         return Usage(input_tokens=prompt, output_tokens=max_tokens, usd=usd, calls=1)
 
@@ -178,7 +184,7 @@ class OpenAICompatibleLLM:
     def _request(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
         return {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": chat_dicts(messages),
             "max_tokens": max_tokens,
             "temperature": self.temperature,
         }
@@ -245,74 +251,3 @@ class OpenAICompatibleLLM:
         return self.prices.usage_for(
             self.price_model, int(raw.prompt_tokens), int(raw.completion_tokens or 0), cached_tokens=cached
         )
-
-
-def _server_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(getattr(exc, "message", "") or exc)
-
-
-def classify_sdk_error(
-    sdk: Any,
-    exc: Exception,
-    what: str,
-    model: str,
-    key_env: str | None,
-    timeout_s: float,
-    scrub: Callable[[str], str],
-) -> Failure | None:
-    """Map an SDK exception to a `BackendError`, retryable or not. None: not a provider error.
-
-    `sdk` is the `openai` or `anthropic` module: both SDKs share the same exception classes and fields.
-    """
-    if isinstance(exc, sdk.APITimeoutError):
-        return Failure(
-            BackendError(f"{what} did not answer within {timeout_s}s (llm.timeout_s)", retryable=True)
-        )
-    if isinstance(exc, sdk.APIConnectionError):
-        return Failure(BackendError(f"cannot connect to {what}: {scrub(str(exc))}", retryable=True))
-    if isinstance(exc, sdk.APIStatusError):
-        status = exc.status_code
-        msg = scrub(_server_message(exc))[:300]
-        retry_after = parse_retry_after(dict(exc.response.headers)) if exc.response is not None else None
-        if status == 401:
-            src = f"${key_env}" if key_env else "the request (llm.api_key_env is null)"
-            return Failure(
-                BackendError(
-                    f"{what} rejected the API key from {src} (401 Unauthorized); put a valid key in it",
-                    status=401,
-                )
-            )
-        if status == 403:
-            return Failure(
-                BackendError(f"{what} refused access (403): {msg}; check the key's permissions", status=403)
-            )
-        if status == 404:
-            return Failure(
-                BackendError(
-                    f"model {model!r} was not found at {what} (404: {msg}); check llm.model and llm.base_url",
-                    status=404,
-                )
-            )
-        if status == 429:
-            body = getattr(exc, "body", None)
-            code = body.get("code") if isinstance(body, dict) else None
-            if code == "insufficient_quota" or "quota" in msg.lower():
-                return Failure(BackendError(f"{what}: quota exhausted (429): {msg}; add credit", status=429))
-            return Failure(
-                BackendError(f"{what} is rate limiting (429): {msg}", retryable=True, status=429), retry_after
-            )
-        if status >= 500 or status in (408, 409):
-            return Failure(
-                BackendError(f"{what} failed ({status}): {msg}", retryable=True, status=status), retry_after
-            )
-        return Failure(BackendError(f"{what} refused the request ({status}): {msg}", status=status))
-    if isinstance(exc, MalformedResponse | json.JSONDecodeError | sdk.APIResponseValidationError):
-        return Failure(
-            BackendError(f"{what} sent a malformed response: {scrub(str(exc))[:200]}", retryable=True)
-        )
-    return None

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import BackendError, BudgetExceeded, ResourceMissing
-from ragcli.generation.llama_cpp_llm import MIN_OUTPUT_TOKENS
+from ragcli.errors import BackendError, ResourceMissing
+from ragcli.generation.llm_common import chat_dicts, check_local_args, fit_output, local_model_name
 from ragcli.resources import PACKAGED_LLM, cache_dir, resolve_llm_model
 from ragcli.types import Completion, Message, Usage
 
@@ -39,10 +39,7 @@ class TransformersLLM:
         temperature: float = 0.0,
         repeat_penalty: float = 1.1,
     ) -> None:
-        if context_window < 256:
-            raise ValueError(f"context_window must be at least 256 tokens, got {context_window}")
-        if not 0.0 <= temperature <= 2.0:
-            raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
+        check_local_args(context_window, temperature)
         self._model_ref = model
         self._context_window = context_window
         self.temperature = temperature
@@ -53,7 +50,7 @@ class TransformersLLM:
 
     @property
     def model_name(self) -> str:
-        return self._model_ref if self._model_ref == PACKAGED_LLM else Path(self._model_ref).name
+        return local_model_name(self._model_ref)
 
     @property
     def context_window(self) -> int:
@@ -125,31 +122,22 @@ class TransformersLLM:
         return len(tok.encode(text, add_special_tokens=False))
 
     def _inputs(self, messages: Sequence[Message], max_tokens: int) -> tuple[Any, int]:
-        """The tokenized prompt, and the output tokens that fit in the window (see `LlamaCppLLM._fit_output`)."""
+        """The tokenized prompt, and the output tokens that fit in the window (see `llm_common.fit_output`)."""
         _, tok = self._load()
         prompt = tok.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
+            chat_dicts(messages),
             tokenize=False,
             add_generation_prompt=True,
         )
         inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
         n = int(inputs["input_ids"].shape[1])
-        room = self._context_window - n
-        if room < min(max_tokens, MIN_OUTPUT_TOKENS):
-            raise BudgetExceeded(
-                f"the prompt has {n} tokens and {max_tokens} are reserved for the answer, more than "
-                f"{self.model_name}'s {self._context_window}-token window; lower packing.budget_tokens or "
-                "prompt.max_output_tokens"
-            )
-        if room < max_tokens:
-            log.warning(
-                "the prompt takes %d of %d tokens: the answer is capped at %d tokens instead of %d",
-                n,
-                self._context_window,
-                room,
-                max_tokens,
-            )
-        return inputs, min(max_tokens, room)
+        return inputs, fit_output(
+            n,
+            max_tokens,
+            context_window=self._context_window,
+            model_name=self.model_name,
+            fix="lower packing.budget_tokens or prompt.max_output_tokens",
+        )
 
     def _gen_kwargs(self, max_tokens: int) -> dict[str, Any]:
         _, tok = self._load()
