@@ -27,31 +27,16 @@ from ragcli.ingest.file_checks import EmptyDocumentError, is_sidecar, read_sidec
 from ragcli.ingest.ids import chunk_id, document_id, expected_chunk_ids
 from ragcli.ingest.structure_chunker import embedding_text
 from ragcli.pipelines.stages import Stages
+from ragcli.retrieval.payload import CORE_FIELDS, DOC_FIELDS
 from ragcli.retrieval.protocols import StoredDocument
 from ragcli.types import Chunk, Document, FileResult, IngestReport, Metadata, MetaValue, Usage
 
 log = logging.getLogger(__name__)
 
 RESERVED_FIELDS = frozenset(
-    {
-        "id",
-        "chunk_id",
-        "doc_id",
-        "text",
-        "source",
-        "section_path",
-        "page",
-        "ordinal",
-        "tokens",
-        "content_hash",
-        "doc_hash",
-        "doc_chunks",
-        "breadcrumb",
-        "content_type",
-        "modified",
-        "file_type",
-    }
+    {*CORE_FIELDS, *DOC_FIELDS, "id", "breadcrumb", "content_type", "modified", "file_type"}
 )
+"""Payload keys the store and the pipeline write themselves; user metadata may not use them."""
 BUILTIN_INDEXES = {"doc_id": "keyword", "source": "keyword", "content_type": "keyword"}
 EMBED_BUFFER_CHUNKS = 512
 """Chunks gathered across documents before one embedding call: bigger buffers sort better by length."""
