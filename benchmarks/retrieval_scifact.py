@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--negatives", type=int, default=2, help="hard negatives mined per train query")
     ap.add_argument("--rerank-depth", type=int, default=20)
     ap.add_argument("--max-length", type=int, default=192)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=2e-5, help="learning rate of the reranker fine-tune")
     ap.add_argument("--skip", nargs="*", default=[], help="runs to skip: dense sparse hybrid rerank")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval.md"))
     args = ap.parse_args()
@@ -109,8 +111,9 @@ def main() -> None:
             report = train_reranker(
                 data.pairs,
                 name=args.reranker_name,
-                epochs=1,
+                epochs=args.epochs,
                 batch_size=16,
+                learning_rate=args.lr,
                 max_length=args.max_length,
                 home=Path(args.home),
                 negatives_source=data.negatives_source,
