@@ -24,6 +24,15 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+def _transformers_llm(c: LlamaCppLLMConfig | TransformersLLMConfig) -> LLM:
+    """The local model under transformers: asked for, or the fallback where llama-cpp-python is missing."""
+    from ragcli.generation.transformers_llm import TransformersLLM
+
+    return TransformersLLM(
+        c.model, context_window=c.context_window, temperature=c.temperature, repeat_penalty=c.repeat_penalty
+    )
+
+
 def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
     """The configured LLM. Nothing here reaches the network; API clients connect on their first call."""
     c = cfg.llm
@@ -35,14 +44,7 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
                 "converts the GGUF once and caches it)",
                 c.model,
             )
-            from ragcli.generation.transformers_llm import TransformersLLM
-
-            return TransformersLLM(
-                c.model,
-                context_window=c.context_window,
-                temperature=c.temperature,
-                repeat_penalty=c.repeat_penalty,
-            )
+            return _transformers_llm(c)
         from ragcli.generation.llama_cpp_llm import LlamaCppLLM
 
         return LlamaCppLLM(
@@ -53,14 +55,7 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
             repeat_penalty=c.repeat_penalty,
         )
     if isinstance(c, TransformersLLMConfig):
-        from ragcli.generation.transformers_llm import TransformersLLM
-
-        return TransformersLLM(
-            c.model,
-            context_window=c.context_window,
-            temperature=c.temperature,
-            repeat_penalty=c.repeat_penalty,
-        )
+        return _transformers_llm(c)
     if isinstance(c, OpenAICompatibleLLMConfig):
         from ragcli.generation.openai_compatible_llm import OpenAICompatibleLLM
 
