@@ -61,9 +61,9 @@ def main() -> None:
     offline_env()
     from ragcli.config import parse_config
     from ragcli.eval.retrieval_eval import evaluate_retrieval
-    from ragcli.retrieval.reranker_data import load_training_data
     from ragcli.retrieval.reranker_models import rerankers_dir
-    from ragcli.retrieval.reranker_training import CARD, train_reranker
+    from ragcli.train.reranker_data import load_training_data
+    from ragcli.train.reranker_training import CARD, train_reranker
 
     src = Path(args.data) / "scifact_beir"
     corpus, queries = src / "corpus.jsonl", src / "queries.jsonl"

@@ -1,5 +1,5 @@
 """`ragcli eval retrieval`, `ragcli eval qa` and `ragcli train reranker`: thin wrappers over `ragcli.eval`
-and `ragcli.retrieval.reranker_training`, registered on the apps of `ragcli.cli`."""
+and `ragcli.train.reranker_training`, registered on the apps of `ragcli.cli`."""
 
 from __future__ import annotations
 
@@ -138,8 +138,8 @@ def train_reranker_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a cross-encoder reranker on your labeled pairs, with hard negatives mined from your index."""
-    from ragcli.retrieval.reranker_data import load_training_data
-    from ragcli.retrieval.reranker_training import train_reranker
+    from ragcli.train.reranker_data import load_training_data
+    from ragcli.train.reranker_training import train_reranker
 
     with errors():
         cfg = load(config)

@@ -17,7 +17,7 @@ from ragcli.errors import ResourceMissing
 from ragcli.ingest.build import build_embedder
 from ragcli.retrieval.build import build_reranker, build_store
 from ragcli.retrieval.cross_encoder_reranker import CrossEncoderReranker
-from ragcli.retrieval.reranker_data import load_training_data
+from ragcli.train.reranker_data import load_training_data
 from ragcli.types import Chunk, Hit
 
 pytestmark = pytest.mark.integration

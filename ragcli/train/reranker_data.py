@@ -19,7 +19,7 @@ from typing import Any
 from ragcli.config import PipelineConfig
 from ragcli.errors import InputError
 from ragcli.retrieval.protocols import SearchRequest
-from ragcli.retrieval.reranker_training import Pair, Searcher, build_training_pairs, load_pairs_jsonl
+from ragcli.train.reranker_training import Pair, Searcher, build_training_pairs, load_pairs_jsonl
 from ragcli.types import Hit
 
 log = logging.getLogger(__name__)
