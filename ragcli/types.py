@@ -29,6 +29,18 @@ class Usage:
     output_tokens: int = 0
     usd: float | None = 0.0
     calls: int = 0
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (Anthropic `cache_creation_input_tokens`), any TTL."""
+    cache_write_1h_tokens: int = 0
+    """The part of `cache_write_tokens` written with the 1-hour TTL (priced higher than the 5-minute one)."""
+    reasoning_tokens: int = 0
+    """The part of `output_tokens` the model spent reasoning (billed as output; shown, never added twice)."""
+    batch: bool = False
+    """Billed through a provider's batch API (half price at most providers)."""
+
+    # Conventions (the price table relies on them): `input_tokens` counts every prompt token, cached reads
+    # (`cached_tokens`) and cache writes included, as OpenAI's `prompt_tokens` does; `output_tokens` includes
+    # `reasoning_tokens`, as OpenAI's `completion_tokens` does.
 
     def __add__(self, other: Usage) -> Usage:
         usd = None if self.usd is None or other.usd is None else self.usd + other.usd
@@ -38,6 +50,13 @@ class Usage:
             output_tokens=self.output_tokens + other.output_tokens,
             usd=usd,
             calls=self.calls + other.calls,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            # a sum is "batch" only when every call in it was (an empty usage does not count)
+            batch=(self.batch or not self.calls)
+            and (other.batch or not other.calls)
+            and bool(self.calls + other.calls),
         )
 
     @property
