@@ -302,6 +302,10 @@ class PriceOverride(_Section):
     """Dollars per million input tokens."""
     output: float = Field(ge=0)
     cached_input: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    """Dollars per million input tokens written to the prompt cache, 5-minute TTL (default: `input`)."""
+    cache_write_1h: float | None = Field(None, ge=0)
+    """Dollars per million input tokens written to the prompt cache, 1-hour TTL (default: `cache_write`)."""
     batch_discount: float = Field(0.5, ge=0, le=1)
     context_window: int | None = None
 
@@ -310,6 +314,8 @@ class CostConfig(_Section):
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     use_litellm_prices: bool = True
     """Also read LiteLLM's bundled price file when litellm is installed (never imports litellm)."""
+    use_genai_prices: bool = True
+    """Price API models from genai-prices' bundled data (offline; never downloads), before LiteLLM's file."""
     ledger: str | None = None
     """SQLite file; default `<home>/ledger.sqlite`."""
     max_usd_per_query: float | None = Field(None, ge=0)
