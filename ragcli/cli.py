@@ -312,8 +312,18 @@ def ingest_cmd(
         )
         task = bar.add_task("", total=None)
 
+        shown = [0.0]
+
         def on_progress(p: IngestProgress) -> None:
-            bar.update(task, completed=p.files_done, total=p.files_total, description=Path(p.path).name[:40])
+            # A big file moves the bar by its chunks written, not only when it is done (events can come late
+            # for earlier files, whose chunks are batched with later ones: the bar never moves back).
+            name = Path(p.path).name[:40]
+            done = float(p.files_done)
+            if p.chunks_total:
+                done = p.files_done - 1 + p.chunks_done / p.chunks_total
+                name += f"  {p.chunks_done:,}/{p.chunks_total:,} chunks"
+            shown[0] = max(shown[0], done)
+            bar.update(task, completed=shown[0], total=p.files_total, description=name)
 
         try:
             with bar:

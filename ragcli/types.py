@@ -203,6 +203,8 @@ class IngestReport:
     chunks_added: int = 0
     chunks_replaced: int = 0
     chunks_removed: int = 0
+    chunks_resumed: int = 0
+    """Chunks found already written by an interrupted earlier run of the same file version (not embedded again)."""
     tokens_embedded: int = 0
     largest_chunk_tokens: int = 0
     seconds: float = 0.0

@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragcli.errors import BackendError, ConfigError, InputError, RagError, ResourceMissing
+from ragcli.errors import BackendError, ConfigError, InputError
 from ragcli.ingest.file_checks import EmptyDocumentError, is_sidecar, read_sidecar, supported_suffixes
 from ragcli.ingest.ids import chunk_id, document_id, expected_chunk_ids
 from ragcli.ingest.structure_chunker import embedding_text
+from ragcli.pipelines.ingest_producer import Prepared, PrepareFn, prepared_files
 from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.payload import CORE_FIELDS, DOC_FIELDS
 from ragcli.retrieval.protocols import StoredDocument
@@ -39,7 +40,10 @@ RESERVED_FIELDS = frozenset(
 """Payload keys the store and the pipeline write themselves; user metadata may not use them."""
 BUILTIN_INDEXES = {"doc_id": "keyword", "source": "keyword", "content_type": "keyword"}
 EMBED_BUFFER_CHUNKS = 512
-"""Chunks gathered across documents before one embedding call: bigger buffers sort better by length."""
+"""Chunks per embedding call and write: gathered across small documents (bigger buffers sort better by length),
+cut from big ones (so memory stays flat and an interrupted run keeps what it wrote)."""
+OPTIMIZE_AFTER_CHUNKS = 5000
+"""Chunks written in one run after which the store is asked to optimise its index (when it can)."""
 CRASH_ENV = "RAGCLI_TEST_CRASH_AT"
 """Test hook: `upsert:N`, `delete:N` or `embed:N` ends the process (os._exit) right after the N-th such call."""
 _FINGERPRINT_VERSION = "ingest-v1"
@@ -47,12 +51,17 @@ _FINGERPRINT_VERSION = "ingest-v1"
 
 @dataclass(frozen=True)
 class IngestProgress:
-    """What a progress callback is told after each file."""
+    """What a progress callback is told: after each file is read, and after each batch of chunks is written."""
 
     files_done: int
     files_total: int
     path: str
     chunks_embedded: int
+    """Chunks embedded and written in this run so far."""
+    chunks_done: int = 0
+    """Chunks of this file that are in the store now (written in this run, or kept from an interrupted one)."""
+    chunks_total: int = 0
+    """Chunks of this file (0 until it is chunked)."""
 
 
 ProgressFn = Callable[[IngestProgress], None]
@@ -60,10 +69,17 @@ ProgressFn = Callable[[IngestProgress], None]
 
 @dataclass
 class _Pending:
+    """A slice of one document's chunks waiting for the embedder (a big document is written in many)."""
+
+    n: int
     path: Path
     doc: Document
     chunks: list[Chunk]
     previous: StoredDocument | None
+    total: int
+    done_before: int
+    """Chunks of this document already in the store before this slice (kept or written earlier)."""
+    last: bool
 
 
 @dataclass
@@ -72,7 +88,12 @@ class _Run:
     report: IngestReport
     breadcrumb: bool
     sparse: bool
+    files_total: int = 0
+    progress: ProgressFn | None = None
     pending: list[_Pending] = field(default_factory=list)
+    results: dict[str, FileResult] = field(default_factory=dict)
+    failed_docs: set[str] = field(default_factory=set)
+    chunks_written: int = 0
     calls: dict[str, int] = field(default_factory=dict)
     crash_at: tuple[str, int] | None = None
 
@@ -84,6 +105,19 @@ class _Run:
 
     def timed(self, stage: str, seconds: float) -> None:
         self.report.stage_seconds[stage] = self.report.stage_seconds.get(stage, 0.0) + seconds
+
+    def result(self, path: Path, status: str, reason: str = "", chunks: int = 0) -> None:
+        key = str(path)
+        r = self.results.get(key)
+        if r is None:
+            r = self.results[key] = FileResult(key, status, reason, chunks)  # type: ignore[arg-type]
+            self.report.files.append(r)
+        else:
+            r.status, r.reason, r.chunks = status, reason, chunks  # type: ignore[assignment]
+
+    def tell(self, n: int, path: Path, done: int = 0, total: int = 0) -> None:
+        if self.progress is not None:
+            self.progress(IngestProgress(n, self.files_total, str(path), self.chunks_written, done, total))
 
 
 def collect_files(paths: Sequence[str | Path], *, skip_hidden: bool = True) -> list[Path]:
@@ -193,11 +227,16 @@ def _finish_chunks(doc: Document, chunks: list[Chunk]) -> list[Chunk]:
 
 
 def _flush(run: _Run) -> None:
-    """Embed every buffered chunk in one call (sorted by length inside the embedder), then write doc by doc."""
-    if not run.pending:
+    """Embed every buffered chunk in one call (sorted by length inside the embedder), then write slice by slice.
+
+    A document's stale chunks (an older version's) are deleted after its last slice is written, so a run
+    stopped at any point leaves the document either complete or visibly incomplete, never mixed and "done".
+    """
+    batch = [p for p in run.pending if p.doc.id not in run.failed_docs]
+    run.pending = []
+    if not batch:
         return
     stages, report = run.stages, run.report
-    batch, run.pending = run.pending, []
     texts = [embedding_text(c, breadcrumb=run.breadcrumb) for p in batch for c in p.chunks]
     unique = list(dict.fromkeys(texts))  # identical chunks (boilerplate, repeated rows) are embedded once
     t0 = time.perf_counter()
@@ -205,7 +244,8 @@ def _flush(run: _Run) -> None:
         emb = stages.embedder.embed(unique)
     except BackendError as exc:
         for p in batch:
-            _set_result(report, p.path, "failed", f"embedding failed: {exc}")
+            run.failed_docs.add(p.doc.id)
+            run.result(p.path, "failed", f"embedding failed: {exc}")
         return
     seconds = time.perf_counter() - t0
     run.timed("embed", seconds)
@@ -231,18 +271,27 @@ def _flush(run: _Run) -> None:
         t0 = time.perf_counter()
         stages.store.upsert(p.chunks, emb.vectors[idx], [sparse_all[i] for i in idx] if sparse_all else None)
         run.tick("upsert")
-        new_ids = {c.id for c in p.chunks}
-        stale = [cid for cid in (p.previous.chunk_ids if p.previous else ()) if cid not in new_ids]
-        if stale:
-            stages.store.delete_chunks(stale)
-            run.tick("delete")
+        if p.last:
+            _delete_stale(run, p)
         run.timed("write", time.perf_counter() - t0)
+        run.chunks_written += len(p.chunks)
         if p.previous is None:
             report.chunks_added += len(p.chunks)
         else:
             report.chunks_replaced += len(p.chunks)
         report.largest_chunk_tokens = max([report.largest_chunk_tokens, *(c.tokens for c in p.chunks)])
-        _set_result(report, p.path, "ok", "", len(p.chunks))
+        run.tell(p.n, p.path, p.done_before + len(p.chunks), p.total)
+
+
+def _delete_stale(run: _Run, p: _Pending) -> None:
+    """Delete the chunks of other versions of the document (ids not in the complete new set)."""
+    if p.previous is None:
+        return
+    new_ids = expected_chunk_ids(p.doc.id, p.doc.content_hash, p.total)
+    stale = [cid for cid in p.previous.chunk_ids if cid not in new_ids]
+    if stale:
+        run.stages.store.delete_chunks(stale)
+        run.tick("delete")
 
 
 def _ledger(stages: Stages, usage: Usage, seconds: float) -> None:
@@ -251,12 +300,65 @@ def _ledger(stages: Stages, usage: Usage, seconds: float) -> None:
     stages.ledger.record(LedgerRow.of("embed", stages.embedder.model_name, usage, seconds, query_id=""))
 
 
-def _set_result(report: IngestReport, path: Path, status: str, reason: str, chunks: int = 0) -> None:
-    for r in report.files:
-        if r.path == str(path):
-            r.status, r.reason, r.chunks = status, reason, chunks  # type: ignore[assignment]
-            return
-    report.files.append(FileResult(str(path), status, reason, chunks))  # type: ignore[arg-type]
+def _prepare_fn(run: _Run, fingerprint: str, user_meta: Metadata) -> PrepareFn:
+    """Hash, then (when the stored copy is not complete) parse and chunk one file; runs on the parse thread."""
+    stages = run.stages
+
+    def prepare(
+        path: Path, prev: StoredDocument | None
+    ) -> tuple[Document | None, list[Chunk], dict[str, float]]:
+        secs: dict[str, float] = {}
+        t0 = time.perf_counter()
+        doc_hash = _doc_hash(path, fingerprint)
+        secs["hash"] = time.perf_counter() - t0
+        if _is_complete(prev, document_id(path), doc_hash):
+            return None, [], secs
+        t0 = time.perf_counter()
+        doc = stages.parser.parse(path)
+        secs["parse"] = time.perf_counter() - t0
+        doc.content_hash = doc_hash
+        doc.metadata = {**user_meta, **doc.metadata}
+        t0 = time.perf_counter()
+        chunks = _finish_chunks(doc, stages.chunker.chunk(doc))
+        doc.elements = []  # the chunks hold the text now; a huge file's elements need not stay in memory
+        secs["chunk"] = time.perf_counter() - t0
+        if not chunks:
+            raise EmptyDocumentError("no text left after parsing; nothing to index")
+        return doc, chunks, secs
+
+    return prepare
+
+
+def _queue_document(run: _Run, item: Prepared, batch_chunks: int) -> int:
+    """Queue a parsed document's chunks in slices of at most `batch_chunks`; skip chunks already stored.
+
+    A chunk id is derived from the document's hash and the chunk's ordinal, so chunks written before an
+    interruption (same file, same settings) are found by id and not embedded again. Returns chunks queued.
+    """
+    assert item.doc is not None
+    chunks, prev = item.chunks, item.previous
+    have = set(prev.chunk_ids) if prev is not None else set()
+    todo = [c for c in chunks if c.id not in have]
+    kept = len(chunks) - len(todo)
+    run.report.chunks_resumed += kept
+    if kept:
+        log.info(
+            "%s: %d of %d chunks stored by an earlier run; embedding the rest", item.path, kept, len(chunks)
+        )
+    if not todo:  # every chunk of this version is stored: only an older version's strays may remain
+        _delete_stale(run, _Pending(item.n, item.path, item.doc, [], prev, len(chunks), kept, True))
+        run.result(item.path, "ok", "", len(chunks))
+        return 0
+    run.result(item.path, "ok", "", len(chunks))  # turned to "failed" if its embedding fails
+    for start in range(0, len(todo), batch_chunks):
+        piece = todo[start : start + batch_chunks]
+        last = start + batch_chunks >= len(todo)
+        run.pending.append(
+            _Pending(item.n, item.path, item.doc, piece, prev, len(chunks), kept + start, last)
+        )
+        if sum(len(p.chunks) for p in run.pending) >= batch_chunks:
+            _flush(run)
+    return len(todo)
 
 
 def ingest(
@@ -266,8 +368,13 @@ def ingest(
     meta: Metadata | None = None,
     prune: bool = False,
     progress: ProgressFn | None = None,
+    batch_chunks: int = EMBED_BUFFER_CHUNKS,
 ) -> IngestReport:
     """Ingest files and folders into the configured store; bad files are reported, never fatal.
+
+    Files are parsed on a background thread while the previous ones are embedded; chunks are embedded and
+    written in batches of at most `batch_chunks`, so memory stays flat on a huge file, progress moves by
+    chunks, and a run that is stopped keeps what it wrote: the next run embeds only the missing chunks.
 
     Args:
         paths: Files and folders (walked recursively for supported types; hidden ones skipped by default).
@@ -275,7 +382,8 @@ def ingest(
         meta: Metadata for every chunk of this run (on top of the config's `ingest.metadata`).
         prune: Also delete documents that are gone: stored ones under the given folders that were not seen in
             this run, and any whose source file no longer exists.
-        progress: Called after each file.
+        progress: Called after each file is read and after each batch of chunks is written.
+        batch_chunks: Chunks per embedding call and write (across small documents; a big one is cut).
 
     Returns:
         What happened to each file, chunk counts, tokens embedded and time per stage.
@@ -283,6 +391,8 @@ def ingest(
     Raises:
         InputError: a path does not exist or a metadata key is reserved (checked before any work).
     """
+    if batch_chunks < 1:
+        raise InputError(f"batch_chunks must be at least 1, got {batch_chunks}")
     t_start = time.perf_counter()
     cfg = stages.config
     files = collect_files(paths, skip_hidden=cfg.ingest.skip_hidden)
@@ -294,6 +404,8 @@ def ingest(
         IngestReport(),
         cfg.ingest.chunking.breadcrumb_in_embedding,
         cfg.ingest.sparse,
+        files_total=len(files),
+        progress=progress,
         crash_at=(crash.split(":")[0], int(crash.split(":")[1])) if ":" in crash else None,
     )
     report = run.report
@@ -303,62 +415,47 @@ def ingest(
     )
     stored = store.documents()
     fingerprint = _fingerprint(stages, user_meta)
-    seen: set[str] = set()
-    buffered = 0
-    for n, path in enumerate(files, 1):
-        doc_id = document_id(path)
-        seen.add(doc_id)
-        prev = stored.get(doc_id)
-        try:
-            t0 = time.perf_counter()
-            doc_hash = _doc_hash(path, fingerprint)
-            run.timed("hash", time.perf_counter() - t0)
-            if _is_complete(prev, doc_id, doc_hash):
-                assert prev is not None
-                _set_result(report, path, "unchanged", "", prev.expected_chunks)
-            else:
-                t0 = time.perf_counter()
-                doc = stages.parser.parse(path)
-                run.timed("parse", time.perf_counter() - t0)
-                doc.content_hash = doc_hash
-                doc.metadata = {**user_meta, **doc.metadata}
-                t0 = time.perf_counter()
-                chunks = _finish_chunks(doc, stages.chunker.chunk(doc))
-                run.timed("chunk", time.perf_counter() - t0)
-                if not chunks:
-                    raise EmptyDocumentError("no text left after parsing; nothing to index")
-                run.pending.append(_Pending(path, doc, chunks, prev))
-                _set_result(report, path, "ok", "", len(chunks))
-                buffered += len(chunks)
-                if buffered >= EMBED_BUFFER_CHUNKS:
-                    _flush(run)
-                    buffered = 0
-        except EmptyDocumentError as exc:
-            _set_result(report, path, "empty", str(exc))
-            if prev is not None:  # the file now holds nothing: its old chunks are stale
-                report.chunks_removed += store.delete_documents([doc_id])
-        except (ResourceMissing, ConfigError):
-            raise
-        except RagError as exc:
-            _set_result(report, path, "failed", str(exc))
-        except (OSError, UnicodeError) as exc:
-            _set_result(report, path, "failed", f"cannot read the file ({type(exc).__name__}: {exc})")
-        except Exception as exc:  # a parser bug on one odd file must not stop the batch
-            log.warning("unexpected error on %s", path, exc_info=True)
-            _set_result(
-                report,
-                path,
-                "failed",
-                f"could not be parsed ({type(exc).__name__}: {exc}); "
-                "report this file if it opens fine elsewhere",
-            )
-        if progress is not None:
-            progress(IngestProgress(n, len(files), str(path), report.tokens_embedded))
+    seen = {document_id(f) for f in files}
+    for item in prepared_files(files, stored, _prepare_fn(run, fingerprint, user_meta)):
+        for stage, secs in item.seconds.items():
+            run.timed(stage, secs)
+        if item.fatal is not None:
+            raise item.fatal
+        total = 0
+        if item.status == "unchanged":
+            assert item.previous is not None
+            total = item.previous.expected_chunks
+            run.result(item.path, "unchanged", "", total)
+        elif item.status == "empty":
+            run.result(item.path, "empty", item.reason)
+            if item.previous is not None:  # the file now holds nothing: its old chunks are stale
+                report.chunks_removed += store.delete_documents([item.doc_id])
+        elif item.status == "failed":
+            run.result(item.path, "failed", item.reason)
+        else:
+            total = len(item.chunks)
+            _queue_document(run, item, batch_chunks)
+        run.tell(item.n, item.path, 0, total)
     _flush(run)
     if prune:
         report.chunks_removed += _prune(stages, stored, seen, paths)
+    _optimize(stages, run.chunks_written)
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+def _optimize(stages: Stages, written: int) -> None:
+    """Compact the store's index after a large ingest (searches get faster); small ones are not worth it."""
+    optimize = getattr(stages.store, "optimize", None)
+    if written < OPTIMIZE_AFTER_CHUNKS or optimize is None:
+        return
+    t0 = time.perf_counter()
+    try:
+        optimize()
+    except Exception as exc:  # an optimisation is never worth failing an ingest that is already written
+        log.warning("store optimisation after ingest failed (%s); searches still work", exc)
+        return
+    log.info("optimised the store after %d new chunks in %.1fs", written, time.perf_counter() - t0)
 
 
 def _prune(
