@@ -92,6 +92,37 @@ def find(ref: str, provider_id: str | None = None) -> GenaiModel | None:
     )
 
 
+_PROVIDER_BY_PREFIX = (
+    ("text-embedding", "openai"),
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("claude", "anthropic"),
+    ("gemini", "google"),
+    ("deepseek", "deepseek"),
+    ("mistral", "mistral"),
+)
+
+
+def guess_provider(name: str) -> str | None:
+    """genai-prices matches some models (embeddings) only within a named provider: the likely one, by name."""
+    base = name.lower().rsplit("/", 1)[-1]
+    return next((prov for prefix, prov in _PROVIDER_BY_PREFIX if base.startswith(prefix)), None)
+
+
+def lookup(name: str) -> GenaiModel | None:
+    """Find a model by name: with its `provider/` prefix, then alone, then with the provider its name implies."""
+    prefix = name.split("/", 1)[0].lower() if "/" in name else None
+    base = name.rsplit("/", 1)[-1]
+    if prefix and (found := find(base, prefix)):
+        return found
+    if found := find(base):
+        return found
+    guess = guess_provider(base)
+    return find(base, guess) if guess and guess != prefix else None
+
+
 def cost(model: GenaiModel, usage: Usage) -> float:
     """Dollars of one call's usage (`input_tokens` includes cache reads and writes, as genai-prices expects)."""
     pkg = _package()

@@ -88,7 +88,7 @@ def _genai_price(found: genai_price_source.GenaiModel, name: str) -> Price:
 
     full = per_m(input_tokens=_PROBE, output_tokens=_PROBE)
     batch = per_m(input_tokens=_PROBE, output_tokens=_PROBE, batch=True)
-    date = found.price_date.isoformat() if found.price_date else "current"
+    since = f"since {found.price_date.isoformat()}, " if found.price_date else ""
     return Price(
         model=found.model_id,
         input=per_m(input_tokens=_PROBE),
@@ -99,7 +99,7 @@ def _genai_price(found: genai_price_source.GenaiModel, name: str) -> Price:
         batch_discount=round(1.0 - batch / full, 6) if full > 0 else 0.0,
         context_window=found.context_window,
         source=genai_price_source.SOURCE,
-        as_of=f"{date} (genai-prices {found.version} bundled data)",
+        as_of=f"{since}genai-prices {found.version} bundled data",
         provider=found.provider_id,
         genai=found,
     )
@@ -170,9 +170,8 @@ class PriceTable:
                 if n in table:
                     return table[n]
         if self._use_genai and genai_price_source.available():
-            prefix = model.split("/", 1)[0].lower() if "/" in model else None
             for n in names:
-                found = genai_price_source.find(n, prefix) or (genai_price_source.find(n) if prefix else None)
+                found = genai_price_source.lookup(n)
                 if found is not None:
                     return _genai_price(found, n)
         if self._litellm_file is not None:
