@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from ragcli.cli_eval import eval_app, train_app
+from ragcli.cli_serve import serve_app
 from ragcli.cli_support import (
     EXIT_ERROR,
     EXIT_OK,
@@ -45,6 +46,7 @@ config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
+app.add_typer(serve_app)  # `ragcli serve` and `ragcli keys ...`
 
 
 @app.callback()

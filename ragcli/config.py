@@ -321,6 +321,19 @@ class CostConfig(_Section):
     max_usd_per_query: float | None = Field(None, ge=0)
 
 
+# ---------------------------------------------------------------- shared state
+
+
+class StateConfig(_Section):
+    """Where the ledger, budgets and API keys live: SQLite files by default, PostgreSQL when a DSN is given."""
+
+    dsn_env: str | None = None
+    """Name of the environment variable holding a PostgreSQL DSN (e.g. `RAGCLI_PG_DSN`); when set, the ledger,
+    budgets and API keys live in that database, shared exactly by several processes and hosts."""
+    keys: str | None = None
+    """SQLite file of the gateway's API keys (without a DSN); default `<home>/keys.sqlite`."""
+
+
 # ---------------------------------------------------------------- the whole pipeline
 
 
@@ -343,6 +356,7 @@ class PipelineConfig(_Section):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     llm: LLMConfig = Field(default_factory=LlamaCppLLMConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
 
     def home_dir(self) -> Path:
         from ragcli.resources import ragcli_home

@@ -1,0 +1,137 @@
+"""The cost ledger on PostgreSQL: the same rows and reports as the SQLite `Ledger`, shared by several processes.
+
+Each `record` is one INSERT in its own committed transaction: a process killed mid-request leaves either the whole
+row or none of it, never half of one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from ragcli.cost.ledger import GROUP_BY, GroupBy, LedgerRow, LedgerTotal, parse_since
+from ragcli.errors import InputError
+from ragcli.state.postgres_database import PostgresDatabase
+from ragcli.types import Usage
+
+_COLUMNS = (
+    "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached, "
+    "status, tenant, hidden"
+)
+
+
+class PostgresLedger:
+    """The ledger in the `ledger_calls` table of a PostgreSQL database. Safe to share between threads."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self.db = db
+        self.path = db._where  # what reports show as the ledger's location (password redacted)
+
+    def record(self, row: LedgerRow) -> None:
+        """Append one call (committed before returning)."""
+        values = (
+            row.ts,
+            row.query_id,
+            row.stage,
+            row.provider,
+            row.model,
+            int(row.input_tokens),
+            int(row.cached_tokens),
+            int(row.output_tokens),
+            row.usd,
+            float(row.latency_s),
+            bool(row.cached),
+            row.status,
+            row.tenant,
+            bool(row.hidden),
+        )
+        with self.db.transaction() as cur:
+            cur.execute(f"INSERT INTO ledger_calls ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})", values)
+
+    def rows(
+        self, since: str | date | datetime | None = None, query_id: str | None = None
+    ) -> list[LedgerRow]:
+        """Every row (oldest first), optionally from a day or time on, or of one query."""
+        where, args = _where(since, query_id)
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM ledger_calls{where} ORDER BY id", args)
+            fetched = cur.fetchall()
+        return [
+            LedgerRow(
+                ts=r[0],
+                query_id=r[1],
+                stage=r[2],
+                provider=r[3],
+                model=r[4],
+                input_tokens=int(r[5]),
+                cached_tokens=int(r[6]),
+                output_tokens=int(r[7]),
+                usd=r[8],
+                latency_s=float(r[9]),
+                cached=bool(r[10]),
+                status=r[11],
+                tenant=r[12],
+                hidden=bool(r[13]),
+            )
+            for r in fetched
+        ]
+
+    def totals(self, by: GroupBy = "day", since: str | date | datetime | None = None) -> list[LedgerTotal]:
+        """Totals grouped by day, model or stage (sorted by the key; days oldest first)."""
+        if by not in GROUP_BY:
+            raise InputError(f"cannot group costs by {by!r}; use one of: {', '.join(GROUP_BY)}")
+        key = {"day": "substr(ts, 1, 10)", "model": "model", "stage": "stage"}[by]
+        where, args = _where(since, None)
+        sql = (
+            f"SELECT {key} AS k, count(*) FILTER (WHERE status = 'ok'), coalesce(sum(input_tokens), 0), "
+            "coalesce(sum(cached_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(usd), 0), "
+            "count(*) FILTER (WHERE usd IS NULL), count(*) FILTER (WHERE cached), coalesce(sum(latency_s), 0) "
+            f"FROM ledger_calls{where} GROUP BY k ORDER BY k"
+        )
+        with self.db.transaction() as cur:
+            cur.execute(sql, args)
+            fetched = cur.fetchall()
+        return [
+            LedgerTotal(
+                key=str(r[0]),
+                calls=int(r[1]),
+                input_tokens=int(r[2]),
+                cached_tokens=int(r[3]),
+                output_tokens=int(r[4]),
+                usd=float(r[5]),
+                unknown_cost_calls=int(r[6]),
+                cache_hits=int(r[7]),
+                latency_s=float(r[8]),
+            )
+            for r in fetched
+        ]
+
+    def usage(self, query_id: str) -> Usage:
+        """The summed usage of one query's billed calls (`usd=None` if any had an unknown price)."""
+        total = Usage()
+        for r in self.rows(query_id=query_id):
+            if r.status != "ok":
+                continue
+            total = total + Usage(r.input_tokens, r.cached_tokens, r.output_tokens, r.usd, 1)
+        return total
+
+    def close(self) -> None:
+        """The database is shared with the other state stores; whoever opened it closes it."""
+
+    def __enter__(self) -> PostgresLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _where(since: str | date | datetime | None, query_id: str | None) -> tuple[str, list[str]]:
+    clauses: list[str] = []
+    args: list[str] = []
+    start = parse_since(since)
+    if start is not None:
+        clauses.append("ts >= %s")
+        args.append(start)
+    if query_id is not None:
+        clauses.append("query_id = %s")
+        args.append(query_id)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
