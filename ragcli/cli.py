@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ragcli.cli_cost import cost_app
 from ragcli.cli_eval import eval_app, train_app
 from ragcli.cli_serve import serve_app
 from ragcli.cli_support import (
@@ -46,6 +47,7 @@ config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
+app.add_typer(cost_app, name="cost")
 app.add_typer(serve_app)  # `ragcli serve` and `ragcli keys ...`
 
 
@@ -360,60 +362,6 @@ def ingest_cmd(
                 out.print(f"[yellow]empty[/yellow] {item['path']}: {item['reason']}", highlight=False)
         if summary["failures"]:
             raise typer.Exit(EXIT_PARTIAL)
-
-
-# ---------------------------------------------------------------- cost
-
-
-@app.command("cost")
-def cost(
-    by: Annotated[str, typer.Option("--by", help="Group totals by day, model or stage.")] = "day",
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only calls from this day on (YYYY-MM-DD).")
-    ] = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show what was spent: calls, input/cached/output tokens and dollars from the ledger."""
-    from ragcli.cost.ledger import GROUP_BY, Ledger, ledger_path
-    from ragcli.cost.report import cost_report, format_usd, report_dict
-    from ragcli.errors import InputError
-
-    with errors():
-        if by not in GROUP_BY:
-            raise InputError(f"--by {by!r} is not a grouping; use one of: {', '.join(GROUP_BY)}")
-        path = ledger_path(load(config))
-        if not path.is_file():
-            if as_json:
-                print_json({"by": by, "since": since, "ledger": str(path), "groups": [], "total": None})
-            else:
-                out.print(f"no calls recorded yet (ledger {path})", highlight=False)
-            return
-        with Ledger(path) as ledger:
-            report = cost_report(ledger, by, since)  # type: ignore[arg-type]
-        if as_json:
-            print_json(report_dict(report))
-            return
-        table = Table(title=f"cost by {by}" + (f" since {report.since}" if report.since else ""))
-        for col in (by, "calls", "input", "cached", "output", "usd"):
-            table.add_column(col, justify="left" if col == by else "right")
-        for g in [*report.groups, report.total]:
-            table.add_row(
-                g.key,
-                str(g.calls),
-                f"{g.input_tokens:,}",
-                f"{g.cached_tokens:,}",
-                f"{g.output_tokens:,}",
-                format_usd(g),
-                end_section=bool(report.groups) and g is report.groups[-1],
-            )
-        out.print(table)
-        if report.total.unknown_cost_calls:
-            out.print(
-                f"[yellow]{report.total.unknown_cost_calls} call(s) used models with no known price: the "
-                "dollars above leave them out; add their prices under cost.prices in the config[/yellow]"
-            )
-        out.print(f"[dim]ledger {path}[/dim]", highlight=False)
 
 
 def main() -> None:
