@@ -83,7 +83,8 @@ def build_gateway(settings: ServeSettings, **stage_overrides: Any) -> Gateway:
     configs = load_configs(settings.configs)
     state = open_state(next(iter(configs.values())))
     pipelines = {
-        name: Stages.from_config(cfg, ledger=state.ledger, **stage_overrides) for name, cfg in configs.items()
+        name: Stages.from_config(cfg, ledger=state.ledger, budget_store=state.budgets, **stage_overrides)
+        for name, cfg in configs.items()
     }
     if settings.warm:
         for name, stages in pipelines.items():

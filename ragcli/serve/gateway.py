@@ -168,6 +168,7 @@ class Gateway:
             top_k=extra.top_k if extra else None,
             budget_tokens=extra.budget_tokens if extra else None,
             on_token=on_token,
+            tenant=caller.tenant,
         )
         hold = self._hold(caller, stages)
         try:

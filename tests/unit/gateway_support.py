@@ -78,6 +78,7 @@ def make_gateway(
     usd_per_day: float | None = None,
     rpm: int | None = None,
     priced: bool = False,
+    add_keys: bool = True,
     **cfg_over: Any,
 ) -> Built:
     cfg = parse_config(config(tmp / "home", **({**PRICED, **cfg_over} if priced else cfg_over)))
@@ -88,14 +89,16 @@ def make_gateway(
         from ragcli.cost.prices import PriceTable
 
         extra["llm"] = PricedScriptedLLM(PriceTable.load(cfg.cost))
-    stages = Stages.from_config(cfg, parser=PlainTextParser(), store=store, ledger=state.ledger, **extra)
+    stages = Stages.from_config(
+        cfg, parser=PlainTextParser(), store=store, ledger=state.ledger, budget_store=state.budgets, **extra
+    )
     docs = write_docs(tmp / "docs")
     for tenant, paths in docs.items():
         report = ingest(paths, stages, meta={"tenant": tenant})
         assert not report.failed, report.failed
     gw = Gateway({"fake": stages}, state, limits or Limits())
     built = Built(gw, stages, docs)
-    for tenant in TENANTS:
+    for tenant in TENANTS if add_keys else ():
         record, full = issue_key(tenant, {"tenant": tenant}, usd_per_day=usd_per_day, requests_per_minute=rpm)
         state.keys.add(record)
         built.keys[tenant] = full
