@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragcli.errors import BackendError, ConfigError, ResourceMissing
 from ragcli.ingest.protocols import Embeddings
 from ragcli.types import Usage, Vectors
+
+if TYPE_CHECKING:
+    from ragcli.cost.prices import PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class OpenAIEmbedder:
         api_key_env: Name of the environment variable holding the key (the key never appears in config).
         dim: Vector size; needed for models not in the built-in list, and passed as `dimensions` when given.
         batch_size: Texts per request.
+        prices: The price table that prices each request's tokens (default: the shipped sources, with no config
+            overrides); a model it does not know is recorded at an unknown price, never $0.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class OpenAIEmbedder:
         api_key_env: str = "OPENAI_API_KEY",
         dim: int | None = None,
         batch_size: int = 128,
+        prices: PriceTable | None = None,
     ) -> None:
         if dim is None and model not in _KNOWN_DIMS:
             raise ConfigError(
@@ -68,6 +74,7 @@ class OpenAIEmbedder:
         self._batch_size = batch_size
         self._client: Any = None
         self._counter: TiktokenCounter | None = None
+        self._prices = prices
 
     @property
     def model_name(self) -> str:
@@ -110,8 +117,7 @@ class OpenAIEmbedder:
         client = self._get_client()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        tokens = 0
-        calls = 0
+        usage = Usage(usd=0.0)
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
             kwargs: dict[str, Any] = {"model": self._model, "input": [texts[i] for i in idx]}
@@ -128,11 +134,22 @@ class OpenAIEmbedder:
                 ) from exc
             for item in resp.data:
                 out[idx[item.index]] = np.asarray(item.embedding, dtype=np.float32)
-            tokens += int(getattr(resp.usage, "prompt_tokens", 0) or 0)
-            calls += 1
+            usage = usage + self._priced(resp.usage)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         vectors: Vectors = (out / np.where(norms == 0, 1.0, norms)).astype(np.float32)
-        return Embeddings(vectors, Usage(input_tokens=tokens, usd=None, calls=calls))
+        return Embeddings(vectors, usage)
+
+    def _priced(self, raw: Any) -> Usage:
+        """One request's usage, priced (OpenAI bills embeddings by `usage.prompt_tokens`)."""
+        from ragcli.cost.prices import PriceTable
+        from ragcli.cost.provider_usage import openai_usage
+
+        if self._prices is None:
+            self._prices = PriceTable.load()
+        counted = openai_usage(raw)
+        if counted is None:  # a server that reports no usage: the tokens, so the dollars, are unknown
+            return Usage(usd=None, calls=1)
+        return self._prices.priced(self._model, counted)
 
     def embed_query(self, text: str) -> Embeddings:
         return self.embed([text])
