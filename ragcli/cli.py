@@ -241,7 +241,11 @@ def chat(
         finally:
             stages.close()
         usd = "unknown" if total.usd is None else f"${total.usd:.6f}"
-        out.print(f"[dim]session: {total.calls} calls, {total.input_tokens} input tokens, cost {usd}[/dim]")
+        share = total.cached_tokens / total.input_tokens if total.input_tokens else 0.0
+        out.print(
+            f"[dim]session: {total.calls} calls, {total.input_tokens} input tokens "
+            f"({share:.0%} read from the provider's prompt cache), cost {usd}[/dim]"
+        )
 
 
 # ---------------------------------------------------------------- ingest
