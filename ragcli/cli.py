@@ -294,6 +294,7 @@ def ingest_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ragcli.errors import InputError
+    from ragcli.ingest.file_checks import check_meta_values
     from ragcli.pipelines.ingest_pipeline import IngestProgress, ingest, parse_meta
     from ragcli.pipelines.stages import Stages
 
@@ -301,6 +302,7 @@ def ingest_cmd(
         if not paths:
             raise InputError("no paths given; run `ragcli ingest PATH...` with one or more files or folders")
         user_meta = parse_meta(meta or [])
+        check_meta_values(user_meta)
         missing = [p for p in paths if not Path(p).expanduser().exists()]
         if missing:
             raise InputError(

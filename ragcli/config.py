@@ -358,6 +358,17 @@ class PipelineConfig(_Section):
     cost: CostConfig = Field(default_factory=CostConfig)
     state: StateConfig = Field(default_factory=StateConfig)
 
+    @field_validator("collection")
+    @classmethod
+    def _collection_stays_in_its_folder(cls, v: str) -> str:
+        # the name becomes a folder under the store's path: '.' or '..' would escape it, a leading dot hides it
+        if v.startswith("."):
+            raise ValueError(
+                f"collection {v!r} must not start with '.' (it names a folder under the store); "
+                "use letters, digits, '_', '-' and '.' after the first character"
+            )
+        return v
+
     def home_dir(self) -> Path:
         from ragcli.resources import ragcli_home
 
@@ -408,10 +419,28 @@ def parse_config(data: Any, *, source: str = "config") -> PipelineConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
     try:
-        return PipelineConfig.model_validate(data)
+        cfg = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(e) for e in exc.errors()]
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from None
+    problems = _filter_problems(cfg)
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems)
+    return cfg
+
+
+def _filter_problems(cfg: PipelineConfig) -> list[str]:
+    """Parse `retrieval.where` and `retrieval.tenant` against `filterable:` now, not at the first query."""
+    from ragcli.errors import InputError
+    from ragcli.retrieval.filter_parser import parse_where
+
+    problems = []
+    for key in ("where", "tenant"):
+        try:
+            parse_where(getattr(cfg.retrieval, key), cfg.filterable)
+        except InputError as exc:
+            problems.append(f"retrieval.{key}: {exc}")
+    return problems
 
 
 def preset_names() -> list[str]:

@@ -1,14 +1,19 @@
 """Checks that run before a parser touches a file, so a bad file fails with a reason a person can act on.
 
-Also reads a file's own metadata: Markdown front matter and a sidecar `<file>.meta.json` / `<file>.meta.yaml`.
+Also reads a file's own metadata: Markdown front matter and a sidecar `<file>.meta.json` / `<file>.meta.yaml`,
+and, before an ingest, says what a folder walk leaves out (unsupported types, symlink loops) and which `--meta`
+values a file's own metadata replaces (the file's own wins: it is the more specific).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import re
 import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +277,93 @@ def _homogeneous(items: list[Any]) -> MetaValue:
     if all(isinstance(x, int | float) and not isinstance(x, bool) for x in items):
         return [float(x) for x in items]
     return [str(x) for x in items]
+
+
+# ---------------------------------------------------------------- before an ingest: what is left out, what wins
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_meta_values(meta: Mapping[str, Any], *, origin: str = "--meta") -> None:
+    """Refuse metadata numbers the store cannot keep as given: integers beyond 64 bits, NaN and infinities.
+
+    Raises:
+        InputError: naming the key and the value (the store would turn a huge integer into a float silently).
+    """
+    for key, value in meta.items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:
+                shown = str(v) if len(str(v)) <= 40 else f"{str(v)[:20]}... ({len(str(v))} digits)"
+                raise InputError(
+                    f"{origin} {key}={shown}: the integer is outside the 64-bit range the store keeps "
+                    f"({INT64_MIN} to {INT64_MAX}); check the number (an id that long is better kept as "
+                    "text with a letter in it)"
+                )
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"{origin} {key}={v}: not a finite number; give a number or a word")
+
+
+def skipped_in_folders(paths: Sequence[str | Path], *, skip_hidden: bool = True) -> list[tuple[str, str]]:
+    """What a folder walk leaves out, with why: unsupported file types, symlink loops, broken links, linked folders.
+
+    Mirrors `ingest_pipeline.collect_files` (which only keeps what it can read), so that nothing is skipped
+    without a word. Hidden files are not listed (`ingest.skip_hidden` leaves them out on purpose); neither are
+    sidecar metadata files.
+    """
+    suffixes = supported_suffixes()
+    out: list[tuple[str, str]] = []
+    for p in paths:
+        root = Path(p).expanduser()
+        if not root.is_dir():
+            continue
+        for f in sorted(root.resolve().rglob("*")):
+            rel = f.relative_to(root.resolve()).parts
+            if skip_hidden and any(part.startswith(".") for part in rel):
+                continue
+            if f.is_symlink():
+                reason = _link_problem(f)
+                if reason:
+                    out.append((str(f), reason))
+                    continue
+            if f.is_file() and not is_sidecar(f) and f.suffix.lower() not in suffixes:
+                out.append((str(f), f"unsupported file type {f.suffix.lower() or '(no extension)'}, skipped"))
+    return out
+
+
+def _link_problem(link: Path) -> str | None:
+    try:
+        target = link.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 raises RuntimeError("Symlink loop ...")
+        return "a symlink loop, skipped (the link points back at itself)"
+    except OSError as exc:
+        if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40:  # ELOOP
+            return "a symlink loop, skipped (the link points back at itself)"
+        return f"a broken symlink (its target {str(link.readlink())!r} does not exist), skipped"
+    if target.is_dir():
+        return "a symlink to a folder, not followed (pass the folder itself to ingest it)"
+    return None
+
+
+def meta_overridden(files: Iterable[Path], meta: Mapping[str, Any]) -> list[str]:
+    """Where a file's own metadata (front matter, sidecar, its title) replaces a `--meta` value: one line each."""
+    if not meta:
+        return []
+    lines: list[str] = []
+    if "title" in meta:
+        lines.append(f"--meta title={meta['title']} is replaced by each document's own title")
+    for f in files:
+        own: Metadata = {}
+        if f.suffix.lower() in (".md", ".markdown"):
+            try:
+                head = f.read_bytes()[:65536].decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            own.update(split_front_matter(head)[0])
+        with contextlib.suppress(InputError):  # the ingest reports a broken sidecar itself
+            own.update(read_sidecar(f)[0])
+        for key in sorted(set(own) & set(meta) - {"title"}):
+            if own[key] != meta[key]:
+                lines.append(f"{f}: its own {key}={own[key]} wins over --meta {key}={meta[key]}")
+    return lines

@@ -25,12 +25,15 @@ Three forms, one meaning. Each is checked against the config's `filterable:` fie
 3. Python: the AST of `ragcli.retrieval.filters` (`Condition("year", "gte", 2020)`, `And(...)`, ...).
 
 Validation: a field must be declared filterable (the error lists those that are), range operators need an
-integer or float field, and each value must fit its field's type (integer fields take whole numbers, float
-fields take numbers, keyword fields take strings, bool fields take true/false).
+integer or float field, and each value must fit its field's type (integer fields take whole numbers that fit
+in 64 bits, as the store keeps them; float fields take finite numbers, keyword fields take strings, bool fields
+take true/false). A filter nests at most `MAX_DEPTH` levels (parentheses and `not`), so a hostile expression
+gets an `InputError`, never a `RecursionError`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +56,12 @@ _OPS: dict[str, Op] = {
 _MAPPING_OPS: tuple[Op, ...] = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin")
 _RANGE_OPS = ("lt", "lte", "gt", "gte")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false"}
+MAX_DEPTH = 50
+"""How deep a filter may nest (parentheses, `not`, mapping levels); real filters use two or three."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The store keeps integer payloads as signed 64-bit numbers."""
+_MAX_NUMBER_CHARS = 400
+"""Longer numbers are refused before conversion (Python refuses ints of over 4,300 digits with a ValueError)."""
 _SYMBOLS = {
     "eq": "=",
     "ne": "!=",
@@ -129,6 +138,8 @@ def _tokenize(expr: str) -> list[_Tok]:
             quote = text[0]
             out.append(_Tok("string", text, pos, text[1:-1].replace(quote * 2, quote)))
         elif kind == "number":
+            if len(text) > _MAX_NUMBER_CHARS:
+                raise _error(expr, pos, f"a number of {len(text)} characters is too long for any field")
             number: Scalar = float(text) if any(c in text for c in ".eE") else int(text)
             out.append(_Tok("number", text, pos, number))
         elif kind == "ident" and text.lower() in _KEYWORDS:
@@ -152,6 +163,7 @@ class _Parser:
         self.expr = expr
         self.toks = _tokenize(expr)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> _Tok:
@@ -191,17 +203,26 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def _not(self) -> Filter:
-        if self._is("keyword", "not"):
-            self._next()
-            return Not(self._not())
-        if self._is("punct", "("):
-            self._next()
+        if not (self._is("keyword", "not") or self._is("punct", "(")):
+            return self._comparison()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _error(
+                self.expr,
+                self.tok.pos,
+                f"the filter nests more than {MAX_DEPTH} levels of parentheses or 'not'; "
+                "write it flatter (e.g. tag in ('a', 'b') instead of nested ors)",
+            )
+        try:
+            if self._next().text == "not":
+                return Not(self._not())
             inner = self._or()
             if not self._is("punct", ")"):
                 raise self._fail("expected ')' to close the parenthesis")
             self._next()
             return inner
-        return self._comparison()
+        finally:
+            self.depth -= 1
 
     def _comparison(self) -> Filter:
         if not self._is("ident"):
@@ -253,7 +274,9 @@ class _Parser:
 # ---------------------------------------------------------------- the mapping form
 
 
-def _from_mapping(data: Mapping[str, Any], path: str) -> Filter:
+def _from_mapping(data: Mapping[str, Any], path: str, depth: int = 1) -> Filter:
+    if depth > MAX_DEPTH:
+        raise InputError(f"filter {path[:80]}...: nests more than {MAX_DEPTH} levels; write it flatter")
     if not data:
         raise InputError(f"filter {path}: an empty mapping; give at least one `field: value`")
     items: list[Filter] = []
@@ -262,7 +285,7 @@ def _from_mapping(data: Mapping[str, Any], path: str) -> Filter:
         if key in ("and", "or"):
             if not isinstance(value, list) or not value or not all(isinstance(v, Mapping) for v in value):
                 raise InputError(f"filter {where}: expected a non-empty list of mappings, got {value!r}")
-            parts = tuple(_from_mapping(v, f"{where}[{i}]") for i, v in enumerate(value))
+            parts = tuple(_from_mapping(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
             if len(parts) == 1:
                 items.append(parts[0])
             else:
@@ -272,7 +295,7 @@ def _from_mapping(data: Mapping[str, Any], path: str) -> Filter:
                 raise InputError(
                     f"filter {where}: expected a mapping, e.g. not: {{draft: true}}, got {value!r}"
                 )
-            items.append(Not(_from_mapping(value, where)))
+            items.append(Not(_from_mapping(value, where, depth + 1)))
         elif isinstance(value, Mapping):
             if not value:
                 raise InputError(f"filter {where}: an empty mapping; use e.g. {{gte: 2020}}")
@@ -323,12 +346,24 @@ def _coerce(name: str, ftype: str, v: Scalar) -> Scalar:
     if ftype == "keyword" and isinstance(v, str):
         return v
     if ftype == "integer" and not isinstance(v, bool):
-        if isinstance(v, int):
-            return v
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
+        whole = v if isinstance(v, int) else int(v) if isinstance(v, float) and v.is_integer() else None
+        if whole is not None:
+            if not INT64_MIN <= whole <= INT64_MAX:
+                raise InputError(
+                    f"filter field {name!r} is integer, but {_short(v)} is outside the 64-bit range the store "
+                    f"keeps ({INT64_MIN} to {INT64_MAX}); check the number"
+                )
+            return whole
     if ftype == "float" and isinstance(v, int | float) and not isinstance(v, bool):
-        return float(v)
+        try:
+            number = float(v)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise InputError(
+                f"filter field {name!r} is float, but {_short(v)} is not a finite 64-bit number; check the number"
+            )
+        return number
     if ftype == "bool" and isinstance(v, bool):
         return v
     example = {
@@ -337,16 +372,25 @@ def _coerce(name: str, ftype: str, v: Scalar) -> Scalar:
         "float": f"{name} >= 0.5",
         "bool": f"{name} = true",
     }.get(ftype, name)
-    raise InputError(f"filter field {name!r} is {ftype}, but got {v!r} ({_kind(v)}); write e.g. {example}")
+    raise InputError(
+        f"filter field {name!r} is {ftype}, but got {_short(v)} ({_kind(v)}); write e.g. {example}"
+    )
 
 
-def _validate(f: Filter, fields: Mapping[str, str]) -> Filter:
+def _short(v: Scalar) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+
+
+def _validate(f: Filter, fields: Mapping[str, str], depth: int = 0) -> Filter:
+    if depth > MAX_DEPTH:
+        raise InputError(f"the filter nests more than {MAX_DEPTH} levels of and/or/not; write it flatter")
     if isinstance(f, And):
-        return And(tuple(_validate(i, fields) for i in f.items))
+        return And(tuple(_validate(i, fields, depth + 1) for i in f.items))
     if isinstance(f, Or):
-        return Or(tuple(_validate(i, fields) for i in f.items))
+        return Or(tuple(_validate(i, fields, depth + 1) for i in f.items))
     if isinstance(f, Not):
-        return Not(_validate(f.item, fields))
+        return Not(_validate(f.item, fields, depth + 1))
     if f.field not in fields:
         if not fields:
             raise InputError(
