@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ragcli.cli_cost import cost_app
@@ -25,6 +26,8 @@ from ragcli.cli_support import (
     CollectionOpt,
     ConfigOpt,
     JsonOpt,
+    UsageExit64Group,
+    check_question,
     err,
     errors,
     load,
@@ -32,6 +35,7 @@ from ragcli.cli_support import (
     print_json,
     set_verbose,
     to_jsonable,
+    warn,
 )
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "app", "main"]
@@ -42,6 +46,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=UsageExit64Group,
 )
 config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -70,7 +75,7 @@ def config_validate(
 
     with errors():
         cfg = load_config(file)
-        out.print(f"ok: {file} is a valid config (pipeline {cfg.name!r})")
+        out.print(f"ok: {file} is a valid config (pipeline {cfg.name!r})", markup=False, highlight=False)
 
 
 @config_app.command("show")
@@ -95,7 +100,7 @@ def config_presets() -> None:
     from ragcli.config import load_config, preset_names
 
     for name in preset_names():
-        out.print(f"{name:12s} {load_config(name).description}")
+        out.print(f"{name:12s} {load_config(name).description}", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------- doctor
@@ -119,7 +124,7 @@ def doctor(as_json: JsonOpt = False) -> None:
                 if c.ok
                 else ("[red]missing[/red]" if c.required else "[yellow]absent[/yellow]")
             )
-            table.add_row(c.name, status, c.detail)
+            table.add_row(escape(c.name), status, escape(c.detail))
         out.print(table)
     if any(c.required and not c.ok for c in checks):
         raise typer.Exit(EXIT_ERROR)
@@ -130,7 +135,7 @@ def doctor(as_json: JsonOpt = False) -> None:
 
 def _print_answer(ans: Any, *, streamed: bool) -> None:
     for warning in ans.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
     if not streamed:
         out.print(ans.text or "(no answer)", highlight=False)
     if ans.citations:
@@ -149,12 +154,13 @@ def _print_answer(ans: Any, *, streamed: bool) -> None:
 
 
 def _print_prompt(ans: Any) -> None:
+    # stdout, so that `ragcli query ... --show-prompt > prompt.txt` captures it
     parts = ", ".join(f"{k} {v}" for k, v in ans.prompt_tokens.items())
-    err.print(f"[bold]prompt[/bold] ({parts} tokens)")
+    out.print(f"[bold]prompt[/bold] ({parts} tokens)")
     for m in ans.prompt:
-        err.print(f"[bold]--- {m.role}[/bold]")
-        err.print(m.content, markup=False, highlight=False)
-    err.print("[bold]---[/bold]")
+        out.print(f"[bold]--- {m.role}[/bold]")
+        out.print(m.content, markup=False, highlight=False)
+    out.print("[bold]---[/bold]")
 
 
 @app.command()
@@ -164,7 +170,7 @@ def query(
     collection: CollectionOpt = None,
     where: Annotated[str | None, typer.Option(help="Filter, e.g. \"type = 'pdf' and year >= 2020\".")] = None,
     model: Annotated[str | None, typer.Option(help="Override the config's LLM model name.")] = None,
-    budget_tokens: Annotated[int | None, typer.Option(help="Cap on context tokens.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(min=16, help="Cap on context tokens (>= 16).")] = None,
     show_prompt: Annotated[bool, typer.Option(help="Print the exact prompt with tokens per part.")] = False,
     no_answer: Annotated[bool, typer.Option(help="Stop before the LLM call.")] = False,
     stream: Annotated[bool, typer.Option(help="Stream the answer as it is generated.")] = True,
@@ -180,6 +186,7 @@ def query(
             cfg.llm.model = model
         stages = Stages.from_config(cfg)
         try:
+            check_question(question, stages)
             streaming = stream and not as_json and not no_answer
             opts = QueryOptions(
                 where=where,
@@ -210,6 +217,7 @@ def chat(
     where: Annotated[str | None, typer.Option(help="Filter for every turn.")] = None,
 ) -> None:
     """A multi-turn chat over the documents; history is kept and counted. Empty line or Ctrl-D ends."""
+    from ragcli.errors import InputError
     from ragcli.pipelines.query_pipeline import QueryOptions, answer
     from ragcli.pipelines.stages import Stages
     from ragcli.types import Message, Usage
@@ -227,6 +235,11 @@ def chat(
                     break
                 if not line:
                     break
+                try:
+                    check_question(line, stages)
+                except InputError as exc:  # one bad turn does not end the chat
+                    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+                    continue
                 out.print("bot> ", end="")
                 opts = QueryOptions(
                     where=where,
@@ -281,7 +294,12 @@ def ingest_cmd(
     config: ConfigOpt = None,
     collection: CollectionOpt = None,
     meta: Annotated[
-        list[str] | None, typer.Option("--meta", help="Metadata for every chunk: key=value (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--meta",
+            help="Metadata for every chunk: key=value (repeatable). A file's own front matter or sidecar "
+            "value for the same key wins (a warning names each such file).",
+        ),
     ] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove chunks of files that are gone.")] = False,
     as_json: JsonOpt = False,
@@ -294,8 +312,8 @@ def ingest_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ragcli.errors import InputError
-    from ragcli.ingest.file_checks import check_meta_values
-    from ragcli.pipelines.ingest_pipeline import IngestProgress, ingest, parse_meta
+    from ragcli.ingest.file_checks import check_meta_values, meta_overridden, skipped_in_folders
+    from ragcli.pipelines.ingest_pipeline import IngestProgress, collect_files, ingest, parse_meta
     from ragcli.pipelines.stages import Stages
 
     with errors():
@@ -310,13 +328,19 @@ def ingest_cmd(
                 "file or folder"
             )
         cfg = load(config, collection)
+        skipped = skipped_in_folders(paths, skip_hidden=cfg.ingest.skip_hidden)
+        for path, reason in skipped:
+            warn(f"{path}: {reason}")
+        files = collect_files(paths, skip_hidden=cfg.ingest.skip_hidden)
+        for line in meta_overridden(files, {**cfg.ingest.metadata, **user_meta}):
+            warn(line)
         stages = Stages.from_config(cfg)
         bar = Progress(
             TextColumn("ingest"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # file names may hold [brackets]
             console=err,
             transient=True,
         )
@@ -341,6 +365,7 @@ def ingest_cmd(
         finally:
             stages.close()
         summary = _ingest_summary(report, cfg.collection)
+        summary["skipped"] = [{"path": p, "reason": r} for p, r in skipped]
         if as_json:
             print_json(summary)
         else:
@@ -363,9 +388,17 @@ def ingest_cmd(
                 table.add_row(label, str(value))
             out.print(table)
             for item in summary["failures"]:
-                out.print(f"[red]failed[/red] {item['path']}: {item['reason']}", highlight=False)
+                out.print(
+                    f"[red]failed[/red] {escape(item['path'])}: {escape(item['reason'])}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             for item in summary["empty"]:
-                out.print(f"[yellow]empty[/yellow] {item['path']}: {item['reason']}", highlight=False)
+                out.print(
+                    f"[yellow]empty[/yellow] {escape(item['path'])}: {escape(item['reason'])}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         if summary["failures"]:
             raise typer.Exit(EXIT_PARTIAL)
 

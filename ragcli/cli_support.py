@@ -12,6 +12,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer, on click itself
+    from click.exceptions import UsageError  # type: ignore[no-redef,assignment,unused-ignore]
 
 from ragcli.errors import BackendError, RagError
 
@@ -54,12 +61,55 @@ def errors() -> Iterator[None]:
         if _state["verbose"]:
             err.print_exception()
         code = EXIT_ERROR if isinstance(exc, BackendError | OSError) else EXIT_USAGE
-        message = str(exc).strip()
+        message = escape(str(exc).strip())  # file names and YAML errors hold [brackets] that are not markup
         err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+class UsageExit64Group(TyperGroup):
+    """The app's command group: a usage error (unknown option, bad value, missing argument) exits 64.
+
+    Click exits 2 on usage errors, which the README reserves for an ingest that finished with failed files.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            exc.exit_code = EXIT_USAGE
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:  # raised while parsing a subcommand's arguments
+            exc.exit_code = EXIT_USAGE
+            raise
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr; the message is printed as is (no rich markup)."""
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def check_question(question: str, stages: Any) -> None:
+    """Refuse a question too long for the model's window, saying so (not advice about history or system prompt)."""
+    from ragcli.errors import InputError
+
+    llm, cfg = stages.llm, stages.config
+    window = llm.context_window
+    reserved = llm.count_tokens(cfg.prompt.system) + cfg.prompt.max_output_tokens + 16  # 16: chat framing
+    tokens = llm.count_tokens(question)
+    if tokens + reserved >= window:
+        raise InputError(
+            f"the question is too long: {len(question):,} characters ({tokens:,} tokens), but {llm.model_name}'s "
+            f"{window:,}-token window leaves at most {max(0, window - reserved - 1):,} tokens for the question "
+            f"after the system prompt and the {cfg.prompt.max_output_tokens} tokens reserved for the answer; "
+            "shorten the question (or use a model with a larger window)"
+        )
 
 
 def load(config: str | None, collection: str | None = None) -> Any:

@@ -102,7 +102,10 @@ def create_app(gateway: Gateway) -> FastAPI:
             vectors, tokens, model_name = await run_in_threadpool(gateway.embed, caller, req)
         except Exception as exc:
             return error_response(exc, rid)
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
+            for i, v in enumerate(vectors)
+        ]
         return JSONResponse(
             {
                 "object": "list",
@@ -189,6 +192,16 @@ def create_app(gateway: Gateway) -> FastAPI:
         )
 
     return app
+
+
+def _encode(vector: list[float], encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        import base64
+
+        import numpy as np
+
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector
 
 
 def _sse(obj: dict[str, Any]) -> bytes:

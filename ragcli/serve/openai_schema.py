@@ -53,7 +53,8 @@ class ChatCompletionRequest(_Loose):
 class EmbeddingRequest(_Loose):
     model: str = Field(min_length=1, max_length=200)
     input: str | list[str] = Field(min_length=1)
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"
+    """`base64`: little-endian float32, what the openai SDK asks for by default."""
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:

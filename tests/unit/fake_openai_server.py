@@ -50,6 +50,8 @@ class Reply:
     omit_usage: bool = False
     """Stream without the usage chunk, like servers that ignore `stream_options`."""
     content_type: str = "application/json"
+    cut_after: int | None = None
+    """Stream only: send this many pieces, then drop the connection mid-body (a stream cut midway)."""
 
 
 @dataclass
@@ -111,9 +113,17 @@ class FakeOpenAIServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
+                if (
+                    reply.cut_after is not None
+                ):  # promise a body longer than what is sent: the client sees a cut
+                    self.send_header("Content-Length", "1000000")
                 self.end_headers()
                 base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "m"}
-                for piece in reply.stream or []:
+                for i, piece in enumerate(reply.stream or []):
+                    if reply.cut_after is not None and i >= reply.cut_after:
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     chunk = {
                         **base,
                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
