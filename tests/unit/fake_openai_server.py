@@ -113,9 +113,8 @@ class FakeOpenAIServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
-                if (
-                    reply.cut_after is not None
-                ):  # promise a body longer than what is sent: the client sees a cut
+                if reply.cut_after is not None:
+                    # promise a body longer than what is sent: the client sees the cut
                     self.send_header("Content-Length", "1000000")
                 self.end_headers()
                 base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "m"}

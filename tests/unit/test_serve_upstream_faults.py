@@ -15,11 +15,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("openai")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from ragcli.serve.app import create_app  # noqa: E402
-from tests.unit.fake_openai_server import FakeOpenAIServer, Reply, error_body  # noqa: E402
-from tests.unit.gateway_support import Built, make_gateway  # noqa: E402
+from ragcli.serve.app import create_app
+from tests.unit.fake_openai_server import FakeOpenAIServer, Reply, error_body
+from tests.unit.gateway_support import Built, make_gateway
 
 USD_PER_CALL = 50 * 0.15e-6 + 4 * 0.6e-6  # the fake's default usage (50 in, 4 out) at the prices below
 
