@@ -31,8 +31,10 @@ from ragcli.cli_support import (
     err,
     errors,
     load,
+    open_store,
     out,
     print_json,
+    release_store,
     set_verbose,
     to_jsonable,
     warn,
@@ -185,6 +187,7 @@ def query(
         if model:
             cfg.llm.model = model
         stages = Stages.from_config(cfg)
+        open_store(stages)  # a store held by another process is found before models load
         try:
             check_question(question, stages)
             streaming = stream and not as_json and not no_answer
@@ -225,10 +228,12 @@ def chat(
     with errors():
         cfg = load(config, collection)
         stages = Stages.from_config(cfg)
+        open_store(stages)
         history: list[Message] = []
         total = Usage()
         try:
             while True:
+                release_store(stages)  # an idle chat must not lock other commands out of the store
                 try:
                     line = input("you> ").strip()
                 except EOFError:
@@ -335,6 +340,7 @@ def ingest_cmd(
         for line in meta_overridden(files, {**cfg.ingest.metadata, **user_meta}):
             warn(line)
         stages = Stages.from_config(cfg)
+        open_store(stages)
         bar = Progress(
             TextColumn("ingest"),
             BarColumn(),

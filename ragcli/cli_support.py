@@ -95,6 +95,26 @@ def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def open_store(stages: Any) -> None:
+    """Take the embedded store before any model loads: a store another process holds is found (and waited for,
+    up to `store.lock_timeout_s`, saying so) before seconds go into loading models."""
+    from ragcli.retrieval.qdrant_edge_store import QdrantEdgeStore
+
+    store = stages.store
+    if isinstance(store, QdrantEdgeStore):
+        store.on_wait = warn
+        store.open()
+
+
+def release_store(stages: Any) -> None:
+    """Let go of the embedded store while the command waits for a person (chat), so other commands can use it."""
+    from ragcli.retrieval.qdrant_edge_store import QdrantEdgeStore
+
+    store = stages.__dict__.get("store")  # never build a store just to close it
+    if isinstance(store, QdrantEdgeStore):
+        store.close()
+
+
 def check_question(question: str, stages: Any) -> None:
     """Refuse a question too long for the model's window, saying so (not advice about history or system prompt)."""
     from ragcli.errors import InputError

@@ -34,6 +34,8 @@ class QdrantEdgeStoreConfig(_Section):
     type: Literal["qdrant_edge"] = "qdrant_edge"
     path: str | None = None
     """Folder holding one shard folder per collection (`<path>/<collection>`); default `<home>/qdrant`."""
+    lock_timeout_s: float = Field(30.0, ge=0, le=86400)
+    """How long a command waits for a collection that another process holds open (one process at a time)."""
 
 
 class QdrantStoreConfig(_Section):

@@ -33,7 +33,7 @@ def build_store(cfg: PipelineConfig, collection: str | None = None) -> VectorSto
     if isinstance(store, QdrantEdgeStoreConfig):
         from ragcli.retrieval.qdrant_edge_store import QdrantEdgeStore
 
-        return QdrantEdgeStore(edge_store_path(cfg, name), name)
+        return QdrantEdgeStore(edge_store_path(cfg, name), name, lock_timeout_s=store.lock_timeout_s)
     if isinstance(store, QdrantStoreConfig):
         from ragcli.retrieval.qdrant_server_store import QdrantServerStore
 

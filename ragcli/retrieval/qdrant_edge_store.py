@@ -1,14 +1,19 @@
 """The embedded default store: Qdrant's own Rust engine in-process (`qdrant-edge-py`), one shard per folder.
 
 The shard keeps a write-ahead log, so a killed ingest loses nothing that `upsert` returned from. Only one
-process may open a folder at a time (the engine locks its WAL); a second one gets a `BackendError` saying so.
+process may open a folder at a time, even to read: the engine locks its WAL, and qdrant-edge-py 0.9 has no
+read-only open (`EdgeShard.load(path, config)` is the only way in). A second process waits for the folder, up to
+`lock_timeout_s` (config `store.lock_timeout_s`), saying so once through `on_wait`, then gets a `BackendError`
+that names the folder and the fix (a Qdrant server for concurrent use). `open()` takes the folder early, so a
+command finds a busy store before it spends seconds loading models.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,13 +49,31 @@ class QdrantEdgeStore:
     Args:
         path: The shard's folder (created on `ensure_collection`).
         collection: The collection's name, for messages.
+        lock_timeout_s: How long to wait for a folder that another process holds open (0: fail at once).
+        on_wait: Called once with a sentence when the folder is busy and this store starts waiting
+            (default: a log warning). The CLI prints it.
     """
 
-    def __init__(self, path: Path, collection: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        collection: str,
+        *,
+        lock_timeout_s: float = 30.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         if not collection:
             raise ConfigError("QdrantEdgeStore needs a collection name, got an empty string")
+        if collection in (".", "..") or "/" in collection or "\\" in collection:
+            raise ConfigError(
+                f"collection {collection!r} would name a folder outside the store; use a plain name"
+            )
+        if not 0 <= lock_timeout_s <= 86400:
+            raise ConfigError(f"lock_timeout_s must be between 0 and 86400 seconds, got {lock_timeout_s}")
         self.path = Path(path).expanduser()
         self.collection = collection
+        self.lock_timeout_s = lock_timeout_s
+        self.on_wait = on_wait
         self._shard: Any = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -66,20 +89,51 @@ class QdrantEdgeStore:
         return data
 
     def _open(self, config: Any = None) -> Any:
+        """Open (or create) the shard, waiting up to `lock_timeout_s` while another process holds it."""
         import qdrant_edge as q
 
-        try:
-            if self._exists():
-                return q.EdgeShard.load(str(self.path), config)
-            return q.EdgeShard.create(str(self.path), config)
-        except Exception as exc:
-            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
-                raise BackendError(
-                    f"the store {str(self.path)!r} is open in another process; qdrant-edge allows one "
-                    "process per folder: wait for the other ragcli command to finish, or use a Qdrant server "
-                    "(store: {type: qdrant, url: ...}) for concurrent access"
-                ) from exc
-            raise BackendError(f"could not open the Qdrant edge shard at {str(self.path)!r}: {exc}") from exc
+        deadline = time.monotonic() + self.lock_timeout_s
+        waited = False
+        while True:
+            try:
+                if self._exists():
+                    return q.EdgeShard.load(str(self.path), config)
+                return q.EdgeShard.create(str(self.path), config)
+            except Exception as exc:
+                if not _is_lock_error(exc):
+                    raise BackendError(
+                        f"could not open the Qdrant edge shard at {str(self.path)!r}: {exc}"
+                    ) from exc
+                left = deadline - time.monotonic()
+                holder = _lock_holder(self.path / "wal")
+                if left <= 0:
+                    waited_for = f" after waiting {self.lock_timeout_s:g} s" if waited else ""
+                    raise BackendError(
+                        f"the store {str(self.path)!r} is open in another process{holder}{waited_for}; the embedded "
+                        "engine allows one process per collection folder, even for reading: let the other "
+                        "ragcli command (an ingest, a query, an idle chat) finish, raise store.lock_timeout_s, "
+                        "or use a Qdrant server (store: {type: qdrant, url: ...}) for concurrent access"
+                    ) from exc
+                if not waited:
+                    waited = True
+                    self._say(
+                        f"the store {str(self.path)!r} is open in another process{holder}; waiting up to "
+                        f"{self.lock_timeout_s:g} s for it (store.lock_timeout_s)"
+                    )
+                time.sleep(min(0.2, left))
+
+    def _say(self, message: str) -> None:
+        if self.on_wait is not None:
+            self.on_wait(message)
+        else:
+            log.warning("%s", message)
+
+    def open(self) -> bool:
+        """Open an existing shard now, waiting for another process to release it; False when there is none yet.
+
+        Commands call it before loading models, so a busy store is reported (and waited for) first.
+        """
+        return self._require() is not None
 
     def _has_sparse(self) -> bool:
         return SPARSE in (self._stored_config().get("sparse_vectors") or {})
@@ -276,3 +330,36 @@ class QdrantEdgeStore:
         except Exception as exc:
             raise BackendError(f"Qdrant edge search in {self.collection!r} failed: {exc}") from exc
         return [Hit(chunk_from_payload(p.id, p.payload), float(p.score)) for p in points]
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    """Whether the engine refused the folder because another process holds its lock."""
+    text = str(exc)
+    return "WouldBlock" in text or "lock" in text.lower()
+
+
+def _lock_holder(wal: Path) -> str:
+    """` (process 1234: ragcli chat)` for the process holding the shard's WAL lock, from /proc/locks; or ''."""
+    try:
+        inode = wal.stat().st_ino
+        for line in Path("/proc/locks").read_text().splitlines():
+            parts = line.split()
+            # "1: FLOCK  ADVISORY  WRITE 23256 fe:00:2170976 0 EOF": pid, then major:minor:inode
+            if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+                pid = parts[4]
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                return f" (process {pid}: {_short_command(cmd)})"
+    except (OSError, ValueError):  # not Linux, or the process just ended
+        pass
+    return ""
+
+
+def _short_command(cmd: str) -> str:
+    words = cmd.split()
+    for i, w in enumerate(words):  # `python .../bin/ragcli query ...` -> `ragcli query`
+        if w.endswith(("/ragcli", "ragcli")) or (
+            w == "-m" and i + 1 < len(words) and words[i + 1] == "ragcli"
+        ):
+            rest = words[i + 2 :] if w == "-m" else words[i + 1 :]
+            return " ".join(["ragcli", *rest[:1]])
+    return " ".join(words)[:60]
