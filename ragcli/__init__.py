@@ -8,6 +8,7 @@ print(answer("What is X?", stages).text)
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -29,11 +30,19 @@ _LAZY = {
 }
 
 
+# The function `ingest` shares its name with the subpackage `ragcli.ingest`. Importing a submodule binds it as an
+# attribute of its parent, so once anything imported `ragcli.ingest.*`, `from ragcli import ingest` gave the
+# module, not the function. Import the subpackage now (its __init__ is only a docstring) and drop that binding:
+# the import system binds a submodule only when it first loads, so `ingest` stays the function from here on.
+importlib.import_module("ragcli.ingest")
+globals().pop("ingest", None)
+
+
 def __getattr__(name: str) -> Any:
     """Import the public API on first use, so `import ragcli` stays cheap."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ragcli' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

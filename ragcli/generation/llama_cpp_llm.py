@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,17 @@ from ragcli.types import Completion, Message, Usage
 log = logging.getLogger(__name__)
 
 __all__ = ["MIN_OUTPUT_TOKENS", "LlamaCppLLM"]
+
+_LOADED: weakref.WeakSet[LlamaCppLLM] = weakref.WeakSet()
+"""Models with a llama.cpp context open, closed at exit while the interpreter is still whole."""
+
+
+@atexit.register
+def _close_loaded() -> None:
+    # llama_cpp's own __del__ runs during interpreter teardown, after the module globals it calls are gone,
+    # and prints `Exception ignored in: <function Llama.__del__> ... TypeError`; closing first avoids it.
+    for llm in list(_LOADED):
+        llm.close()
 
 
 class LlamaCppLLM:
@@ -94,7 +107,19 @@ class LlamaCppLLM:
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
         log.info("loaded %s in %.2fs", path.name, time.perf_counter() - t0)
+        _LOADED.add(self)
         return self._llama
+
+    def close(self) -> None:
+        """Free the llama.cpp model and context now (it loads again on next use)."""
+        with self._lock:
+            llama, self._llama, self._formatter = self._llama, None, None
+            _LOADED.discard(self)
+        if llama is not None:
+            try:
+                llama.close()
+            except Exception as exc:  # freeing must never turn a finished command into a failure
+                log.debug("closing llama.cpp failed: %s", exc)
 
     def count_tokens(self, text: str) -> int:
         if not text:
