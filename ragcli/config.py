@@ -226,6 +226,49 @@ class PromptConfig(_Section):
     max_output_tokens: int = Field(256, ge=1)
 
 
+# ---------------------------------------------------------------- compression
+
+
+class NoCompressionConfig(_Section):
+    type: Literal["none"] = "none"
+
+
+class SentenceCompressionConfig(_Section):
+    """Query-aware compression by sentence selection (and optional word pruning); no model, ~ms per prompt."""
+
+    type: Literal["sentences"] = "sentences"
+    ratio: float | None = Field(2.0, ge=1.0)
+    """Original / compressed tokens; met within 10 %."""
+    target_tokens: int | None = Field(None, ge=1)
+    """A hard cap on each compressed part's tokens (with `ratio` too, the smaller wins)."""
+    min_tokens: int = Field(128, ge=0)
+    """Parts shorter than this are sent as they are."""
+    parts: list[Literal["context", "system"]] = Field(default_factory=lambda: ["context"])
+    """Which prompt parts to compress."""
+    prune_words: bool = False
+    """Also drop words inside kept sentences (stopwords first; never numbers, codes, names)."""
+    use_embeddings: bool = False
+    """Add the embedder's question-sentence similarity to the lexical score (one embedding call per query)."""
+
+
+class LLMLinguaCompressionConfig(_Section):
+    """LLMLingua / LongLLMLingua token pruning by a causal LM's perplexity (`pip install 'ragcli[llmlingua]'`)."""
+
+    type: Literal["llmlingua"] = "llmlingua"
+    model: str = "smollm2-135m-instruct"
+    ratio: float | None = Field(2.0, ge=1.0)
+    target_tokens: int | None = Field(None, ge=1)
+    min_tokens: int = Field(128, ge=0)
+    parts: list[Literal["context", "system"]] = Field(default_factory=lambda: ["context"])
+    long: bool = False
+    """LongLLMLingua's question-aware mode."""
+    device: str = "cpu"
+
+
+CompressionConfig = Annotated[
+    NoCompressionConfig | SentenceCompressionConfig | LLMLinguaCompressionConfig, Field(discriminator="type")
+]
+
 # ---------------------------------------------------------------- llm
 
 
@@ -356,6 +399,7 @@ class PipelineConfig(_Section):
     reranker: RerankerConfig = Field(default_factory=NoRerankerConfig)
     packing: PackingConfig = Field(default_factory=PackingConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
+    compression: CompressionConfig = Field(default_factory=NoCompressionConfig)
     llm: LLMConfig = Field(default_factory=LlamaCppLLMConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     state: StateConfig = Field(default_factory=StateConfig)
@@ -410,7 +454,7 @@ def _describe(err: Any) -> str:
 
 _UNION_TAGS = {
     "qdrant_edge", "qdrant", "sentence_transformers", "hash", "openai", "none", "cross_encoder", "flag",
-    "llama_cpp", "transformers", "anthropic", "scripted",
+    "llama_cpp", "transformers", "anthropic", "scripted", "sentences", "llmlingua",
 }  # fmt: skip
 
 

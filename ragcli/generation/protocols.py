@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from ragcli.generation.compression_types import Compressed, CompressionTarget
 from ragcli.types import Completion, Context, Hit, Message
 
 
@@ -35,3 +36,12 @@ class Packer(Protocol):
     """Fits hits into a token budget and numbers them for citation."""
 
     def pack(self, question: str, hits: Sequence[Hit], budget: int) -> Context: ...
+
+
+class Compressor(Protocol):
+    """Shortens a prompt part (context, system prompt, demonstrations) to a target, keeping what the question needs."""
+
+    @property
+    def name(self) -> str: ...
+
+    def compress(self, question: str, text: str, target: CompressionTarget) -> Compressed: ...

@@ -1,0 +1,434 @@
+"""Query-aware prompt compression, coarse to fine: blocks, then sentences, then (optionally) words.
+
+Works on any long prompt part: packed context (`[n] source` blocks), a system prompt, few-shot demonstrations.
+
+1. **Blocks** are the text's paragraphs (split at blank lines). A block's short first line (a title, a `[n] source
+   | section` header) is its header: it is kept, whole, whenever any sentence of the block is kept, because it
+   names what the sentences are about and carries the citation marker.
+2. **Units** are the sentences of each block (`split_sentences`); a unit longer than `max_unit_words` (a JSON
+   object, a table, a run-on list) is split further at line breaks and commas, never inside a protected span.
+3. **Scores**: BM25 of each unit against the question, ranked with its block's header in front (later sentences
+   say "he" where the title names him), plus a second hop (the names in the best units join the question, for
+   multi-hop questions), plus the block's prior (the reranker's or retriever's score when given, else the
+   block's own BM25), plus a small bonus for a block's first sentence, plus (optional) embedding similarity.
+   Units holding a code or quoted string of the question (`question_keys`) are must-keeps.
+4. **Selection**: units by score while they fit the budget (`CompressionTarget.budget`), then smaller ones into
+   what is left, so the ratio asked for is met closely; output in the original order.
+5. **Words** (`prune_words`, or when the must-keeps alone are over budget): inside kept units, stopwords go
+   first, then repeated words, then other words, least relevant unit first; protected spans never.
+
+The result is re-counted with the target model's tokenizer and never exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ragcli.generation.compression_types import Compressed, CompressionTarget
+from ragcli.generation.protected_spans import Span, find_spans, key_hits, question_keys
+from ragcli.generation.sentence_selector import (
+    STOPWORDS,
+    LexicalSentenceSelector,
+    expansion_terms,
+    split_sentences,
+    terms,
+)
+
+EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+"""Texts -> L2-normalised vectors, one row per text (an `Embedder`'s `embed(...).vectors`)."""
+
+_BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+")
+_WORD = re.compile(r"\S+")
+_HEADER_MAX_WORDS = 16
+
+
+@dataclass
+class _Unit:
+    block: int
+    start: int
+    end: int
+    index: int
+    """Position of the unit inside its block (0 = the first sentence)."""
+    score: float = 0.0
+    must: bool = False
+    cost: int = 0
+    dropped_words: set[int] = field(default_factory=set)
+    """Offsets (into the whole text) of words pruned from this unit."""
+
+
+@dataclass
+class _Block:
+    start: int
+    end: int
+    header: tuple[int, int] | None
+    prior: float = 0.0
+    header_cost: int = 0
+
+
+class SentenceCompressor:
+    """Compresses a prompt part to a token target by keeping the units that bear on the question.
+
+    Args:
+        count_tokens: the target model's token counter.
+        prune_words: also drop words inside kept sentences (fits more sentences into the budget; needed for
+            ratios above what whole sentences allow, e.g. few-shot demonstrations at 3x).
+        embed: optional embedding function; adds question-sentence similarity to the score (costs a model call
+            per compression: ~10x slower than the lexical scores on a CPU).
+        selector: the BM25 scorer (default parameters).
+        expand_query: take names from the best sentences as a second hop.
+        max_unit_words: units longer than this are split at line breaks and commas.
+        hop_weight, prior_weight, lead_weight, embed_weight, key_weight: weights of the score's parts (the
+            lexical score of the unit itself weighs 1; `key_weight` is for holding a name from the question).
+        keep_share: with `prune_words`, the share of a sentence's unprotected words expected to survive pruning
+            (sentences are picked at that estimated cost, then pruned to the budget); `None`: the share that
+            keeps every sentence if their protected words allow (few-shot demonstrations, where every number
+            counts).
+    """
+
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        *,
+        prune_words: bool = False,
+        embed: EmbedFn | None = None,
+        selector: LexicalSentenceSelector | None = None,
+        expand_query: bool = True,
+        max_unit_words: int = 60,
+        hop_weight: float = 0.5,
+        prior_weight: float = 0.5,
+        lead_weight: float = 0.15,
+        embed_weight: float = 1.0,
+        key_weight: float = 0.25,
+        keep_share: float | None = 0.5,
+    ) -> None:
+        if max_unit_words < 4:
+            raise ValueError(f"max_unit_words must be >= 4, got {max_unit_words}")
+        for name, w in (
+            ("hop_weight", hop_weight),
+            ("prior_weight", prior_weight),
+            ("lead_weight", lead_weight),
+            ("embed_weight", embed_weight),
+            ("key_weight", key_weight),
+        ):
+            if w < 0:
+                raise ValueError(f"{name} must be >= 0, got {w}")
+        self.count = count_tokens
+        self.prune_words = prune_words
+        self.embed = embed
+        self.selector = selector or LexicalSentenceSelector()
+        self.expand_query = expand_query
+        self.max_unit_words = max_unit_words
+        self.hop_weight = hop_weight
+        self.prior_weight = prior_weight
+        self.lead_weight = lead_weight
+        self.embed_weight = embed_weight
+        self.key_weight = key_weight
+        if keep_share is not None and not 0 < keep_share <= 1:
+            raise ValueError(f"keep_share must be in (0, 1], got {keep_share}")
+        self.keep_share = keep_share
+
+    @property
+    def name(self) -> str:
+        return "sentences+words" if self.prune_words else "sentences"
+
+    # ------------------------------------------------------------------ public
+
+    def compress(
+        self,
+        question: str,
+        text: str,
+        target: CompressionTarget,
+        *,
+        block_scores: Sequence[float] | None = None,
+    ) -> Compressed:
+        """Compress `text` to `target`, keeping what bears on `question` and every protected span whole.
+
+        Args:
+            question: what the prompt is for (the user's question); may be empty (then position and length
+                decide).
+            text: the prompt part.
+            target: the ratio or token cap to reach.
+            block_scores: one relevance score per block of `text` (paragraphs split at blank lines), e.g. the
+                reranker's scores of packed hits; used as the coarse prior when the count matches.
+        """
+        t0 = time.perf_counter()
+        original = self.count(text) if text else 0
+        budget = target.budget(original)
+        keys = question_keys(question)
+        spans = find_spans(text, keys)
+        if original <= budget:
+            return self._result(text, text, original, original, budget, t0, spans, 0, 0, 0)
+        blocks, units = self._split(text, spans)
+        if not units:
+            return self._result(text, "", original, 0, budget, t0, spans, 0, 0, 0)
+        self._score(question, keys, text, blocks, units, block_scores)
+        for u in units:
+            u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
+        if self.prune_words:
+            self._pruned_costs(text, units, spans, budget)
+        for b in blocks:
+            b.header_cost = self.count(text[b.header[0] : b.header[1]]) + 1 if b.header else 0
+        sep = 1
+        kept = self._select(units, blocks, budget, sep)
+        out = self._render(text, blocks, kept)
+        tokens = self.count(out) if out else 0
+        pruned = 0
+        if tokens > budget:
+            pruned = self._prune(text, blocks, kept, spans, keys, budget)
+            out = self._render(text, blocks, kept)
+            tokens = self.count(out) if out else 0
+        while tokens > budget and kept:  # tokenizer boundary effects, or must-keeps over a hard cap
+            weakest = min(kept, key=lambda u: (u.must, u.score, -u.block, -u.start))
+            kept.remove(weakest)
+            out = self._render(text, blocks, kept)
+            tokens = self.count(out) if out else 0
+        return self._result(text, out, original, tokens, budget, t0, spans, len(units), len(kept), pruned)
+
+    # ------------------------------------------------------------------ steps
+
+    def _split(self, text: str, spans: list[Span]) -> tuple[list[_Block], list[_Unit]]:
+        blocks: list[_Block] = []
+        units: list[_Unit] = []
+        starts = [0] + [m.end() for m in _BLOCK_BREAK.finditer(text)]
+        ends = [m.start() for m in _BLOCK_BREAK.finditer(text)] + [len(text)]
+        for bstart, bend in zip(starts, ends, strict=True):
+            body = text[bstart:bend]
+            if not body.strip():
+                continue
+            header: tuple[int, int] | None = None
+            first_break = body.find("\n")
+            if first_break > 0:
+                line = body[:first_break].strip()
+                if line and len(line.split()) <= _HEADER_MAX_WORDS and line[-1] not in ".!?:;,":
+                    header = (bstart, bstart + first_break)
+            blocks.append(_Block(bstart, bend, header))
+            body_start = header[1] if header else bstart
+            index = 0
+            for s in split_sentences(text[body_start:bend]):
+                for a, b in self._pieces(text, body_start + s.start, body_start + s.end, spans):
+                    units.append(_Unit(len(blocks) - 1, a, b, index))
+                    index += 1
+        return blocks, units
+
+    def _pieces(self, text: str, start: int, end: int, spans: list[Span]) -> list[tuple[int, int]]:
+        """A sentence, or for an overlong one its pieces at line breaks and commas (not inside protected spans)."""
+        if len(text[start:end].split()) <= self.max_unit_words:
+            return [(start, end)]
+        cuts = [
+            m.start()
+            for m in _SOFT_BREAK.finditer(text, start, end)
+            if not any(s.start < m.start() < s.end for s in spans)
+        ]
+        pieces: list[tuple[int, int]] = []
+        a = start
+        for c in cuts:
+            if text[a:c].strip():
+                pieces.append((a, c))
+            a = c
+            while a < end and text[a].isspace():
+                a += 1
+        if text[a:end].strip():
+            pieces.append((a, end))
+        return pieces or [(start, end)]
+
+    def _score(
+        self,
+        question: str,
+        keys: list[str],
+        text: str,
+        blocks: list[_Block],
+        units: list[_Unit],
+        block_scores: Sequence[float] | None,
+    ) -> None:
+        plain = [text[u.start : u.end] for u in units]
+        plain_terms = [Counter(terms(p)) for p in plain]
+        header_terms = [
+            Counter(terms(text[b.header[0] : b.header[1]])) if b.header else Counter() for b in blocks
+        ]
+        labeled = [header_terms[u.block] + pt for u, pt in zip(units, plain_terms, strict=True)]
+        q_terms = terms(question)
+        ranked = self.selector.score_terms(q_terms, labeled)
+        best = max(ranked, default=0.0) or 1.0
+        hop = expansion_terms(question, plain, ranked) if self.expand_query and q_terms else []
+        hop_ranked = self.selector.score_terms(hop, labeled) if hop else [0.0] * len(units)
+        hop_best = max(hop_ranked, default=0.0) or 1.0
+        # The coarse prior: the caller's block scores (reranker, retriever), else each block's own BM25.
+        if block_scores is not None and len(block_scores) == len(blocks):
+            raw = [float(s) for s in block_scores]
+        else:
+            raw = self.selector.score_terms(q_terms, [Counter(terms(text[b.start : b.end])) for b in blocks])
+        lo, hi = min(raw), max(raw)
+        for b, r in zip(blocks, raw, strict=True):
+            b.prior = 0.0 if hi - lo <= 1e-12 else (r - lo) / (hi - lo)
+        sims = self._similarities(question, plain)
+        exact = [k for k in keys if _is_exact_key(k)]
+        for i, u in enumerate(units):
+            u.score = (
+                ranked[i] / best
+                + self.hop_weight * hop_ranked[i] / hop_best
+                + self.prior_weight * blocks[u.block].prior
+                + (self.lead_weight if u.index == 0 else 0.0)
+                + self.embed_weight * sims[i]
+            )
+            # a code or id from the question (a key of a key-value list) marks the unit that must be kept; a
+            # name from the question helps a little (its block's title already counts in `ranked`)
+            u.must = key_hits(plain[i], exact) > 0
+            if key_hits(plain[i], keys):
+                u.score += self.key_weight
+
+    def _similarities(self, question: str, plain: list[str]) -> list[float]:
+        if self.embed is None or not question.strip() or not plain:
+            return [0.0] * len(plain)
+        vectors = self.embed([question, *plain])
+        sims = vectors[1:] @ vectors[0]
+        lo, hi = float(sims.min()), float(sims.max())
+        if hi - lo <= 1e-9:
+            return [0.0] * len(plain)
+        return [float((s - lo) / (hi - lo)) for s in sims]
+
+    def _pruned_costs(self, text: str, units: list[_Unit], spans: list[Span], budget: int) -> None:
+        """With word pruning, cost each unit at what it will likely keep: its protected words and a share of the
+        rest (`keep_share`, or with `None` the share that would let every unit fit: few-shot demonstrations)."""
+        protected = [(s.start, s.end) for s in spans]
+        shape: list[tuple[int, int]] = []
+        for u in units:
+            words = list(_WORD.finditer(text, u.start, u.end))
+            floor = sum(
+                1
+                for m in words
+                if any(a < m.end() and m.start() < b for a, b in protected)
+                or not re.sub(r"\W+", "", m.group(0))
+            )
+            shape.append((max(1, len(words)), floor))
+        share = self.keep_share
+        if share is None:
+            floor_tokens = sum(u.cost * f / n for u, (n, f) in zip(units, shape, strict=True))
+            rest_tokens = sum(u.cost for u in units) - floor_tokens
+            share = max(0.05, min(1.0, 0.9 * (budget - floor_tokens) / max(rest_tokens, 1.0)))
+        for u, (n, f) in zip(units, shape, strict=True):
+            u.cost = max(1, round(u.cost * (f + share * (n - f)) / n))
+
+    def _select(self, units: list[_Unit], blocks: list[_Block], budget: int, sep: int) -> list[_Unit]:
+        order = sorted(units, key=lambda u: (not u.must, -u.score, u.block, u.start))
+        opened: set[int] = set()
+        room = budget
+        kept: list[_Unit] = []
+        for u in order:
+            cost = u.cost + (blocks[u.block].header_cost + sep if u.block not in opened else 0)
+            if cost <= room or u.must:
+                kept.append(u)
+                opened.add(u.block)
+                room -= cost
+        return kept
+
+    def _render(self, text: str, blocks: list[_Block], kept: list[_Unit]) -> str:
+        by_block: dict[int, list[_Unit]] = {}
+        for u in sorted(kept, key=lambda u: (u.block, u.start)):
+            by_block.setdefault(u.block, []).append(u)
+        parts: list[str] = []
+        for bi, us in by_block.items():
+            b = blocks[bi]
+            pieces: list[str] = []
+            prev: _Unit | None = None
+            for u in us:
+                body = _unit_text(text, u)
+                if not body:
+                    continue
+                if prev is not None:
+                    between = text[prev.end : u.start]
+                    # adjacent units keep their own separator (a line break in a list); gaps become a space
+                    pieces.append(between if u.index == prev.index + 1 and not between.strip() else " ")
+                pieces.append(body)
+                prev = u
+            if not pieces:
+                continue
+            head = text[b.header[0] : b.header[1]].strip() + "\n" if b.header else ""
+            parts.append(head + "".join(pieces))
+        return "\n".join(parts)
+
+    def _prune(
+        self,
+        text: str,
+        blocks: list[_Block],
+        kept: list[_Unit],
+        spans: list[Span],
+        keys: list[str],
+        budget: int,
+    ) -> int:
+        """Drop words inside kept units until the rendering fits `budget`; returns how many were dropped."""
+        asked = {t for k in keys for t in terms(k)}
+        protected = [(s.start, s.end) for s in spans]
+        candidates: list[tuple[int, float, int, _Unit, int]] = []
+        seen: Counter[str] = Counter()
+        for u in sorted(kept, key=lambda u: (u.block, u.start)):
+            for m in _WORD.finditer(text, u.start, u.end):
+                if any(a < m.end() and m.start() < b for a, b in protected):
+                    continue
+                word = m.group(0)
+                bare = re.sub(r"\W+", "", word.lower())
+                if not bare or (bare and any(t in asked for t in terms(bare))):
+                    continue
+                # tier 0: stopwords, 1: a content word seen before in the kept text, 2: any other word
+                tier = 0 if bare in STOPWORDS else (1 if seen[bare] else 2)
+                seen[bare] += 1
+                candidates.append((tier, u.score, -m.start(), u, m.start()))
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+        tokens = self.count(self._render(text, blocks, kept))
+        dropped = 0
+        step = max(1, len(candidates) // 40)
+        i = 0
+        while tokens > budget and i < len(candidates):
+            for _, _, _, u, pos in candidates[i : i + step]:
+                u.dropped_words.add(pos)
+                dropped += 1
+            i += step
+            tokens = self.count(self._render(text, blocks, kept))
+        return dropped
+
+    def _result(
+        self,
+        original_text: str,
+        out: str,
+        original: int,
+        tokens: int,
+        budget: int,
+        t0: float,
+        spans: list[Span],
+        units: int,
+        kept: int,
+        pruned: int,
+    ) -> Compressed:
+        surviving = sum(1 for s in spans if original_text[s.start : s.end] in out)
+        return Compressed(
+            text=out,
+            original_tokens=original,
+            tokens=tokens,
+            target_tokens=budget,
+            seconds=time.perf_counter() - t0,
+            method=self.name,
+            units_total=units,
+            units_kept=kept,
+            words_pruned=pruned,
+            protected_total=len(spans),
+            protected_kept=surviving,
+        )
+
+
+def _is_exact_key(key: str) -> bool:
+    """A key that must occur verbatim (a code or id with digits), as opposed to a name that helps ranking."""
+    return any(c.isdigit() for c in key) and len(key) >= 6
+
+
+def _unit_text(text: str, u: _Unit) -> str:
+    if not u.dropped_words:
+        return text[u.start : u.end]
+    words = [m for m in _WORD.finditer(text, u.start, u.end) if m.start() not in u.dropped_words]
+    return " ".join(m.group(0) for m in words)

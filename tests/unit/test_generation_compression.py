@@ -1,0 +1,166 @@
+"""SentenceCompressor, protected spans and the compression config: plumbing and guarantees, no model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from ragcli.config import PipelineConfig, SentenceCompressionConfig, parse_config
+from ragcli.errors import ConfigError
+from ragcli.generation.compression_types import CompressionTarget
+from ragcli.generation.protected_spans import find_spans, question_keys
+from ragcli.generation.sentence_compressor import SentenceCompressor
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+PARAGRAPHS = [
+    (
+        "Eiffel Tower",
+        "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was designed by the company of Gustave "
+        "Eiffel. Construction finished on 31 March 1889 after two years. Locals first criticised its design.",
+    ),
+    (
+        "Louvre",
+        "The Louvre is the world's most-visited museum. It holds the Mona Lisa. The museum opened in 1793 "
+        "with 537 paintings.",
+    ),
+    (
+        "Cats",
+        "Cats sleep for most of the day. They were domesticated in the Near East. Many people keep them as "
+        "pets in small flats.",
+    ),
+    (
+        "Seine",
+        "The Seine flows through Paris. Its length is 777 km. Barges carry goods along it every day.",
+    ),
+]
+TEXT = "\n\n".join(f"{t}\n{b}" for t, b in PARAGRAPHS)
+
+
+def test_target_budget_and_validation() -> None:
+    assert CompressionTarget(ratio=2.0).budget(100) == 50
+    assert CompressionTarget(tokens=30).budget(100) == 30
+    assert CompressionTarget(ratio=2.0, tokens=30).budget(100) == 30
+    assert CompressionTarget(ratio=2.0).budget(10) == 5
+    with pytest.raises(ValueError, match="ratio"):
+        CompressionTarget(ratio=0.5)
+    with pytest.raises(ValueError, match="needs a ratio"):
+        CompressionTarget()
+
+
+def test_short_text_is_returned_unchanged() -> None:
+    c = SentenceCompressor(words).compress("when", "One short line.", CompressionTarget(tokens=100))
+    assert c.text == "One short line." and c.ratio == 1.0
+
+
+@pytest.mark.parametrize("ratio", [2.0, 3.0, 5.0])
+def test_ratio_is_met_within_ten_percent_and_never_exceeded(ratio: float) -> None:
+    comp = SentenceCompressor(words)
+    c = comp.compress("When was the Eiffel Tower finished?", TEXT, CompressionTarget(ratio=ratio))
+    assert c.tokens == words(c.text) <= c.target_tokens
+    assert c.target_tokens == int(words(TEXT) / ratio)
+    # whole sentences can leave a gap on a text this small; the benchmark measures it on real data
+    assert c.tokens >= 0.5 * c.target_tokens
+
+
+def test_keeps_the_sentence_that_answers_with_its_title() -> None:
+    c = SentenceCompressor(words).compress(
+        "When was construction of the Eiffel Tower finished?", TEXT, CompressionTarget(ratio=4.0)
+    )
+    assert "31 March 1889" in c.text
+    assert "Eiffel Tower\n" in c.text  # the block's title line comes with its sentence
+    assert "Cats sleep" not in c.text
+
+
+def test_block_scores_steer_the_coarse_choice() -> None:
+    comp = SentenceCompressor(words, prior_weight=5.0)
+    c = comp.compress("", TEXT, CompressionTarget(ratio=4.0), block_scores=[0.0, 0.0, 0.0, 1.0])
+    assert "Seine" in c.text and "Eiffel" not in c.text
+
+
+def test_hard_token_target_is_never_exceeded() -> None:
+    for cap in (5, 12, 20, 40):
+        c = SentenceCompressor(words, prune_words=True).compress("Paris", TEXT, CompressionTarget(tokens=cap))
+        assert words(c.text) <= cap
+
+
+def test_protected_spans_are_found_and_merged() -> None:
+    text = "Order AB-1234 of $1,250.50 shipped on March 3, 2021 [2], id 4ef217b7-6bc0-48c6-af35-2765f1e730f3."
+    kinds = {text[s.start : s.end]: s.kind for s in find_spans(text)}
+    assert kinds["AB-1234"] == "code"
+    assert kinds["$1,250.50"] == "number"
+    assert kinds["March 3, 2021"] == "date"
+    assert kinds["[2]"] == "citation"
+    assert kinds["4ef217b7-6bc0-48c6-af35-2765f1e730f3"] == "code"
+
+
+def test_question_keys_are_names_codes_and_quotes() -> None:
+    keys = question_keys('Who founded Acme Corp in 1990, and what is "blue sky"? Key: 4ef217b7-6bc0-48c6')
+    assert "Acme Corp" in keys and "1990" in keys and "blue sky" in keys and "4ef217b7-6bc0-48c6" in keys
+    assert not any(k.lower() == "who" for k in keys)
+
+
+def test_kv_key_value_survives_at_two_x() -> None:
+    rng = np.random.default_rng(0)
+    pairs = [("".join(rng.choice(list("0123456789abcdef"), 8)) + "-aa", f"v{i:04d}-zz") for i in range(60)]
+    key, value = pairs[37]
+    body = ",\n ".join(f'"{k}": "{v}"' for k, v in pairs)
+    text = "JSON data:\n{" + body + "}"
+    question = f'Extract the value corresponding to the specified key in the JSON object. Key: "{key}"'
+    c = SentenceCompressor(words).compress(question, text, CompressionTarget(ratio=2.0))
+    assert f'"{key}": "{value}"' in c.text
+    assert words(c.text) <= c.target_tokens
+
+
+def test_word_pruning_keeps_every_number_of_a_demo() -> None:
+    demo = (
+        "Q: Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in "
+        "total?\nA: Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. "
+        "After eating 35, they had 74 - 35 = 39. The answer is 39."
+    )
+    c = SentenceCompressor(words, prune_words=True, keep_share=None).compress(
+        "", demo, CompressionTarget(ratio=2.0)
+    )
+    numbers = re.findall(r"\d+", demo)
+    assert sorted(re.findall(r"\d+", c.text)) == sorted(numbers)
+    assert words(c.text) <= c.target_tokens and c.words_pruned > 0
+    assert c.protected_kept == c.protected_total
+
+
+def test_embeddings_add_to_the_score() -> None:
+    calls: list[int] = []
+
+    def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        calls.append(len(texts))
+        # a fake that likes any sentence mentioning barges
+        vecs = np.array([[1.0, 0.0] if "Barges" in t or i == 0 else [0.0, 1.0] for i, t in enumerate(texts)])
+        return vecs.astype(np.float32)
+
+    c = SentenceCompressor(words, embed=embed, embed_weight=10.0).compress(
+        "transport", TEXT, CompressionTarget(tokens=20)
+    )
+    assert calls and "Barges" in c.text
+
+
+def test_constructor_checks() -> None:
+    with pytest.raises(ValueError, match="max_unit_words"):
+        SentenceCompressor(words, max_unit_words=1)
+    with pytest.raises(ValueError, match="hop_weight"):
+        SentenceCompressor(words, hop_weight=-1)
+
+
+def test_config_section() -> None:
+    assert PipelineConfig().compression.type == "none"
+    cfg = parse_config({"compression": {"type": "sentences", "ratio": 3, "parts": ["context", "system"]}})
+    assert isinstance(cfg.compression, SentenceCompressionConfig) and cfg.compression.ratio == 3
+    with pytest.raises(ConfigError, match=r"compression\.type"):
+        parse_config({"compression": {"type": "zip"}})
+    with pytest.raises(ConfigError, match="ratio"):
+        parse_config({"compression": {"type": "sentences", "ratio": 0.5}})
