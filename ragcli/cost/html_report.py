@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ragcli.cost.attribution import Group, group_calls, group_parts, total_of
+from ragcli.cost.attribution import Group, group_calls, group_parts, split_parts, total_of
 from ragcli.cost.forecast import is_llm
 from ragcli.cost.ledger_reader import CallRecord, PartRecord
 from ragcli.cost.prices import PriceTable
@@ -28,7 +28,7 @@ color:#1d2330;background:#fafbfc;padding:0 16px}h1{font-size:22px;margin:0 0 4px
 border-radius:8px;padding:10px 14px;min-width:150px}.card b{display:block;font-size:20px}.card span{color:#5b6472;font-size:12px}
 table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}th,td{border-bottom:1px solid #e3e6ea;padding:5px 8px;
 text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f1f3f5}svg{background:#fff;border:1px solid #e3e6ea;
-border-radius:8px}.note{color:#5b6472;font-size:12px}.warn{color:#a0522d}.legend span{display:inline-block;margin-right:12px;font-size:12px}
+border-radius:8px;width:100%;height:auto}.note{color:#5b6472;font-size:12px}.warn{color:#a0522d}.legend span{display:inline-block;margin-right:12px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
 """
 
@@ -65,32 +65,30 @@ def reprice(calls: Sequence[CallRecord], prices: PriceTable, model: str) -> list
 
 
 def _reprice_parts(
-    parts: Sequence[PartRecord], old: Sequence[CallRecord], new: Sequence[CallRecord]
+    parts: Sequence[PartRecord], new: Sequence[CallRecord], prices: PriceTable, model: str
 ) -> list[PartRecord]:
-    """Scale each call's part dollars to its repriced total (the split across parts keeps its shape)."""
-    ratio: dict[int, float | None] = {}
-    for a, b in zip(old, new, strict=True):
-        if b.usd is None:
-            ratio[a.id] = None
-        elif a.usd:
-            ratio[a.id] = b.usd / a.usd
-        else:
-            ratio[a.id] = -1.0  # no recorded dollars to scale: split the new total by token share
-    totals: dict[int, int] = defaultdict(int)
+    """Each repriced call's parts split again at the new model's rates (same rule as at record time)."""
+    by_call: dict[int, dict[str, int]] = defaultdict(dict)
     for p in parts:
-        totals[p.call_id] += p.tokens
-    new_usd = {b.id: b.usd for b in new}
-    out = []
-    for p in parts:
-        k = ratio.get(p.call_id, 1.0)
-        if k is None:
-            usd = None
-        elif k < 0:
-            total = new_usd.get(p.call_id) or 0.0
-            usd = total * p.tokens / totals[p.call_id] if totals[p.call_id] else 0.0
-        else:
-            usd = None if p.usd is None else p.usd * k
-        out.append(replace(p, usd=usd))
+        if p.part != "output":
+            by_call[p.call_id][p.part] = p.tokens
+    calls = {r.id: r for r in new}
+    price = prices.price(model)
+    out: list[PartRecord] = []
+    for call_id, tokens in by_call.items():
+        r = calls.get(call_id)
+        if r is None:
+            continue
+        usage = Usage(
+            r.input_tokens,
+            r.cached_tokens,
+            r.output_tokens,
+            r.usd,
+            1,
+            cache_write_tokens=r.cache_write_tokens,
+            batch=r.batch,
+        )
+        out += [PartRecord(call_id, name, n, usd) for name, n, usd in split_parts(tokens, usage, price)]
     return out
 
 
@@ -104,7 +102,7 @@ def build_data(
     recorded = sum(r.usd or 0.0 for r in calls if r.billed)
     if price_as and prices is not None:
         new = reprice(calls, prices, price_as)
-        return ReportData(new, _reprice_parts(parts, calls, new), ledger_path, price_as, recorded)
+        return ReportData(new, _reprice_parts(parts, new, prices, price_as), ledger_path, price_as, recorded)
     return ReportData(list(calls), list(parts), ledger_path, None, recorded)
 
 
