@@ -3,6 +3,11 @@
 A small readability-style scorer on lxml (which unstructured already depends on): remove page furniture by tag,
 ARIA role and class/id names, then keep the container whose paragraphs hold the most text. Measured against
 the gold main text of the readability test pages in `benchmarks/ingest_html_extraction.py`.
+
+A name is a weak signal: an article's own container can be called `gigya-share-btns-2_gig_containerParent`
+(html_readability/bug-1255978), and whole pages sit inside one `<form>`. So an element that holds most of the
+page's paragraph text is never dropped for its name or its tag, and when extraction leaves no text the whole
+page is returned instead (a page is never reported empty because of this module).
 """
 
 from __future__ import annotations
@@ -13,17 +18,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_JUNK_TAGS = (
+_NEVER_TEXT = (
     "script",
     "style",
     "noscript",
     "iframe",
-    "nav",
-    "footer",
-    "aside",
-    "form",
-    "button",
-    "select",
     "svg",
     "canvas",
     "template",
@@ -32,6 +31,9 @@ _JUNK_TAGS = (
     "link",
     "meta",
 )
+"""Tags that never hold readable text: always dropped."""
+_JUNK_TAGS = ("nav", "footer", "aside", "form", "button", "select")
+"""Page furniture by tag: dropped unless it holds the page's main text (see `_holds_main_text`)."""
 _JUNK_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog"}
 _UNLIKELY = re.compile(
     r"combx|comment|community|disqus|extra|foot|header|menu|remark|rss|shoutbox|sidebar|sponsor|ad-break|agegate|"
@@ -39,8 +41,14 @@ _UNLIKELY = re.compile(
     r"newsletter|masthead|skip-link|toolbar|widget|nav",
     re.I,
 )
-_LIKELY = re.compile(r"and|article|body|column|main|shadow|content|entry|post|text|story|blog", re.I)
+# a likely word must start a name part: "context" is not "text", "brand" is not "and"
+_LIKELY = re.compile(
+    r"(?<![a-z])(?:and|article|body|column|main|shadow|content|entry|post|text|story|blog)", re.I
+)
 _BLOCKS = ("p", "pre", "td", "blockquote", "li", "h2", "h3", "dd")
+_PROSE = ("p", "pre", "blockquote")
+MAIN_TEXT_SHARE = 0.3
+"""An element holding at least this share of the page's paragraph text (and 300+ characters of it) is kept."""
 
 
 def html_title(html: str) -> str | None:
@@ -87,27 +95,36 @@ def extract_main_html(html: str) -> str:
     root = _parse(html)
     if root is None:
         return html
-    for el in list(root.iter(*_JUNK_TAGS)):
+    for el in list(root.iter(*_NEVER_TEXT)):
         _drop(el)
+    page_prose = _prose_len(root)
+    for el in list(root.iter(*_JUNK_TAGS)):
+        if not _holds_main_text(el, page_prose):
+            _drop(el)
     for el in list(root.iter()):
         if not isinstance(el.tag, str):
             _drop(el)
             continue
+        if el.get("aria-hidden") == "true" or el.get("hidden") is not None:
+            _drop(el)
+            continue
+        if el.get("role", "").lower() in _JUNK_ROLES and not _holds_main_text(el, page_prose):
+            _drop(el)
+            continue
         if (
-            el.get("role", "").lower() in _JUNK_ROLES
-            or el.get("aria-hidden") == "true"
-            or el.get("hidden") is not None
+            el.tag == "header"
+            and el.getparent() is not None
+            and el.getparent().tag in ("body", "html")
+            and not _holds_main_text(el, page_prose)
         ):
             _drop(el)
             continue
-        if el.tag == "header" and el.getparent() is not None and el.getparent().tag in ("body", "html"):
-            _drop(el)
-            continue
-        names = f"{el.get('class', '')} {el.get('id', '')}"
+        names = f"{el.get('class', '')} {el.get('id', '')} {el.get('itemprop', '')}"
         if (
             el.tag not in ("body", "html", "article", "main")
             and _UNLIKELY.search(names)
             and not _LIKELY.search(names)
+            and not _holds_main_text(el, page_prose)
         ):
             _drop(el)
     body = root.find("body")
@@ -115,8 +132,27 @@ def extract_main_html(html: str) -> str:
         body = root
     best = _best_candidate(body)
     chosen = best if best is not None and _text_len(best) >= 0.2 * max(1, _text_len(body)) else body
+    if not _text_len(chosen):
+        log.debug("main-content extraction left no text; keeping the whole page")
+        return html
     fragment: str = lxml.html.tostring(chosen, encoding="unicode")
     return fragment
+
+
+def _prose_len(el: Any) -> int:
+    """Characters of paragraph text (p, pre, blockquote) under `el`, nested blocks counted once.
+
+    Paragraphs inside list items do not count: lists of paragraphs are galleries, comments and link lists.
+    """
+    return sum(
+        _text_len(b) for b in el.iter(*_PROSE) if not any(a.tag in (*_PROSE, "li") for a in b.iterancestors())
+    )
+
+
+def _holds_main_text(el: Any, page_prose: int) -> bool:
+    """Whether `el` holds a big share of the page's paragraphs, mostly not links: the article, whatever its name."""
+    prose = _prose_len(el)
+    return prose >= 300 and prose >= MAIN_TEXT_SHARE * page_prose and _link_density(el) < 0.5
 
 
 def _drop(el: Any) -> None:
