@@ -183,9 +183,7 @@ def query(
     from ragcli.pipelines.stages import Stages
 
     with errors():
-        cfg = load(config, collection)
-        if model:
-            cfg.llm.model = model
+        cfg = load(config, collection, llm_model=model)
         stages = Stages.from_config(cfg)
         open_store(stages)  # a store held by another process is found before models load
         try:

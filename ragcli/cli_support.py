@@ -132,13 +132,18 @@ def check_question(question: str, stages: Any) -> None:
         )
 
 
-def load(config: str | None, collection: str | None = None) -> Any:
-    """The config from a file or preset, offline defaults set, with the --collection override."""
+def load(config: str | None, collection: str | None = None, llm_model: str | None = None) -> Any:
+    """The config from a file or preset, offline defaults set, with the --collection and --model overrides.
+
+    Overrides go through validation like the file's own keys, so a bad one is a config error, not a traceback.
+    """
     from ragcli.config import load_config
     from ragcli.resources import offline_env
 
     offline_env()
     overrides: dict[str, Any] = {"collection": collection} if collection else {}
+    if llm_model:
+        overrides["llm"] = {"model": llm_model}
     return load_config(config, overrides=overrides)
 
 

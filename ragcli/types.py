@@ -131,10 +131,16 @@ class Message:
 
 @dataclass(frozen=True)
 class Completion:
+    """A model's answer with its usage, who served it, and how many attempts it took."""
+
     text: str
     model: str
     usage: Usage
     latency_s: float = 0.0
+    provider: str = ""
+    """`openai`, `anthropic`, `local`, ... (shown in the ledger)."""
+    attempts: int = 1
+    """Tries it took, failed ones included (failed tries are logged, never billed)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,18 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class PackStats:
+    """What packing saw: the cost of sending every candidate whole, and how many sentences it kept."""
+
+    candidate_tokens: int = 0
+    """Tokens of all candidate hits, whole, with headers: what packing everything would have cost."""
+    sentences_total: int = 0
+    sentences_kept: int = 0
+    selection_used: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Context:
     """The evidence packed into a prompt, and what it costs."""
 
@@ -158,6 +176,7 @@ class Context:
     hits_used: int
     hits_dropped: int = 0
     truncated: bool = False
+    stats: PackStats = field(default_factory=PackStats)
 
 
 @dataclass(frozen=True)

@@ -39,15 +39,24 @@ CREATE TABLE IF NOT EXISTS calls (
     output_tokens INTEGER NOT NULL DEFAULT 0,
     usd REAL,
     latency_s REAL NOT NULL DEFAULT 0,
-    cached INTEGER NOT NULL DEFAULT 0
+    cached INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'ok',
+    tenant TEXT NOT NULL DEFAULT '',
+    hidden INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts);
 CREATE INDEX IF NOT EXISTS calls_query ON calls (query_id);
 """
 
 _COLUMNS = (
-    "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached"
+    "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached, "
+    "status, tenant, hidden"
 )
+_ADDED_COLUMNS = {  # columns added after the first release: created in older ledger files on open
+    "status": "TEXT NOT NULL DEFAULT 'ok'",
+    "tenant": "TEXT NOT NULL DEFAULT ''",
+    "hidden": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 def ledger_path(cfg: PipelineConfig) -> Path:
@@ -74,6 +83,11 @@ class LedgerRow:
     usd: float | None
     latency_s: float
     cached: bool = False
+    status: str = "ok"
+    """`ok` for a billed call; `refused` for a call a budget stopped before it ran (0 tokens, $0)."""
+    tenant: str = ""
+    hidden: bool = False
+    """A call the user did not ask for directly (a summariser, a verifier, a router): a hidden cost."""
 
     @classmethod
     def of(
@@ -85,6 +99,9 @@ class LedgerRow:
         query_id: str = "",
         provider: str = "",
         cached: bool = False,
+        status: str = "ok",
+        tenant: str = "",
+        hidden: bool = False,
     ) -> LedgerRow:
         """A row for a call that just finished, stamped now."""
         return cls(
@@ -99,6 +116,9 @@ class LedgerRow:
             usd=usage.usd,
             latency_s=float(latency_s),
             cached=cached,
+            status=status,
+            tenant=tenant,
+            hidden=hidden,
         )
 
 
@@ -176,6 +196,10 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(calls)")}
+            for name, decl in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
         except sqlite3.DatabaseError as exc:
             raise InputError(
                 f"cannot open the cost ledger at {self.path}: {exc}; "
@@ -196,9 +220,12 @@ class Ledger:
             row.usd,
             float(row.latency_s),
             int(row.cached),
+            row.status,
+            row.tenant,
+            int(row.hidden),
         )
         with self._lock:
-            self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", values)
+            self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
 
     def rows(
         self, since: str | date | datetime | None = None, query_id: str | None = None
@@ -221,6 +248,9 @@ class Ledger:
                 usd=r[8],
                 latency_s=r[9],
                 cached=bool(r[10]),
+                status=r[11],
+                tenant=r[12],
+                hidden=bool(r[13]),
             )
             for r in fetched
         ]
@@ -232,7 +262,7 @@ class Ledger:
         key = {"day": "substr(ts, 1, 10)", "model": "model", "stage": "stage"}[by]
         where, args = self._where(since, None)
         sql = (
-            f"SELECT {key} AS k, count(*), sum(input_tokens), sum(cached_tokens), sum(output_tokens), "
+            f"SELECT {key} AS k, sum(status = 'ok'), sum(input_tokens), sum(cached_tokens), sum(output_tokens), "
             "coalesce(sum(usd), 0), sum(usd IS NULL), sum(cached), sum(latency_s) "
             f"FROM calls{where} GROUP BY k ORDER BY k"
         )
@@ -257,6 +287,8 @@ class Ledger:
         """The summed usage of one query's calls (`usd=None` if any of them had an unknown price)."""
         total = Usage()
         for r in self.rows(query_id=query_id):
+            if r.status != "ok":  # a refused call was never made: nothing billed
+                continue
             total = total + Usage(r.input_tokens, r.cached_tokens, r.output_tokens, r.usd, 1)
         return total
 

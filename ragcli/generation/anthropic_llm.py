@@ -9,14 +9,13 @@ and `cached_tokens` holds the cache reads (cache writes are priced as plain inpu
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ragcli.cost.prices import PriceTable
 from ragcli.cost.tokens import counter_for
-from ragcli.errors import BackendError, BudgetExceeded, InputError
+from ragcli.errors import BackendError
 from ragcli.generation.llm_common import (
     chat_dicts,
     check_model_and_timeout,
@@ -24,6 +23,7 @@ from ragcli.generation.llm_common import (
     message_tokens,
 )
 from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries
+from ragcli.optional import api_key, require
 from ragcli.types import Completion, Message, Usage
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ class AnthropicLLM:
         temperature: float = 0.0,
         timeout_s: float = 60.0,
         max_retries: int = 3,
-        max_usd_per_call: float | None = None,
         base_url: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -55,14 +54,12 @@ class AnthropicLLM:
         self.temperature = temperature
         self.timeout_s = timeout_s
         self.base_url = base_url
-        self.max_usd_per_call = max_usd_per_call
         self.policy = RetryPolicy(max_retries=max_retries)
         self._sleep = sleep
         self._counter = counter_for(model)
         self._context_window = context_window or prices.context_window(model) or 200_000
         self._client: Any = None
         self._key = ""
-        self.attempts: list[Attempt] = []
 
     @property
     def model_name(self) -> str:
@@ -83,35 +80,12 @@ class AnthropicLLM:
         prompt = message_tokens(self.count_tokens, messages)
         return Usage(prompt, 0, max_tokens, self.prices.estimate_usd(self.model, prompt, max_tokens), 1)
 
-    def _check_budget(self, messages: Sequence[Message], max_tokens: int) -> None:
-        if self.max_usd_per_call is None:
-            return
-        est = self.estimate(messages, max_tokens)
-        if est.usd is None or est.usd > self.max_usd_per_call:
-            cost = (
-                "of unknown cost (add its price under cost.prices)"
-                if est.usd is None
-                else f"up to ${est.usd:.6f}"
-            )
-            raise BudgetExceeded(
-                f"this call to {self.model} could cost {cost}, over cost.max_usd_per_query "
-                f"${self.max_usd_per_call}; lower the context budget or prompt.max_output_tokens"
-            )
-
     def _get_client(self) -> Any:
         if self._client is None:
-            key = os.environ.get(self.api_key_env, "").strip()
-            if not key:
-                raise InputError(
-                    f"the environment variable {self.api_key_env} is not set; export it with your "
-                    "Anthropic API key (or set llm.api_key_env to the variable that holds it)"
-                )
-            try:
-                import anthropic
-            except ImportError as exc:
-                raise InputError(
-                    "the anthropic SDK is not installed; run `pip install 'ragcli[anthropic]'`"
-                ) from exc
+            key = api_key(self.api_key_env, what=f"{self.model} at Anthropic", config_key="llm.api_key_env")
+            anthropic = require(
+                "anthropic", extra="anthropic", purpose=f"llm type 'anthropic' ({self.model})"
+            )
             self._key = key
             self._client = anthropic.Anthropic(
                 api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
@@ -147,31 +121,36 @@ class AnthropicLLM:
         return self.prices.usage_for(self.model, total_in, int(getattr(u, "output_tokens", 0) or 0), read)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
-        self._check_budget(messages, max_tokens)
         client = self._get_client()
-        self.attempts = []
+        attempts: list[Attempt] = []
         t0 = time.perf_counter()
         resp = call_with_retries(
             lambda: client.messages.create(**self._request(messages, max_tokens)),
             self._classify,
             self.policy,
-            self.attempts,
+            attempts,
             what=self.model,
             sleep=self._sleep,
         )
         text = "".join(getattr(b, "text", "") for b in resp.content)
-        return Completion(text, self.model, self._usage(resp.usage), time.perf_counter() - t0)
+        return Completion(
+            text,
+            self.model,
+            self._usage(resp.usage),
+            time.perf_counter() - t0,
+            provider=self.provider,
+            attempts=len(attempts),
+        )
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
-        self._check_budget(messages, max_tokens)
         client = self._get_client()
-        self.attempts = []
+        attempts: list[Attempt] = []
         t0 = time.perf_counter()
         events = call_with_retries(
             lambda: client.messages.create(**self._request(messages, max_tokens), stream=True),
             self._classify,
             self.policy,
-            self.attempts,
+            attempts,
             what=self.model,
             sleep=self._sleep,
         )
@@ -195,4 +174,11 @@ class AnthropicLLM:
             raise BackendError(f"the stream from {self.model} broke off: {failure.error}") from exc
         usage = self._usage(start_usage) if start_usage is not None else Usage(usd=None, calls=1)
         usage = self.prices.usage_for(self.model, usage.input_tokens, output, usage.cached_tokens)
-        yield Completion("".join(pieces), self.model, usage, time.perf_counter() - t0)
+        yield Completion(
+            "".join(pieces),
+            self.model,
+            usage,
+            time.perf_counter() - t0,
+            provider=self.provider,
+            attempts=len(attempts),
+        )

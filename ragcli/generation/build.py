@@ -36,7 +36,6 @@ def _transformers_llm(c: LlamaCppLLMConfig | TransformersLLMConfig) -> LLM:
 def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
     """The configured LLM. Nothing here reaches the network; API clients connect on their first call."""
     c = cfg.llm
-    budget = cfg.cost.max_usd_per_query
     if isinstance(c, LlamaCppLLMConfig):
         if not llama_cpp_available():
             log.warning(
@@ -69,7 +68,6 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
             timeout_s=c.timeout_s,
             max_retries=c.max_retries,
             price_as=c.price_as,
-            max_usd_per_call=budget,
         )
     if isinstance(c, AnthropicLLMConfig):
         from ragcli.generation.anthropic_llm import AnthropicLLM
@@ -82,7 +80,6 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
             temperature=c.temperature,
             timeout_s=c.timeout_s,
             max_retries=c.max_retries,
-            max_usd_per_call=budget,
         )
     if isinstance(c, ScriptedLLMConfig):
         from ragcli.generation.scripted_llm import ScriptedLLM

@@ -158,6 +158,11 @@ class LlamaCppLLM:
             fix="lower packing.budget_tokens or prompt.max_output_tokens, or raise llm.context_window",
         )
 
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        """What a call can cost before it is made: a local model is free."""
+        prompt = sum(self.count_tokens(m.content) for m in messages)
+        return Usage(input_tokens=prompt, output_tokens=max_tokens, usd=0.0, calls=1)
+
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
         """Generate an answer. Raises `BudgetExceeded` before generating if the prompt cannot fit."""
         with self._lock:
@@ -182,7 +187,7 @@ class LlamaCppLLM:
             usd=0.0,
             calls=1,
         )
-        return Completion(text, self.model_name, usage, seconds)
+        return Completion(text, self.model_name, usage, seconds, provider="local")
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
         """Yield text pieces as they are generated, then the final `Completion` with real token counts."""
@@ -211,4 +216,4 @@ class LlamaCppLLM:
         text = "".join(pieces)
         # llama.cpp streams one piece per generated token (multi-byte characters may merge pieces)
         output = max(chunks, self.count_tokens(text)) if text else 0
-        yield Completion(text, self.model_name, Usage(prompt, 0, output, 0.0, 1), seconds)
+        yield Completion(text, self.model_name, Usage(prompt, 0, output, 0.0, 1), seconds, provider="local")

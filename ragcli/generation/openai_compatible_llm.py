@@ -1,23 +1,24 @@
 """Any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, Ollama, DeepSeek, Qwen, ...).
 
 Uses the official `openai` SDK with `base_url`, its own retries turned off: this adapter retries 429, 5xx,
-timeouts, dropped connections and malformed bodies with exponential backoff, honouring `Retry-After`, and keeps
-each attempt in `attempts` (one ledger row is written by the pipeline per *successful* call; failed attempts are
-not billed and are logged, not recorded). The key is read from the environment variable named in the config, at
+timeouts, dropped connections and malformed bodies with exponential backoff, honouring `Retry-After`, and reports
+the number of tries on the `Completion` (one ledger row is written by the pipeline per *successful* call; failed
+attempts are not billed and are logged, not recorded). A stream that ends with neither text nor usage is a
+malformed response: retried like other upstream faults, never billed as a success. Spending limits are the
+pipeline's (`QueryBudget`): `estimate` prices a call before it is made. The key is read from the environment variable named in the config, at
 the first call, and never appears in a log or an error.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ragcli.cost.prices import PriceTable
 from ragcli.cost.tokens import counter_for
-from ragcli.errors import BackendError, BudgetExceeded, InputError
+from ragcli.errors import BackendError
 from ragcli.generation.llm_common import (
     MESSAGE_OVERHEAD_TOKENS,
     MalformedResponse,
@@ -27,6 +28,7 @@ from ragcli.generation.llm_common import (
     message_tokens,
 )
 from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries
+from ragcli.optional import api_key, require
 from ragcli.types import Completion, Message, Usage
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,6 @@ class OpenAICompatibleLLM:
         timeout_s: float = 60.0,
         max_retries: int = 3,
         price_as: str | None = None,
-        max_usd_per_call: float | None = None,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -73,7 +74,6 @@ class OpenAICompatibleLLM:
         self.temperature = temperature
         self.timeout_s = timeout_s
         self.price_model = price_as or model
-        self.max_usd_per_call = max_usd_per_call
         self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self._sleep = sleep
         self._counter = counter_for(model)
@@ -87,8 +87,6 @@ class OpenAICompatibleLLM:
         self._context_window = window or DEFAULT_CONTEXT_WINDOW
         self._client: Any = None
         self._key: str | None = None
-        self.attempts: list[Attempt] = []
-        """The attempts of the last call: one per try, failed ones first."""
 
     # ------------------------------------------------------------------ the LLM protocol
 
@@ -114,9 +112,8 @@ class OpenAICompatibleLLM:
         return Usage(input_tokens=prompt, output_tokens=max_tokens, usd=usd, calls=1)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
-        self._check_budget(messages, max_tokens)
         client = self._get_client()
-        self.attempts = []
+        attempts: list[Attempt] = []
         t0 = time.perf_counter()
 
         def call() -> Any:
@@ -126,46 +123,56 @@ class OpenAICompatibleLLM:
             return resp
 
         resp = call_with_retries(
-            call, self._classify, self.policy, self.attempts, what=self._what(), sleep=self._sleep
+            call, self._classify, self.policy, attempts, what=self._what(), sleep=self._sleep
         )
         seconds = time.perf_counter() - t0
         text = resp.choices[0].message.content or ""
         usage = self._usage(getattr(resp, "usage", None), messages, text)
-        return Completion(text, self.model, usage, seconds)
+        return Completion(text, self.model, usage, seconds, provider=self.provider, attempts=len(attempts))
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
         """Yield text pieces, then the final `Completion` with the server's usage (`include_usage`).
 
-        Only opening the stream is retried: once text has been shown, a failure is reported, not repeated.
+        A try that fails before any text is shown (an error on opening, a stream that breaks off or ends empty)
+        is retried; once text has been shown, a failure is reported, not repeated.
         """
-        self._check_budget(messages, max_tokens)
         client = self._get_client()
-        self.attempts = []
+        attempts: list[Attempt] = []
         t0 = time.perf_counter()
         request = {
             **self._request(messages, max_tokens),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        stream = call_with_retries(
-            lambda: client.chat.completions.create(**request),
-            self._classify,
-            self.policy,
-            self.attempts,
-            what=self._what(),
-            sleep=self._sleep,
-        )
         pieces: list[str] = []
         raw_usage: Any = None
+
+        def first_piece() -> tuple[Any, str | None]:
+            """Open the stream and read up to its first text; an empty or broken stream raises (retried)."""
+            nonlocal raw_usage
+            stream = iter(client.chat.completions.create(**request))
+            for chunk in stream:
+                raw_usage = getattr(chunk, "usage", None) or raw_usage
+                delta = _delta_text(chunk)
+                if delta:
+                    return stream, delta
+            if raw_usage is None:
+                raise MalformedResponse("the stream ended with neither text nor usage")
+            return stream, None
+
+        stream, first = call_with_retries(
+            first_piece, self._classify, self.policy, attempts, what=self._what(), sleep=self._sleep
+        )
+        if first is not None:
+            pieces.append(first)
+            yield first
         try:
             for chunk in stream:
-                if getattr(chunk, "usage", None) is not None:
-                    raw_usage = chunk.usage
-                for choice in getattr(chunk, "choices", None) or []:
-                    delta = getattr(choice.delta, "content", None)
-                    if delta:
-                        pieces.append(delta)
-                        yield delta
+                raw_usage = getattr(chunk, "usage", None) or raw_usage
+                delta = _delta_text(chunk)
+                if delta:
+                    pieces.append(delta)
+                    yield delta
         except Exception as exc:
             failure = self._classify(exc)
             if failure is None:
@@ -174,7 +181,14 @@ class OpenAICompatibleLLM:
                 f"the stream from {self._what()} broke off: {failure.error}", status=failure.error.status
             ) from exc
         text = "".join(pieces)
-        yield Completion(text, self.model, self._usage(raw_usage, messages, text), time.perf_counter() - t0)
+        yield Completion(
+            text,
+            self.model,
+            self._usage(raw_usage, messages, text),
+            time.perf_counter() - t0,
+            provider=self.provider,
+            attempts=len(attempts),
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -189,40 +203,20 @@ class OpenAICompatibleLLM:
             "temperature": self.temperature,
         }
 
-    def _check_budget(self, messages: Sequence[Message], max_tokens: int) -> None:
-        if self.max_usd_per_call is None:
-            return
-        est = self.estimate(messages, max_tokens)
-        if est.usd is None:
-            raise BudgetExceeded(
-                f"cost.max_usd_per_query is ${self.max_usd_per_call} but the price of {self.price_model!r} is "
-                "unknown, so the budget cannot be checked; add it under cost.prices in the config"
-            )
-        if est.usd > self.max_usd_per_call:
-            raise BudgetExceeded(
-                f"this call could cost up to ${est.usd:.6f} ({est.input_tokens} prompt tokens + {max_tokens} "
-                f"output tokens of {self.price_model}), over cost.max_usd_per_query ${self.max_usd_per_call}; "
-                "lower --budget-tokens or prompt.max_output_tokens, or raise the budget"
-            )
-
     def _get_client(self) -> Any:
         if self._client is not None:
             return self._client
+        where = self.base_url or "api.openai.com"
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env, "").strip()
-            if not key:
-                raise InputError(
-                    f"the environment variable {self.api_key_env} is not set; export it with your API key for "
-                    f"{self.base_url or 'api.openai.com'} (or set llm.api_key_env to the variable that holds it, "
-                    "or to null for a server that needs no key)"
-                )
+            key = api_key(
+                self.api_key_env,
+                what=f"{self.model} at {where}",
+                config_key="llm.api_key_env (null for a server that needs no key)",
+            )
         else:
             key = "no-key"  # the SDK insists on a value; keyless servers ignore it
         self._key = key
-        try:
-            import openai
-        except ImportError as exc:
-            raise InputError("the openai SDK is not installed; run `pip install 'ragcli[openai]'`") from exc
+        openai = require("openai", extra="openai", purpose=f"llm type 'openai' ({self.model})")
         self._client = openai.OpenAI(
             api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
         )
@@ -251,3 +245,8 @@ class OpenAICompatibleLLM:
         return self.prices.usage_for(
             self.price_model, int(raw.prompt_tokens), int(raw.completion_tokens or 0), cached_tokens=cached
         )
+
+
+def _delta_text(chunk: Any) -> str:
+    """The text a stream chunk adds (empty for usage-only and role-only chunks)."""
+    return "".join(getattr(c.delta, "content", None) or "" for c in getattr(chunk, "choices", None) or [])

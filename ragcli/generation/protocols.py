@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from ragcli.generation.compression_types import Compressed, CompressionTarget
-from ragcli.types import Completion, Context, Hit, Message
+from ragcli.types import Completion, Context, Hit, Message, Usage
 
 
 class LLM(Protocol):
@@ -24,6 +24,13 @@ class LLM(Protocol):
 
     @property
     def token_count_is_estimate(self) -> bool: ...
+
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        """The most a call can cost, before it is made (every prompt token uncached, every output token used).
+
+        `usd=None` when the model's price is unknown; the query's budget then refuses the call if a limit is set.
+        """
+        ...
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion: ...
 

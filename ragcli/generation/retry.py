@@ -1,7 +1,7 @@
 """Retries with exponential backoff for API providers, honouring `Retry-After`; every attempt is logged.
 
 The SDKs' own retries are turned off (`max_retries=0`) so that each attempt is visible here: in the log, and in
-the adapter's `attempts` list. Only a failed attempt is retried; failed attempts are not billed and are not ledger
+the `attempts` list the caller passes (its length goes on the `Completion`). Only a failed attempt is retried; failed attempts are not billed and are not ledger
 rows (see `ragcli.cost.ledger`).
 """
 

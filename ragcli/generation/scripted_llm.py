@@ -56,17 +56,22 @@ class ScriptedLLM:
         prompt = sum(self.count_tokens(m.content) for m in messages)
         return reply, Usage(input_tokens=prompt, output_tokens=self.count_tokens(reply), usd=0.0, calls=1)
 
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        """What a call can cost before it is made: a local model is free."""
+        prompt = sum(self.count_tokens(m.content) for m in messages)
+        return Usage(input_tokens=prompt, output_tokens=max_tokens, usd=0.0, calls=1)
+
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
         t0 = time.perf_counter()
         reply, usage = self._next(messages, max_tokens)
-        return Completion(reply, self._model_name, usage, time.perf_counter() - t0)
+        return Completion(reply, self._model_name, usage, time.perf_counter() - t0, provider="local")
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
         t0 = time.perf_counter()
         reply, usage = self._next(messages, max_tokens)
         for i, word in enumerate(reply.split(" ")):
             yield word if i == 0 else " " + word
-        yield Completion(reply, self._model_name, usage, time.perf_counter() - t0)
+        yield Completion(reply, self._model_name, usage, time.perf_counter() - t0, provider="local")
 
     @property
     def last_prompt(self) -> list[Message]:

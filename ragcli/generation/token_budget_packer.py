@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +31,7 @@ from ragcli.generation.sentence_selector import (
     split_sentences,
     terms,
 )
-from ragcli.types import Chunk, Citation, Context, Hit
+from ragcli.types import Chunk, Citation, Context, Hit, PackStats
 
 Order = Literal["relevance", "edges"]
 Fill = Literal["density", "rank"]
@@ -93,20 +93,6 @@ def header(number: int, chunk: Chunk) -> str:
     return " | ".join(parts)
 
 
-@dataclass
-class PackStats:
-    """What the last `pack` did (for traces and benchmarks)."""
-
-    seconds: float = 0.0
-    candidate_tokens: int = 0
-    """Tokens of all candidate hits, whole, with headers: what packing everything would have cost."""
-    tokens: int = 0
-    sentences_total: int = 0
-    sentences_kept: int = 0
-    selection_used: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
-
-
 class TokenBudgetPacker:
     """Packs hits into a token budget by relevance per token, with optional query-aware sentence selection."""
 
@@ -140,25 +126,21 @@ class TokenBudgetPacker:
         self.min_trim_tokens = max(1, min_trim_tokens)
         self.selector = selector or LexicalSentenceSelector()
         self.expand_query = expand_query
-        self.last_stats = PackStats()
-        self._sep = 0
+        self._sep_tokens: int | None = None
 
     # ------------------------------------------------------------------ public
 
     def pack(self, question: str, hits: Sequence[Hit], budget: int) -> Context:
         """Fit the hits into `budget` tokens; return the numbered text and its citations."""
         t0 = time.perf_counter()
-        self.last_stats = stats = PackStats()
         blocks = self._blocks(hits)
-        stats.sentences_total = sum(len(b.sentences) for b in blocks)
-        self._sep = self.count(BLOCK_SEP)
         costs = {id(b): self._cost(b, b.rank + 1) for b in blocks}
-        stats.candidate_tokens = sum(costs.values())
         chosen: list[_Block] = []
+        selection_used = False
         if budget > 0 and blocks:
             if self.select_sentences:
                 selected = self._select(question, blocks, budget)
-                stats.selection_used = selected is not None
+                selection_used = selected is not None
                 chosen = selected if selected is not None else self._fill_chunks(blocks, budget, costs)
             else:
                 chosen = self._fill_chunks(blocks, budget, costs)
@@ -169,9 +151,13 @@ class TokenBudgetPacker:
             self._shrink(ordered)
             text, citations = self._render(ordered)
             tokens = self.count(text) if text else 0
-        stats.tokens = tokens
-        stats.sentences_kept = sum(len(b.sentences) if b.keep is None else len(b.keep) for b in ordered)
-        stats.seconds = time.perf_counter() - t0
+        stats = PackStats(
+            candidate_tokens=sum(costs.values()),
+            sentences_total=sum(len(b.sentences) for b in blocks),
+            sentences_kept=sum(len(b.sentences) if b.keep is None else len(b.keep) for b in ordered),
+            selection_used=selection_used,
+            seconds=time.perf_counter() - t0,
+        )
         return Context(
             text=text,
             citations=citations,
@@ -179,7 +165,15 @@ class TokenBudgetPacker:
             hits_used=len(ordered),
             hits_dropped=len(hits) - len(ordered),
             truncated=any(b.trimmed for b in ordered),
+            stats=stats,
         )
+
+    @property
+    def _sep(self) -> int:
+        """Tokens of the separator between blocks: fixed for a tokenizer, counted once."""
+        if self._sep_tokens is None:
+            self._sep_tokens = self.count(BLOCK_SEP)
+        return self._sep_tokens
 
     # ------------------------------------------------------------------ steps
 

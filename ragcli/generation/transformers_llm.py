@@ -152,6 +152,11 @@ class TransformersLLM:
             kw.update(do_sample=False)
         return kw
 
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        """What a call can cost before it is made: a local model is free."""
+        prompt = sum(self.count_tokens(m.content) for m in messages)
+        return Usage(input_tokens=prompt, output_tokens=max_tokens, usd=0.0, calls=1)
+
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
         import torch
 
@@ -168,7 +173,7 @@ class TransformersLLM:
             seconds = time.perf_counter() - t0
         new = out[0][n:]
         text = tok.decode(new, skip_special_tokens=True)
-        return Completion(text, self.model_name, Usage(n, 0, len(new), 0.0, 1), seconds)
+        return Completion(text, self.model_name, Usage(n, 0, len(new), 0.0, 1), seconds, provider="local")
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int) -> Iterator[str | Completion]:
         from transformers import TextIteratorStreamer
@@ -201,4 +206,4 @@ class TransformersLLM:
             seconds = time.perf_counter() - t0
         text = "".join(pieces)
         output = len(tok.encode(text, add_special_tokens=False)) if text else 0
-        yield Completion(text, self.model_name, Usage(n, 0, output, 0.0, 1), seconds)
+        yield Completion(text, self.model_name, Usage(n, 0, output, 0.0, 1), seconds, provider="local")

@@ -11,6 +11,7 @@ import numpy as np
 
 from ragcli.errors import BackendError, ConfigError, ResourceMissing
 from ragcli.ingest.protocols import Embeddings
+from ragcli.optional import api_key
 from ragcli.types import Usage, Vectors
 
 if TYPE_CHECKING:
@@ -104,9 +105,8 @@ class OpenAIEmbedder:
                 ) from exc
             key = os.environ.get(self._api_key_env)
             if not key and self._base_url is None:
-                raise ConfigError(
-                    f"environment variable {self._api_key_env} is not set; export your API key there "
-                    "or set embedder.api_key_env to the variable that holds it"
+                key = api_key(
+                    self._api_key_env, what=f"embeddings {self.model_name}", config_key="embedder.api_key_env"
                 )
             self._client = OpenAI(api_key=key or "none", base_url=self._base_url)
         return self._client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -56,7 +57,10 @@ class SentenceTransformerEmbedder:
         model: `all-MiniLM-L6-v2` (the packaged model), a local folder, or a hub id (needs `HF_HUB_OFFLINE=0`).
         batch_size: Texts per forward pass.
         device: `cpu`, `cuda`, `mps`.
-        backend: sentence-transformers backend: `torch`, `onnx` or `openvino` (the last two need optimum).
+        backend: `torch` (sentence-transformers), `onnx` (ragcli's ONNX Runtime encoder: the model exported once,
+            no torch at run time, the same vectors: cosine 0.99999 to torch), `auto` (`onnx` on a CPU when
+            onnxruntime is installed and the model has mean or CLS pooling, else `torch`), or `openvino`
+            (sentence-transformers' own, needs optimum).
     """
 
     def __init__(
@@ -65,12 +69,12 @@ class SentenceTransformerEmbedder:
         *,
         batch_size: int = 32,
         device: str = "cpu",
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise InputError(f"embedder batch_size must be at least 1, got {batch_size}")
-        if backend not in ("torch", "onnx", "openvino"):
-            raise InputError(f"embedder backend {backend!r} is not one of torch, onnx, openvino")
+        if backend not in ("torch", "onnx", "openvino", "auto"):
+            raise InputError(f"embedder backend {backend!r} is not one of torch, onnx, openvino, auto")
         self._name = model
         self._path = resolve_embedding_model(model)
         self._batch_size = batch_size
@@ -136,7 +140,41 @@ class SentenceTransformerEmbedder:
 
     # -- the model
 
+    def _onnx_usable(self) -> bool:
+        """Whether `auto` picks ONNX Runtime: a CPU run, onnxruntime installed, a local folder it can read."""
+        if self._device != "cpu" or self._folder is None or importlib.util.find_spec("onnxruntime") is None:
+            return False
+        pooling = self._read_json("1_Pooling/config.json") or {}
+        plain = not any(self._folder.glob("*_Dense"))
+        return (
+            (self._folder / "tokenizer.json").is_file()
+            and plain
+            and bool(pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode_cls_token"))
+        )
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs (what `auto` resolved to)."""
+        if self._backend == "auto":
+            return "onnx" if self._onnx_usable() else "torch"
+        return self._backend
+
     def _load(self) -> Any:
+        if self._model is None and self.backend == "onnx" and self._folder is not None:
+            from ragcli.ingest.onnx_encoder import OnnxEncoder
+
+            t0 = time.perf_counter()
+            try:
+                self._model = OnnxEncoder(self._folder, max_tokens=self.max_tokens)
+                log.info(
+                    "loaded embedding model %s (ONNX Runtime) in %.1fs", self._name, time.perf_counter() - t0
+                )
+                return self._model
+            except (ResourceMissing, BackendError) as exc:
+                if self._backend == "onnx":
+                    raise
+                log.warning("ONNX Runtime cannot run %s (%s); using torch", self._name, exc)
+                self._backend = "torch"
         if self._model is None:
             offline_env()
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -151,7 +189,8 @@ class SentenceTransformerEmbedder:
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars on stderr are noise for a CLI
-                self._model = SentenceTransformer(self._path, device=self._device, backend=self._backend)  # type: ignore[arg-type]
+                backend = "torch" if self.backend == "onnx" else self.backend  # a hub id under onnx: torch
+                self._model = SentenceTransformer(self._path, device=self._device, backend=backend)  # type: ignore[arg-type]
             except Exception as exc:
                 raise BackendError(
                     f"could not load embedding model {self._name!r} from {self._path}: {exc}"
@@ -168,17 +207,23 @@ class SentenceTransformerEmbedder:
         # Sorting by length keeps padding small inside each batch: the forward pass costs the longest member.
         order = sorted(range(len(texts)), key=lambda i: counts[i])
         model = self._load()
+        from ragcli.ingest.onnx_encoder import OnnxEncoder  # light: numpy only until an encoder is built
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
             try:
-                vecs = model.encode(
-                    [texts[i] for i in idx],
-                    batch_size=len(idx),
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                )
+                batch = [texts[i] for i in idx]
+                if isinstance(model, OnnxEncoder):
+                    vecs = model.encode(batch)
+                else:
+                    vecs = model.encode(
+                        batch,
+                        batch_size=len(idx),
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                        show_progress_bar=False,
+                    )
             except Exception as exc:
                 raise BackendError(f"embedding with {self._name!r} failed: {exc}") from exc
             out[idx] = np.asarray(vecs, dtype=np.float32)

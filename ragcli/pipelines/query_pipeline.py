@@ -1,4 +1,14 @@
-"""The query pipeline: question -> search -> rerank -> pack -> LLM -> cited answer, with a trace and ledger rows."""
+"""The query pipeline: question -> search -> rerank -> pack -> LLM -> cited answer, as steps that return data.
+
+    retrieve(question, stages, opts, rec) -> Retrieved      search the store, rerank
+    prepare(question, retrieved, stages, opts, rec) -> Prepared   pack into the budget, build the messages
+    generate(prepared, stages, opts, rec) -> Completion     call the LLM (streamed or not)
+
+`answer()` composes them. Every step runs its model calls inside `rec.stage(...)` (see `recorder.py`), which
+writes the trace entry and the ledger row together and draws paid calls from the query's one `QueryBudget`.
+A new lever (cache lookup, routing, a cascade, compression, a history summary) is one more step here and one
+line in `answer()`. Steps keep no state: one `Stages` serves concurrent queries.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragcli.cost.ledger import LedgerRow
+from ragcli.config import OpenAIEmbedderConfig
+from ragcli.cost.budget import QueryBudget, shared_limits
 from ragcli.errors import BackendError, BudgetExceeded, InputError, ResourceMissing
 from ragcli.generation.prompts import build_messages, count_parts
+from ragcli.generation.protocols import LLM
+from ragcli.pipelines.recorder import Recorder
 from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.filter_parser import parse_where
 from ragcli.retrieval.filters import Filter, all_of
@@ -19,6 +32,8 @@ from ragcli.retrieval.protocols import SearchRequest
 from ragcli.types import Answer, Completion, Context, Hit, Message, StageTrace, Usage
 
 log = logging.getLogger(__name__)
+
+NO_SOURCES_ANSWER = "No sources match this question, so there is nothing to answer from."
 
 
 @dataclass
@@ -33,7 +48,28 @@ class QueryOptions:
     no_answer: bool = False
     on_token: Callable[[str], None] | None = None
     """Called with each piece of text as the model streams it."""
+    tenant: str = ""
+    """Who the query is for: its ledger rows carry it, and `cost.budgets.per_tenant_day_usd` applies to it."""
     extra_trace: list[StageTrace] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """What retrieval found: the hits for packing (ranked), the filter it applied, and what it had to skip."""
+
+    hits: list[Hit]
+    filter: Filter | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The prompt that will be sent: messages, the packed context, the budget it was packed to, tokens per part."""
+
+    messages: list[Message]
+    context: Context
+    budget_tokens: int
+    parts: dict[str, int]
 
 
 def _query_filter(stages: Stages, where: str | Mapping[str, Any] | Filter | None) -> Filter | None:
@@ -44,17 +80,22 @@ def _query_filter(stages: Stages, where: str | Mapping[str, Any] | Filter | None
     )
 
 
-def retrieve(
-    stages: Stages, question: str, opts: QueryOptions, qid: str, trace: list[StageTrace], warnings: list[str]
-) -> list[Hit]:
-    """Search the store (dense, sparse or hybrid) and rerank; append each stage's trace."""
+def _embed_estimate(stages: Stages, question: str) -> Usage | None:
+    """The most embedding the question can cost; `None` for a local embedder (free, nothing to reserve)."""
+    c = stages.config.embedder
+    if not isinstance(c, OpenAIEmbedderConfig):
+        return None
+    tokens = len(question.encode("utf-8")) // 2 + 8  # a safe over-estimate: a token holds >= 2 bytes of text
+    return Usage(input_tokens=tokens, usd=stages.prices.estimate_usd(c.model, tokens, 0), calls=1)
+
+
+def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -> Retrieved:
+    """Search the store (dense, sparse or hybrid) and rerank."""
     cfg = stages.config
-    t0 = time.perf_counter()
-    emb = stages.embedder.embed_query(question)
-    trace.append(
-        StageTrace("embed_query", time.perf_counter() - t0, emb.usage, {"model": stages.embedder.model_name})
-    )
-    stages.ledger.record(LedgerRow.of("embed", stages.embedder.model_name, emb.usage, trace[-1].seconds, qid))
+    embedder = stages.embedder
+    with rec.stage("embed_query", embedder.model_name, estimate=_embed_estimate(stages, question)) as s:
+        emb = embedder.embed_query(question)
+        s.usage = emb.usage
 
     t0 = time.perf_counter()
     sparse = None
@@ -66,12 +107,13 @@ def retrieve(
                 "set ingest.sparse: true and re-ingest"
             )
         sparse = encoder.encode_query(question)
+    query_filter = _query_filter(stages, opts.where)
     request = SearchRequest(
         dense=emb.vectors[0].tolist(),
         sparse=sparse,
         mode=cfg.retrieval.mode,
         limit=cfg.retrieval.candidates,
-        filter=_query_filter(stages, opts.where),
+        filter=query_filter,
         prefetch_limit=cfg.retrieval.prefetch,
         rrf_k=cfg.retrieval.rrf_k,
     )
@@ -81,41 +123,29 @@ def retrieve(
             f"collection {cfg.collection!r} is empty or does not exist; "
             "run `ragcli ingest PATH...` first (or pick another with --collection)"
         )
-    trace.append(
-        StageTrace("search", time.perf_counter() - t0, detail={"mode": cfg.retrieval.mode, "hits": len(hits)})
-    )
+    rec.note("search", time.perf_counter() - t0, mode=cfg.retrieval.mode, hits=len(hits))
 
+    top_k = opts.top_k or cfg.retrieval.top_k
     reranker = stages.reranker
-    if reranker is not None and hits:
-        t0 = time.perf_counter()
-        try:
+    if reranker is None or not hits:
+        return Retrieved(hits[:top_k], query_filter)
+    t0 = time.perf_counter()
+    try:
+        with rec.stage("rerank", reranker.model_name) as s:
             result = reranker.rerank(question, hits)
-        except (ResourceMissing, BackendError) as exc:
-            # Degrade to search order, but never silently: the trace, the log and the answer say so.
-            reason = f"reranker {reranker.model_name!r} could not run, hits kept in search order: {exc}"
-            log.warning("%s", reason)
-            warnings.append(reason)
-            trace.append(
-                StageTrace("rerank", time.perf_counter() - t0, detail={"skipped": True, "reason": reason})
+            s.usage = result.usage
+            s.detail.update(
+                kept=len(result.hits),
+                below_cutoff=result.dropped_below_cutoff,
+                duplicates=result.dropped_duplicates,
             )
-            return hits[: opts.top_k or cfg.retrieval.top_k]
-        seconds = time.perf_counter() - t0
-        trace.append(
-            StageTrace(
-                "rerank",
-                seconds,
-                result.usage,
-                {
-                    "model": reranker.model_name,
-                    "kept": len(result.hits),
-                    "below_cutoff": result.dropped_below_cutoff,
-                    "duplicates": result.dropped_duplicates,
-                },
-            )
-        )
-        stages.ledger.record(LedgerRow.of("rerank", reranker.model_name, result.usage, seconds, qid))
-        return result.hits
-    return hits[: opts.top_k or cfg.retrieval.top_k]
+    except (ResourceMissing, BackendError) as exc:
+        # Degrade to search order, but never silently: the trace, the log and the answer say so.
+        reason = f"reranker {reranker.model_name!r} could not run, hits kept in search order: {exc}"
+        log.warning("%s", reason)
+        rec.note("rerank", time.perf_counter() - t0, skipped=True, reason=reason)
+        return Retrieved(hits[:top_k], query_filter, (reason,))
+    return Retrieved(result.hits, query_filter)
 
 
 def context_budget(stages: Stages, question: str, history: Sequence[Message], cap: int | None) -> int:
@@ -136,97 +166,129 @@ def context_budget(stages: Stages, question: str, history: Sequence[Message], ca
     return budget
 
 
+def prepare(
+    question: str, retrieved: Retrieved, stages: Stages, opts: QueryOptions, rec: Recorder
+) -> Prepared:
+    """Pack the hits into the token budget and build the messages, counting tokens per prompt part."""
+    cfg = stages.config
+    llm = stages.llm
+    t0 = time.perf_counter()
+    budget = context_budget(stages, question, opts.history, opts.budget_tokens)
+    context = stages.packer.pack(question, retrieved.hits, budget)
+    st = context.stats
+    rec.note(
+        "pack",
+        time.perf_counter() - t0,
+        budget=budget,
+        tokens=context.tokens,
+        hits_used=context.hits_used,
+        hits_dropped=context.hits_dropped,
+        truncated=context.truncated,
+        candidate_tokens=st.candidate_tokens,
+        sentences_kept=st.sentences_kept,
+        sentences_total=st.sentences_total,
+        selection_used=st.selection_used,
+    )
+    messages = build_messages(cfg.prompt.system, context.text, question, opts.history)
+    parts = count_parts(llm.count_tokens, cfg.prompt.system, context.text, question, opts.history)
+    return Prepared(messages, context, budget, parts)
+
+
+def generate(
+    prepared: Prepared, stages: Stages, opts: QueryOptions, rec: Recorder, llm: LLM | None = None
+) -> Completion:
+    """Call the LLM (`stages.llm` unless another tier is given) with the prepared messages, within the budget."""
+    llm = llm or stages.llm
+    max_tokens = stages.config.prompt.max_output_tokens
+    estimate = llm.estimate(prepared.messages, max_tokens)
+    with rec.stage("llm", llm.model_name, estimate=estimate) as s:
+        completion = _call_llm(llm, prepared.messages, max_tokens, opts.on_token)
+        s.usage = completion.usage
+        s.model = completion.model
+        s.provider = completion.provider
+        s.detail["attempts"] = completion.attempts
+    return completion
+
+
+def _call_llm(
+    llm: LLM, messages: list[Message], max_tokens: int, on_token: Callable[[str], None] | None
+) -> Completion:
+    if on_token is None:
+        return llm.complete(messages, max_tokens=max_tokens)
+    final: Completion | None = None
+    for piece in llm.stream(messages, max_tokens=max_tokens):
+        if isinstance(piece, Completion):
+            final = piece
+        else:
+            on_token(piece)
+    if final is None:  # an adapter bug, not a user error
+        raise BackendError(f"{llm.model_name}'s stream ended without a final completion")
+    return final
+
+
+def new_recorder(stages: Stages, opts: QueryOptions) -> Recorder:
+    """A recorder for one query: a fresh id, the query's budget (per query, per day, per tenant)."""
+    cost = stages.config.cost
+    limits = shared_limits(cost, opts.tenant)
+    per_query = (
+        cost.budgets.per_query_usd if cost.budgets.per_query_usd is not None else cost.max_usd_per_query
+    )
+    budget = QueryBudget(per_query, stages.budget_store if limits else None, limits)
+    return Recorder(
+        stages.ledger, uuid.uuid4().hex[:12], budget, tenant=opts.tenant, trace=list(opts.extra_trace)
+    )
+
+
 def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> Answer:
     """Answer a question over the store with numbered citations, its cost and a per-stage trace."""
     opts = opts or QueryOptions()
     question = question.strip()
     if not question:
         raise InputError('the question is empty; pass the question text, e.g. ragcli query "What is X?"')
-    qid = uuid.uuid4().hex[:12]
-    trace: list[StageTrace] = list(opts.extra_trace)
-    cfg = stages.config
-
-    warnings: list[str] = []
-    hits = retrieve(stages, question, opts, qid, trace, warnings)
-
-    t0 = time.perf_counter()
-    budget = context_budget(stages, question, opts.history, opts.budget_tokens)
-    context: Context = stages.packer.pack(question, hits, budget)
-    trace.append(
-        StageTrace(
-            "pack",
-            time.perf_counter() - t0,
-            detail={
-                "budget": budget,
-                "tokens": context.tokens,
-                "hits_used": context.hits_used,
-                "hits_dropped": context.hits_dropped,
-                "truncated": context.truncated,
-                **_pack_stats(stages.packer),
-            },
-        )
-    )
-
-    llm = stages.llm
-    messages = build_messages(cfg.prompt.system, context.text, question, opts.history)
-    parts = count_parts(llm.count_tokens, cfg.prompt.system, context.text, question, opts.history)
-    result = Answer(
-        question=question,
-        text="",
-        citations=context.citations,
-        model=llm.model_name,
-        usage=Usage(),
-        trace=trace,
-        prompt=messages,
-        prompt_tokens=parts,
-        token_count_estimated=llm.token_count_is_estimate,
-        query_id=qid,
-        warnings=warnings,
-    )
+    rec = new_recorder(stages, opts)
+    retrieved = retrieve(question, stages, opts, rec)
+    prepared = prepare(question, retrieved, stages, opts, rec)
+    result = _answer_of(question, prepared, retrieved, stages.llm, rec)
     if opts.no_answer:
-        result.usage = sum((t.usage for t in trace), Usage())
-        return result
-
-    t0 = time.perf_counter()
-    completion = _call_llm(stages, messages, opts)
-    seconds = time.perf_counter() - t0
-    attempts = len(getattr(llm, "attempts", ())) or 1
-    trace.append(
-        StageTrace("llm", seconds, completion.usage, {"model": completion.model, "attempts": attempts})
-    )
-    provider = str(getattr(llm, "provider", ""))
-    stages.ledger.record(
-        LedgerRow.of("llm", completion.model, completion.usage, seconds, qid, provider=provider)
-    )
+        return _finish(result, rec)
+    if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
+        return _no_sources(result, retrieved, rec)
+    completion = generate(prepared, stages, opts, rec)
     result.text = completion.text.strip()
     result.model = completion.model
-    result.usage = sum((t.usage for t in trace), Usage())
+    return _finish(result, rec)
+
+
+def _answer_of(question: str, prepared: Prepared, retrieved: Retrieved, llm: LLM, rec: Recorder) -> Answer:
+    return Answer(
+        question=question,
+        text="",
+        citations=prepared.context.citations,
+        model=llm.model_name,
+        usage=Usage(),
+        trace=rec.trace,
+        prompt=prepared.messages,
+        prompt_tokens=prepared.parts,
+        token_count_estimated=llm.token_count_is_estimate,
+        query_id=rec.query_id,
+        warnings=list(retrieved.warnings),
+    )
+
+
+def _no_sources(result: Answer, retrieved: Retrieved, rec: Recorder) -> Answer:
+    """No source survived search, filters and cut-offs: say so instead of paying a model to invent an answer."""
+    why = (
+        "the filter matched no chunk"
+        if retrieved.filter is not None and not retrieved.hits
+        else "no chunk was found or kept above the cut-offs"
+    )
+    reason = f"{why}; the LLM was not called (prompt.no_sources: refuse). Widen the filter or rephrase."
+    rec.note("llm", skipped=True, reason=reason)
+    result.text = NO_SOURCES_ANSWER
+    result.warnings.append(reason)
+    return _finish(result, rec)
+
+
+def _finish(result: Answer, rec: Recorder) -> Answer:
+    result.usage = rec.usage
     return result
-
-
-def _pack_stats(packer: object) -> dict[str, int | bool]:
-    """What a packer that keeps stats (`TokenBudgetPacker`) saw: tokens before packing, sentences kept."""
-    stats = getattr(packer, "last_stats", None)
-    if stats is None:
-        return {}
-    return {
-        "candidate_tokens": stats.candidate_tokens,
-        "sentences_kept": stats.sentences_kept,
-        "sentences_total": stats.sentences_total,
-        "selection_used": stats.selection_used,
-    }
-
-
-def _call_llm(stages: Stages, messages: list[Message], opts: QueryOptions) -> Completion:
-    max_tokens = stages.config.prompt.max_output_tokens
-    if opts.on_token is None:
-        return stages.llm.complete(messages, max_tokens=max_tokens)
-    final: Completion | None = None
-    for piece in stages.llm.stream(messages, max_tokens=max_tokens):
-        if isinstance(piece, Completion):
-            final = piece
-        else:
-            opts.on_token(piece)
-    if final is None:  # a provider bug, not a user error
-        raise RuntimeError(f"{stages.llm.model_name} stream ended without a final completion")
-    return final

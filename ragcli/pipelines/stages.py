@@ -1,15 +1,16 @@
 """The stage objects of one pipeline, built from a config on first use.
 
 `Stages` is what the pipelines take. Build it from YAML with `Stages.from_config(load_config("local"))`, or hand
-it stage objects directly (a library user's own embedder, a fake LLM in a test): any stage given is used as is.
+it stage objects directly by keyword (a library user's own embedder, a fake LLM in a test): any stage given is used
+as is, and a misspelled stage name is an error. A `Stages` keeps no per-query state: one serves concurrent queries.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragcli.config import PipelineConfig
 from ragcli.retrieval.filters import Filter
@@ -17,6 +18,7 @@ from ragcli.retrieval.filters import Filter
 if TYPE_CHECKING:
     from ragcli.cost.ledger import Ledger
     from ragcli.cost.prices import PriceTable
+    from ragcli.cost.protocols import BudgetStore
     from ragcli.generation.protocols import LLM, Packer
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
@@ -27,14 +29,27 @@ class Stages:
     """Lazily built stages. Heavy models load only when a pipeline first touches them."""
 
     config: PipelineConfig = field(default_factory=PipelineConfig)
-    overrides: dict[str, object] = field(default_factory=dict)
+    given_parser: Parser | None = None
+    given_embedder: Embedder | None = None
+    given_chunker: Chunker | None = None
+    given_store: VectorStore | None = None
+    given_sparse_encoder: SparseEncoder | None = None
+    given_reranker: Reranker | None = None
+    given_tenant_filter: Filter | None = None
+    given_llm: LLM | None = None
+    given_packer: Packer | None = None
+    given_prices: PriceTable | None = None
+    given_ledger: Ledger | None = None
+    given_budget_store: BudgetStore | None = None
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, **stages: object) -> Stages:
-        return cls(config=config, overrides=dict(stages))
-
-    def _given(self, name: str) -> object | None:
-        return self.overrides.get(name)
+    def from_config(cls, config: PipelineConfig, **stages: Any) -> Stages:
+        """Stages for a config; keyword arguments (`llm=`, `embedder=`, ...) replace the configured stage."""
+        known = sorted(f.name.removeprefix("given_") for f in fields(cls) if f.name.startswith("given_"))
+        unknown = sorted(set(stages) - set(known))
+        if unknown:
+            raise TypeError(f"unknown stage(s) {', '.join(unknown)}; stages are: {', '.join(known)}")
+        return cls(config=config, **{f"given_{k}": v for k, v in stages.items()})
 
     @property
     def home(self) -> Path:
@@ -44,47 +59,51 @@ class Stages:
     def parser(self) -> Parser:
         from ragcli.ingest.build import build_parser
 
-        return self._given("parser") or build_parser(self.config)  # type: ignore[return-value]
+        given = self.given_parser
+        return given if given is not None else build_parser(self.config)
 
     @cached_property
     def embedder(self) -> Embedder:
         from ragcli.ingest.build import build_embedder
 
-        return self._given("embedder") or build_embedder(self.config.embedder)  # type: ignore[return-value]
+        given = self.given_embedder
+        return given if given is not None else build_embedder(self.config.embedder)
 
     @cached_property
     def chunker(self) -> Chunker:
         from ragcli.ingest.build import build_chunker
 
-        return self._given("chunker") or build_chunker(self.config, self.embedder)  # type: ignore[return-value]
+        given = self.given_chunker
+        return given if given is not None else build_chunker(self.config, self.embedder)
 
     @cached_property
     def store(self) -> VectorStore:
         from ragcli.retrieval.build import build_store
 
-        return self._given("store") or build_store(self.config)  # type: ignore[return-value]
+        given = self.given_store
+        return given if given is not None else build_store(self.config)
 
     @cached_property
     def sparse_encoder(self) -> SparseEncoder | None:
         from ragcli.retrieval.build import build_sparse_encoder
 
-        given = self._given("sparse_encoder")
-        return given or build_sparse_encoder(self.config)  # type: ignore[return-value]
+        given = self.given_sparse_encoder
+        return given if given is not None else build_sparse_encoder(self.config)
 
     @cached_property
     def reranker(self) -> Reranker | None:
         from ragcli.retrieval.build import build_reranker
 
-        given = self._given("reranker")
-        return given or build_reranker(self.config)  # type: ignore[return-value]
+        given = self.given_reranker
+        return given if given is not None else build_reranker(self.config)
 
     @cached_property
     def tenant_filter(self) -> Filter | None:
         from ragcli.retrieval.filter_parser import parse_where
 
-        given = self._given("tenant_filter")
+        given = self.given_tenant_filter
         if given is not None:
-            return given  # type: ignore[return-value]
+            return given
         tenant = self.config.retrieval.tenant
         return parse_where(tenant, self.config.filterable) if tenant else None
 
@@ -92,28 +111,30 @@ class Stages:
     def llm(self) -> LLM:
         from ragcli.generation.build import build_llm
 
-        return self._given("llm") or build_llm(self.config, self.prices)  # type: ignore[return-value]
+        given = self.given_llm
+        return given if given is not None else build_llm(self.config, self.prices)
 
     @cached_property
     def packer(self) -> Packer:
         from ragcli.generation.build import build_packer
 
-        return self._given("packer") or build_packer(self.config, self.llm)  # type: ignore[return-value]
+        given = self.given_packer
+        return given if given is not None else build_packer(self.config, self.llm)
 
     @cached_property
     def prices(self) -> PriceTable:
         from ragcli.cost.prices import PriceTable
 
-        given = self._given("prices")
-        return given or PriceTable.load(self.config.cost)  # type: ignore[return-value]
+        given = self.given_prices
+        return given if given is not None else PriceTable.load(self.config.cost)
 
     @cached_property
     def ledger(self) -> Ledger:
         from ragcli.cost.ledger import Ledger
 
-        given = self._given("ledger")
+        given = self.given_ledger
         if given is not None:
-            return given  # type: ignore[return-value]
+            return given
         path = (
             Path(self.config.cost.ledger).expanduser()
             if self.config.cost.ledger
@@ -121,8 +142,19 @@ class Stages:
         )
         return Ledger(path)
 
+    @cached_property
+    def budget_store(self) -> BudgetStore:
+        """Where shared dollar limits are kept: the ledger's SQLite file unless another store is given."""
+        from ragcli.cost.budget import SqliteBudgetStore
+        from ragcli.cost.ledger import ledger_path
+
+        given = self.given_budget_store
+        return given if given is not None else SqliteBudgetStore(ledger_path(self.config))
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
         if "ledger" in self.__dict__:
             self.ledger.close()
+        if "budget_store" in self.__dict__:
+            self.budget_store.close()

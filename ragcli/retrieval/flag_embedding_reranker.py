@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import ResourceMissing
+from ragcli.optional import require
 from ragcli.retrieval.protocols import Reranked
 from ragcli.retrieval.rerank_selection import check_reranker_args, pair_tokens, rerank_hits
 from ragcli.retrieval.reranker_models import load_failed, resolve_reranker_model
@@ -76,13 +76,10 @@ class FlagEmbeddingReranker:
     def load(self) -> Any:
         """Load the model now (it otherwise loads on the first rerank)."""
         if self._model is None:
-            try:
-                from FlagEmbedding import FlagReranker
-            except ImportError as exc:
-                raise ResourceMissing(
-                    f"reranker type 'flag' needs FlagEmbedding, which is not installed: run "
-                    f"`pip install 'ragcli[flag]'` (model {self._name!r}), or use type: cross_encoder"
-                ) from exc
+            flag = require(
+                "FlagEmbedding", extra="flag", purpose=f"reranker type 'flag' (model {self._name!r})"
+            )
+            FlagReranker = flag.FlagReranker
             try:
                 self._model = FlagReranker(self.path, use_fp16=self.use_fp16, devices=[self.device])
             except Exception as exc:

@@ -37,7 +37,7 @@ def test_ingest_then_query_with_citations_and_cost() -> None:
 
     cost = runner.invoke(app, ["cost", "--by", "stage", "--json"])
     assert cost.exit_code == 0, cost.output
-    assert {"embed", "llm"} <= {g["key"] for g in json.loads(cost.stdout)["groups"]}
+    assert {"embed", "embed_query", "llm"} <= {g["key"] for g in json.loads(cost.stdout)["groups"]}
 
     again = runner.invoke(app, ["ingest", str(SAMPLES), "--collection", "skeleton", "--json"])
     assert json.loads(again.stdout)["tokens_embedded"] == 0

@@ -174,10 +174,7 @@ def test_sentence_selection_keeps_relevant_sentences_in_document_order() -> None
     assert first.index("Paris is") < first.index("two million")
     assert "Rents are high" not in first and "Seine" not in first
     assert "Cats sleep" not in ctx.text  # a hit with no word in common is dropped
-    assert (
-        packer.last_stats.selection_used
-        and packer.last_stats.sentences_kept < packer.last_stats.sentences_total
-    )
+    assert ctx.stats.selection_used and ctx.stats.sentences_kept < ctx.stats.sentences_total
     assert ctx.tokens < TokenBudgetPacker(words).pack("q", HITS, 10_000).tokens
 
 
@@ -193,13 +190,14 @@ def test_sentence_selection_keeps_neighbours_and_marks_gaps() -> None:
 def test_sentence_selection_falls_back_to_chunks_when_nothing_matches() -> None:
     packer = TokenBudgetPacker(words, select_sentences=True)
     ctx = packer.pack("zyzzyva quokka", HITS, 10_000)
-    assert ctx.hits_used == 5 and not packer.last_stats.selection_used
+    assert ctx.hits_used == 5 and not ctx.stats.selection_used
 
 
 def test_sentence_selection_respects_min_score() -> None:
     strict = TokenBudgetPacker(words, select_sentences=True, min_sentence_score=1e9)
-    assert not strict.pack("capital", HITS, 1000).text.count("…")
-    assert not strict.last_stats.selection_used
+    ctx = strict.pack("capital", HITS, 1000)
+    assert not ctx.text.count("…")
+    assert not ctx.stats.selection_used
 
 
 def test_split_sentences_handles_abbreviations_and_lines() -> None:

@@ -11,7 +11,7 @@ import pytest
 from ragcli.config import CostConfig, parse_config
 from ragcli.cost.prices import PriceTable
 from ragcli.cost.tokens import counter_for, estimate_tokens, openai_encoding_name
-from ragcli.errors import BudgetExceeded, InputError
+from ragcli.errors import ConfigError
 from ragcli.generation import build
 from ragcli.types import Message
 
@@ -63,7 +63,7 @@ def test_anthropic_request_shape_usage_and_key(monkeypatch: pytest.MonkeyPatch) 
     prices = PriceTable.load(CostConfig(use_litellm_prices=False))
     llm = AnthropicLLM("claude-haiku-4-5", prices, api_key_env="TEST_ANTHROPIC_KEY")
     monkeypatch.delenv("TEST_ANTHROPIC_KEY", raising=False)
-    with pytest.raises(InputError, match="TEST_ANTHROPIC_KEY is not set"):
+    with pytest.raises(ConfigError, match="TEST_ANTHROPIC_KEY is not set"):
         llm.complete(MSGS, max_tokens=8)
     fake = _FakeMessages()
     llm._client = type("C", (), {"messages": fake})()
@@ -75,14 +75,13 @@ def test_anthropic_request_shape_usage_and_key(monkeypatch: pytest.MonkeyPatch) 
     assert llm.token_count_is_estimate and llm.context_window == 200000
 
 
-def test_anthropic_budget_refuses_before_the_call() -> None:
+def test_anthropic_estimate_prices_before_the_call() -> None:
     pytest.importorskip("anthropic")
     from ragcli.generation.anthropic_llm import AnthropicLLM
 
     prices = PriceTable.load(CostConfig(use_litellm_prices=False))
-    llm = AnthropicLLM("claude-opus-4-1", prices, max_usd_per_call=1e-6)
-    with pytest.raises(BudgetExceeded, match="max_usd_per_query"):
-        llm.complete(MSGS, max_tokens=1000)
+    est = AnthropicLLM("claude-opus-4-1", prices).estimate(MSGS, 1000)
+    assert est.usd is not None and est.usd > 1000 * 75 / 1e6
 
 
 def test_local_llm_constructors_validate_and_load_nothing() -> None:

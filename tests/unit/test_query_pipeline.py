@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from ragcli.errors import BudgetExceeded, InputError, ResourceMissing
 from ragcli.generation.scripted_llm import ScriptedLLM
 from ragcli.ingest.plain_text_parser import PlainTextParser
 from ragcli.pipelines.ingest_pipeline import ingest
-from ragcli.pipelines.query_pipeline import QueryOptions, answer
+from ragcli.pipelines.query_pipeline import NO_SOURCES_ANSWER, QueryOptions, answer
 from ragcli.pipelines.stages import Stages
-from ragcli.types import Message
+from ragcli.types import Completion, Message, Usage
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
 
@@ -57,7 +58,7 @@ def test_answer_has_citations_usage_trace_and_ledger_rows(stages: Stages) -> Non
     sent = llm.prompts[-1]
     assert sent[0].role == "system" and "[1]" in sent[-1].content
     stages_logged = [r.stage for r in stages.ledger.rows()]
-    assert stages_logged.count("llm") == 1 and "embed" in stages_logged
+    assert stages_logged.count("llm") == 1 and "embed_query" in stages_logged
 
 
 def test_no_answer_stops_before_the_llm(stages: Stages) -> None:
@@ -129,7 +130,7 @@ class _BrokenReranker:
 
 def test_a_reranker_that_cannot_load_is_reported_not_skipped_silently() -> None:
     s = _stages()
-    s.overrides["reranker"] = _BrokenReranker()
+    s.given_reranker = _BrokenReranker()  # type: ignore[assignment]
     ingest([SAMPLES / "travel-policy.md"], s)
     ans = answer("hotel limit", s)
     assert ans.text and ans.citations
@@ -151,3 +152,77 @@ def test_filter_mapping_form_is_validated_like_the_expression(stages: Stages) ->
     assert {Path(c.source).name for c in ans.citations} == {"travel-policy.md"}
     with pytest.raises(InputError, match="colour"):
         answer("passwords", stages, QueryOptions(no_answer=True, where={"colour": "red"}))
+
+
+def test_a_filter_that_matches_nothing_answers_without_calling_the_llm(stages: Stages) -> None:
+    ans = answer("hotel", stages, QueryOptions(where="department = 'nobody'"))
+    assert ans.text == NO_SOURCES_ANSWER and not ans.citations
+    assert ans.warnings and "filter matched no chunk" in ans.warnings[0]
+    assert isinstance(stages.llm, ScriptedLLM) and not stages.llm.prompts
+    assert [r.stage for r in stages.ledger.rows()] == ["embed", "embed_query"]  # ingest, then the query
+
+
+def test_no_sources_call_llm_keeps_the_old_behaviour() -> None:
+    s = _stages(prompt={"no_sources": "call_llm"})
+    ingest([SAMPLES / "travel-policy.md"], s)
+    ans = answer("hotel", s, QueryOptions(where="department = 'nobody'"))
+    assert ans.text == "The limit is 250 euros [1]."
+    s.close()
+
+
+class _PricedLLM(ScriptedLLM):
+    """A scripted LLM that bills like an API model: $0.40 a call, estimated at $0.45 (or at an unknown price)."""
+
+    def __init__(self, known: bool = True) -> None:
+        super().__init__(["Paid answer [1]."], model_name="paid-model")
+        self.known = known
+
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        return Usage(input_tokens=10, output_tokens=max_tokens, usd=0.45 if self.known else None, calls=1)
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
+        c = super().complete(messages, max_tokens=max_tokens)
+        return Completion(c.text, c.model, Usage(c.usage.input_tokens, 0, 3, 0.40, 1), provider="test")
+
+
+def test_the_query_budget_refuses_the_llm_call_and_records_it() -> None:
+    s = _stages(cost={"budgets": {"per_query_usd": 0.30}})
+    s.given_llm = _PricedLLM()
+    ingest([SAMPLES / "travel-policy.md"], s)
+    with pytest.raises(BudgetExceeded, match=r"per_query_usd \$0\.3"):
+        answer("hotel limit", s)
+    llm = s.llm
+    assert isinstance(llm, _PricedLLM) and not llm.prompts
+    rows = s.ledger.rows()
+    assert [(r.stage, r.status) for r in rows][-1] == ("llm", "refused")
+    assert s.ledger.usage(rows[-1].query_id).usd == 0.0
+    s.close()
+
+
+def test_unknown_price_with_a_daily_limit_is_refused(tmp_path: Path) -> None:
+    s = _stages(cost={"budgets": {"per_day_usd": 10}, "ledger": str(tmp_path / "l.sqlite")})
+    s.given_llm = _PricedLLM(known=False)
+    ingest([SAMPLES / "travel-policy.md"], s)
+    with pytest.raises(BudgetExceeded, match="'paid-model' has no known price"):
+        answer("hotel limit", s)
+    s.close()
+
+
+def test_a_daily_limit_is_shared_by_queries(tmp_path: Path) -> None:
+    s = _stages(cost={"budgets": {"per_day_usd": 1.0}, "ledger": str(tmp_path / "l.sqlite")})
+    s.given_llm = _PricedLLM()
+    ingest([SAMPLES / "travel-policy.md"], s)
+    answered = 0
+    with pytest.raises(BudgetExceeded, match="per_day_usd"):
+        for _ in range(5):
+            answer("hotel limit", s, QueryOptions(tenant="acme"))
+            answered += 1
+    assert answered == 2  # 2 x $0.40 spent; a third would hold $0.45 more than the $1.00 left
+    assert {r.tenant for r in s.ledger.rows() if r.stage == "llm"} == {"acme"}
+    s.close()
+
+
+def test_stages_reject_a_misspelled_stage_name() -> None:
+    cfg = parse_config({"embedder": {"type": "hash"}})
+    with pytest.raises(TypeError, match=r"unknown stage\(s\) lm; stages are: .*llm"):
+        Stages.from_config(cfg, lm=ScriptedLLM())

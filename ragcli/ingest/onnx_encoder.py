@@ -1,0 +1,167 @@
+"""A sentence-transformers encoder (BERT family, mean or CLS pooling) run by ONNX Runtime: no torch at run time.
+
+The model is exported to ONNX once (with torch, ~10 s) and cached under `<home>/onnx/`; later processes load
+only onnxruntime and tokenizers, which also takes the torch import (2-3 s) off every `ragcli query`.
+
+Thread settings matter on shared CPUs: ONNX Runtime's worker threads spin while waiting by default, which on
+an oversubscribed machine burns the cores the other threads need (measured: 0.5x torch with defaults). Here
+spinning is off and the pool has as many threads as the process may use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragcli.errors import BackendError, ResourceMissing
+from ragcli.resources import cache_dir
+
+log = logging.getLogger(__name__)
+
+_EXPORT_VERSION = "ort-v1"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _model_key(model_dir: Path) -> str:
+    h = hashlib.sha256(_EXPORT_VERSION.encode())
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
+        f = model_dir / name
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    h.update(str(model_dir.resolve()).encode())
+    return h.hexdigest()[:16]
+
+
+def export_onnx(model_dir: Path) -> Path:
+    """The model's transformer as ONNX (last hidden state out), exported once and cached; needs torch once."""
+    target = cache_dir("onnx") / f"{model_dir.name}-{_model_key(model_dir)}" / "model.onnx"
+    if target.is_file():
+        return target
+    t0 = time.perf_counter()
+    try:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:
+        raise ResourceMissing(
+            f"exporting the embedding model to ONNX needs torch and transformers once ({exc}); "
+            "run `pip install 'ragcli[local]'` or use embedder.backend: torch"
+        ) from exc
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    hf = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class Encoder(torch.nn.Module):
+        """Keyword call of the transformer (its positional order changed across transformers versions)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = hf
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    dummy = tok(["hello world", "a second, longer text"], padding=True, return_tensors="pt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.onnx")
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                Encoder().eval(),
+                tuple(dummy[k] for k in names),
+                str(tmp),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "last_hidden_state"]},
+                opset_version=17,
+                dynamo=False,
+            )
+    except Exception as exc:
+        raise BackendError(
+            f"could not export {model_dir} to ONNX: {exc}; use embedder.backend: torch"
+        ) from exc
+    tmp.replace(target)
+    log.warning("exported the embedding model to ONNX once in %.0fs: %s", time.perf_counter() - t0, target)
+    return target
+
+
+class OnnxEncoder:
+    """Encodes batches of texts into L2-normalised vectors, as the model's sentence-transformers modules do.
+
+    Args:
+        model_dir: A sentence-transformers model folder with `tokenizer.json` and a pooling config.
+        max_tokens: The model's max sequence length (longer inputs are truncated, as sentence-transformers does).
+        threads: Intra-op threads (default: the cores this process may use).
+    """
+
+    def __init__(self, model_dir: Path, *, max_tokens: int, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if not (model_dir / "tokenizer.json").is_file():
+            raise ResourceMissing(f"{model_dir} has no tokenizer.json; use embedder.backend: torch")
+        pooling = _read_json(model_dir / "1_Pooling" / "config.json")
+        if pooling.get("pooling_mode_cls_token"):
+            self._pool = "cls"
+        elif pooling.get("pooling_mode_mean_tokens", True):
+            self._pool = "mean"
+        else:
+            raise ResourceMissing(f"{model_dir}: only mean or CLS pooling runs under ONNX; use backend torch")
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ResourceMissing(
+                f"onnxruntime is not installed ({exc}); run `pip install onnxruntime` or use backend torch"
+            ) from exc
+        path = export_onnx(model_dir)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or usable_cores()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tok: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tok.enable_truncation(max_tokens)
+        self._tok.enable_padding(pad_id=self._tok.token_to_id("[PAD]") or 0)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One forward pass over `texts` (one batch; sort by length before calling to keep padding small)."""
+        enc = self._tok.encode_batch(list(texts))
+        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.asarray([e.type_ids for e in enc], dtype=np.int64)
+        hidden = self._session.run(None, feeds)[0]
+        if self._pool == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = mask[..., None].astype(np.float32)
+            pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return np.asarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
