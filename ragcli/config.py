@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ragcli.errors import ConfigError
 
@@ -181,6 +181,8 @@ class CrossEncoderRerankerConfig(_Section):
     dedupe_threshold: float | None = Field(0.95, ge=0.0, le=1.0)
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(256, ge=16)
+    backend: Literal["torch", "int8", "onnx"] = "torch"
+    """`int8`: dynamic int8 quantization on the CPU (about 2x faster, same order); `onnx` needs onnxruntime."""
 
 
 class FlagRerankerConfig(_Section):
@@ -225,6 +227,9 @@ DEFAULT_SYSTEM_PROMPT = (
 class PromptConfig(_Section):
     system: str = DEFAULT_SYSTEM_PROMPT
     max_output_tokens: int = Field(256, ge=1)
+    no_sources: Literal["refuse", "call_llm"] = "refuse"
+    """With no source left after search, filters and cut-offs: `refuse` answers so without a model call;
+    `call_llm` asks the model anyway (it can only answer from its own knowledge)."""
 
 
 # ---------------------------------------------------------------- compression
@@ -356,6 +361,17 @@ class PriceOverride(_Section):
     context_window: int | None = None
 
 
+class BudgetsConfig(_Section):
+    """Dollar limits. Every paid call reserves its worst-case cost before it runs; over a limit it is refused."""
+
+    per_query_usd: float | None = Field(None, ge=0)
+    """All paid calls of one query together (embedding, rerank, every LLM call of a cascade, summaries)."""
+    per_day_usd: float | None = Field(None, ge=0)
+    """All queries of a UTC day, shared by every process that uses the same ledger."""
+    per_tenant_day_usd: float | None = Field(None, ge=0)
+    """Each tenant's queries of a UTC day (the tenant a query is made for: `QueryOptions.tenant`)."""
+
+
 class CostConfig(_Section):
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     use_litellm_prices: bool = True
@@ -365,6 +381,35 @@ class CostConfig(_Section):
     ledger: str | None = None
     """SQLite file; default `<home>/ledger.sqlite`."""
     max_usd_per_query: float | None = Field(None, ge=0)
+    """Older spelling of `budgets.per_query_usd` (used when that is not set)."""
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+
+
+class CacheConfig(_Section):
+    """The answer cache (issue 10): exact, then semantic checked by a trained verifier. Off unless enabled."""
+
+    enabled: bool = False
+    target_precision: float = Field(0.95, ge=0.5, lt=1.0)
+    """Precision the verifier's threshold is calibrated to (lower bound of a 95 % Wilson interval)."""
+    ttl_s: int | None = Field(7 * 24 * 3600, ge=1)
+    """Seconds an entry lives; null keeps it until a re-ingest invalidates it."""
+    verifier: str | None = None
+    """A verifier under `<home>/verifiers/` (`ragcli train cache-verifier`); null: the one trained last."""
+    semantic: Literal["verifier", "cosine", "off"] = "verifier"
+    """`verifier`: serve a paraphrase only when the verifier clears its threshold (exact tier only when none is
+    trained); `cosine`: serve on cosine >= cosine_threshold alone (GPTCache's recipe, not precision-safe)."""
+    cosine_threshold: float = Field(0.9, ge=-1.0, le=1.0)
+    candidates: int = Field(5, ge=1, le=50)
+    """Nearest cached questions the verifier scores."""
+    history: Literal["skip", "standalone"] = "skip"
+    """A question asked with chat history: `skip` never caches it; `standalone` keys it by its standalone
+    rewrite when the pipeline has one (`QueryOptions.standalone_question`), and skips it otherwise."""
+    collection: str = Field("answer_cache", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
+    """The cache's own collection in the configured store."""
+    db: str | None = None
+    """SQLite file of the entries; default `<home>/answer_cache.sqlite`."""
+    version: str = ""
+    """Part of every key: change it to stop serving every entry written before."""
 
 
 # ---------------------------------------------------------------- shared state
@@ -378,6 +423,76 @@ class StateConfig(_Section):
     budgets and API keys live in that database, shared exactly by several processes and hosts."""
     keys: str | None = None
     """SQLite file of the gateway's API keys (without a DSN); default `<home>/keys.sqlite`."""
+
+
+# ---------------------------------------------------------------- routing: tiers, rules, learned router, cascade
+
+
+class RouteRuleConfig(_Section):
+    """A rule that picks a tier before any model runs; the first rule whose conditions all hold wins."""
+
+    tier: int | str
+    """The tier: its index in `tiers` (0 = cheapest) or its model name."""
+    budget_left_below_usd: float | None = Field(None, ge=0)
+    """Holds when the query's budget has less than this many dollars left."""
+    prompt_tokens_above: int | None = Field(None, ge=0)
+    prompt_tokens_below: int | None = Field(None, ge=0)
+    has_filter: bool | None = None
+    """Holds when the query has (true) or has no (false) metadata filter."""
+    question_matches: str | None = None
+    """A regular expression searched in the question (case-insensitive)."""
+
+    @field_validator("question_matches")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            import re
+
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+
+class RouterTargetConfig(_Section):
+    """What the learned router's threshold is calibrated to (on its held-out labels): one of the two."""
+
+    strong_share: float | None = Field(None, ge=0, le=1)
+    """Share of calls sent past the cheapest tier."""
+    quality_floor: float | None = Field(None, gt=0, le=1.5)
+    """Fraction of the strongest tier's quality to keep, at the lowest cost."""
+
+    @model_validator(mode="after")
+    def _one(self) -> RouterTargetConfig:
+        if (self.strong_share is None) == (self.quality_floor is None):
+            raise ValueError("set exactly one of strong_share, quality_floor")
+        return self
+
+
+class CascadeConfig(_Section):
+    """Answer with a cheaper tier first; escalate to the next tier when the answer fails the check."""
+
+    enabled: bool = False
+    check: Literal["grounded"] = "grounded"
+    """`grounded`: the answer cites the packed sources and its content words appear in them."""
+    min_word_overlap: float = Field(0.6, ge=0, le=1)
+    """Share of the answer's content words that must appear in the packed sources."""
+    require_citation: bool = True
+    escalate_on_refusal: bool = True
+    """An "I don't know" from a cheap tier escalates."""
+
+
+class RouterConfig(_Section):
+    """How a query picks its tier: rules first, then the learned router, else the cheapest tier; then the
+    cascade escalates on a failed check."""
+
+    rules: list[RouteRuleConfig] = Field(default_factory=list)
+    model: str | None = None
+    """A router trained with `ragcli train router --name NAME` (folder `<home>/routers/NAME`)."""
+    target: RouterTargetConfig | None = None
+    """Recalibrate the trained router's threshold; default: the threshold saved at training."""
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)
 
 
 # ---------------------------------------------------------------- the whole pipeline
@@ -402,8 +517,12 @@ class PipelineConfig(_Section):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     compression: CompressionConfig = Field(default_factory=NoCompressionConfig)
     llm: LLMConfig = Field(default_factory=LlamaCppLLMConfig)
+    tiers: list[LLMConfig] = Field(default_factory=list)
+    """Model tiers, cheapest first, each a full LLM config; empty: `llm` is the only tier."""
+    router: RouterConfig = Field(default_factory=RouterConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("collection")
     @classmethod
