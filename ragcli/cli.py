@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ragcli.cli_cost import cost_app
 from ragcli.cli_eval import eval_app, train_app
+from ragcli.cli_router import feedback, router_app  # also registers `train router`, `eval router`
 from ragcli.cli_serve import serve_app
 from ragcli.cli_support import (
     EXIT_ERROR,
@@ -54,6 +55,8 @@ config_app = typer.Typer(help="Validate and show pipeline configs.", no_args_is_
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
+app.add_typer(router_app, name="router")
+app.command("feedback")(feedback)
 app.add_typer(cost_app, name="cost")
 app.add_typer(serve_app)  # `ragcli serve` and `ragcli keys ...`
 

@@ -1,0 +1,308 @@
+"""`ragcli train router`, `ragcli eval router`, `ragcli router report|labels` and `ragcli feedback`: thin wrappers
+over `ragcli.train.router_training`, `ragcli.eval.router_eval` and `ragcli.generation.route_log`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ragcli.cli_eval import eval_app, train_app
+from ragcli.cli_support import ConfigOpt, JsonOpt, errors, load, out, print_json
+
+if TYPE_CHECKING:
+    from ragcli.config import PipelineConfig
+    from ragcli.cost.prices import PriceTable
+    from ragcli.train.router_outcomes import Outcomes
+
+router_app = typer.Typer(help="Inspect trained routers and export routing labels.", no_args_is_help=True)
+
+OutcomesOpt = Annotated[
+    Path,
+    typer.Option(
+        "--outcomes", help="JSONL of routing outcomes (ragcli's format or RouteLLM's released outcomes)."
+    ),
+]
+TiersOpt = Annotated[
+    str | None,
+    typer.Option("--tiers", help="Tier names, cheapest first, comma-separated (default: file order)."),
+]
+ShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-share", min=0.0, max=1.0, help="Calibrate to this share of calls past the cheapest tier."
+    ),
+]
+FloorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--quality-floor",
+        min=0.0,
+        max=1.5,
+        help="Calibrate to this fraction of the strongest tier's quality.",
+    ),
+]
+
+
+def _target(share: float | None, floor: float | None, cfg: PipelineConfig | None = None) -> dict[str, float]:
+    from ragcli.errors import InputError
+
+    if share is not None and floor is not None:
+        raise InputError("give --target-share or --quality-floor, not both")
+    if share is not None:
+        return {"strong_share": share}
+    if floor is not None:
+        return {"quality_floor": floor}
+    router_cfg = getattr(cfg, "router", None) if cfg is not None else None
+    target = getattr(router_cfg, "target", None)
+    if target is not None:
+        return {k: float(v) for k, v in target.model_dump(exclude_none=True).items()}
+    return {"strong_share": 0.5}
+
+
+def _tier_prices(
+    outcomes: Outcomes, prices: PriceTable, output_tokens: int = 200
+) -> list[dict[str, Any] | None]:
+    from ragcli.eval.router_eval import per_query_usd
+
+    usd, _ = per_query_usd(outcomes, prices, output_tokens)
+    rows: list[dict[str, Any] | None] = []
+    for t, tier in enumerate(outcomes.tiers):
+        p = prices.price(tier)
+        rows.append(
+            {
+                "model": tier,
+                "input": None if p is None else p.input,
+                "output": None if p is None else p.output,
+                "usd_per_query": None if p is None else float(usd[:, t].mean()),
+            }
+        )
+    return rows
+
+
+def _load_outcomes(path: Path, tiers: str | None) -> Outcomes:
+    from ragcli.train.router_outcomes import read_outcomes
+
+    return read_outcomes(path, [t.strip() for t in tiers.split(",")] if tiers else None)
+
+
+@train_app.command("router")
+def train_router_cmd(
+    outcomes: OutcomesOpt,
+    name: Annotated[str, typer.Option("--name", help="The router's name (folder under <home>/routers).")],
+    tiers: TiersOpt = None,
+    target_share: ShareOpt = None,
+    quality_floor: FloorOpt = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Force a candidate model (default: picked by CV).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a router on outcome labels: per tier P(good answer), threshold calibrated on held-out labels."""
+    from ragcli.cost.prices import PriceTable
+    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from ragcli.resources import cache_dir
+    from ragcli.train.router_training import save_router, train_router
+
+    with errors():
+        cfg = load(config)
+        data = _load_outcomes(outcomes, tiers)
+        prices = PriceTable.load(cfg.cost)
+        trained = train_router(
+            data,
+            SentenceTransformerEmbedder(),
+            name=name,
+            target=_target(target_share, quality_floor, cfg),
+            tier_prices=_tier_prices(data, prices),
+            model=model,
+            cache=cache_dir("cache"),
+        )
+        folder = save_router(trained, cfg.home_dir())
+        card = trained.card
+        if as_json:
+            print_json({"folder": str(folder), **{k: v for k, v in card.items() if k != "features"}})
+            return
+        out.print(
+            f"trained router {name!r} on {card['labels']} labels ({card['labels_fit']} fit, "
+            f"{card['labels_calibration']} calibration): model {card['model_name']}, rule {card['rule']}, "
+            f"threshold {card['threshold']:.4f} for {card['target']}; saved in {folder}"
+        )
+        out.print(
+            f"calibration APGR: {', '.join(f'{k} {v:.3f}' for k, v in card['calibration_apgr'].items())}"
+        )
+
+
+@eval_app.command("router")
+def eval_router_cmd(
+    outcomes: OutcomesOpt,
+    router: Annotated[
+        str | None,
+        typer.Option("--router", help="A trained router (default: train one on part of the file)."),
+    ] = None,
+    tiers: TiersOpt = None,
+    target_share: ShareOpt = None,
+    quality_floor: FloorOpt = None,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.05, max=0.9)] = 0.3,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    output_tokens: Annotated[
+        int, typer.Option("--output-tokens", min=0, help="Assumed answer length for $.")
+    ] = 200,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """APGR, CPT(50 %), CPT(80 %) and $ per 1,000 queries at 95 % of the strong model's quality, beside random,
+    prompt length and the per-subject prior, per benchmark and combined."""
+    from ragcli.cost.prices import PriceTable
+    from ragcli.eval.router_eval import evaluate_router, summary_rows
+    from ragcli.generation.learned_router import LearnedRouter
+    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from ragcli.resources import cache_dir
+
+    with errors():
+        cfg = load(config)
+        data = _load_outcomes(outcomes, tiers)
+        embedder = SentenceTransformerEmbedder()
+        target = _target(target_share, quality_floor, cfg)
+        trained = (
+            LearnedRouter.load(
+                router,
+                cfg.home_dir(),
+                embedder=embedder,
+                target=target if (target_share or quality_floor) else None,
+            )
+            if router
+            else None
+        )
+        result = evaluate_router(
+            data,
+            embedder,
+            router=trained,
+            target=target,
+            prices=PriceTable.load(cfg.cost),
+            test_fraction=test_fraction,
+            seed=seed,
+            output_tokens=output_tokens,
+            cache=cache_dir("cache"),
+        )
+        if as_json:
+            print_json(result)
+            return
+        table = Table(title=f"router eval: {result['mode']}")
+        for col in ("scope", "router", "n", "APGR", "CPT(50%)", "CPT(80%)", "$/1k at 95%"):
+            table.add_column(col)
+        for row in summary_rows(result):
+            table.add_row(*row)
+        out.print(table)
+        out.print(
+            f"strong share reached {result['strong_share_reached']:.3f} for target {result['target']}; "
+            f"always strong ${result.get('usd_per_1k_always_strong', float('nan')):.2f} per 1,000 queries"
+        )
+
+
+def _current_tiers(cfg: PipelineConfig) -> list[Any]:
+    tiers = getattr(cfg, "tiers", None)
+    return list(tiers) if tiers else [cfg.llm]
+
+
+def router_report(cfg: PipelineConfig, name: str) -> dict[str, Any]:
+    """When a router was trained, on what, and whether the config's tiers and today's prices still match."""
+    from ragcli.cost.prices import PriceTable
+    from ragcli.generation.learned_router import LearnedRouter
+
+    r = LearnedRouter.load(name, cfg.home_dir())
+    prices = PriceTable.load(cfg.cost)
+    card_tiers = r.card["tiers"]
+    current = [getattr(t, "model", t.type) for t in _current_tiers(cfg)]
+    problems: list[str] = []
+    if [t["name"] for t in card_tiers] != current:
+        problems.append(
+            f"tiers changed: trained on {[t['name'] for t in card_tiers]}, the config has {current}"
+        )
+    for t in card_tiers:
+        p = prices.price(t["name"])
+        then = (t.get("input"), t.get("output"))
+        now = (None, None) if p is None else (p.input, p.output)
+        if then != now:
+            problems.append(
+                f"price of {t['name']} changed: {then} at training, {now} now ($ per million in, out)"
+            )
+    return {
+        "name": name,
+        "folder": str(r.folder),
+        "trained_at": r.card["trained_at"],
+        "labels": r.card["labels"],
+        "source": r.card["source"],
+        "model": r.card.get("model_name"),
+        "rule": r.rule,
+        "target": r.card.get("target"),
+        "threshold": r.threshold,
+        "tiers": card_tiers,
+        "current_tiers": current,
+        "matches": not problems,
+        "problems": problems,
+    }
+
+
+@router_app.command("report")
+def report_cmd(
+    name: Annotated[
+        str | None, typer.Argument(help="The router (default: the config's router.model).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Say when a router was trained, on how many labels, and whether the tier list and prices still match."""
+    from ragcli.errors import InputError
+
+    with errors():
+        cfg = load(config)
+        router_cfg = getattr(cfg, "router", None)
+        name = name or getattr(router_cfg, "model", None)
+        if not name:
+            raise InputError("name a router (`ragcli router report NAME`) or set router.model in the config")
+        rep = router_report(cfg, name)
+        if as_json:
+            print_json(rep)
+            return
+        out.print(
+            f"router {rep['name']!r} trained {rep['trained_at']} on {rep['labels']} labels from {rep['source']}"
+        )
+        out.print(
+            f"model {rep['model']}, rule {rep['rule']}, threshold {rep['threshold']:.4f} for {rep['target']}"
+        )
+        out.print("tiers and prices match the config" if rep["matches"] else "[yellow]retrain:[/yellow]")
+        for p in rep["problems"]:
+            out.print(f"  - {p}")
+
+
+@router_app.command("labels")
+def labels_cmd(
+    out_file: Annotated[Path, typer.Option("--out", help="Outcomes JSONL to write.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Export routed queries that have feedback as outcomes for `ragcli train router`."""
+    from ragcli.cost.ledger import ledger_path
+    from ragcli.generation.route_log import RouteLog
+
+    with errors():
+        cfg = load(config)
+        n = RouteLog(ledger_path(cfg)).write_labels(out_file)
+        out.print(f"wrote {n} labelled queries to {out_file}")
+
+
+def feedback(
+    query_id: Annotated[str, typer.Argument(help="The query id (printed in the answer's trace).")],
+    verdict: Annotated[str, typer.Argument(help="good or bad")],
+    config: ConfigOpt = None,
+) -> None:
+    """Record whether an answer was good: labels for training a router on your own traffic."""
+    from ragcli.cost.ledger import ledger_path
+    from ragcli.generation.route_log import RouteLog
+
+    with errors():
+        cfg = load(config)
+        RouteLog(ledger_path(cfg)).add_feedback(query_id, verdict.strip().lower())
+        out.print(f"recorded {verdict} for query {query_id}")
