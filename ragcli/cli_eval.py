@@ -1,5 +1,5 @@
 """`ragcli eval retrieval`, `ragcli eval qa` and `ragcli train reranker`: thin wrappers over `ragcli.eval`
-and `ragcli.train.reranker_training`, registered on the apps of `ragcli.cli`."""
+and `ragcli.train`, registered on the apps of `ragcli.cli` (`train embedder` is in `cli_train.py`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ from ragcli.cli_support import (
 eval_app = typer.Typer(
     help="Measure retrieval quality and answer-in-context against tokens and dollars.", no_args_is_help=True
 )
-train_app = typer.Typer(help="Train models on your own labels (rerankers).", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train models on your own labels (rerankers, embedders), gated on held-out labels.",
+    no_args_is_help=True,
+)
 
 
 # ---------------------------------------------------------------- retrieval: eval retrieval, train reranker
@@ -134,15 +137,30 @@ def train_reranker_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     max_length: Annotated[int, typer.Option("--max-length", min=16)] = 256,
     learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
+    random_negatives: Annotated[
+        int, typer.Option("--random-negatives", min=0, help="Random corpus negatives per query (BEIR input).")
+    ] = 1,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            "--holdout", min=0.0, max=0.9, help="Share of queries held out for the gate (0 = none)."
+        ),
+    ] = 0.2,
+    gate_depth: Annotated[
+        int, typer.Option("--gate-depth", min=2, help="Candidates re-ordered in the gate.")
+    ] = 20,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fine-tune a cross-encoder reranker on your labeled pairs, with hard negatives mined from your index."""
+    """Fine-tune a cross-encoder reranker on your labeled pairs (hard negatives mined from your index, random
+    ones from the corpus, a class-weighted loss), then gate it against your current ranking on held-out queries."""
+    from ragcli.cli_train import gate_trained_reranker, held_out_split
     from ragcli.train.reranker_data import load_training_data
     from ragcli.train.reranker_training import train_reranker
 
     with errors():
         cfg = load(config)
+        held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
         data = load_training_data(
             cfg,
             pairs_file=pairs,
@@ -151,6 +169,8 @@ def train_reranker_cmd(
             qrels=qrels,
             negatives_per_query=negatives,
             max_queries=max_queries,
+            exclude_queries=held,
+            random_per_query=random_negatives,
         )
         bar = progress_bar("train")
         task = bar.add_task("", total=None)
@@ -186,6 +206,10 @@ def train_reranker_cmd(
                 f"trained:{report.name}}}`",
                 highlight=False,
             )
+        if gs is not None:
+            gate_trained_reranker(cfg, report, gs, depth=gate_depth, max_length=max_length, as_json=as_json)
+        else:
+            err.print("[yellow]--holdout 0: no deployment gate was run; the reranker is unverified[/yellow]")
 
 
 # ---------------------------------------------------------------- eval qa

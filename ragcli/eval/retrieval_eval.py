@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragcli.config import NoRerankerConfig, PipelineConfig
+from ragcli.config import NoRerankerConfig, PipelineConfig, SentenceTransformersEmbedderConfig
 from ragcli.errors import InputError
 from ragcli.eval.beir import BeirDoc, Qrels, load_corpus, load_qrels, load_queries
 from ragcli.eval.metrics import evaluate, percentile
 from ragcli.retrieval.protocols import SearchRequest
+from ragcli.trained_models import TRAINED_PREFIX, model_version, trained_dir
 from ragcli.types import Chunk, Usage
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ def collection_name(corpus_path: Path, cfg: PipelineConfig) -> str:
         "bm25": cfg.retrieval.bm25.model_dump(mode="json"),
         "layout": "doc-per-chunk-v1",
     }
+    emb = cfg.embedder
+    if isinstance(emb, SentenceTransformersEmbedderConfig) and emb.model.startswith(TRAINED_PREFIX):
+        # a re-trained `trained:NAME` embedder makes a new index (other configs keep their collection names)
+        folder = trained_dir("embedders", cfg.home_dir()) / emb.model[len(TRAINED_PREFIX) :]
+        shape["embedder_version"] = model_version(folder, "embedders")
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
     return f"beir-{_file_hash(corpus_path)[:12]}-{digest}"
 

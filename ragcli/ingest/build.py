@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 from ragcli.config import (
     EmbedderConfig,
@@ -34,12 +35,13 @@ def build_parser(cfg: PipelineConfig) -> Parser:
     return PlainTextParser()
 
 
-def build_embedder(cfg: EmbedderConfig) -> Embedder:
+def build_embedder(cfg: EmbedderConfig, *, home: Path | None = None) -> Embedder:
+    """The configured embedder; `home` is where `trained:NAME` models live (default `$RAGCLI_HOME`)."""
     if isinstance(cfg, SentenceTransformersEmbedderConfig):
         from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(
-            cfg.model, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend
+            cfg.model, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend, home=home
         )
     if isinstance(cfg, HashEmbedderConfig):
         from ragcli.ingest.hash_embedder import HashEmbedder

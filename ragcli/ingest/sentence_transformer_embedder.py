@@ -16,9 +16,33 @@ import numpy as np
 from ragcli.errors import BackendError, InputError, ResourceMissing
 from ragcli.ingest.protocols import Embeddings
 from ragcli.resources import PACKAGED_EMBEDDER, offline_env, resolve_embedding_model
+from ragcli.trained_models import TRAINED_PREFIX, model_version, trained_dir, warn_if_gated_out
 from ragcli.types import Usage, Vectors
 
 log = logging.getLogger(__name__)
+
+
+def _resolve_trained(model: str, home: Path | None) -> tuple[str, str]:
+    """The folder of `trained:NAME` and the name it reports: `trained:NAME@<weights version>`.
+
+    The version goes into the ingest fingerprint (which holds the embedder's name), so a collection embedded
+    before the model was re-trained under the same name is re-embedded by the next ingest.
+    """
+    name = model[len(TRAINED_PREFIX) :]
+    path = trained_dir("embedders", home) / name
+    if not (path / "config.json").is_file():
+        root = trained_dir("embedders", home)
+        have = (
+            sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+        )
+        raise ResourceMissing(
+            f"embedder {model!r} not found at {str(path)!r} (trained embedders: {', '.join(have) or 'none yet'}); "
+            f"train it with `ragcli train embedder --name {name} --corpus ... --queries ... --qrels ...` "
+            "(or --pairs FILE), or use all-MiniLM-L6-v2"
+        )
+    warn_if_gated_out(model, path, "embedders")
+    version = model_version(path, "embedders")
+    return str(path), f"{model}@{version}" if version else model
 
 
 class HFTokenCounter:
@@ -61,6 +85,7 @@ class SentenceTransformerEmbedder:
             no torch at run time, the same vectors: cosine 0.99999 to torch), `auto` (`onnx` on a CPU when
             onnxruntime is installed and the model has mean or CLS pooling, else `torch`), or `openvino`
             (sentence-transformers' own, needs optimum).
+        home: ragcli home, where `trained:NAME` embedders live (default `$RAGCLI_HOME`).
     """
 
     def __init__(
@@ -70,6 +95,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         device: str = "cpu",
         backend: str = "auto",
+        home: Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"embedder batch_size must be at least 1, got {batch_size}")
@@ -77,6 +103,8 @@ class SentenceTransformerEmbedder:
             raise InputError(f"embedder backend {backend!r} is not one of torch, onnx, openvino, auto")
         self._name = model
         self._path = resolve_embedding_model(model)
+        if model.startswith(TRAINED_PREFIX):
+            self._path, self._name = _resolve_trained(model, home)
         self._batch_size = batch_size
         self._device = device
         self._backend = backend

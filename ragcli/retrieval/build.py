@@ -91,6 +91,7 @@ def build_reranker(cfg: PipelineConfig) -> Reranker | None:
             batch_size=rr.batch_size,
             max_length=rr.max_length,
             home=cfg.home_dir(),
+            backend=rr.backend,
         )
     if isinstance(rr, FlagRerankerConfig):
         from ragcli.retrieval.flag_embedding_reranker import FlagEmbeddingReranker

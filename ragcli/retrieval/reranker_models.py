@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ragcli.errors import ResourceMissing
 from ragcli.resources import PACKAGED_EMBEDDER, embedding_model_dir, ragcli_home
+from ragcli.trained_models import warn_if_gated_out
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ def trained_names(home: Path | None = None) -> list[str]:
 def resolve_reranker_model(model: str, home: Path | None = None) -> str:
     """A folder or hub id that a model loader can open.
 
+    A trained reranker (or a folder with a ragcli card) that failed its deployment gate is still loaded, with
+    a warning: the config asked for it.
+
     Raises:
         ResourceMissing: `trained:NAME` names no trained reranker.
     """
@@ -43,6 +47,7 @@ def resolve_reranker_model(model: str, home: Path | None = None) -> str:
                 f"reranker {model!r} not found at {str(path)!r} (trained rerankers: {have}); train it with "
                 f"`ragcli train reranker --pairs FILE --name {name}` (or --corpus/--queries/--qrels)"
             )
+        warn_if_gated_out(model, path, "rerankers")
         return str(path)
     if model in (PACKAGED_EMBEDDER, f"sentence-transformers/{PACKAGED_EMBEDDER}"):
         log.warning(
@@ -52,6 +57,8 @@ def resolve_reranker_model(model: str, home: Path | None = None) -> str:
         )
         return str(embedding_model_dir())
     local = Path(model).expanduser()
+    if local.is_dir():
+        warn_if_gated_out(model, local, "rerankers")
     return str(local) if local.exists() else model
 
 

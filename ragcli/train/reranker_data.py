@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,16 @@ def load_training_data(
     negatives_per_query: int = 3,
     max_queries: int | None = None,
     seed: int = 0,
+    exclude_queries: Collection[str] = (),
+    random_per_query: int = 0,
 ) -> TrainingData:
-    """Labeled pairs plus negatives, from `pairs_file` or from BEIR `corpus`/`queries`/`qrels`."""
+    """Labeled pairs plus negatives, from `pairs_file` or from BEIR `corpus`/`queries`/`qrels`.
+
+    `exclude_queries` (query ids for BEIR input, query texts for a pairs file) are held out for the deployment
+    gate: none of their labels reach training. `random_per_query` random corpus documents per query are added
+    as negatives too (BEIR input): hard negatives alone teach a model only the top of the ranking, and SciFact's
+    unjudged top hits are often relevant, so easy negatives keep the scale honest.
+    """
     beir = (corpus, queries, qrels)
     if pairs_file is None and not all(beir):
         raise InputError(
@@ -86,7 +94,7 @@ def load_training_data(
     doc_ids: dict[tuple[str, str], str] = {}
     pool: list[tuple[str, str]] = []
     if pairs_file is not None:
-        labeled = load_pairs_jsonl(pairs_file)
+        labeled = [p for p in load_pairs_jsonl(pairs_file) if p.query not in exclude_queries]
         qs = sorted({p.query for p in labeled})
         if max_queries is not None and len(qs) > max_queries:
             keep = set(rng.sample(qs, max_queries))
@@ -97,7 +105,7 @@ def load_training_data(
 
         assert corpus is not None and queries is not None and qrels is not None
         docs, qtexts, judged = load_corpus(corpus), load_queries(queries), load_qrels(qrels)
-        qids = sorted(q for q in judged if q in qtexts)
+        qids = sorted(q for q in judged if q in qtexts and q not in exclude_queries)
         if max_queries is not None and len(qids) > max_queries:
             qids = sorted(rng.sample(qids, max_queries))
         labeled = []
@@ -132,4 +140,13 @@ def load_training_data(
             data["mined_from"] = stages.config.collection
             stages.close()
     data["negatives_per_query"] = negatives_per_query
+    if random_per_query > 0 and pool:
+        from ragcli.train.reranker_training import _positives_of, random_negatives
+
+        positives = {
+            q: [(doc_ids.get((q, t), ""), t) for _, t in pos] for q, pos in _positives_of(labeled).items()
+        }
+        pairs += random_negatives(positives, pool, per_query=random_per_query, seed=seed + 1)
+        source += f" + {random_per_query} random per query"
+        data["random_negatives_per_query"] = random_per_query
     return TrainingData(pairs, source, data)

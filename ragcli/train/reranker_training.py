@@ -52,6 +52,7 @@ class TrainingReport:
     max_length: int
     batch_size: int
     learning_rate: float
+    positive_weight: float
     seconds: float
     final_loss: float
     data: dict[str, Any] = field(default_factory=dict)
@@ -190,6 +191,7 @@ def train_reranker(
     negatives_source: str = "labeled only",
     data: dict[str, Any] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    positive_weight: float | None = None,
 ) -> TrainingReport:
     """Fine-tune a cross-encoder on `pairs` and save it as `trained:<name>`.
 
@@ -203,6 +205,8 @@ def train_reranker(
         negatives_source: Recorded in the training card.
         data: What the pairs came from, recorded in the training card.
         on_step: Called with (step, total steps, loss) after each batch.
+        positive_weight: Weight of a positive pair in the binary loss; default negatives / positives, so the
+            two classes weigh the same (with 3-4 negatives per positive an unweighted loss learns the base rate).
     """
     import re
 
@@ -238,7 +242,10 @@ def train_reranker(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
     )
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    n_pos = sum(1 for p in rows if p.label > 0.5)
+    if positive_weight is None:
+        positive_weight = (len(rows) - n_pos) / n_pos if n_pos else 1.0
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(positive_weight)))
     model.train()
     step, recent = 0, 0.0
     for epoch in range(epochs):
@@ -267,6 +274,8 @@ def train_reranker(
                 on_step(step, steps, recent)
     model.eval()
     path = rerankers_dir(home) / name
+    for stale in path.glob("*.onnx"):
+        stale.unlink()  # an exported copy of the previous weights
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(path))
     tok.model_max_length = max_length
@@ -284,6 +293,7 @@ def train_reranker(
         max_length=max_length,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        positive_weight=round(float(positive_weight), 3),
         seconds=round(time.perf_counter() - t0, 2),
         final_loss=round(recent, 4),
         data=dict(data or {}),

@@ -1,0 +1,147 @@
+"""Shared pieces of the issue-15 benchmarks: machine facts, a cache, the base encoder pass with token vectors,
+late-interaction (MaxSim) scoring, a small logistic regression, and cross-encoder training/scoring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), "?")
+    except OSError:
+        name = "?"
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+    ).stdout.strip()
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cache_path(home: Path, name: str, suffix: str = ".npy") -> Path:
+    d = home / "bench-cache"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{name}{suffix}"
+
+
+def replace_section(path: Path, key: str, body: str) -> None:
+    """Write `body` between `<!-- key:start -->` and `<!-- key:end -->` in `path`, keeping other sections."""
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    block = f"{start}\n{body}\n{end}"
+    if start in old and end in old:
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :]
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + block + "\n"
+    path.write_text(new, encoding="utf-8")
+
+
+def base_encode(
+    path: Path, texts: Sequence[str], *, tokens: bool = False, only: Any = None
+) -> dict[str, Any]:
+    """Sentence vectors (mean pooling + L2, as all-MiniLM-L6-v2 defines them) and, with `tokens`, every text's
+    L2-normalised token vectors (fp16, concatenated, with offsets): one forward pass gives both. Cached."""
+    import numpy as np
+
+    path = path.with_suffix(".npz")
+    if path.is_file():
+        z = np.load(path)
+        return {k: z[k] for k in z.files}
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from ragcli.resources import embedding_model_dir
+
+    folder = str(embedding_model_dir())
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder).eval()
+    lengths = [len(x) for x in tok(list(texts), truncation=True, max_length=256)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    vecs = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    per: list[Any] = [None] * len(texts)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(order), 32):
+            idx = order[start : start + 32]
+            enc = tok(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            vecs[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            if tokens:
+                hn = torch.nn.functional.normalize(h, dim=-1)
+                for j, i in enumerate(idx):
+                    per[i] = hn[j, : int(enc["attention_mask"][j].sum())].numpy().astype(np.float16)
+            if start % 640 == 0:
+                print(f"  encode {start}/{len(texts)} {time.perf_counter() - t0:.0f}s", flush=True)
+    out: dict[str, Any] = {"vectors": vecs}
+    if tokens:
+        out["off"] = np.cumsum([0] + [len(p) for p in per]).astype(np.int64)
+        out["tok"] = np.concatenate(per)
+    np.savez(path, **out)
+    return out
+
+
+def late_interaction_scores(
+    q: dict[str, Any], qi: int, docs: dict[str, Any], rows: Sequence[int], ids: Sequence[str]
+) -> dict[str, float]:
+    """MaxSim: mean over the query's tokens of the best cosine with any token of the document."""
+    import numpy as np
+
+    qt = q["tok"][q["off"][qi] : q["off"][qi + 1]].astype(np.float32)
+    out = {}
+    for r, d in zip(rows, ids, strict=True):
+        dt = docs["tok"][docs["off"][r] : docs["off"][r + 1]].astype(np.float32)
+        out[d] = float((qt @ dt.T).max(axis=1).mean())
+    return out
+
+
+def logistic_fit(X: Any, y: Any, l2: float = 1e-2, iters: int = 50) -> Any:
+    """L2-regularised logistic regression by Newton steps on standardised features; weights + bias returned in
+    the original feature scale."""
+    import numpy as np
+
+    mu, sd = X.mean(0), X.std(0) + 1e-9
+    Z = np.hstack([(X - mu) / sd, np.ones((len(X), 1))])
+    w = np.zeros(Z.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(Z @ w)))
+        g = Z.T @ (p - y) + l2 * np.r_[w[:-1], 0]
+        H = (Z * (p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(w))
+        w -= np.linalg.solve(H, g)
+    coef = w[:-1] / sd
+    return np.r_[coef, w[-1] - (w[:-1] * mu / sd).sum()]
+
+
+def cross_encoder_scores(
+    path: Path, queries: dict[str, str], cands: dict[str, list[str]], corpus: Any, max_length: int
+) -> dict[str, dict[str, float]]:
+    """The trained cross-encoder's scores (0..1) of each query's candidates, through ragcli's reranker class."""
+    from ragcli.retrieval.cross_encoder_reranker import CrossEncoderReranker
+
+    rr = CrossEncoderReranker(str(path), max_length=max_length, batch_size=20)
+    out = {}
+    t0 = time.perf_counter()
+    for n, (q, ids) in enumerate(cands.items(), 1):
+        out[q] = dict(zip(ids, rr.score(queries[q], [corpus[d].full_text for d in ids]), strict=True))
+        if n % 50 == 0:
+            print(
+                f"  cross-encoder scored {n}/{len(cands)} queries {time.perf_counter() - t0:.0f}s", flush=True
+            )
+    return out

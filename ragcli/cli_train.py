@@ -1,0 +1,183 @@
+"""`ragcli train embedder`, and the deployment gate shared with `ragcli train reranker`: thin wrappers over
+`ragcli.train`, registered on `train_app` (imported by `ragcli.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ragcli.cli_eval import train_app
+from ragcli.cli_support import (
+    ConfigOpt,
+    JsonOpt,
+    err,
+    errors,
+    load,
+    out,
+    print_json,
+    progress_bar,
+    to_jsonable,
+)
+
+HoldoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--holdout",
+        min=0.0,
+        max=0.9,
+        help="Share of labeled queries kept away from training for the deployment gate (0 = no gate).",
+    ),
+]
+
+
+def print_verdict(verdict: Any, card: Path, as_json: bool) -> None:
+    """The gate's comparison table and verdict (stderr with --json, so stdout stays one JSON object)."""
+    console = err if as_json else out
+    table = Table(title=f"deployment gate: {verdict.metric} on {verdict.queries} held-out queries")
+    for col in ("ranking", verdict.metric):
+        table.add_column(col, justify="left" if col == "ranking" else "right")
+    table.add_row(f"{verdict.baseline} (today)", f"{verdict.baseline_mean:.4f}")
+    table.add_row(verdict.candidate, f"{verdict.candidate_mean:.4f}")
+    console.print(table)
+    word = "[green]DEPLOYABLE[/green]" if verdict.deployable else "[red]NOT deployable[/red]"
+    console.print(
+        f"delta {verdict.delta:+.4f}, {100 * verdict.confidence:.0f}% CI [{verdict.ci_low:+.4f}, "
+        f"{verdict.ci_high:+.4f}] (paired bootstrap, {verdict.samples} resamples): {word}; verdict written to "
+        f"{card}",
+        highlight=False,
+    )
+    if not verdict.deployable:
+        console.print(
+            "[yellow]a config naming this model will warn at startup; label more queries or change the "
+            "training settings[/yellow]"
+        )
+
+
+@train_app.command("embedder")
+def train_embedder_cmd(
+    name: Annotated[
+        str, typer.Option("--name", help="Name to save it under; use it as `model: trained:NAME`.")
+    ],
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL of {query, passage, label}.")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl.")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="BEIR queries.jsonl.")] = None,
+    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (train split!).")] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option("--base-model", help="Embedder to start from (default: the packaged all-MiniLM-L6-v2)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=2, help="Pairs per batch (each query's in-batch negatives + 1)."),
+    ] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 2e-5,
+    max_length: Annotated[int, typer.Option("--max-length", min=16)] = 256,
+    max_queries: Annotated[
+        int | None,
+        typer.Option("--max-queries", min=1, help="Train on at most this many queries (CPU time)."),
+    ] = None,
+    holdout: HoldoutOpt = 0.2,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune the embedder on your (query, relevant passage) pairs with in-batch negatives, then gate it."""
+    from ragcli.train.embedder_training import CARD, train_embedder
+    from ragcli.train.reranker_data import load_training_data
+
+    with errors():
+        cfg = load(config)
+        held, gs = _held_out(pairs, corpus, queries, qrels, holdout)
+        data = load_training_data(
+            cfg,
+            pairs_file=pairs,
+            corpus=corpus,
+            queries=queries,
+            qrels=qrels,
+            negatives_per_query=0,
+            max_queries=max_queries,
+            exclude_queries=held,
+        )
+        bar = progress_bar("train")
+        task = bar.add_task("", total=None)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
+
+        with bar:
+            report = train_embedder(
+                data.pairs,
+                name=name,
+                base_model=base_model,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                max_length=max_length,
+                home=cfg.home_dir(),
+                data={**data.data, "held_out_queries": len(held)},
+                on_step=on_step,
+            )
+        verdict = None
+        if gs is not None:
+            from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+            from ragcli.train.deployment_gate import write_verdict
+            from ragcli.train.gate_eval import gate_embedder
+
+            verdict = gate_embedder(
+                cfg,
+                gs,
+                SentenceTransformerEmbedder(report.path),
+                progress=lambda m: err.print(m, style="dim"),
+            )
+            write_verdict(Path(report.path) / CARD, verdict)
+        if as_json:
+            print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
+        else:
+            out.print(
+                f"trained embedder [bold]{report.name}[/bold] on {report.pairs} pairs of {report.queries} queries "
+                f"in {report.seconds:.0f}s, final loss {report.final_loss:.3f}; saved to {report.path}",
+                highlight=False,
+            )
+            out.print(
+                f"use it with `embedder: {{type: sentence_transformers, model: trained:{report.name}}}`. "
+                "[bold]Its vectors differ from the old model's: re-index[/bold] with `ragcli ingest` on the same "
+                "folders (collections embedded with another model are re-embedded; the others are untouched).",
+                highlight=False,
+            )
+        if verdict is not None:
+            print_verdict(verdict, Path(report.path) / CARD, as_json)
+        else:
+            err.print("[yellow]--holdout 0: no deployment gate was run; the model is unverified[/yellow]")
+
+
+def _held_out(
+    pairs: Path | None, corpus: Path | None, queries: Path | None, qrels: Path | None, holdout: float
+) -> tuple[set[str], Any]:
+    """Held-out query keys and their gate set, or (empty, None) with --holdout 0."""
+    if holdout <= 0:
+        return set(), None
+    from ragcli.train.gate_eval import hold_out
+
+    return hold_out(pairs_file=pairs, corpus=corpus, queries=queries, qrels=qrels, holdout=holdout)
+
+
+def gate_trained_reranker(
+    cfg: Any, report: Any, gs: Any, *, depth: int, max_length: int, as_json: bool
+) -> Any:
+    """Run the gate for a reranker just trained, write the verdict into its card and print it."""
+    from ragcli.retrieval.cross_encoder_reranker import CrossEncoderReranker
+    from ragcli.train.deployment_gate import write_verdict
+    from ragcli.train.gate_eval import gate_reranker
+    from ragcli.train.reranker_training import CARD
+
+    reranker = CrossEncoderReranker(report.path, max_length=max_length)
+    verdict = gate_reranker(cfg, gs, reranker, depth=depth, progress=lambda m: err.print(m, style="dim"))
+    write_verdict(Path(report.path) / CARD, verdict)
+    print_verdict(verdict, Path(report.path) / CARD, as_json)
+    return verdict
+
+
+held_out_split = _held_out

@@ -1,0 +1,130 @@
+"""Fast CPU backends for a cross-encoder, loaded once per process: torch fp32, torch int8, ONNX Runtime.
+
+A reranker re-scores ~20 candidates per query, so its latency is one forward pass over 20 (query, passage)
+pairs. On a CPU the Linear layers dominate it; dynamic int8 quantization of those layers (weights int8,
+activations quantized on the fly) cuts that time roughly in half for MiniLM-sized models with scores that keep
+the order (measured in benchmarks/results/retrieval_trained.md: Spearman and top-5 agreement with fp32).
+ONNX Runtime runs the exported graph with fused kernels; it needs the optional `onnxruntime` package and
+exports once, next to the model (`model.onnx`).
+
+Loaded models are cached per process by (folder, backend, max_length): every `Stages` and every reranker
+object naming the same model shares one copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ragcli.errors import ResourceMissing
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["torch", "int8", "onnx"]
+BACKENDS: tuple[str, ...] = ("torch", "int8", "onnx")
+Scorer = Callable[[str, Sequence[str]], list[float]]
+"""(query, passages) -> one logit per passage."""
+
+_LOADED: dict[tuple[str, str, int, int, str], tuple[Any, Scorer]] = {}
+_LOCK = threading.Lock()
+
+
+def load_scorer(
+    path: str, backend: str, max_length: int, batch_size: int = 32, device: str = "cpu"
+) -> tuple[Any, Scorer]:
+    """(tokenizer, scorer) for the model folder or hub id `path`, loaded once per process."""
+    key = (path, backend, max_length, batch_size, device)
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load(path, backend, max_length, batch_size, device)
+        return _LOADED[key]
+
+
+def _load(path: str, backend: str, max_length: int, batch_size: int, device: str) -> tuple[Any, Scorer]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval().to(device)
+    if backend == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if backend == "onnx":
+        return tok, _onnx_scorer(path, tok, model, max_length, batch_size)
+
+    def score(query: str, texts: Sequence[str]) -> list[float]:
+        out: list[float] = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                chunk = list(texts[i : i + batch_size])
+                enc = tok(
+                    [query] * len(chunk),
+                    chunk,
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                ).to(device)
+                out += model(**enc).logits[:, 0].float().tolist()
+        return out
+
+    log.info("loaded cross-encoder %s (%s)", path, backend)
+    return tok, score
+
+
+def _onnx_scorer(path: str, tok: Any, model: Any, max_length: int, batch_size: int) -> Scorer:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ResourceMissing(
+            f"reranker backend 'onnx' needs onnxruntime ({exc}); run `pip install onnxruntime`, or use "
+            "backend: int8 (no extra package)"
+        ) from exc
+    import numpy as np
+    import torch
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ResourceMissing(
+            f"reranker backend 'onnx' needs a local model folder, got {path!r}; use int8 or torch"
+        )
+    onnx_file = folder / "model.onnx"
+    if not onnx_file.is_file():
+        enc = tok(["q"], ["p"], return_tensors="pt")
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+        axes = {n: {0: "batch", 1: "seq"} for n in names}
+        torch.onnx.export(
+            model,
+            tuple(enc[n] for n in names),
+            str(onnx_file),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+
+    def score(query: str, texts: Sequence[str]) -> list[float]:
+        out: list[float] = []
+        for i in range(0, len(texts), batch_size):
+            chunk = list(texts[i : i + batch_size])
+            enc = tok(
+                [query] * len(chunk),
+                chunk,
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="np",
+            )
+            feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in wanted}
+            out += session.run(["logits"], feed)[0][:, 0].astype(float).tolist()
+        return out
+
+    log.info("loaded cross-encoder %s (onnx)", path)
+    return score

@@ -1,0 +1,88 @@
+"""Models trained on the user's labels (`ragcli train reranker|embedder`): where they live, their cards, gates.
+
+A trained model is a folder `<home>/<kind>/<NAME>` holding the model and a card (JSON) that says what it was
+trained on and whether it passed its deployment gate. Configs name it `trained:NAME`. The stages read the card
+here (never the training layer) so that a config naming a model which failed its gate warns when it is built,
+and an embedder's version (which changes when it is re-trained under the same name) reaches the ingest
+fingerprint, so collections embedded with the old weights are re-embedded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from ragcli.resources import ragcli_home
+
+log = logging.getLogger(__name__)
+
+TRAINED_PREFIX = "trained:"
+Kind = Literal["rerankers", "embedders"]
+CARDS: dict[str, str] = {"rerankers": "ragcli_reranker.json", "embedders": "ragcli_embedder.json"}
+"""The card's file name per kind of model."""
+
+
+def trained_dir(kind: Kind, home: Path | None = None) -> Path:
+    """The folder holding trained models of one kind, one sub-folder per name."""
+    return (home or ragcli_home()) / kind
+
+
+def read_card(model_dir: Path, kind: Kind) -> dict[str, Any] | None:
+    """The model's card, or None when there is none (a pretrained model, a folder from elsewhere)."""
+    path = model_dir / CARDS[kind]
+    if not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        log.warning("model card %s is not valid JSON; ignoring it", path)
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def gate_of(model_dir: Path, kind: Kind) -> dict[str, Any] | None:
+    """The deployment-gate verdict recorded in the card, or None when the model was never gated."""
+    card = read_card(model_dir, kind)
+    gate = card.get("gate") if card else None
+    return gate if isinstance(gate, dict) else None
+
+
+def warn_if_gated_out(model: str, model_dir: Path, kind: Kind) -> bool:
+    """Warn when a configured model failed its deployment gate; returns True when it did.
+
+    A model without a verdict (pretrained, or trained before gates existed) passes quietly: the gate judges
+    only what it measured.
+    """
+    gate = gate_of(model_dir, kind)
+    if gate is None or gate.get("deployable", True):
+        return False
+    log.warning(
+        "%s %r FAILED its deployment gate: %s %.4f vs %s %.4f on %s held-out queries (delta %+.4f, "
+        "CI [%+.4f, %+.4f]); it is not expected to beat the ranking it replaces. Retrain it with more "
+        "labels or remove it from the config",
+        kind[:-1],
+        model,
+        gate.get("candidate", "model"),
+        float(gate.get("candidate_mean", 0.0)),
+        gate.get("baseline", "baseline"),
+        float(gate.get("baseline_mean", 0.0)),
+        gate.get("queries", "?"),
+        float(gate.get("delta", 0.0)),
+        float(gate.get("ci_low", 0.0)),
+        float(gate.get("ci_high", 0.0)),
+    )
+    return True
+
+
+def model_version(model_dir: Path, kind: Kind) -> str | None:
+    """A short id of the weights a trained model holds (from its card), or None without a card.
+
+    Re-training under the same name changes it, so an index fingerprint that includes it goes stale.
+    """
+    card = read_card(model_dir, kind)
+    if not card:
+        return None
+    version = card.get("weights_sha") or card.get("trained_at")
+    return str(version)[:12] if version else None
