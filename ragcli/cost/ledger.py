@@ -5,6 +5,11 @@ failed (HTTP 429/5xx, a timeout, a malformed body) is retried by the adapter and
 bill failed requests, and its token counts are unknown. The adapter logs each failed attempt at WARNING level.
 A cache hit is a row with `cached=True` and its (usually zero) dollars, so the saving shows in the report.
 
+A row keeps every usage shape (cache reads and 5-minute/1-hour writes, reasoning tokens, batch), the preset that
+made it, and what a lever saved against the call it replaced (`saved_usd`, `lever`); an LLM call's prompt parts
+(system, history, context, question, output: tokens and dollars) go to the `call_parts` table. Columns added
+after a ledger file was created are added to it when it is opened (ALTER TABLE ADD COLUMN).
+
 `usd=None` means the price of the model is unknown: reports show it as unknown, never as zero.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -50,13 +56,31 @@ CREATE INDEX IF NOT EXISTS calls_query ON calls (query_id);
 
 _COLUMNS = (
     "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached, "
-    "status, tenant, hidden"
+    "status, tenant, hidden, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, batch, preset, "
+    "saved_usd, lever"
 )
 _ADDED_COLUMNS = {  # columns added after the first release: created in older ledger files on open
     "status": "TEXT NOT NULL DEFAULT 'ok'",
     "tenant": "TEXT NOT NULL DEFAULT ''",
     "hidden": "INTEGER NOT NULL DEFAULT 0",
+    # issue 13: every usage shape, and what attribution needs
+    "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "cache_write_1h_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "reasoning_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "batch": "INTEGER NOT NULL DEFAULT 0",
+    "preset": "TEXT NOT NULL DEFAULT ''",
+    "saved_usd": "REAL NOT NULL DEFAULT 0",
+    "lever": "TEXT NOT NULL DEFAULT ''",
 }
+_PARTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS call_parts (
+    call_id INTEGER NOT NULL,
+    part TEXT NOT NULL,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    usd REAL
+);
+CREATE INDEX IF NOT EXISTS call_parts_call ON call_parts (call_id);
+"""
 
 
 def ledger_path(cfg: PipelineConfig) -> Path:
@@ -88,6 +112,16 @@ class LedgerRow:
     tenant: str = ""
     hidden: bool = False
     """A call the user did not ask for directly (a summariser, a verifier, a router): a hidden cost."""
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    batch: bool = False
+    preset: str = ""
+    """The pipeline (config `name`) that made the call."""
+    saved_usd: float = 0.0
+    """Dollars a lever saved on this call against the call it replaced (cache hit, cheaper route, ...)."""
+    lever: str = ""
+    """The lever that saved them: `cache`, `routing`, `compression`, ..."""
 
     @classmethod
     def of(
@@ -102,6 +136,9 @@ class LedgerRow:
         status: str = "ok",
         tenant: str = "",
         hidden: bool = False,
+        preset: str = "",
+        saved_usd: float = 0.0,
+        lever: str = "",
     ) -> LedgerRow:
         """A row for a call that just finished, stamped now."""
         return cls(
@@ -119,6 +156,13 @@ class LedgerRow:
             status=status,
             tenant=tenant,
             hidden=hidden,
+            cache_write_tokens=usage.cache_write_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            batch=usage.batch,
+            preset=preset,
+            saved_usd=float(saved_usd),
+            lever=lever,
         )
 
 
@@ -196,6 +240,7 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_PARTS_SCHEMA)
             have = {r[1] for r in self._db.execute("PRAGMA table_info(calls)")}
             for name, decl in _ADDED_COLUMNS.items():
                 if name not in have:
@@ -206,8 +251,8 @@ class Ledger:
                 "point cost.ledger at another file, or move this one away"
             ) from exc
 
-    def record(self, row: LedgerRow) -> None:
-        """Append one call."""
+    def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> int:
+        """Append one call (and the prompt parts of an LLM call: part, tokens, dollars); returns its row id."""
         values = (
             row.ts,
             row.query_id,
@@ -223,9 +268,30 @@ class Ledger:
             row.status,
             row.tenant,
             int(row.hidden),
+            int(row.cache_write_tokens),
+            int(row.cache_write_1h_tokens),
+            int(row.reasoning_tokens),
+            int(row.batch),
+            row.preset,
+            float(row.saved_usd),
+            row.lever,
         )
+        marks = ",".join("?" * len(values))
         with self._lock:
-            self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+            # one transaction: a call and its parts are written together or not at all
+            self._db.execute("BEGIN")
+            try:
+                cur = self._db.execute(f"INSERT INTO calls ({_COLUMNS}) VALUES ({marks})", values)
+                call_id = int(cur.lastrowid or 0)
+                self._db.executemany(
+                    "INSERT INTO call_parts (call_id, part, tokens, usd) VALUES (?,?,?,?)",
+                    [(call_id, part, int(tokens), usd) for part, tokens, usd in parts],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return call_id
 
     def rows(
         self, since: str | date | datetime | None = None, query_id: str | None = None
@@ -251,6 +317,13 @@ class Ledger:
                 status=r[11],
                 tenant=r[12],
                 hidden=bool(r[13]),
+                cache_write_tokens=r[14],
+                cache_write_1h_tokens=r[15],
+                reasoning_tokens=r[16],
+                batch=bool(r[17]),
+                preset=r[18],
+                saved_usd=r[19],
+                lever=r[20],
             )
             for r in fetched
         ]
@@ -289,7 +362,17 @@ class Ledger:
         for r in self.rows(query_id=query_id):
             if r.status != "ok":  # a refused call was never made: nothing billed
                 continue
-            total = total + Usage(r.input_tokens, r.cached_tokens, r.output_tokens, r.usd, 1)
+            total = total + Usage(
+                r.input_tokens,
+                r.cached_tokens,
+                r.output_tokens,
+                r.usd,
+                1,
+                cache_write_tokens=r.cache_write_tokens,
+                cache_write_1h_tokens=r.cache_write_1h_tokens,
+                reasoning_tokens=r.reasoning_tokens,
+                batch=r.batch,
+            )
         return total
 
     @staticmethod

@@ -207,6 +207,7 @@ def generate(
         s.model = completion.model
         s.provider = completion.provider
         s.detail["attempts"] = completion.attempts
+        s.parts = prepared.parts
     return completion
 
 
@@ -235,7 +236,13 @@ def new_recorder(stages: Stages, opts: QueryOptions) -> Recorder:
     )
     budget = QueryBudget(per_query, stages.budget_store if limits else None, limits)
     return Recorder(
-        stages.ledger, uuid.uuid4().hex[:12], budget, tenant=opts.tenant, trace=list(opts.extra_trace)
+        stages.ledger,
+        uuid.uuid4().hex[:12],
+        budget,
+        tenant=opts.tenant,
+        trace=list(opts.extra_trace),
+        prices=stages.prices,
+        preset=stages.config.name,
     )
 
 

@@ -17,11 +17,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ragcli.cost.attribution import split_parts
 from ragcli.cost.budget import QueryBudget
 from ragcli.cost.ledger import Ledger, LedgerRow
 from ragcli.errors import BudgetExceeded
 from ragcli.types import Scalar, StageTrace, Usage
+
+if TYPE_CHECKING:
+    from ragcli.cost.prices import PriceTable
 
 
 @dataclass
@@ -35,6 +40,8 @@ class StageRun:
     detail: dict[str, Scalar | None] = field(default_factory=dict)
     cached: bool = False
     """The answer came from a cache: the row shows it, so the saving can be reported."""
+    parts: dict[str, int] = field(default_factory=dict)
+    """An LLM call's prompt tokens per part (system, history, context, question): the ledger splits its dollars."""
 
 
 class Recorder:
@@ -46,6 +53,8 @@ class Recorder:
         budget: the query's budget (`None`: no limits).
         tenant: written on every row, for reports by tenant.
         trace: a list to append to (entries recorded before this query's first stage).
+        prices: prices the split of an LLM call's dollars over its prompt parts (`None`: parts get no dollars).
+        preset: the pipeline's name, written on every row, for reports by preset.
     """
 
     def __init__(
@@ -56,12 +65,16 @@ class Recorder:
         *,
         tenant: str = "",
         trace: list[StageTrace] | None = None,
+        prices: PriceTable | None = None,
+        preset: str = "",
     ) -> None:
         self.ledger = ledger
         self.query_id = query_id
         self.budget = budget or QueryBudget()
         self.tenant = tenant
         self.trace: list[StageTrace] = trace if trace is not None else []
+        self.prices = prices
+        self.preset = preset
 
     @contextmanager
     def stage(
@@ -106,8 +119,17 @@ class Recorder:
                     cached=run.cached,
                     tenant=self.tenant,
                     hidden=hidden,
-                )
+                    preset=self.preset,
+                ),
+                self._parts(run),
             )
+
+    def _parts(self, run: StageRun) -> list[tuple[str, int, float | None]]:
+        """An LLM call's tokens and dollars per prompt part (nothing for calls without parts)."""
+        if not run.parts:
+            return []
+        price = self.prices.price(run.model) if self.prices is not None and run.model else None
+        return split_parts(run.parts, run.usage, price)
 
     def note(self, name: str, seconds: float = 0.0, **detail: Scalar | None) -> None:
         """A trace entry for a step that calls no model (a decision, a skip)."""
@@ -130,5 +152,6 @@ class Recorder:
                 status="refused",
                 tenant=self.tenant,
                 hidden=hidden,
+                preset=self.preset,
             )
             self.ledger.record(row)

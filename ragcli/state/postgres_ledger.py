@@ -6,6 +6,7 @@ row or none of it, never half of one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from ragcli.cost.ledger import GROUP_BY, GroupBy, LedgerRow, LedgerTotal, parse_since
@@ -26,8 +27,8 @@ class PostgresLedger:
         self.db = db
         self.path = db._where  # what reports show as the ledger's location (password redacted)
 
-    def record(self, row: LedgerRow) -> None:
-        """Append one call (committed before returning)."""
+    def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> None:
+        """Append one call (committed before returning). Prompt parts are kept by the SQLite ledger only."""
         values = (
             row.ts,
             row.query_id,
