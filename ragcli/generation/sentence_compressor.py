@@ -87,6 +87,8 @@ class SentenceCompressor:
         max_unit_words: units longer than this are split at line breaks and commas.
         hop_weight, prior_weight, lead_weight, embed_weight, key_weight: weights of the score's parts (the
             lexical score of the unit itself weighs 1; `key_weight` is for holding a name from the question).
+            Defaults tuned on the first half of HotpotQA (benchmarks/compression_tune.py): the second hop is
+            worth as much as the question's own words (+7 points of answers kept at 5x over 0.5).
         keep_share: with `prune_words`, the share of a sentence's unprotected words expected to survive pruning
             (sentences are picked at that estimated cost, then pruned to the budget); `None`: the share that
             keeps every sentence if their protected words allow (few-shot demonstrations, where every number
@@ -102,9 +104,9 @@ class SentenceCompressor:
         selector: LexicalSentenceSelector | None = None,
         expand_query: bool = True,
         max_unit_words: int = 60,
-        hop_weight: float = 0.5,
-        prior_weight: float = 0.5,
-        lead_weight: float = 0.15,
+        hop_weight: float = 1.0,
+        prior_weight: float = 0.25,
+        lead_weight: float = 0.4,
         embed_weight: float = 1.0,
         key_weight: float = 0.25,
         keep_share: float | None = 0.5,
@@ -374,10 +376,14 @@ class SentenceCompressor:
                     continue
                 word = m.group(0)
                 bare = re.sub(r"\W+", "", word.lower())
-                if not bare or (bare and any(t in asked for t in terms(bare))):
-                    continue
-                # tier 0: stopwords, 1: a content word seen before in the kept text, 2: any other word
-                tier = 0 if bare in STOPWORDS else (1 if seen[bare] else 2)
+                if not bare:
+                    continue  # punctuation and operators (`+`, `=`) carry the arithmetic of a demonstration
+                # tier 0: stopwords, 1: a content word seen before in the kept text, 2: any other word, 3: the
+                # question's own words
+                if any(t in asked for t in terms(bare)):
+                    tier = 3
+                else:
+                    tier = 0 if bare in STOPWORDS else (1 if seen[bare] else 2)
                 seen[bare] += 1
                 candidates.append((tier, u.score, -m.start(), u, m.start()))
         candidates.sort(key=lambda c: (c[0], c[1], c[2]))
