@@ -135,6 +135,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 result.answer.query_id, result.answer.usage.usd, result.cache, result.tier, rid
             )
             headers["X-Ragcli-Gateway-Seconds"] = f"{time.perf_counter() - t0:.4f}"
+            headers["X-Ragcli-Pipeline-Seconds"] = f"{result.seconds:.4f}"
             body = completion_body(result.answer, req.model, rid, result.cache, result.tier)
             return JSONResponse(body, headers=headers)
 

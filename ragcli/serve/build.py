@@ -90,6 +90,7 @@ def build_gateway(settings: ServeSettings, **stage_overrides: Any) -> Gateway:
         for name, stages in pipelines.items():
             log.info("loading the models of pipeline %s", name)
             stages.embedder.embed_query("warm-up")
+            stages.store.count()  # open the store once, before concurrent requests race to open it
             _ = stages.llm
     return Gateway(pipelines, state, settings.limits, settings.require_key)
 

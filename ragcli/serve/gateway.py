@@ -8,6 +8,7 @@ requests-per-minute limit and a dollars-per-day limit held in the shared budget 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class ChatResult:
     model: str
     cache: str
     tier: str
+    seconds: float = 0.0
+    """Time spent in the pipeline (`answer()`), for telling the gateway's own overhead apart."""
 
 
 @dataclass
@@ -171,6 +174,7 @@ class Gateway:
             tenant=caller.tenant,
         )
         hold = self._hold(caller, stages)
+        t0 = time.perf_counter()
         try:
             ans = answer(question, stages, opts)
         except BaseException:
@@ -178,7 +182,7 @@ class Gateway:
             raise
         self._settle(hold, ans.usage.usd)
         ans.warnings[:0] = warnings
-        return ChatResult(ans, req.model, cache_state(ans), tier_of(ans))
+        return ChatResult(ans, req.model, cache_state(ans), tier_of(ans), time.perf_counter() - t0)
 
     def embed(self, caller: Caller, req: EmbeddingRequest) -> tuple[list[list[float]], int, str]:
         """Embed texts with the pipeline's embedder: (vectors, tokens, model name). One ledger row."""
@@ -194,8 +198,6 @@ class Gateway:
             )
         if any(not t.strip() for t in texts):
             raise GatewayError(400, "an input is empty; every input must hold text", param="input")
-        import time
-
         from ragcli.cost.ledger import LedgerRow
 
         hold = self._hold(caller, stages)
