@@ -346,7 +346,7 @@ def main() -> None:
 
 
 def run(home: Path, dsn_env: str | None, args: argparse.Namespace) -> dict[str, Any]:
-    load0 = open("/proc/loadavg").read().split()[:3]
+    load0 = Path("/proc/loadavg").read_text().split()[:3]
     corpus(home)
     state = open_state(parse_config(bench_config(home, dsn_env)))
     keys: dict[str, str] = {}
@@ -375,7 +375,7 @@ def run(home: Path, dsn_env: str | None, args: argparse.Namespace) -> dict[str, 
     proc.wait(timeout=30)
     checked = audit(home, dsn_env, loaded + single, kids)
     killed = kill_phase(home, dsn_env, keys, kids)
-    load1 = open("/proc/loadavg").read().split()[:3]
+    load1 = Path("/proc/loadavg").read_text().split()[:3]
     return {"direct_loaded": direct_loaded, "direct_one": direct_one, "http_loaded": http_loaded, "http_one": http_one,
             "audit": checked, "kill": killed, "trials": trials, "load": (load0, load1), "home": str(home)}  # fmt: skip
 
