@@ -7,14 +7,17 @@ import logging
 
 from ragcli.config import (
     AnthropicLLMConfig,
+    LLMLinguaCompressionConfig,
     LlamaCppLLMConfig,
     OpenAICompatibleLLMConfig,
     PipelineConfig,
     ScriptedLLMConfig,
+    SentenceCompressionConfig,
     TransformersLLMConfig,
 )
 from ragcli.cost.prices import PriceTable
-from ragcli.generation.protocols import LLM, Packer
+from ragcli.generation.protocols import LLM, Compressor, Packer
+from ragcli.generation.sentence_compressor import EmbedFn
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +105,19 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
         fill=p.fill,
         expand_query=p.expand_query,
     )
+
+
+def build_compressor(cfg: PipelineConfig, llm: LLM, embed: EmbedFn | None = None) -> Compressor | None:
+    """The `compression:` stage, counting with the target LLM's tokenizer; `None` when it is off."""
+    c = cfg.compression
+    if isinstance(c, SentenceCompressionConfig):
+        from ragcli.generation.sentence_compressor import SentenceCompressor
+
+        return SentenceCompressor(
+            llm.count_tokens, prune_words=c.prune_words, embed=embed if c.use_embeddings else None
+        )
+    if isinstance(c, LLMLinguaCompressionConfig):
+        from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor
+
+        return LLMLinguaCompressor(llm.count_tokens, model=c.model, long=c.long, device=c.device)
+    return None

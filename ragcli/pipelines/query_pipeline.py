@@ -43,6 +43,9 @@ class QueryOptions:
     where: str | Mapping[str, Any] | Filter | None = None
     """A filter: an expression (`year >= 2020`), the YAML mapping form, or a `Filter`; validated either way."""
     history: Sequence[Message] = ()
+    retrieval_query: str | None = None
+    """Search (and rerank) with this text instead of the question: a chat follow-up's standalone form
+    (`Conversation.retrieval_query`). The prompt still carries the question as asked."""
     budget_tokens: int | None = None
     top_k: int | None = None
     no_answer: bool = False
@@ -93,6 +96,7 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
     """Search the store (dense, sparse or hybrid) and rerank."""
     cfg = stages.config
     embedder = stages.embedder
+    question = opts.retrieval_query or question
     with rec.stage("embed_query", embedder.model_name, estimate=_embed_estimate(stages, question)) as s:
         emb = embedder.embed_query(question)
         s.usage = emb.usage
@@ -255,6 +259,9 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     rec = new_recorder(stages, opts)
     retrieved = retrieve(question, stages, opts, rec)
     prepared = prepare(question, retrieved, stages, opts, rec)
+    from ragcli.pipelines.compress_step import compress  # builds on prepare(): imported here
+
+    prepared = compress(question, prepared, retrieved, stages, opts, rec)
     result = _answer_of(question, prepared, retrieved, stages.llm, rec)
     if opts.no_answer:
         return _finish(result, rec)

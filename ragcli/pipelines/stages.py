@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ragcli.cost.ledger import Ledger
     from ragcli.cost.prices import PriceTable
     from ragcli.cost.protocols import BudgetStore
-    from ragcli.generation.protocols import LLM, Packer
+    from ragcli.generation.protocols import LLM, Compressor, Packer
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
 
@@ -38,6 +38,7 @@ class Stages:
     given_tenant_filter: Filter | None = None
     given_llm: LLM | None = None
     given_packer: Packer | None = None
+    given_compressor: Compressor | None = None
     given_prices: PriceTable | None = None
     given_ledger: Ledger | None = None
     given_budget_store: BudgetStore | None = None
@@ -120,6 +121,16 @@ class Stages:
 
         given = self.given_packer
         return given if given is not None else build_packer(self.config, self.llm)
+
+    @cached_property
+    def compressor(self) -> Compressor | None:
+        """The `compression:` stage (`None` when the config turns it off)."""
+        from ragcli.generation.build import build_compressor
+
+        given = self.given_compressor
+        if given is not None:
+            return given
+        return build_compressor(self.config, self.llm, lambda texts: self.embedder.embed(texts).vectors)
 
     @cached_property
     def prices(self) -> PriceTable:

@@ -1,0 +1,77 @@
+"""The compression step and follow-up retrieval in the query path: plumbing on fakes (no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragcli.config import parse_config
+from ragcli.generation.build import build_compressor
+from ragcli.generation.scripted_llm import ScriptedLLM
+from ragcli.generation.sentence_compressor import SentenceCompressor
+from ragcli.ingest.plain_text_parser import PlainTextParser
+from ragcli.pipelines.ingest_pipeline import ingest
+from ragcli.pipelines.query_pipeline import QueryOptions, answer
+from ragcli.pipelines.stages import Stages
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
+
+
+def _stages(compression: dict[str, object]) -> Stages:
+    cfg = parse_config(
+        {
+            "collection": "t",
+            "store": {"type": "qdrant", "location": ":memory:"},
+            "embedder": {"type": "hash", "dim": 64},
+            "retrieval": {"top_k": 4},
+            "packing": {"budget_tokens": 600},
+            "compression": compression,
+            "llm": {"type": "scripted", "replies": ["The limit is 250 euros [1]."]},
+        }
+    )
+    s = Stages.from_config(cfg, parser=PlainTextParser())
+    report = ingest(
+        [SAMPLES / "travel-policy.md", SAMPLES / "security-handbook.md", SAMPLES / "onboarding.txt"], s
+    )
+    assert not report.failed
+    return s
+
+
+@pytest.mark.parametrize("ratio", [2.0, 4.0])
+def test_compress_step_shrinks_the_context_to_the_ratio(ratio: float) -> None:
+    plain = _stages({"type": "none"})
+    squeezed = _stages({"type": "sentences", "ratio": ratio, "min_tokens": 0})
+    try:
+        q = "What is the hotel limit in Paris?"
+        before = answer(q, plain, QueryOptions(no_answer=True))
+        after = answer(q, squeezed, QueryOptions(no_answer=True))
+        step = next(t for t in after.trace if t.stage == "compress")
+        assert step.detail["context_before"] == before.prompt_tokens["context"]
+        assert after.prompt_tokens["context"] == step.detail["context_after"]
+        assert after.prompt_tokens["context"] <= before.prompt_tokens["context"] / ratio
+        assert step.detail["protected_kept"] is not None
+        # every citation left points at a block still in the prompt
+        text = after.prompt[-1].content
+        assert all(f"[{c.number}] " in text for c in after.citations)
+        assert "compress" not in [r.stage for r in squeezed.ledger.rows()]  # free: no ledger row
+    finally:
+        plain.close()
+        squeezed.close()
+
+
+def test_compression_is_off_by_default_and_in_local() -> None:
+    assert build_compressor(parse_config({}), ScriptedLLM()) is None
+    comp = build_compressor(parse_config({"compression": {"type": "sentences"}}), ScriptedLLM())
+    assert isinstance(comp, SentenceCompressor)
+
+
+def test_retrieval_query_replaces_the_search_text_not_the_question() -> None:
+    s = _stages({"type": "none"})
+    try:
+        q = "Which one applies there?"
+        ans = answer(q, s, QueryOptions(no_answer=True, retrieval_query=q + " hotel limit Paris"))
+        assert ans.question == q and q in ans.prompt[-1].content
+        assert "hotel limit Paris" not in ans.prompt[-1].content
+    finally:
+        s.close()
