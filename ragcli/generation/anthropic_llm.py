@@ -2,8 +2,11 @@
 OpenAI-compatible adapter; the SDK is imported at the first call.
 
 Token counts before a call are estimates (`cl100k_base`): Anthropic's tokenizer is not public. The usage that is
-recorded comes from the response. Following OpenAI's convention, `input_tokens` includes cache reads and writes,
-and `cached_tokens` holds the cache reads (cache writes are priced as plain input here, a slight undercount).
+recorded comes from the response (`cost/provider_usage.py`): Anthropic's `input_tokens` excludes cache reads and
+writes, so ragcli adds them back (its `input_tokens` counts every prompt token, as OpenAI's does), keeps the reads
+in `cached_tokens` and the writes, 5-minute and 1-hour apart, in `cache_write_tokens`, each priced at its rate.
+Cache breakpoints are set by `prompt_cache.plan`: only where the prefix is long enough to be cached and the write
+premium pays.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ragcli.cost.prices import PriceTable
+from ragcli.cost.provider_usage import anthropic_usage
 from ragcli.cost.tokens import counter_for
 from ragcli.errors import BackendError
 from ragcli.generation.llm_common import (
@@ -22,6 +26,8 @@ from ragcli.generation.llm_common import (
     classify_sdk_error,
     message_tokens,
 )
+from ragcli.generation.prompt_cache import anthropic_request_parts
+from ragcli.generation.prompt_cache import plan as plan_cache
 from ragcli.generation.retry import Attempt, Failure, RetryPolicy, call_with_retries
 from ragcli.optional import api_key, require
 from ragcli.types import Completion, Message, Usage
@@ -103,6 +109,18 @@ class AnthropicLLM:
         )
 
     def _request(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+        cache = plan_cache(self.model, messages, self.count_tokens, self.prices.price(self.model))
+        if cache.after:  # content blocks carry the cache_control breakpoints
+            system_blocks, chat = anthropic_request_parts(messages, cache)
+            cached: dict[str, Any] = {
+                "model": self.model,
+                "max_tokens": max_tokens,
+                "temperature": self.temperature,
+                "messages": chat,
+            }
+            if system_blocks:
+                cached["system"] = system_blocks
+            return cached
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         req: dict[str, Any] = {
             "model": self.model,
@@ -114,11 +132,9 @@ class AnthropicLLM:
             req["system"] = system
         return req
 
-    def _usage(self, u: Any) -> Usage:
-        read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
-        write = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
-        total_in = int(getattr(u, "input_tokens", 0) or 0) + read + write
-        return self.prices.usage_for(self.model, total_in, int(getattr(u, "output_tokens", 0) or 0), read)
+    def _usage(self, u: Any, final: Any = None) -> Usage:
+        """The response's usage, priced; `final` is a stream's last `message_delta` usage (cumulative)."""
+        return self.prices.priced(self.model, anthropic_usage(u, final))
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int) -> Completion:
         client = self._get_client()
@@ -156,7 +172,7 @@ class AnthropicLLM:
         )
         pieces: list[str] = []
         start_usage: Any = None
-        output = 0
+        final_usage: Any = None
         try:
             for ev in events:
                 kind = getattr(ev, "type", "")
@@ -166,14 +182,13 @@ class AnthropicLLM:
                     pieces.append(ev.delta.text)
                     yield ev.delta.text
                 elif kind == "message_delta" and getattr(ev, "usage", None) is not None:
-                    output = int(getattr(ev.usage, "output_tokens", 0) or 0)
+                    final_usage = ev.usage
         except Exception as exc:
             failure = self._classify(exc)
             if failure is None:
                 raise
             raise BackendError(f"the stream from {self.model} broke off: {failure.error}") from exc
-        usage = self._usage(start_usage) if start_usage is not None else Usage(usd=None, calls=1)
-        usage = self.prices.usage_for(self.model, usage.input_tokens, output, usage.cached_tokens)
+        usage = self._usage(start_usage, final_usage) if start_usage is not None else Usage(usd=None, calls=1)
         yield Completion(
             "".join(pieces),
             self.model,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ragcli.cost.prices import PriceTable
+from ragcli.cost.provider_usage import openai_usage
 from ragcli.cost.tokens import counter_for
 from ragcli.errors import BackendError
 from ragcli.generation.llm_common import (
@@ -236,15 +237,14 @@ class OpenAICompatibleLLM:
         )
 
     def _usage(self, raw: Any, messages: Sequence[Message], text: str) -> Usage:
-        if raw is None or getattr(raw, "prompt_tokens", None) is None:
+        """The server's usage, priced: `prompt_tokens` includes cached tokens (OpenAI `cached_tokens`, DeepSeek
+        `prompt_cache_hit_tokens`), `completion_tokens` includes reasoning tokens; see `cost/provider_usage.py`."""
+        counted = openai_usage(raw)
+        if counted is None:
             log.warning("%s returned no token usage; recording estimated counts", self._what())
             est = self.estimate(messages, 0)
             return self.prices.usage_for(self.price_model, est.input_tokens, self.count_tokens(text))
-        details = getattr(raw, "prompt_tokens_details", None)
-        cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
-        return self.prices.usage_for(
-            self.price_model, int(raw.prompt_tokens), int(raw.completion_tokens or 0), cached_tokens=cached
-        )
+        return self.prices.priced(self.price_model, counted)
 
 
 def _delta_text(chunk: Any) -> str:
