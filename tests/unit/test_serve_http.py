@@ -241,3 +241,25 @@ def test_secrets_stay_out_of_logs_ledger_and_errors(built: Built, caplog: pytest
     keys_listed = [k.public() for k in built.gateway.state.keys.list()]
     haystack = "\n".join(texts) + caplog.text + repr(rows) + json.dumps(keys_listed)
     assert secret not in haystack and key not in haystack
+
+
+def test_randomised_tenant_trials_find_no_cross_tenant_hit(built: Built) -> None:
+    import random
+
+    rng = random.Random(14)
+    c = client(built)
+    answered = 0
+    for _ in range(120):
+        own, other = rng.choice(TENANTS), rng.choice(TENANTS)
+        where = rng.choice(
+            [None, f"tenant = '{other}'", "tenant != 'nobody'", f"not tenant = '{own}'",
+             {"tenant": {"in": list(TENANTS)}}, f"tenant = '{own}' or tenant = '{other}'"]
+        )  # fmt: skip
+        body = ask(f"{marker(other, rng.randrange(4))} {rng.choice(['hotel', 'password', 'laptop'])}?")
+        if where is not None:
+            body["ragcli"] = {"where": where}
+        r = c.post("/v1/chat/completions", json=body, headers=auth(built, own))
+        assert r.status_code == 200, r.text
+        answered += 1
+        assert {Path(x["source"]).parent.name for x in r.json()["citations"]} <= {own}
+    assert answered == 120
