@@ -15,7 +15,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ragcli import cli_train  # noqa: F401  (registers `ragcli train embedder` on train_app)
+from ragcli import (
+    cli_compress,  # noqa: F401  (registers `eval compress`, `eval history`)
+    cli_train,  # noqa: F401  (registers `ragcli train embedder` on train_app)
+)
 from ragcli.cli_cost import cost_app
 from ragcli.cli_eval import eval_app, train_app
 from ragcli.cli_router import feedback, router_app  # also registers `train router`, `eval router`

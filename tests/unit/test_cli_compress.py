@@ -1,0 +1,86 @@
+"""`ragcli eval compress` and `ragcli eval history` through typer's CliRunner on tiny files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from ragcli.cli import app
+
+
+def _hotpot(tmp_path: Path, n: int = 8) -> Path:
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "question_id": f"q{i}",
+                "question_text": f"When was Town{i} founded?",
+                "answers_objects": [{"spans": [f"{1800 + i}"]}],
+                "contexts": [
+                    {
+                        "title": f"Town{i}",
+                        "paragraph_text": f"Town{i} is a town. It was founded in {1800 + i}.",
+                        "is_supporting": True,
+                    },
+                    {
+                        "title": "Other",
+                        "paragraph_text": "Cats sleep a lot. Dogs bark at night.",
+                        "is_supporting": False,
+                    },
+                ],
+            }
+        )
+    p = tmp_path / "h.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return p
+
+
+def test_eval_compress_json(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "compress",
+            "--questions",
+            str(_hotpot(tmp_path)),
+            "--format",
+            "hotpotqa",
+            "--ratio",
+            "2",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["items"] == 8 and 0 <= data["answer_kept"] <= 1 and data["ratio_reached"] >= 1.5
+
+
+def test_eval_compress_bad_format_is_a_usage_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["eval", "compress", "--questions", str(_hotpot(tmp_path)), "--format", "zip"]
+    )
+    assert res.exit_code == 64 and "unknown format" in res.output
+
+
+def test_eval_history_json(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "history",
+            "--questions",
+            str(_hotpot(tmp_path)),
+            "--turns",
+            "8",
+            "--plant",
+            "2",
+            "--window",
+            "2",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert len(data["tokens_per_turn"]["ragcli"]) == 8 and data["recall"]["full transcript"] == 1.0
