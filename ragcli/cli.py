@@ -223,18 +223,27 @@ def chat(
     config: ConfigOpt = None,
     collection: CollectionOpt = None,
     where: Annotated[str | None, typer.Option(help="Filter for every turn.")] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", help="Save the chat under this name in the home; resume it later."),
+    ] = None,
 ) -> None:
-    """A multi-turn chat over the documents; history is kept and counted. Empty line or Ctrl-D ends."""
+    """A multi-turn chat over the documents; history is bounded (last turns + a capped summary) and counted.
+    Empty line or Ctrl-D ends."""
     from ragcli.errors import InputError
+    from ragcli.generation.conversation import Conversation
     from ragcli.pipelines.query_pipeline import QueryOptions, answer
     from ragcli.pipelines.stages import Stages
-    from ragcli.types import Message, Usage
+    from ragcli.types import Usage
 
     with errors():
         cfg = load(config, collection)
         stages = Stages.from_config(cfg)
         open_store(stages)
-        history: list[Message] = []
+        count = stages.llm.count_tokens
+        conv = Conversation.open(cfg.home_dir(), session, count) if session else Conversation(count)
+        if conv.turns:
+            out.print(f"[dim]resumed session {session}: {len(conv.turns)} turns[/dim]")
         total = Usage()
         try:
             while True:
@@ -253,14 +262,19 @@ def chat(
                 out.print("bot> ", end="")
                 opts = QueryOptions(
                     where=where,
-                    history=list(history),
+                    history=conv.history(),
+                    retrieval_query=conv.retrieval_query(line),
                     on_token=lambda s: out.print(s, end="", highlight=False, markup=False),
                 )
                 ans = answer(line, stages, opts)
                 out.print()
                 _print_answer(ans, streamed=True)
                 total = total + ans.usage
-                history += [Message("user", line), Message("assistant", ans.text)]
+                turn = conv.add(line, ans.text)
+                out.print(
+                    f"[dim]history: {turn.sent_tokens} tokens carried to the next turn, "
+                    f"{turn.saved_tokens} saved vs the whole transcript[/dim]"
+                )
         finally:
             stages.close()
         usd = "unknown" if total.usd is None else f"${total.usd:.6f}"
