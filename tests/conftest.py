@@ -44,3 +44,22 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"evaluation data not found at {DATA_DIR}; set RAGCLI_DATA")
     return DATA_DIR
+
+
+_SERVICE_WORDS = ("postgresql", "psycopg", "chromium")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI (`RAGCLI_REQUIRE_SERVICES=1`, set by .ci/run) a test skipped for a missing service fails instead.
+
+    Locally, tests that need PostgreSQL or Chromium skip with the reason when those are not installed.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if os.environ.get("RAGCLI_REQUIRE_SERVICES") != "1" or not report.skipped:
+        return
+    reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr).lower()
+    if any(word in reason for word in _SERVICE_WORDS):
+        report.outcome = "failed"
+        report.longrepr = f"a service this test needs is missing in CI (RAGCLI_REQUIRE_SERVICES=1): {reason}"
