@@ -1,0 +1,195 @@
+"""The answer cache's verifier: the probability that two questions ask the same thing.
+
+A verifier is a folder `<home>/verifiers/NAME/` written by `ragcli train cache-verifier`:
+
+- `card.json`: when and on what it was trained, its encoder, its features, the threshold calibrated to meet
+  `cache.target_precision` and the held-out precision with its interval;
+- `head.npz`: a small network (standardisation, then dense layers with ReLU, then a logit) over
+  `[u * v, |u - v|, cosine, pair features]`, where u, v are the two questions' sentence embeddings;
+- `encoder/` when the encoder was fine-tuned; otherwise the card names the packaged encoder and the cache's
+  own query vectors are reused (no second embedding at lookup).
+
+Inference is numpy: the head is a few matrix products, well under a millisecond for a handful of candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragcli.errors import InputError, ResourceMissing
+from ragcli.generation.pair_features import FEATURE_NAMES, pair_feature_matrix
+from ragcli.ingest.protocols import Embedder
+
+log = logging.getLogger(__name__)
+
+CARD = "card.json"
+HEAD = "head.npz"
+FORMAT = 1
+
+
+def verifiers_dir(home: Path) -> Path:
+    """Where trained verifiers live: `<home>/verifiers`."""
+    return Path(home).expanduser() / "verifiers"
+
+
+def verifier_names(home: Path) -> list[str]:
+    """The trained verifiers under a home, oldest first (by the card's `trained_at`)."""
+    found = []
+    root = verifiers_dir(home)
+    if root.is_dir():
+        for card in root.glob(f"*/{CARD}"):
+            try:
+                when = str(json.loads(card.read_text(encoding="utf-8")).get("trained_at", ""))
+            except (OSError, ValueError):
+                continue
+            found.append((when, card.parent.name))
+    return [name for _, name in sorted(found)]
+
+
+def resolve_verifier(home: Path, name: str | None) -> Path:
+    """The folder of verifier `name`, or of the one trained last when `name` is None.
+
+    Raises:
+        ResourceMissing: there is no such verifier (or none at all).
+    """
+    names = verifier_names(home)
+    if name is None:
+        if not names:
+            raise ResourceMissing(
+                f"no cache verifier is trained under {verifiers_dir(home)}; train one with "
+                "`ragcli train cache-verifier --pairs PAIRS.jsonl --name NAME`"
+            )
+        name = names[-1]
+    folder = verifiers_dir(home) / name
+    if not (folder / CARD).is_file():
+        known = ", ".join(names) or "none"
+        raise ResourceMissing(
+            f"cache verifier {name!r} not found under {verifiers_dir(home)} (trained: {known}); "
+            "train it with `ragcli train cache-verifier --pairs PAIRS.jsonl --name NAME`"
+        )
+    return folder
+
+
+def pair_matrix(
+    a_vecs: np.ndarray, b_vecs: np.ndarray, a_texts: Sequence[str], b_texts: Sequence[str]
+) -> np.ndarray:
+    """The head's input for each pair: `[u * v, |u - v|, cosine, pair features]` (float32)."""
+    u = np.asarray(a_vecs, dtype=np.float32)
+    v = np.asarray(b_vecs, dtype=np.float32)
+    if u.shape != v.shape or u.ndim != 2 or len(u) != len(a_texts) or len(a_texts) != len(b_texts):
+        raise InputError(
+            f"verifier input mismatch: {u.shape} and {v.shape} vectors for {len(a_texts)} and {len(b_texts)} "
+            "texts; give one vector per text, the same number on both sides"
+        )
+    cos = np.sum(u * v, axis=1, keepdims=True)
+    feats = np.asarray(pair_feature_matrix(a_texts, b_texts), dtype=np.float32).reshape(len(u), -1)
+    return np.hstack([u * v, np.abs(u - v), cos, feats]).astype(np.float32)
+
+
+def head_logits(head: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Run the stored head (`mean`, `std`, then `W0, b0, W1, b1, ...` with ReLU between) on `x`."""
+    h = (x - head["mean"]) / head["std"]
+    n = sum(1 for k in head if k.startswith("W"))
+    for i in range(n):
+        h = h @ head[f"W{i}"] + head[f"b{i}"]
+        if i < n - 1:
+            h = np.maximum(h, 0.0)
+    return np.asarray(h, dtype=np.float64).reshape(-1)
+
+
+class CacheVerifier:
+    """Scores (question_a, question_b) -> probability that they ask the same thing.
+
+    Args:
+        folder: A verifier folder (see the module docstring); `resolve_verifier` finds one by name.
+        embedder: An embedder to reuse when it is the verifier's encoder (the packaged MiniLM); otherwise the
+            verifier loads its own encoder on first use.
+    """
+
+    def __init__(self, folder: Path, *, embedder: Embedder | None = None) -> None:
+        self.folder = Path(folder).expanduser()
+        card_path = self.folder / CARD
+        if not card_path.is_file() or not (self.folder / HEAD).is_file():
+            raise ResourceMissing(
+                f"{self.folder} is not a cache verifier (needs {CARD} and {HEAD}); train one with "
+                "`ragcli train cache-verifier --pairs PAIRS.jsonl --name NAME`"
+            )
+        try:
+            self.card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
+            with np.load(self.folder / HEAD) as data:
+                self._head = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise ResourceMissing(
+                f"cannot read the cache verifier at {self.folder}: {exc}; retrain it"
+            ) from exc
+        if self.card.get("format") != FORMAT or tuple(self.card.get("features", ())) != FEATURE_NAMES:
+            raise ResourceMissing(
+                f"the cache verifier at {self.folder} was written by another version of ragcli "
+                f"(format {self.card.get('format')!r}, features {self.card.get('features')!r}); retrain it"
+            )
+        self._given = embedder
+        self._own: Embedder | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.folder.name))
+
+    @property
+    def threshold(self) -> float:
+        """The calibrated threshold; `inf` when calibration found none that meets the target."""
+        value = self.card.get("threshold")
+        return math.inf if value is None else float(value)
+
+    @property
+    def encoder(self) -> str:
+        """The encoder's name: the packaged model's name, or the path of the fine-tuned one."""
+        enc = str(self.card.get("encoder", ""))
+        return str(self.folder / enc) if (self.folder / enc).is_dir() and enc else enc
+
+    def reuses(self, embedder_name: str) -> bool:
+        """Whether vectors made by an embedder of this name are the verifier's own (no second embedding)."""
+        return embedder_name == self.encoder
+
+    def embedder(self) -> Embedder:
+        """The verifier's encoder: the given embedder when it is the same model, else its own (lazy)."""
+        if self._given is not None and self.reuses(self._given.model_name):
+            return self._given
+        if self._own is None:
+            from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+
+            self._own = SentenceTransformerEmbedder(self.encoder)
+        return self._own
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.embedder().embed(list(texts)).vectors, dtype=np.float32)
+
+    def score_vectors(
+        self, a_texts: Sequence[str], b_texts: Sequence[str], a_vecs: np.ndarray, b_vecs: np.ndarray
+    ) -> np.ndarray:
+        """Probabilities for pairs whose vectors (from `embed`) are already known."""
+        if len(a_texts) == 0:
+            return np.zeros(0, dtype=np.float64)
+        logits = head_logits(self._head, pair_matrix(a_vecs, b_vecs, a_texts, b_texts))
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50))), dtype=np.float64)
+
+    def score(self, a_texts: Sequence[str], b_texts: Sequence[str]) -> np.ndarray:
+        """Probabilities that `a_texts[i]` and `b_texts[i]` ask the same thing (embeds both sides)."""
+        if len(a_texts) != len(b_texts):
+            raise InputError(f"got {len(a_texts)} first and {len(b_texts)} second questions; pair them up")
+        unique = list(dict.fromkeys([*a_texts, *b_texts]))
+        vecs = self.embed(unique)
+        row = {t: i for i, t in enumerate(unique)}
+        a_v = vecs[[row[t] for t in a_texts]]
+        b_v = vecs[[row[t] for t in b_texts]]
+        return self.score_vectors(a_texts, b_texts, a_v, b_v)
+
+    def same(self, a: str, b: str) -> bool:
+        """Whether one pair clears the calibrated threshold."""
+        return bool(self.score([a], [b])[0] >= self.threshold)

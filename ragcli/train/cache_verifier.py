@@ -1,0 +1,297 @@
+"""`ragcli train cache-verifier`: train the answer cache's verifier on labeled question pairs, then calibrate it.
+
+Recipe (sized for a shared 2-core CPU, minutes not hours):
+
+1. Split the pairs by connected component (no question on both sides) into a training part and a held-out
+   calibration part.
+2. Encoder: the packaged MiniLM, frozen by default (`epochs=0`); with `epochs >= 1` it is first fine-tuned as
+   a bi-encoder with sentence-transformers' OnlineContrastiveLoss on the training pairs (max 64 tokens).
+3. Head: a one-hidden-layer network over `[u * v, |u - v|, cosine, pair features]`, trained with torch and
+   stored as numpy arrays (inference needs no torch beyond the encoder).
+4. Threshold: the lowest score whose held-out precision has a Wilson lower bound >= the target.
+
+The verifier folder holds a JSON card saying all of this (see `ragcli.generation.cache_verifier`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragcli.errors import InputError
+from ragcli.eval.cache_pairs import LabeledPair, file_sha256, load_pairs, split_pairs
+from ragcli.generation.cache_calibration import Calibration, choose_threshold
+from ragcli.generation.cache_verifier import (
+    CARD,
+    FORMAT,
+    HEAD,
+    CacheVerifier,
+    pair_matrix,
+    verifiers_dir,
+)
+from ragcli.generation.pair_features import FEATURE_NAMES
+from ragcli.ingest.protocols import Embedder
+from ragcli.resources import PACKAGED_EMBEDDER
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class VerifierRecipe:
+    """How a verifier is trained. The defaults train in a few minutes on 2 CPU cores."""
+
+    max_pairs: int = 8000
+    """Pairs read from the file (the first ones); training and calibration parts are cut from these."""
+    calib_fraction: float = 0.3
+    epochs: int = 0
+    """Fine-tuning epochs of the encoder; 0 keeps the packaged encoder frozen (and reuses the cache's vectors)."""
+    max_seq_len: int = 64
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    hidden: int = 64
+    """Hidden units of the head; 0 makes it a logistic regression."""
+    head_epochs: int = 60
+    head_lr: float = 1e-3
+    weight_decay: float = 1e-3
+    target_precision: float = 0.95
+    confidence: float = 0.95
+    seed: int = 0
+
+    def check(self) -> None:
+        problems = []
+        if self.max_pairs < 50:
+            problems.append(f"max_pairs must be at least 50, got {self.max_pairs}")
+        if not 0.05 <= self.calib_fraction <= 0.8:
+            problems.append(f"calib_fraction must be in [0.05, 0.8], got {self.calib_fraction}")
+        if self.epochs < 0 or self.head_epochs < 1 or self.hidden < 0:
+            problems.append("epochs >= 0, head_epochs >= 1 and hidden >= 0 are required")
+        if not 0.5 <= self.target_precision < 1.0:
+            problems.append(f"target_precision must be in [0.5, 1), got {self.target_precision}")
+        if problems:
+            raise InputError("cache verifier recipe: " + "; ".join(problems))
+
+
+def _texts(pairs: Sequence[LabeledPair]) -> tuple[list[str], list[str], np.ndarray]:
+    return (
+        [p.text_a for p in pairs],
+        [p.text_b for p in pairs],
+        np.asarray([p.label for p in pairs], dtype=np.int64),
+    )
+
+
+def _embed_pairs(
+    embed: Callable[[list[str]], np.ndarray], a: list[str], b: list[str]
+) -> tuple[np.ndarray, ...]:
+    unique = list(dict.fromkeys([*a, *b]))
+    vecs = embed(unique)
+    row = {t: i for i, t in enumerate(unique)}
+    return vecs[[row[t] for t in a]], vecs[[row[t] for t in b]]
+
+
+def finetune_encoder(
+    pairs: Sequence[LabeledPair], out: Path, recipe: VerifierRecipe, progress: Progress | None = None
+) -> None:
+    """Fine-tune the packaged MiniLM as a bi-encoder on labeled pairs (OnlineContrastiveLoss) into `out`."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import OnlineContrastiveLoss
+
+    from ragcli.resources import embedding_model_dir, offline_env
+
+    offline_env()
+    torch.manual_seed(recipe.seed)
+    model = SentenceTransformer(str(embedding_model_dir()), device="cpu")
+    model.max_seq_length = recipe.max_seq_len
+    loss_fn = OnlineContrastiveLoss(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
+    rng = np.random.default_rng(recipe.seed)
+    steps = (len(pairs) + recipe.batch_size - 1) // recipe.batch_size
+    total = steps * recipe.epochs
+    model.train()
+    done = 0
+    for _ in range(recipe.epochs):
+        order = rng.permutation(len(pairs))
+        for s in range(steps):
+            batch = [pairs[i] for i in order[s * recipe.batch_size : (s + 1) * recipe.batch_size]]
+            feats = [model.tokenize([p.text_a for p in batch]), model.tokenize([p.text_b for p in batch])]
+            labels = torch.tensor([p.label for p in batch], dtype=torch.float32)
+            loss = loss_fn(feats, labels)
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            done += 1
+            if progress is not None:
+                progress("fine-tune", done, total)
+    model.eval()
+    model.save(str(out))
+
+
+def train_head(x: np.ndarray, y: np.ndarray, recipe: VerifierRecipe) -> dict[str, np.ndarray]:
+    """Fit the head (standardise, then ReLU layers, then a logit) with AdamW and BCE; returns numpy arrays."""
+    import torch
+
+    torch.manual_seed(recipe.seed)
+    mean = x.mean(axis=0)
+    std = x.std(axis=0) + 1e-6
+    xs = torch.tensor((x - mean) / std, dtype=torch.float32)
+    ys = torch.tensor(y, dtype=torch.float32)
+    layers: list[torch.nn.Module] = []
+    if recipe.hidden:
+        layers += [torch.nn.Linear(x.shape[1], recipe.hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
+        layers.append(torch.nn.Linear(recipe.hidden, 1))
+    else:
+        layers.append(torch.nn.Linear(x.shape[1], 1))
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.head_lr, weight_decay=recipe.weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(recipe.seed)
+    net.train()
+    for _ in range(recipe.head_epochs):
+        perm = torch.randperm(len(xs), generator=gen)
+        for start in range(0, len(xs), 128):
+            idx = perm[start : start + 128]
+            loss = loss_fn(net(xs[idx]).squeeze(-1), ys[idx])
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+    net.eval()
+    head: dict[str, np.ndarray] = {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        head[f"W{i}"] = lin.weight.detach().numpy().T.astype(np.float32)
+        head[f"b{i}"] = lin.bias.detach().numpy().astype(np.float32)
+    return head
+
+
+def _calibration_json(cal: Calibration) -> dict[str, Any]:
+    data = asdict(cal)
+    if not cal.serves:
+        data["threshold"] = None
+    return data
+
+
+def train_cache_verifier(
+    pairs_file: Path,
+    name: str,
+    home: Path,
+    recipe: VerifierRecipe | None = None,
+    *,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train, calibrate and save a verifier under `<home>/verifiers/NAME/`; returns its card.
+
+    `embedder` replaces the packaged encoder when the encoder stays frozen (`recipe.epochs == 0`); the card
+    then names it, and a cache whose embedder has that name reuses its vectors.
+
+    Raises:
+        InputError: a bad name, recipe or pairs file, or too few pairs of either label.
+    """
+    recipe = recipe or VerifierRecipe()
+    recipe.check()
+    if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise InputError(f"verifier name {name!r} must be letters, digits, '-', '_' or '.'")
+    t0 = time.perf_counter()
+    pairs = load_pairs(pairs_file, limit=recipe.max_pairs)
+    train, calib = split_pairs(pairs, [1 - recipe.calib_fraction, recipe.calib_fraction], seed=recipe.seed)
+    for part, label in ((train, "training"), (calib, "calibration")):
+        ys = {p.label for p in part}
+        if ys != {0, 1}:
+            raise InputError(f"the {label} part has labels {sorted(ys)}; give more pairs with both 0 and 1")
+    folder = verifiers_dir(home) / name
+    tmp = folder.with_name(f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    encoder = PACKAGED_EMBEDDER
+    if recipe.epochs:
+        finetune_encoder(train, tmp / "encoder", recipe, progress)
+        encoder = "encoder"
+    if embedder is None or recipe.epochs:
+        from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+
+        embed_model = str(tmp / "encoder") if recipe.epochs else PACKAGED_EMBEDDER
+        embedder = SentenceTransformerEmbedder(embed_model, batch_size=64)
+    else:
+        encoder = embedder.model_name
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if progress is not None:
+            progress("embed", 0, len(texts))
+        return np.asarray(embedder.embed(texts).vectors, dtype=np.float32)
+
+    a, b, y = _texts(train)
+    ua, ub = _embed_pairs(embed, a, b)
+    head = train_head(pair_matrix(ua, ub, a, b), y, recipe)
+    np.savez(tmp / HEAD, **head)  # type: ignore[arg-type]
+    card: dict[str, Any] = {
+        "format": FORMAT,
+        "name": name,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pairs_file": str(Path(pairs_file).expanduser().resolve()),
+        "pairs_sha256": file_sha256(pairs_file),
+        "pairs_used": {"train": len(train), "calibration": len(calib)},
+        "split": "connected components of normalised questions (no question on both sides); exact repeats dropped",
+        "encoder": encoder,
+        "recipe": asdict(recipe),
+        "features": list(FEATURE_NAMES),
+        "head": {"input": ["u*v", "|u-v|", "cosine", *FEATURE_NAMES], "hidden": recipe.hidden},
+    }
+    (tmp / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    verifier = CacheVerifier(tmp, embedder=embedder)
+    ca, cb, cy = _texts(calib)
+    va, vb = _embed_pairs(embed, ca, cb)
+    cal = choose_threshold(
+        verifier.score_vectors(ca, cb, va, vb),
+        cy,
+        target_precision=recipe.target_precision,
+        confidence=recipe.confidence,
+    )
+    card["threshold"] = cal.threshold if cal.serves else None
+    card["calibration"] = _calibration_json(cal)
+    card["train_seconds"] = round(time.perf_counter() - t0, 1)
+    (tmp / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    log.info(
+        "trained cache verifier %s in %.0fs: threshold %s", name, card["train_seconds"], card["threshold"]
+    )
+    return card
+
+
+def calibrate_verifier(
+    folder: Path,
+    pairs_file: Path,
+    *,
+    target_precision: float,
+    confidence: float = 0.95,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Re-choose a verifier's threshold on (other) labeled pairs and write it into its card; returns the card."""
+    verifier = CacheVerifier(folder)
+    pairs = load_pairs(pairs_file, limit=limit)
+    a, b, y = _texts(pairs)
+    cal = choose_threshold(verifier.score(a, b), y, target_precision=target_precision, confidence=confidence)
+    card = dict(verifier.card)
+    history = list(card.get("calibration_history", []))
+    if "calibration" in card:
+        history.append({"threshold": card.get("threshold"), **card["calibration"]})
+    card["calibration_history"] = history
+    card["threshold"] = cal.threshold if cal.serves else None
+    card["calibration"] = {
+        **_calibration_json(cal),
+        "pairs_file": str(Path(pairs_file).expanduser().resolve()),
+        "calibrated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (Path(folder) / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return card
