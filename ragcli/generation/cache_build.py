@@ -1,0 +1,135 @@
+"""The `cache:` config section -> an `AnswerCache`; the scope of a query; the hook a re-ingest calls.
+
+`invalidate_cited(cfg, chunk_ids, doc_ids)` is what the ingest pipeline calls when it replaces or removes
+chunks: it opens only the SQLite metadata (never the vector collection, which another process may hold), so
+it is cheap and safe during an ingest. The orphaned vector points it leaves are ignored by lookups (the
+metadata decides) and removed by the next `clear` or invalidation made through an open cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from ragcli.config import PipelineConfig
+from ragcli.errors import ResourceMissing
+from ragcli.generation.answer_cache import AnswerCache
+from ragcli.generation.cache_protocols import CacheScope, PairVerifier
+from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+from ragcli.ingest.protocols import Embedder
+from ragcli.retrieval.filters import Filter
+from ragcli.retrieval.protocols import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+def cache_db_path(cfg: PipelineConfig) -> Path:
+    """The cache's SQLite file: `cache.db`, or `<home>/answer_cache.sqlite`."""
+    return Path(cfg.cache.db).expanduser() if cfg.cache.db else cfg.home_dir() / "answer_cache.sqlite"
+
+
+def pipeline_version(cfg: PipelineConfig) -> str:
+    """A digest of every config section that changes an answer: a new prompt or packer is a new key space."""
+    parts = {
+        "embedder": cfg.embedder.model_dump(mode="json"),
+        "retrieval": cfg.retrieval.model_dump(mode="json"),
+        "reranker": cfg.reranker.model_dump(mode="json"),
+        "packing": cfg.packing.model_dump(mode="json"),
+        "prompt": cfg.prompt.model_dump(mode="json"),
+        "filterable": cfg.filterable,
+        "cache_version": cfg.cache.version,
+    }
+    for extra in ("compression",):  # sections other issues add; present or not, the key follows them
+        section = getattr(cfg, extra, None)
+        if section is not None and hasattr(section, "model_dump"):
+            parts[extra] = section.model_dump(mode="json")
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def filter_key(flt: Filter | None) -> str:
+    """A filter's canonical text: the frozen dataclasses' repr is deterministic (tuples, no sets)."""
+    return "" if flt is None else repr(flt)
+
+
+def cache_scope(
+    cfg: PipelineConfig, *, tenant: Filter | None, effective: Filter | None, model: str, tenant_id: str = ""
+) -> CacheScope:
+    """The scope of a query: collection, tenant, effective filter, pipeline version and model tier."""
+    tenant_text = filter_key(tenant)
+    if tenant_id:
+        tenant_text = f"{tenant_id}|{tenant_text}"
+    return CacheScope(
+        collection=cfg.collection,
+        tenant=tenant_text,
+        filter=filter_key(effective),
+        pipeline=pipeline_version(cfg),
+        model=model,
+    )
+
+
+def load_verifier(cfg: PipelineConfig, embedder: Embedder | None = None) -> PairVerifier | None:
+    """The verifier the config names (or the one trained last); None when none is trained and none is named.
+
+    Raises:
+        ResourceMissing: `cache.verifier` names a verifier that does not exist.
+    """
+    from ragcli.generation.cache_verifier import CacheVerifier, resolve_verifier
+
+    try:
+        folder = resolve_verifier(cfg.home_dir(), cfg.cache.verifier)
+    except ResourceMissing:
+        if cfg.cache.verifier is not None:
+            raise
+        log.warning(
+            "no cache verifier trained under %s: the answer cache serves exact repeats only", cfg.home_dir()
+        )
+        return None
+    verifier = CacheVerifier(folder, embedder=embedder)
+    target = verifier.card.get("calibration", {}).get("target_precision")
+    if target is not None and abs(float(target) - cfg.cache.target_precision) > 1e-9:
+        log.warning(
+            "cache verifier %s was calibrated for precision %s but cache.target_precision is %s; "
+            "run `ragcli cache calibrate --pairs FILE` to recalibrate",
+            verifier.name,
+            target,
+            cfg.cache.target_precision,
+        )
+    return verifier
+
+
+def build_answer_cache(
+    cfg: PipelineConfig, embedder: Embedder, *, index: VectorStore | None = None
+) -> AnswerCache:
+    """The configured answer cache over the configured store type (its own collection) and SQLite metadata."""
+    from ragcli.retrieval.build import build_store
+
+    c = cfg.cache
+    verifier = load_verifier(cfg, embedder) if c.semantic == "verifier" else None
+    return AnswerCache(
+        SqliteCacheStore(cache_db_path(cfg)),
+        index or build_store(cfg, c.collection),
+        embedder,
+        verifier=verifier,
+        cosine_threshold=c.cosine_threshold if c.semantic == "cosine" else None,
+        ttl_s=c.ttl_s,
+        candidates=c.candidates,
+    )
+
+
+def invalidate_cited(cfg: PipelineConfig, chunk_ids: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> int:
+    """Drop cached answers that cited any of these chunks or documents (the ingest pipeline's hook).
+
+    Cheap when there is no cache file: nothing is created.
+    """
+    path = cache_db_path(cfg)
+    if not path.is_file() or (not chunk_ids and not doc_ids):
+        return 0
+    with SqliteCacheStore(path) as meta:
+        dropped = meta.delete_citing(chunk_ids, doc_ids)
+    if dropped:
+        log.info("answer cache: dropped %d entries citing replaced or removed chunks", len(dropped))
+    return len(dropped)

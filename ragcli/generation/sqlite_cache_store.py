@@ -1,0 +1,263 @@
+"""The answer cache's entry metadata on SQLite (WAL mode): entries, the chunks they cited, lookup counters."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragcli.errors import InputError
+from ragcli.generation.cache_protocols import CacheEntry, CacheScope, CacheStats, CitedChunk, Tier
+from ragcli.types import Citation, Usage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id TEXT PRIMARY KEY,
+    scope_key TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    question TEXT NOT NULL,
+    norm TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    usd REAL,
+    created REAL NOT NULL,
+    expires REAL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    saved_usd REAL NOT NULL DEFAULT 0,
+    vector BLOB
+);
+CREATE INDEX IF NOT EXISTS entries_exact ON entries (scope_key, norm);
+CREATE TABLE IF NOT EXISTS cited (
+    entry_id TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS cited_entry ON cited (entry_id);
+CREATE INDEX IF NOT EXISTS cited_chunk ON cited (chunk_id);
+CREATE INDEX IF NOT EXISTS cited_doc ON cited (doc_id);
+CREATE INDEX IF NOT EXISTS cited_source ON cited (source);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL DEFAULT 0);
+"""
+
+_COLS = (
+    "id, scope_key, scope, question, norm, answer, citations, model, input_tokens, cached_tokens, "
+    "output_tokens, usd, created, expires, hits, saved_usd, vector"
+)
+
+
+class SqliteCacheStore:
+    """Cache metadata in one SQLite file; safe to share between threads.
+
+    Args:
+        path: The database file (created with its folder).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(
+                f"cannot open the answer cache at {self.path}: {exc}; point cache.db at another file, "
+                "or move this one away"
+            ) from exc
+
+    # ---------------------------------------------------------------- writes
+
+    def put(self, entry: CacheEntry) -> None:
+        u = entry.usage
+        vector = None if entry.vector is None else np.asarray(entry.vector, dtype=np.float32).tobytes()
+        row = (
+            entry.id,
+            entry.scope_key,
+            entry.scope.to_json(),
+            entry.question,
+            entry.norm,
+            entry.answer,
+            json.dumps([asdict(c) for c in entry.citations]),
+            entry.model,
+            u.input_tokens,
+            u.cached_tokens,
+            u.output_tokens,
+            u.usd,
+            entry.created,
+            entry.expires,
+            entry.hits,
+            entry.saved_usd,
+            vector,
+        )
+        cited = [(entry.id, c.chunk_id, c.doc_id, c.content_hash, c.source) for c in entry.cited]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("DELETE FROM cited WHERE entry_id = ?", (entry.id,))
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO entries ({_COLS}) VALUES ({','.join('?' * 17)})", row
+                )
+                self._db.executemany("INSERT INTO cited VALUES (?,?,?,?,?)", cited)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def record_lookup(self, tier: Tier | None, entry_id: str | None = None, saved_usd: float = 0.0) -> None:
+        name = f"{tier}_hits" if tier else "misses"
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+                (name,),
+            )
+            if tier and entry_id:
+                self._db.execute(
+                    "UPDATE entries SET hits = hits + 1, saved_usd = saved_usd + ? WHERE id = ?",
+                    (float(saved_usd), entry_id),
+                )
+
+    def _delete(self, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        with self._lock:
+            self._db.execute("BEGIN")
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                self._db.execute(f"DELETE FROM entries WHERE id IN ({marks})", part)
+                self._db.execute(f"DELETE FROM cited WHERE entry_id IN ({marks})", part)
+            self._db.execute("COMMIT")
+        return ids
+
+    def _ids(self, sql: str, args: Sequence[Any]) -> list[str]:
+        with self._lock:
+            return [str(r[0]) for r in self._db.execute(sql, list(args)).fetchall()]
+
+    def delete_citing(self, chunk_ids: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> list[str]:
+        found: set[str] = set()
+        for column, values in (("chunk_id", list(chunk_ids)), ("doc_id", list(doc_ids))):
+            for start in range(0, len(values), 500):
+                part = values[start : start + 500]
+                marks = ",".join("?" * len(part))
+                found.update(
+                    self._ids(f"SELECT DISTINCT entry_id FROM cited WHERE {column} IN ({marks})", part)
+                )
+        return self._delete(sorted(found))
+
+    def delete_source(self, source: str) -> list[str]:
+        folder = source.rstrip("/") + "/"
+        ids = self._ids(
+            "SELECT DISTINCT entry_id FROM cited WHERE source = ? OR substr(source, 1, ?) = ?",
+            (source, len(folder), folder),
+        )
+        return self._delete(ids)
+
+    def delete_expired(self, now: float) -> list[str]:
+        return self._delete(
+            self._ids("SELECT id FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,))
+        )
+
+    def delete_all(self) -> list[str]:
+        ids = self._ids("SELECT id FROM entries", ())
+        with self._lock:
+            self._db.execute("DELETE FROM entries")
+            self._db.execute("DELETE FROM cited")
+        return ids
+
+    # ---------------------------------------------------------------- reads
+
+    def _rows(self, where: str, args: Sequence[Any]) -> list[CacheEntry]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLS} FROM entries {where}", list(args)).fetchall()
+            ids = [r[0] for r in rows]
+            cited: dict[str, list[CitedChunk]] = {}
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for c in self._db.execute(
+                    f"SELECT entry_id, chunk_id, doc_id, content_hash, source FROM cited WHERE entry_id IN ({marks})",
+                    part,
+                ):
+                    cited.setdefault(c[0], []).append(CitedChunk(c[1], c[2], c[3], c[4]))
+        return [self._entry(r, cited.get(r[0], [])) for r in rows]
+
+    @staticmethod
+    def _entry(r: Sequence[Any], cited: list[CitedChunk]) -> CacheEntry:
+        return CacheEntry(
+            id=r[0],
+            scope=CacheScope.from_json(r[2]),
+            question=r[3],
+            norm=r[4],
+            answer=r[5],
+            citations=[Citation(**c) for c in json.loads(r[6])],
+            cited=cited,
+            model=r[7],
+            usage=Usage(input_tokens=r[8], cached_tokens=r[9], output_tokens=r[10], usd=r[11], calls=1),
+            created=r[12],
+            expires=r[13],
+            hits=r[14],
+            saved_usd=r[15],
+            vector=None if r[16] is None else np.frombuffer(r[16], dtype=np.float32).copy(),
+        )
+
+    def get(self, ids: Sequence[str]) -> list[CacheEntry]:
+        if not ids:
+            return []
+        found = {e.id: e for e in self._rows(f"WHERE id IN ({','.join('?' * len(ids))})", list(ids))}
+        return [found[i] for i in ids if i in found]
+
+    def find_exact(self, scope_key: str, norm: str, now: float) -> CacheEntry | None:
+        rows = self._rows(
+            "WHERE scope_key = ? AND norm = ? AND (expires IS NULL OR expires > ?) ORDER BY created DESC LIMIT 1",
+            (scope_key, norm, now),
+        )
+        return rows[0] if rows else None
+
+    def entries(self, limit: int = 50, scope_key: str | None = None) -> list[CacheEntry]:
+        if scope_key is None:
+            return self._rows("ORDER BY created DESC LIMIT ?", (limit,))
+        return self._rows("WHERE scope_key = ? ORDER BY created DESC LIMIT ?", (scope_key, limit))
+
+    def stats(self, now: float) -> CacheStats:
+        with self._lock:
+            n, expired, saved, scopes = self._db.execute(
+                "SELECT count(*), coalesce(sum(expires IS NOT NULL AND expires <= ?), 0), "
+                "coalesce(sum(saved_usd), 0), count(DISTINCT scope_key) FROM entries",
+                (now,),
+            ).fetchone()
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        exact, semantic = int(counters.get("exact_hits", 0)), int(counters.get("semantic_hits", 0))
+        return CacheStats(
+            entries=int(n),
+            expired=int(expired),
+            lookups=exact + semantic + int(counters.get("misses", 0)),
+            exact_hits=exact,
+            semantic_hits=semantic,
+            saved_usd=float(saved),
+            scopes=int(scopes),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SqliteCacheStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
