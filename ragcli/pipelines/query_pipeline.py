@@ -49,6 +49,11 @@ class QueryOptions:
     budget_tokens: int | None = None
     top_k: int | None = None
     no_answer: bool = False
+    no_cache: bool = False
+    """Neither read nor write the answer cache for this query."""
+    standalone_question: str | None = None
+    """A question asked with history, rewritten to stand alone: the answer cache keys it by this text
+    (`cache.history: standalone`); without it such a question is never cached."""
     on_token: Callable[[str], None] | None = None
     """Called with each piece of text as the model streams it."""
     tenant: str = ""
@@ -257,6 +262,11 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     if not question:
         raise InputError('the question is empty; pass the question text, e.g. ragcli query "What is X?"')
     rec = new_recorder(stages, opts)
+    from ragcli.pipelines.cache_step import cache_lookup, cache_store  # builds on the steps: imported here
+
+    cached = cache_lookup(question, stages, opts, rec)
+    if cached is not None:
+        return cached
     retrieved = retrieve(question, stages, opts, rec)
     prepared = prepare(question, retrieved, stages, opts, rec)
     from ragcli.pipelines.compress_step import compress  # builds on prepare(): imported here
@@ -270,6 +280,7 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     completion = generate(prepared, stages, opts, rec)
     result.text = completion.text.strip()
     result.model = completion.model
+    cache_store(question, result, retrieved.hits, stages, opts, rec)
     return _finish(result, rec)
 
 

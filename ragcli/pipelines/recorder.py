@@ -42,6 +42,10 @@ class StageRun:
     """The answer came from a cache: the row shows it, so the saving can be reported."""
     parts: dict[str, int] = field(default_factory=dict)
     """An LLM call's prompt tokens per part (system, history, context, question): the ledger splits its dollars."""
+    saved_usd: float = 0.0
+    """Dollars a lever saved against the call it replaced (a cache hit: the original call repriced)."""
+    lever: str = ""
+    """The lever that saved them (`cache`, `routing`, ...)."""
 
 
 class Recorder:
@@ -120,6 +124,8 @@ class Recorder:
                     tenant=self.tenant,
                     hidden=hidden,
                     preset=self.preset,
+                    saved_usd=run.saved_usd,
+                    lever=run.lever,
                 ),
                 self._parts(run),
             )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ragcli.cost.ledger import Ledger
     from ragcli.cost.prices import PriceTable
     from ragcli.cost.protocols import BudgetStore
+    from ragcli.generation.answer_cache import AnswerCache
     from ragcli.generation.protocols import LLM, Compressor, Packer
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
@@ -42,6 +43,7 @@ class Stages:
     given_prices: PriceTable | None = None
     given_ledger: Ledger | None = None
     given_budget_store: BudgetStore | None = None
+    given_answer_cache: AnswerCache | None = None
 
     @classmethod
     def from_config(cls, config: PipelineConfig, **stages: Any) -> Stages:
@@ -162,6 +164,14 @@ class Stages:
         given = self.given_budget_store
         return given if given is not None else SqliteBudgetStore(ledger_path(self.config))
 
+    @cached_property
+    def answer_cache(self) -> AnswerCache:
+        """The answer cache (`cache:`): its own collection in the configured store, metadata in SQLite."""
+        from ragcli.generation.cache_build import build_answer_cache
+
+        given = self.given_answer_cache
+        return given if given is not None else build_answer_cache(self.config, self.embedder)
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
@@ -169,3 +179,5 @@ class Stages:
             self.ledger.close()
         if "budget_store" in self.__dict__:
             self.budget_store.close()
+        if "answer_cache" in self.__dict__:
+            self.answer_cache.close()
