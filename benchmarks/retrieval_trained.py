@@ -135,6 +135,18 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=20, help="candidates re-ordered on top of hybrid")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
     ap.add_argument("--train-only", action="store_true", help="train the models of --phase and stop")
+    ap.add_argument(
+        "--limit-queries",
+        type=int,
+        default=None,
+        help="smoke runs: at most N queries per split (not for results)",
+    )
+    ap.add_argument(
+        "--limit-docs",
+        type=int,
+        default=None,
+        help="smoke runs: judged documents + N others (not for results)",
+    )
     args = ap.parse_args()
 
     os.environ["RAGCLI_HOME"] = args.home
@@ -164,6 +176,16 @@ def main() -> None:
     fit = {q: train[q] for q in fit_q}
     fuse = {q: train[q] for q in fuse_q}
     gate = {q: train[q] for q in gate_q}
+    if args.limit_queries:
+        fit, fuse, gate, test = (
+            {q: r for q, r in list(x.items())[: args.limit_queries]} for x in (fit, fuse, gate, test)
+        )
+        args.out = str(Path(args.out).with_suffix(".smoke.md"))
+    if args.limit_docs:
+        judged = {d for x in (fit, fuse, gate, test) for r in x.values() for d in r}
+        keep = judged | set(list(corpus)[: args.limit_docs])
+        corpus = {d: doc for d, doc in corpus.items() if d in keep}
+        home = home / "smoke"
     doc_ids = list(corpus)
     texts = [corpus[d].full_text for d in doc_ids]
     eval_q = sorted(set(test) | set(fuse) | set(gate))

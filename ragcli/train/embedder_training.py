@@ -195,6 +195,8 @@ def train_embedder(
 def _encode(model: Any, texts: list[str]) -> Any:
     import torch
 
-    features = model.tokenize(texts)
+    # sentence-transformers 6 renamed tokenize() to preprocess(); older releases only have tokenize()
+    prep = model.preprocess if hasattr(model, "preprocess") else model.tokenize
+    features = prep(texts)
     emb = model(features)["sentence_embedding"]
     return torch.nn.functional.normalize(emb, dim=-1)
