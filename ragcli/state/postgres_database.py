@@ -84,6 +84,27 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        "ledger: every usage shape, preset, lever savings; prompt parts of each LLM call",
+        """
+        ALTER TABLE ledger_calls
+            ADD COLUMN IF NOT EXISTS cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS batch BOOLEAN NOT NULL DEFAULT FALSE,
+            ADD COLUMN IF NOT EXISTS preset TEXT NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS saved_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS lever TEXT NOT NULL DEFAULT '';
+        CREATE TABLE IF NOT EXISTS ledger_call_parts (
+            call_id BIGINT NOT NULL REFERENCES ledger_calls (id),
+            part TEXT NOT NULL,
+            tokens BIGINT NOT NULL DEFAULT 0,
+            usd DOUBLE PRECISION
+        );
+        CREATE INDEX IF NOT EXISTS ledger_call_parts_call ON ledger_call_parts (call_id);
+        """,
+    ),
 )
 
 

@@ -1,6 +1,6 @@
 """The cost ledger on PostgreSQL: the same rows and reports as the SQLite `Ledger`, shared by several processes.
 
-Each `record` is one INSERT in its own committed transaction: a process killed mid-request leaves either the whole
+Each `record` (a row and its prompt parts) is one committed transaction: a process killed mid-request leaves either the whole
 row or none of it, never half of one.
 """
 
@@ -16,7 +16,8 @@ from ragcli.types import Usage
 
 _COLUMNS = (
     "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached, "
-    "status, tenant, hidden"
+    "status, tenant, hidden, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, batch, preset, "
+    "saved_usd, lever"
 )
 
 
@@ -27,8 +28,8 @@ class PostgresLedger:
         self.db = db
         self.path = db._where  # what reports show as the ledger's location (password redacted)
 
-    def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> None:
-        """Append one call (committed before returning). Prompt parts are kept by the SQLite ledger only."""
+    def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> int:
+        """Append one call and its prompt parts (part, tokens, dollars) in one committed transaction; its id."""
         values = (
             row.ts,
             row.query_id,
@@ -44,9 +45,24 @@ class PostgresLedger:
             row.status,
             row.tenant,
             bool(row.hidden),
+            int(row.cache_write_tokens),
+            int(row.cache_write_1h_tokens),
+            int(row.reasoning_tokens),
+            bool(row.batch),
+            row.preset,
+            float(row.saved_usd),
+            row.lever,
         )
+        marks = ", ".join(["%s"] * len(values))
         with self.db.transaction() as cur:
-            cur.execute(f"INSERT INTO ledger_calls ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})", values)
+            cur.execute(f"INSERT INTO ledger_calls ({_COLUMNS}) VALUES ({marks}) RETURNING id", values)
+            call_id = int(cur.fetchone()[0])
+            if parts:
+                cur.executemany(
+                    "INSERT INTO ledger_call_parts (call_id, part, tokens, usd) VALUES (%s, %s, %s, %s)",
+                    [(call_id, part, int(tokens), usd) for part, tokens, usd in parts],
+                )
+        return call_id
 
     def rows(
         self, since: str | date | datetime | None = None, query_id: str | None = None
@@ -72,6 +88,13 @@ class PostgresLedger:
                 status=r[11],
                 tenant=r[12],
                 hidden=bool(r[13]),
+                cache_write_tokens=int(r[14]),
+                cache_write_1h_tokens=int(r[15]),
+                reasoning_tokens=int(r[16]),
+                batch=bool(r[17]),
+                preset=r[18],
+                saved_usd=float(r[19]),
+                lever=r[20],
             )
             for r in fetched
         ]
@@ -112,7 +135,17 @@ class PostgresLedger:
         for r in self.rows(query_id=query_id):
             if r.status != "ok":
                 continue
-            total = total + Usage(r.input_tokens, r.cached_tokens, r.output_tokens, r.usd, 1)
+            total = total + Usage(
+                r.input_tokens,
+                r.cached_tokens,
+                r.output_tokens,
+                r.usd,
+                1,
+                cache_write_tokens=r.cache_write_tokens,
+                cache_write_1h_tokens=r.cache_write_1h_tokens,
+                reasoning_tokens=r.reasoning_tokens,
+                batch=r.batch,
+            )
         return total
 
     def close(self) -> None:

@@ -78,8 +78,11 @@ def test_ledger_rows_totals_and_usage(pg_dsn: str) -> None:  # noqa: F811
     db = PostgresDatabase(pg_dsn)
     ledger = PostgresLedger(db)
     ledger.record(LedgerRow.of("embed_query", "hash-64", Usage(5, 0, 0, 0.0, 1), 0.01, "q1", tenant="acme"))
-    ledger.record(
-        LedgerRow.of("llm", "gpt-4o-mini", Usage(100, 20, 10, 0.25, 1), 0.5, "q1", provider="openai")
+    call_id = ledger.record(
+        LedgerRow.of(
+            "llm", "gpt-4o-mini", Usage(100, 20, 10, 0.25, 1), 0.5, "q1", provider="openai", preset="p"
+        ),
+        [("system", 10, 0.01), ("context", 90, 0.2)],
     )
     ledger.record(LedgerRow.of("llm", "mystery", Usage(1, 0, 1, None, 1), 0.1, "q2"))
     rows = ledger.rows()
@@ -88,7 +91,29 @@ def test_ledger_rows_totals_and_usage(pg_dsn: str) -> None:  # noqa: F811
     assert ledger.usage("q2").usd is None
     by_model = {t.key: t for t in ledger.totals("model")}
     assert by_model["gpt-4o-mini"].usd == 0.25 and by_model["mystery"].unknown_cost_calls == 1
-    assert ledger.rows(query_id="q2")[0].model == "mystery"
+    assert ledger.rows(query_id="q2")[0].model == "mystery" and rows[1].preset == "p"
+    with db.transaction() as cur:
+        cur.execute("SELECT part, tokens FROM ledger_call_parts WHERE call_id = %s ORDER BY part", (call_id,))
+        assert cur.fetchall() == [("context", 90), ("system", 10)]
+    db.close()
+
+
+def test_an_older_schema_is_migrated_and_its_rows_kept(pg_dsn: str) -> None:  # noqa: F811
+    with psycopg.connect(pg_dsn) as conn:  # a database left at schema version 3 by an older ragcli
+        conn.execute(
+            "CREATE TABLE ragcli_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for version, description, sql in MIGRATIONS[:3]:
+            conn.execute(sql)
+            conn.execute("INSERT INTO ragcli_schema VALUES (%s, %s)", (version, description))
+        conn.execute(
+            "INSERT INTO ledger_calls (ts, stage, model, usd) VALUES ('2026-01-01', 'llm', 'old', 0.5)"
+        )
+    db = PostgresDatabase(pg_dsn)
+    assert db.schema_version() == MIGRATIONS[-1][0]
+    old = PostgresLedger(db).rows()
+    assert [(r.model, r.usd, r.preset, r.saved_usd) for r in old] == [("old", 0.5, "", 0.0)]
     db.close()
 
 
