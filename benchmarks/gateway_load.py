@@ -47,7 +47,7 @@ from ragcli.state.build import open_state  # noqa: E402
 
 TENANTS = ("acme", "globex", "initech")
 TOPICS = ["hotel", "password", "release", "laptop", "travel", "badge", "parking", "expense", "vpn", "backup"]
-CAP_USD = 0.10  # acme's daily limit: the load phase runs into it
+CAP_USD = 0.02  # acme's daily limit: the load phase runs into it (about 80 answers)
 KILL_CAP_USD = 5.0  # the kill -9 phase's key: a limit, so its requests hold dollars when the server dies
 
 
@@ -157,16 +157,16 @@ async def clients_run(
     seconds: float,
     clients: int,
     seed: int,
-    stop_event: asyncio.Event | None = None,
+    sink: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = [] if sink is None else sink
     stop = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients + 4)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
 
         async def one(i: int) -> None:
             rng = random.Random(seed * 1000 + i)
-            while time.monotonic() < stop and not (stop_event and stop_event.is_set()):
+            while time.monotonic() < stop:
                 tenant = rng.choice(list(keys))
                 body = {"model": "bench", "messages": [{"role": "user", "content": question(rng)}]}
                 t0 = time.perf_counter()
@@ -252,8 +252,11 @@ def kill_phase(home: Path, dsn_env: str | None, keys: dict[str, str], kids: dict
     proc, base = start_server(home, dsn_env)
 
     async def run() -> list[dict[str, Any]]:
-        task = asyncio.create_task(clients_run(base, {"kill": keys["kill"]}, 15, 20, seed=7))
-        await asyncio.sleep(3.0)
+        done: list[dict[str, Any]] = []
+        task = asyncio.create_task(clients_run(base, {"kill": keys["kill"]}, 120, 20, seed=7, sink=done))
+        deadline = time.monotonic() + 60
+        while sum(1 for r in done if r["status"] == 200) < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)  # mid-request: 20 clients have requests in flight
         return await task
 
