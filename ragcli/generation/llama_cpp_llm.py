@@ -68,6 +68,8 @@ class LlamaCppLLM:
         self._llama: Any = None
         self._formatter: Any = None
         self._lock = threading.Lock()  # a llama.cpp context is not safe to use from two threads at once
+        self._counter: Any = None  # counts tokens before (or without) loading the model
+        self._counter_failed = False
 
     @property
     def model_name(self) -> str:
@@ -124,6 +126,18 @@ class LlamaCppLLM:
     def count_tokens(self, text: str) -> int:
         if not text:
             return 0
+        if self._llama is None and not self._counter_failed:
+            # Counting alone (context budgets, `query --no-answer`) never loads the model: the GGUF's tokenizer
+            # through `tokenizers` gives llama.cpp's counts (gguf_token_counter.py) in milliseconds.
+            try:
+                if self._counter is None:
+                    from ragcli.generation.gguf_token_counter import GGUFTokenCounter
+
+                    self._counter = GGUFTokenCounter(self.model_path)
+                return int(self._counter.count(text))
+            except Exception as exc:  # no transformers/gguf to convert with: the model counts
+                log.info("counting tokens with the model itself (%s)", exc)
+                self._counter_failed = True
         llama = self._load()
         return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
