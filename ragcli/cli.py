@@ -19,6 +19,7 @@ from ragcli import (
     cli_compress,  # noqa: F401  (registers `eval compress`, `eval history`)
     cli_train,  # noqa: F401  (registers `ragcli train embedder` on train_app)
 )
+from ragcli.cli_cache import cache_app  # also registers `train cache-verifier`, `eval cache`
 from ragcli.cli_cost import cost_app
 from ragcli.cli_eval import eval_app, train_app
 from ragcli.cli_router import feedback, router_app  # also registers `train router`, `eval router`
@@ -63,6 +64,7 @@ app.add_typer(router_app, name="router")
 app.command("feedback")(feedback)
 app.add_typer(cost_app, name="cost")
 app.add_typer(serve_app)  # `ragcli serve` and `ragcli keys ...`
+app.add_typer(cache_app, name="cache")
 
 
 @app.callback()
@@ -182,6 +184,9 @@ def query(
     budget_tokens: Annotated[int | None, typer.Option(min=16, help="Cap on context tokens (>= 16).")] = None,
     show_prompt: Annotated[bool, typer.Option(help="Print the exact prompt with tokens per part.")] = False,
     no_answer: Annotated[bool, typer.Option(help="Stop before the LLM call.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the answer cache.")
+    ] = False,
     stream: Annotated[bool, typer.Option(help="Stream the answer as it is generated.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -200,6 +205,7 @@ def query(
                 where=where,
                 budget_tokens=budget_tokens,
                 no_answer=no_answer,
+                no_cache=no_cache,
                 on_token=(lambda s: out.print(s, end="", highlight=False, markup=False))
                 if streaming
                 else None,

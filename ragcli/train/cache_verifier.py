@@ -276,9 +276,10 @@ def calibrate_verifier(
     target_precision: float,
     confidence: float = 0.95,
     limit: int | None = None,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """Re-choose a verifier's threshold on (other) labeled pairs and write it into its card; returns the card."""
-    verifier = CacheVerifier(folder)
+    verifier = CacheVerifier(folder, embedder=embedder)
     pairs = load_pairs(pairs_file, limit=limit)
     a, b, y = _texts(pairs)
     cal = choose_threshold(verifier.score(a, b), y, target_precision=target_precision, confidence=confidence)

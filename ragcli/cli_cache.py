@@ -1,0 +1,320 @@
+"""`ragcli cache ...`, `ragcli train cache-verifier` and `ragcli eval cache`: thin wrappers over the answer cache.
+
+Registered in `ragcli.cli` with `app.add_typer(cache_app, name="cache")`; the train and eval commands attach
+themselves to the apps of `ragcli.cli_eval` when this module is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ragcli.cli_eval import eval_app, train_app
+from ragcli.cli_support import ConfigOpt, JsonOpt, err, errors, load, out, print_json, to_jsonable
+
+cache_app = typer.Typer(
+    help="The answer cache: calibrate, stats, list, clear, invalidate.", no_args_is_help=True
+)
+
+PairsOpt = Annotated[
+    Path, typer.Option("--pairs", help="JSONL of text_a, text_b, label (1 = same question).")
+]
+VerifierOpt = Annotated[
+    str | None,
+    typer.Option("--verifier", help="A trained verifier (default: cache.verifier, else the last one)."),
+]
+
+
+def _fmt_t(t: float | None) -> str:
+    return "never serves" if t is None or not math.isfinite(t) else f"{t:.4f}"
+
+
+# ---------------------------------------------------------------- train cache-verifier
+
+
+@train_app.command("cache-verifier")
+def train_cache_verifier_cmd(
+    pairs: PairsOpt,
+    name: Annotated[str, typer.Option("--name", help="Saved as <home>/verifiers/NAME.")],
+    config: ConfigOpt = None,
+    epochs: Annotated[int, typer.Option(min=0, help="Encoder fine-tuning epochs (0: frozen encoder).")] = 0,
+    max_pairs: Annotated[int, typer.Option(min=50, help="Pairs read from the file.")] = 8000,
+    target_precision: Annotated[
+        float | None, typer.Option(help="Precision to calibrate for (default: cache.target_precision).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the cache verifier on labeled pairs and calibrate its threshold on a held-out part."""
+    from ragcli.train.cache_verifier import VerifierRecipe, train_cache_verifier
+
+    with errors():
+        cfg = load(config)
+        recipe = VerifierRecipe(
+            max_pairs=max_pairs,
+            epochs=epochs,
+            target_precision=target_precision or cfg.cache.target_precision,
+        )
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "embed" or done == total or done % 20 == 0:
+                err.print(f"[dim]{phase} {done}/{total}[/dim]")
+
+        card = train_cache_verifier(pairs, name, cfg.home_dir(), recipe, progress=progress)
+        if as_json:
+            print_json(card)
+            return
+        cal = card["calibration"]
+        out.print(
+            f"trained cache verifier {name!r} in {card['train_seconds']:.0f}s on {card['pairs_used']['train']} pairs; "
+            f"threshold {_fmt_t(card['threshold'])} (held-out precision {cal['precision']:.3f}, "
+            f"{cal['confidence']:.0%} interval [{cal['lower']:.3f}, {cal['upper']:.3f}], hit rate "
+            f"{cal['hit_rate']:.3f} on {card['pairs_used']['calibration']} pairs)"
+        )
+
+
+# ---------------------------------------------------------------- eval cache
+
+
+@eval_app.command("cache")
+def eval_cache(
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="Labeled pairs: the curve.")] = None,
+    replay_log: Annotated[
+        Path | None, typer.Option("--replay", help="JSONL of question, group: replay through the pipeline.")
+    ] = None,
+    verifier: VerifierOpt = None,
+    config: ConfigOpt = None,
+    limit: Annotated[int | None, typer.Option(min=10, help="Use the first N pairs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Precision / hit-rate curve of a verifier on labeled pairs, or a replay of a question log."""
+    from ragcli.errors import InputError
+
+    with errors():
+        cfg = load(config)
+        if (pairs is None) == (replay_log is None):
+            raise InputError("give exactly one of --pairs FILE (the curve) or --replay FILE (a question log)")
+        if replay_log is not None:
+            _replay(cfg, replay_log, verifier, as_json)
+            return
+        assert pairs is not None
+        from ragcli.eval.cache_eval import evaluate_pairs
+        from ragcli.eval.cache_pairs import load_pairs
+        from ragcli.generation.cache_verifier import CacheVerifier, resolve_verifier
+
+        folder = resolve_verifier(cfg.home_dir(), verifier or cfg.cache.verifier)
+        v = CacheVerifier(folder)
+        report = evaluate_pairs(
+            v, load_pairs(pairs, limit=limit), name=v.name, target_precision=cfg.cache.target_precision
+        )
+        if as_json:
+            print_json(report)
+            return
+        table = Table(title=f"verifier {v.name}: held-out curve ({report.held_out_pairs} pairs)")
+        for col in ("threshold", "hits", "precision", "95% interval", "hit rate"):
+            table.add_column(col, justify="right")
+        for p in report.curve:
+            table.add_row(
+                f"{p.threshold:.4f}",
+                str(p.hits),
+                f"{p.precision:.3f}",
+                f"[{p.lower:.3f}, {p.upper:.3f}]",
+                f"{p.hit_rate:.3f}",
+            )
+        out.print(table)
+        h = report.held_out
+        out.print(
+            f"calibrated threshold {_fmt_t(report.calibrated.threshold)} for precision >= "
+            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: precision "
+            f"{h.precision:.3f} [{h.lower:.3f}, {h.upper:.3f}], hit rate {h.hit_rate:.3f}, {h.hits} hits"
+        )
+
+
+def _replay(cfg: Any, log_file: Path, verifier: str | None, as_json: bool) -> None:
+    from ragcli.eval.cache_eval import load_question_log, replay
+    from ragcli.pipelines.query_pipeline import QueryOptions, answer
+    from ragcli.pipelines.stages import Stages
+
+    cfg = cfg.model_copy(
+        update={
+            "cache": cfg.cache.model_copy(
+                update={"enabled": True, "verifier": verifier or cfg.cache.verifier}
+            )
+        }
+    )
+    stages = Stages.from_config(cfg)
+
+    def ask(question: str) -> dict[str, Any]:
+        ans = answer(question, stages, QueryOptions())
+        row: dict[str, Any] = {"usd": ans.usage.usd or 0.0, "llm_calls": 0}
+        for t in ans.trace:
+            if t.stage == "cache_lookup" and t.detail.get("hit"):
+                row.update(
+                    hit=t.detail.get("tier"),
+                    cached_question=t.detail.get("cached_question", ""),
+                    saved_usd=t.detail.get("saved_usd", 0.0),
+                )
+            if t.stage == "llm":
+                row["llm_calls"] += 1
+        return row
+
+    try:
+        report = replay(load_question_log(log_file), ask)
+    finally:
+        stages.close()
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        f"{report.questions} questions: {report.llm_calls} LLM calls, {report.calls_avoided} avoided "
+        f"({report.exact_hits} exact, {report.semantic_hits} semantic), {report.wrong_answers_served} wrong "
+        f"answers served; spent ${report.usd_spent:.6f}, saved ${report.usd_saved:.6f}"
+    )
+
+
+# ---------------------------------------------------------------- cache ...
+
+
+def _open(cfg: Any) -> Any:
+    from ragcli.generation.cache_build import build_answer_cache
+    from ragcli.ingest.build import build_embedder
+
+    return build_answer_cache(cfg, build_embedder(cfg.embedder))
+
+
+@cache_app.command("calibrate")
+def cache_calibrate(
+    pairs: PairsOpt,
+    verifier: VerifierOpt = None,
+    config: ConfigOpt = None,
+    limit: Annotated[int | None, typer.Option(min=10, help="Use the first N pairs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-choose the verifier's threshold on labeled pairs for cache.target_precision; writes it to its card."""
+    from ragcli.generation.cache_verifier import resolve_verifier
+    from ragcli.train.cache_verifier import calibrate_verifier
+
+    with errors():
+        cfg = load(config)
+        folder = resolve_verifier(cfg.home_dir(), verifier or cfg.cache.verifier)
+        card = calibrate_verifier(folder, pairs, target_precision=cfg.cache.target_precision, limit=limit)
+        if as_json:
+            print_json(card)
+            return
+        c = card["calibration"]
+        out.print(
+            f"verifier {folder.name}: threshold {_fmt_t(card['threshold'])} (precision {c['precision']:.3f}, "
+            f"interval [{c['lower']:.3f}, {c['upper']:.3f}], hit rate {c['hit_rate']:.3f}, {c['pairs']} pairs)"
+        )
+
+
+@cache_app.command("stats")
+def cache_stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Entries, lookups, hits by tier and dollars saved."""
+    from ragcli.generation.cache_build import cache_db_path
+    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+
+    with errors():
+        cfg = load(config)
+        with SqliteCacheStore(cache_db_path(cfg)) as meta:
+            s = meta.stats(time.time())
+        if as_json:
+            print_json(s)
+            return
+        rate = (s.exact_hits + s.semantic_hits) / s.lookups if s.lookups else 0.0
+        out.print(
+            f"{s.entries} entries ({s.expired} expired) in {s.scopes} scopes; {s.lookups} lookups, "
+            f"{s.exact_hits} exact + {s.semantic_hits} semantic hits ({rate:.1%}); saved ${s.saved_usd:.6f}"
+        )
+
+
+@cache_app.command("list")
+def cache_list(
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="Newest entries to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The newest cached answers."""
+    from ragcli.generation.cache_build import cache_db_path
+    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+
+    with errors():
+        cfg = load(config)
+        with SqliteCacheStore(cache_db_path(cfg)) as meta:
+            entries = meta.entries(limit)
+        rows = [
+            {
+                "id": e.id,
+                "question": e.question,
+                "answer": e.answer[:80],
+                "model": e.model,
+                "hits": e.hits,
+                "saved_usd": e.saved_usd,
+                "cited": len(e.cited),
+                "collection": e.scope.collection,
+                "tenant": e.scope.tenant,
+                "filter": e.scope.filter,
+            }
+            for e in entries
+        ]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table(title=f"answer cache ({len(rows)} newest)")
+        for col in ("question", "answer", "model", "hits", "cited"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(*(str(r[k]) for k in ("question", "answer", "model", "hits", "cited")))
+        out.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    config: ConfigOpt = None, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False
+) -> None:
+    """Drop every cached answer."""
+    with errors():
+        cfg = load(config)
+        if not yes and not typer.confirm("drop every cached answer?"):
+            raise typer.Exit(1)
+        cache = _open(cfg)
+        try:
+            n = cache.clear()
+        finally:
+            cache.close()
+        out.print(f"dropped {n} cached answers")
+
+
+@cache_app.command("invalidate")
+def cache_invalidate(
+    source: Annotated[
+        str | None, typer.Option("--source", help="A file or folder: drop answers citing it.")
+    ] = None,
+    chunk: Annotated[list[str] | None, typer.Option("--chunk", help="A chunk id (repeatable).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Drop cached answers that cited a source file (or folder), or given chunks."""
+    from ragcli.errors import InputError
+
+    with errors():
+        cfg = load(config)
+        if not source and not chunk:
+            raise InputError("give --source PATH or --chunk ID")
+        cache = _open(cfg)
+        try:
+            n = 0
+            if source:
+                n += cache.invalidate_source(str(Path(source).expanduser().resolve()))
+                n += cache.invalidate_source(source)
+            if chunk:
+                n += cache.invalidate(chunk_ids=chunk)
+        finally:
+            cache.close()
+        out.print(f"dropped {n} cached answers")
+
+
+__all__ = ["cache_app", "to_jsonable"]
