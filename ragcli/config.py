@@ -216,6 +216,12 @@ class PackingConfig(_Section):
     """`density` fills by relevance per token (the last hit trimmed at a sentence); `rank` in the ranked order."""
     expand_query: bool = True
     """With `select_sentences`: add the names found in the best sentences to the question (a second hop)."""
+    min_relative_score: float | None = Field(None, ge=0.0, le=1.0)
+    """Adaptive context: pack a hit only if its score is >= this share of the top hit's (None: off)."""
+    max_score_gap: float | None = Field(None, ge=0.0)
+    """Adaptive context: pack a hit only if it scores at most this much below the top hit (None: off)."""
+    min_hits: int = Field(1, ge=1)
+    """Adaptive context: the first hits packed whatever their scores."""
 
 
 DEFAULT_SYSTEM_PROMPT = (

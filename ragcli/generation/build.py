@@ -7,8 +7,8 @@ import logging
 
 from ragcli.config import (
     AnthropicLLMConfig,
-    LLMLinguaCompressionConfig,
     LlamaCppLLMConfig,
+    LLMLinguaCompressionConfig,
     OpenAICompatibleLLMConfig,
     PipelineConfig,
     ScriptedLLMConfig,
@@ -104,6 +104,9 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
         min_sentence_score=p.min_sentence_score,
         fill=p.fill,
         expand_query=p.expand_query,
+        min_relative_score=p.min_relative_score,
+        max_score_gap=p.max_score_gap,
+        min_hits=p.min_hits,
     )
 
 

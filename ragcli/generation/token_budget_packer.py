@@ -9,6 +9,12 @@ sentences in document order, gaps marked with `…`. A sentence is ranked with i
 front, and (`expand_query`) with the names found in the best sentences added to the question, a second hop for
 multi-hop questions.
 
+Adaptive context (`min_relative_score`, `max_score_gap`): before packing, hits whose score falls off from the top
+hit's are dropped (the first `min_hits` always stay), so a question one chunk answers sends one chunk however
+much budget is left, and a multi-hop question whose second source scores close to the first keeps both. The
+thresholds are calibrated on labeled questions (benchmarks/results/qa.md); the ratio test is skipped when the top
+score is not positive (e.g. raw cross-encoder logits), where the gap test applies.
+
 Blocks are numbered `[n]` in the order they appear in the prompt, each with a header line naming its source,
 section and page; `Context.citations[n-1]` maps `[n]` back. With `order="edges"` the strongest evidence goes first
 and the next strongest last, where models read best. Tokens are counted with the target LLM's own counter, and
@@ -108,6 +114,9 @@ class TokenBudgetPacker:
         min_trim_tokens: int = 16,
         selector: LexicalSentenceSelector | None = None,
         expand_query: bool = True,
+        min_relative_score: float | None = None,
+        max_score_gap: float | None = None,
+        min_hits: int = 1,
     ) -> None:
         if sentence_neighbors < 0:
             raise ValueError(f"sentence_neighbors must be >= 0, got {sentence_neighbors}")
@@ -117,7 +126,16 @@ class TokenBudgetPacker:
             raise ValueError(f"fill must be 'density' or 'rank', got {fill!r}")
         if min_sentence_score < 0:
             raise ValueError(f"min_sentence_score must be >= 0, got {min_sentence_score}")
+        if min_relative_score is not None and not 0.0 <= min_relative_score <= 1.0:
+            raise ValueError(f"min_relative_score must be in [0, 1], got {min_relative_score}")
+        if max_score_gap is not None and max_score_gap < 0:
+            raise ValueError(f"max_score_gap must be >= 0, got {max_score_gap}")
+        if min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {min_hits}")
         self.count = count_tokens
+        self.min_relative_score = min_relative_score
+        self.max_score_gap = max_score_gap
+        self.min_hits = min_hits
         self.select_sentences = select_sentences
         self.sentence_neighbors = sentence_neighbors
         self.order: Order = order
@@ -133,7 +151,7 @@ class TokenBudgetPacker:
     def pack(self, question: str, hits: Sequence[Hit], budget: int) -> Context:
         """Fit the hits into `budget` tokens; return the numbered text and its citations."""
         t0 = time.perf_counter()
-        blocks = self._blocks(hits)
+        blocks = self.relevant(self._blocks(hits))
         costs = {id(b): self._cost(b, b.rank + 1) for b in blocks}
         chosen: list[_Block] = []
         selection_used = False
@@ -195,6 +213,23 @@ class TokenBudgetPacker:
             value = 1.0 if hi - lo <= 1e-12 else 0.05 + 0.95 * (h.score - lo) / (hi - lo)
             blocks.append(_Block(h, rank, value, split_sentences(h.chunk.text)))
         return blocks
+
+    def relevant(self, blocks: list[_Block]) -> list[_Block]:
+        """Drop the blocks whose score falls off from the top hit's (adaptive context); keep `min_hits` first."""
+        if (self.min_relative_score is None and self.max_score_gap is None) or len(blocks) <= self.min_hits:
+            return blocks
+        top = max(b.hit.score for b in blocks)
+        kept: list[_Block] = []
+        for b in blocks:
+            s = b.hit.score
+            ok = True
+            if self.min_relative_score is not None and top > 0 and s < self.min_relative_score * top:
+                ok = False
+            if self.max_score_gap is not None and top - s > self.max_score_gap:
+                ok = False
+            if ok or len(kept) < self.min_hits:
+                kept.append(b)
+        return kept
 
     def _cost(self, block: _Block, number: int) -> int:
         return self.count(header(number, block.chunk) + "\n" + block.body()) + self._sep

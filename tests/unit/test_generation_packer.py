@@ -273,3 +273,46 @@ def test_split_sentences_joins_hard_wrapped_lines_and_splits_lists() -> None:
         "- second item",
         "1. step",
     ]
+
+
+def test_adaptive_cutoff_sends_one_chunk_when_relevance_falls_off() -> None:
+    hits = [hit(0, FRANCE, 0.9), hit(1, "Berlin is in Germany.", 0.4), hit(2, "Cats sleep a lot.", 0.3)]
+    packer = TokenBudgetPacker(words, min_relative_score=0.7)
+    ctx = packer.pack("What is the capital of France?", hits, 1000)
+    assert [c.chunk_id for c in ctx.citations] == ["c0"]
+    assert ctx.hits_used == 1 and ctx.hits_dropped == 2
+    # without the cut-off the room is filled with every hit
+    assert TokenBudgetPacker(words).pack("What is the capital of France?", hits, 1000).hits_used == 3
+
+
+def test_adaptive_cutoff_keeps_close_second_hop_and_min_hits() -> None:
+    hits = [hit(0, FRANCE, 0.9), hit(1, "Berlin is in Germany.", 0.85), hit(2, "Cats sleep a lot.", 0.2)]
+    by_ratio = TokenBudgetPacker(words, min_relative_score=0.8).pack("q", hits, 1000)
+    assert sorted(c.chunk_id for c in by_ratio.citations) == ["c0", "c1"]
+    by_gap = TokenBudgetPacker(words, max_score_gap=0.1).pack("q", hits, 1000)
+    assert sorted(c.chunk_id for c in by_gap.citations) == ["c0", "c1"]
+    both = TokenBudgetPacker(words, min_relative_score=0.99, max_score_gap=0.01, min_hits=2).pack(
+        "q", hits, 1000
+    )
+    assert sorted(c.chunk_id for c in both.citations) == ["c0", "c1"]
+    # negative scores (raw logits): the ratio test is skipped, the gap test still applies
+    logits = [hit(0, FRANCE, -1.0), hit(1, "Berlin is in Germany.", -1.2), hit(2, "Cats sleep a lot.", -6.0)]
+    cut = TokenBudgetPacker(words, min_relative_score=0.9, max_score_gap=1.0).pack("q", logits, 1000)
+    assert sorted(c.chunk_id for c in cut.citations) == ["c0", "c1"]
+
+
+def test_adaptive_cutoff_applies_with_sentence_selection() -> None:
+    hits = [hit(0, FRANCE, 0.9), hit(1, "Paris has a capital of Germany too.", 0.3)]
+    ctx = TokenBudgetPacker(words, select_sentences=True, min_relative_score=0.5).pack(
+        "What is the capital of France?", hits, 1000
+    )
+    assert [c.chunk_id for c in ctx.citations] == ["c0"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_relative_score": 1.5}, {"min_relative_score": -0.1}, {"max_score_gap": -1.0}, {"min_hits": 0}],
+)
+def test_adaptive_cutoff_arguments_are_validated(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        TokenBudgetPacker(words, **kwargs)  # type: ignore[arg-type]
