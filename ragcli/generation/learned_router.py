@@ -194,6 +194,13 @@ class LearnedRouter:
             f"router.target must be {{strong_share: x}} or {{quality_floor: y}}, got {dict(target)}"
         )
 
+    def share_embedder(self, embedder: Embedder) -> bool:
+        """Use an already loaded embedder when it is the model this router was trained on; True if taken."""
+        if self._embedder is None and embedder.model_name == self.card["embedder"]["model"]:
+            self._embedder = embedder
+            return True
+        return False
+
     def _embed(self, prompts: Sequence[str]) -> FloatMatrix:
         if self._embedder is None:
             from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder

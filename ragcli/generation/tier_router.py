@@ -16,8 +16,11 @@ from ragcli.errors import ConfigError
 from ragcli.types import Scalar
 
 if TYPE_CHECKING:
-    from ragcli.config import RouteRuleConfig
+    from pathlib import Path
+
+    from ragcli.config import PipelineConfig, RouteRuleConfig
     from ragcli.generation.learned_router import LearnedRouter
+    from ragcli.ingest.protocols import Embedder
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,23 @@ class TierRouter:
                 f"{len(self.tiers)} ({self.tiers}); retrain it (`ragcli train router`) or fix `tiers`"
             )
         self.learned = learned
+
+    @classmethod
+    def from_config(
+        cls, cfg: PipelineConfig, tiers: Sequence[str], home: Path, embedder: Embedder | None = None
+    ) -> TierRouter:
+        """The config's rules and trained router (`router.model`, recalibrated to `router.target` when set).
+
+        `embedder` is reused when it is the model the router was trained on (saves loading it twice)."""
+        learned = None
+        if cfg.router.model and len(tiers) > 1:
+            from ragcli.generation.learned_router import LearnedRouter
+
+            target = cfg.router.target.model_dump(exclude_none=True) if cfg.router.target else None
+            learned = LearnedRouter.load(cfg.router.model, home, target=target)
+            if embedder is not None:
+                learned.share_embedder(embedder)
+        return cls(tiers, cfg.router.rules, learned)
 
     def route(self, facts: RouteFacts) -> RouteDecision:
         """The tier for one query, with the reason and the scores behind it."""

@@ -277,7 +277,10 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
         return _finish(result, rec)
     if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
         return _no_sources(result, retrieved, rec)
-    completion = generate(prepared, stages, opts, rec)
+    from ragcli.pipelines.route_step import generate_routed, route  # builds on generate(): imported here
+
+    routed = route(question, prepared, stages, opts, rec)
+    completion = generate_routed(prepared, routed, stages, opts, rec)
     result.text = completion.text.strip()
     result.model = completion.model
     cache_store(question, result, retrieved.hits, stages, opts, rec)

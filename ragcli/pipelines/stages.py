@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ragcli.cost.protocols import BudgetStore
     from ragcli.generation.answer_cache import AnswerCache
     from ragcli.generation.protocols import LLM, Compressor, Packer
+    from ragcli.generation.route_log import RouteLog
+    from ragcli.generation.tier_router import TierRouter
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
 
@@ -38,6 +40,7 @@ class Stages:
     given_reranker: Reranker | None = None
     given_tenant_filter: Filter | None = None
     given_llm: LLM | None = None
+    given_tiers: list[LLM] | None = None
     given_packer: Packer | None = None
     given_compressor: Compressor | None = None
     given_prices: PriceTable | None = None
@@ -115,7 +118,39 @@ class Stages:
         from ragcli.generation.build import build_llm
 
         given = self.given_llm
-        return given if given is not None else build_llm(self.config, self.prices)
+        if given is not None:
+            return given
+        if self.config.tiers or self.given_tiers is not None:
+            return self.tiers[0]  # the cheapest tier prepares the prompt: its window bounds the packing
+        return build_llm(self.config, self.prices)
+
+    @cached_property
+    def tiers(self) -> list[LLM]:
+        """The model tiers, cheapest first: the config's `tiers`, else the one `llm`."""
+        from ragcli.generation.build import build_llm
+
+        if self.given_tiers is not None:
+            return list(self.given_tiers)
+        if not self.config.tiers:
+            return [self.llm]
+        return [build_llm(self.config.model_copy(update={"llm": t}), self.prices) for t in self.config.tiers]
+
+    @cached_property
+    def tier_router(self) -> TierRouter:
+        """Rules, then the trained router (`router.model`), else the cheapest tier."""
+        from ragcli.generation.tier_router import TierRouter
+
+        names = [t.model_name for t in self.tiers]
+        embedder = self.embedder if self.config.router.model and len(names) > 1 else None
+        return TierRouter.from_config(self.config, names, self.home, embedder)
+
+    @cached_property
+    def route_log(self) -> RouteLog:
+        """Which tier answered each query (for `ragcli feedback` labels), beside the ledger."""
+        from ragcli.cost.ledger import ledger_path
+        from ragcli.generation.route_log import RouteLog
+
+        return RouteLog(ledger_path(self.config))
 
     @cached_property
     def packer(self) -> Packer:
