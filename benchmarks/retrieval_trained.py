@@ -354,7 +354,7 @@ def main() -> None:
         f"- command: `nice -n 10 .venv/bin/python benchmarks/retrieval_trained.py {' '.join(sys.argv[1:])}`",
         f"- split of the TRAIN qrels' {n} queries (seed 0): fit {len(fit)} (models train here), fuse {len(fuse)} "
         f"(fusion weights), gate {len(gate)} (deployment gate only); reported on the {len(test)} TEST queries.",
-        "- dense/BM25/hybrid are exact in-memory searches over the 5,183 documents (title + text, 256 tokens) with "
+        f"- dense/BM25/hybrid are exact in-memory searches over the {len(doc_ids):,} documents (title + text, 256 tokens) with "
         "the store's BM25 encoder and IDF and RRF k=60 over 200 candidates each; they reproduce the store's numbers "
         "in results/retrieval.md.",
         f"- timings (s, this run only; cached phases show none): {json.dumps(timings) if timings else '-'}",

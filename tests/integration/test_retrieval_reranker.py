@@ -64,6 +64,8 @@ def test_train_load_by_name_and_rerank(pairs_file: Path, tmp_path: Path) -> None
             "4",
             "--negatives",
             "0",
+            "--holdout",
+            "0",
             "--json",
         ],
     )

@@ -81,7 +81,9 @@ def test_train_embedder_gates_and_config_warns(tmp_path: Path, caplog: pytest.Lo
     (home / "embedders" / "tiny" / "ragcli_embedder.json").write_text(json.dumps(card))
     from ragcli.ingest.build import build_embedder
 
-    cfg = parse_config({"home": str(home), "embedder": {"model": "trained:tiny"}})
+    cfg = parse_config(
+        {"home": str(home), "embedder": {"type": "sentence_transformers", "model": "trained:tiny"}}
+    )
     with caplog.at_level(logging.WARNING):
         emb = build_embedder(cfg.embedder, home=cfg.home_dir())
     assert "FAILED its deployment gate" in caplog.text
