@@ -318,19 +318,22 @@ def worst_case_usd(stages: Stages) -> float | None:
 
 
 def cache_state(ans: Answer) -> str:
-    """`hit` or `miss` from the answer cache's trace entry; `off` where the pipeline has no cache."""
+    """`hit`, `miss` or `skip` from the answer cache's trace entries; `off` where the pipeline has no cache."""
     for t in ans.trace:
-        if t.stage.startswith("cache"):
-            return "hit" if t.detail.get("hit") else "miss"
+        if t.stage == "cache":  # a served entry is a `cache` stage (one ledger row, $0)
+            return "hit"
+        if t.stage == "cache_lookup":
+            return "hit" if t.detail.get("hit") else ("skip" if t.detail.get("skipped") else "miss")
     return "off"
 
 
 def tier_of(ans: Answer) -> str:
-    """The tier that answered: the router's or cascade's choice where the trace has one, else the model."""
+    """The model that answered, after the tier index where the router or cascade chose one (`1:gpt-4o-mini`)."""
+    tier = None
     for t in ans.trace:
-        if t.stage in ("route", "router", "cascade") and t.detail.get("tier"):
-            return str(t.detail["tier"])
-    return ans.model
+        if t.detail.get("tier") is not None:
+            tier = t.detail["tier"]  # the last one: a cascade escalates after the route
+    return ans.model if tier is None else f"{tier}:{ans.model}"
 
 
 def status_of(exc: BaseException) -> GatewayError:

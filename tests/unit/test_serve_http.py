@@ -263,3 +263,19 @@ def test_randomised_tenant_trials_find_no_cross_tenant_hit(built: Built) -> None
         answered += 1
         assert {Path(x["source"]).parent.name for x in r.json()["citations"]} <= {own}
     assert answered == 120
+
+
+def test_answer_cache_hits_within_a_tenant_never_across(tmp_path: Path) -> None:
+    b = make_gateway(tmp_path, cache={"enabled": True, "semantic": "off"})
+    c = client(b)
+    q = ask("What is the hotel limits rule?")
+    first = c.post("/v1/chat/completions", json=q, headers=auth(b, "acme"))
+    again = c.post("/v1/chat/completions", json=q, headers=auth(b, "acme"))
+    other = c.post("/v1/chat/completions", json=q, headers=auth(b, "globex"))
+    assert first.headers["X-Ragcli-Cache"] == "miss" and again.headers["X-Ragcli-Cache"] == "hit"
+    assert (
+        again.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+    )
+    assert other.headers["X-Ragcli-Cache"] == "miss"
+    assert {Path(x["source"]).parent.name for x in other.json()["citations"]} == {"globex"}
+    b.gateway.state.close()
