@@ -140,7 +140,7 @@ def start_server(home: Path, dsn_env: str | None) -> tuple[subprocess.Popen[byte
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([*args, *([dsn_env] if dsn_env else [])], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # a loaded machine starts a process slowly
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
