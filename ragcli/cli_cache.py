@@ -183,7 +183,7 @@ def _open(cfg: Any) -> Any:
     from ragcli.generation.cache_build import build_answer_cache
     from ragcli.ingest.build import build_embedder
 
-    return build_answer_cache(cfg, build_embedder(cfg.embedder))
+    return build_answer_cache(cfg, build_embedder(cfg.embedder, home=cfg.home_dir()))
 
 
 @cache_app.command("calibrate")

@@ -73,7 +73,7 @@ class Stages:
         from ragcli.ingest.build import build_embedder
 
         given = self.given_embedder
-        return given if given is not None else build_embedder(self.config.embedder)
+        return given if given is not None else build_embedder(self.config.embedder, home=self.home)
 
     @cached_property
     def chunker(self) -> Chunker:
