@@ -176,7 +176,7 @@ def _print_prompt(ans: Any) -> None:
 
 @app.command()
 def query(
-    question: Annotated[str, typer.Argument(help="The question.")],
+    question: Annotated[str | None, typer.Argument(help="The question (or --batch FILE).")] = None,
     config: ConfigOpt = None,
     collection: CollectionOpt = None,
     where: Annotated[str | None, typer.Option(help="Filter, e.g. \"type = 'pdf' and year >= 2020\".")] = None,
@@ -189,8 +189,16 @@ def query(
     ] = False,
     stream: Annotated[bool, typer.Option(help="Stream the answer as it is generated.")] = True,
     as_json: JsonOpt = False,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="JSONL of questions: API tiers go through the batch API.")
+    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="With --batch: answers JSONL.")] = None,
 ) -> None:
     """Answer a question over the ingested documents, with citations and its cost."""
+    if batch is not None or question is None:  # batch mode: ragcli.cli_router.query_batch
+        from ragcli.cli_router import query_batch
+
+        return query_batch(question, batch, out_file, config, collection, as_json=as_json)
     from ragcli.pipelines.query_pipeline import QueryOptions, answer
     from ragcli.pipelines.stages import Stages
 

@@ -306,3 +306,44 @@ def feedback(
         cfg = load(config)
         RouteLog(ledger_path(cfg)).add_feedback(query_id, verdict.strip().lower())
         out.print(f"recorded {verdict} for query {query_id}")
+
+
+def query_batch(
+    question: str | None,
+    batch: Path | None,
+    out_file: Path | None,
+    config: str | None,
+    collection: str | None,
+    poll_s: float = 30.0,
+    as_json: bool = False,
+) -> None:
+    """`ragcli query --batch questions.jsonl --out answers.jsonl`: see `ragcli.pipelines.batch_pipeline`."""
+    from ragcli.errors import InputError
+    from ragcli.pipelines.batch_pipeline import run_batch
+    from ragcli.pipelines.stages import Stages
+
+    with errors():
+        if batch is None:
+            raise InputError(
+                'give a question (ragcli query "What is X?") or --batch questions.jsonl --out FILE'
+            )
+        if question is not None:
+            raise InputError("give either a question or --batch FILE, not both")
+        if out_file is None:
+            raise InputError(
+                "--batch needs --out answers.jsonl (the state file goes beside it, for resuming)"
+            )
+        stages = Stages.from_config(load(config, collection))
+        try:
+            report = run_batch(batch, out_file, stages, poll_s=poll_s)
+        finally:
+            stages.close()
+        if as_json:
+            print_json(report)
+            return
+        out.print(
+            f"answered {report.answered}, failed {report.failed}, still in a provider batch {report.pending} "
+            f"-> {report.out}" + (f" (batches {', '.join(report.batches)})" if report.batches else "")
+        )
+        if report.pending:
+            out.print("run the same command again to collect the rest (nothing is submitted twice)")

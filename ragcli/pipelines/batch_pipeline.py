@@ -1,0 +1,352 @@
+"""Batch mode: answer a JSONL file of questions, sending API-tier work through the provider's batch API (half
+price) and answering local tiers in-process; resumable without paying twice.
+
+    run_batch(questions.jsonl, answers.jsonl, stages) -> BatchReport
+
+Each question is retrieved, packed and routed as in `answer()`. A question routed to an OpenAI-compatible tier
+whose price has a batch discount becomes one request of that tier's batch (Files API upload, then Batch API);
+others are answered at once. Everything is kept in a state file beside the output (`answers.jsonl.state.json`):
+the prepared requests, the uploaded file id and the batch id are saved the moment they exist, so running the
+same command again after an interruption polls the batch already paid for instead of submitting a new one (a
+batch created but not yet saved is found again by its input file). Each result is one ledger row priced at the
+batch price (`Usage.batch`), written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragcli.config import OpenAICompatibleLLMConfig
+from ragcli.cost.ledger import LedgerRow
+from ragcli.cost.provider_usage import openai_usage
+from ragcli.errors import BackendError, BudgetExceeded, InputError
+from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, prepare, retrieve
+from ragcli.pipelines.route_step import generate_routed, route
+from ragcli.pipelines.stages import Stages
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+
+
+@dataclass
+class BatchReport:
+    """What a run did: answers written, requests still waiting in a provider batch, and the batch ids."""
+
+    answered: int = 0
+    pending: int = 0
+    failed: int = 0
+    batches: list[str] = field(default_factory=list)
+    out: str = ""
+
+
+def read_questions(path: Path) -> list[dict[str, Any]]:
+    """Lines `{"id": ..., "question": ..., "where": ...}` (`id` defaults to the line number; `where` optional)."""
+    if not path.is_file():
+        raise InputError(
+            f"questions file {str(path)!r} does not exist; give a JSONL file with a `question` per line"
+        )
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{n}: not valid JSON ({exc})") from None
+        if not isinstance(rec, dict) or not str(rec.get("question") or "").strip():
+            raise InputError(f'{path}:{n}: each line needs a non-empty "question"')
+        qid = str(rec.get("id", n))
+        if qid in seen:
+            raise InputError(f"{path}:{n}: id {qid!r} appears twice; ids must be unique")
+        seen.add(qid)
+        out.append({"id": qid, "question": str(rec["question"]).strip(), "where": rec.get("where")})
+    return out
+
+
+class _State:
+    """The resumable state, written atomically after every change."""
+
+    def __init__(self, path: Path, input_sha: str) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"input_sha": input_sha, "done": {}, "pending": {}, "batches": []}
+        if path.is_file():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if saved.get("input_sha") != input_sha:
+                raise InputError(
+                    f"the state file {path} belongs to another questions file; use another --out or delete it"
+                )
+            self.data = saved
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _batchable(stages: Stages, tier: int) -> OpenAICompatibleLLMConfig | None:
+    """The tier's config when its calls can go through OpenAI's batch API (a price with a batch discount)."""
+    configs = stages.config.tiers or [stages.config.llm]
+    cfg = configs[tier]
+    if not isinstance(cfg, OpenAICompatibleLLMConfig):
+        return None
+    price = stages.prices.price(cfg.price_as or cfg.model)
+    return cfg if price is not None and price.batch_discount > 0 else None
+
+
+def _client(cfg: OpenAICompatibleLLMConfig) -> Any:
+    from openai import OpenAI
+
+    from ragcli.optional import api_key
+
+    key = (
+        api_key(cfg.api_key_env, what=f"{cfg.model} batches", config_key="api_key_env")
+        if cfg.api_key_env
+        else "none"
+    )
+    return OpenAI(base_url=cfg.base_url, api_key=key, timeout=cfg.timeout_s, max_retries=cfg.max_retries)
+
+
+def run_batch(
+    questions: Path,
+    out: Path,
+    stages: Stages,
+    *,
+    poll_s: float = 30.0,
+    max_wait_s: float | None = None,
+    client_for: Callable[[OpenAICompatibleLLMConfig], Any] = _client,
+) -> BatchReport:
+    """Answer every question of `questions` into `out`; see the module docstring. Re-run to resume."""
+    items = read_questions(questions)
+    sha = hashlib.sha256(questions.read_bytes()).hexdigest()
+    state = _State(out.with_name(out.name + ".state.json"), sha)
+    done, pending = state.data["done"], state.data["pending"]
+    requests: dict[int, list[dict[str, Any]]] = {}
+    for item in items:
+        if item["id"] in done or item["id"] in pending:
+            continue
+        _prepare_one(item, stages, state, requests)
+    for tier, lines in requests.items():
+        _submit(stages, tier, lines, state, client_for)
+    deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
+    for batch in state.data["batches"]:
+        if batch.get("collected"):
+            continue
+        _collect(stages, batch, state, client_for, poll_s, deadline)
+    _write_answers(out, items, done)
+    return BatchReport(
+        answered=sum(1 for r in done.values() if r["status"] == "ok"),
+        pending=len(pending),
+        failed=sum(1 for r in done.values() if r["status"] != "ok"),
+        batches=[b["batch_id"] for b in state.data["batches"] if b.get("batch_id")],
+        out=str(out),
+    )
+
+
+def _record(item: dict[str, Any], **rest: Any) -> dict[str, Any]:
+    return {"id": item["id"], "question": item["question"], **rest}
+
+
+def _prepare_one(
+    item: dict[str, Any], stages: Stages, state: _State, requests: dict[int, list[dict[str, Any]]]
+) -> None:
+    opts = QueryOptions(where=item.get("where"))
+    rec = new_recorder(stages, opts)
+    retrieved = retrieve(item["question"], stages, opts, rec)
+    prepared = prepare(item["question"], retrieved, stages, opts, rec)
+    routed = route(item["question"], prepared, stages, opts, rec)
+    citations = [
+        {"number": c.number, "source": c.source, "chunk_id": c.chunk_id} for c in prepared.context.citations
+    ]
+    meta = {
+        "query_id": rec.query_id,
+        "tier": routed.tier,
+        "route": routed.decision.reason,
+        "citations": citations,
+    }
+    cfg = _batchable(stages, routed.tier)
+    if cfg is None:
+        try:
+            completion = generate_routed(prepared, routed, stages, opts, rec)
+        except BudgetExceeded as exc:
+            state.data["done"][item["id"]] = _record(item, status="refused", error=str(exc), **meta)
+        else:
+            state.data["done"][item["id"]] = _record(
+                item, status="ok", answer=completion.text.strip(), model=completion.model, batch=False,
+                usd=rec.usage.usd, **meta,
+            )  # fmt: skip
+        state.save()
+        return
+    max_tokens = stages.config.prompt.max_output_tokens
+    estimate = routed.llm.estimate(prepared.messages, max_tokens)
+    price = stages.prices.price(cfg.price_as or cfg.model)
+    discount = price.batch_discount if price is not None else 0.0
+    try:  # refuse over budget before submitting; the batch bills later, so nothing stays held
+        hold = rec.budget.reserve(
+            "the batched llm call", cfg.model, None if estimate.usd is None else estimate.usd * (1 - discount)
+        )
+        rec.budget.release(hold)
+    except BudgetExceeded as exc:
+        state.data["done"][item["id"]] = _record(item, status="refused", error=str(exc), **meta)
+        state.save()
+        return
+    body = {
+        "model": cfg.model,
+        "messages": [{"role": m.role, "content": m.content} for m in prepared.messages],
+        "max_tokens": max_tokens,
+        "temperature": cfg.temperature,
+    }
+    requests.setdefault(routed.tier, []).append(
+        {"custom_id": item["id"], "method": "POST", "url": "/v1/chat/completions", "body": body}
+    )
+    state.data["pending"][item["id"]] = _record(item, model=cfg.model, **meta)
+    state.save()
+
+
+def _submit(
+    stages: Stages,
+    tier: int,
+    lines: list[dict[str, Any]],
+    state: _State,
+    client_for: Callable[[OpenAICompatibleLLMConfig], Any],
+) -> None:
+    cfg = _batchable(stages, tier)
+    if cfg is None:  # unreachable: requests are only made for batchable tiers
+        raise InputError(f"tier {tier} cannot go through a batch API")
+    batch: dict[str, Any] = {
+        "tier": tier,
+        "model": cfg.model,
+        "custom_ids": [ln["custom_id"] for ln in lines],
+    }
+    state.data["batches"].append(batch)
+    client = client_for(cfg)
+    payload = "".join(json.dumps(ln) + "\n" for ln in lines).encode()
+    try:
+        uploaded = client.files.create(file=("requests.jsonl", payload), purpose="batch")
+        batch["file_id"] = uploaded.id
+        state.save()
+        created = client.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={"ragcli": "query --batch"},
+        )
+    except Exception as exc:
+        raise BackendError(
+            f"submitting the batch for {cfg.model} failed: {exc}; run the command again to retry"
+        ) from exc
+    batch["batch_id"] = created.id
+    state.save()
+    log.info("submitted batch %s (%d requests to %s)", created.id, len(lines), cfg.model)
+
+
+def _find_batch(client: Any, file_id: str) -> str | None:
+    """A batch already created from this input file (the run stopped before saving its id)."""
+    for b in client.batches.list(limit=100):
+        if getattr(b, "input_file_id", None) == file_id:
+            return str(b.id)
+    return None
+
+
+def _collect(
+    stages: Stages,
+    batch: dict[str, Any],
+    state: _State,
+    client_for: Callable[[OpenAICompatibleLLMConfig], Any],
+    poll_s: float,
+    deadline: float | None,
+) -> None:
+    cfg = _batchable(stages, int(batch["tier"]))
+    if cfg is None:
+        raise InputError(
+            f"tier {batch['tier']} of the saved batch is no longer an OpenAI batch tier; restore the config"
+        )
+    client = client_for(cfg)
+    if not batch.get("batch_id"):
+        found = _find_batch(client, batch["file_id"]) if batch.get("file_id") else None
+        if found is None:  # never created: submit it now, from the saved requests
+            raise BackendError("a batch was uploaded but not created; delete the state file and run again")
+        batch["batch_id"] = found
+        state.save()
+    while True:
+        info = client.batches.retrieve(batch["batch_id"])
+        if info.status in TERMINAL:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("batch %s is %s; run the same command again to resume", batch["batch_id"], info.status)
+            return
+        time.sleep(poll_s)
+    pending, done = state.data["pending"], state.data["done"]
+    answered: set[str] = set()
+    if info.status == "completed" and info.output_file_id:
+        text = client.files.content(info.output_file_id).text
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            cid = str(rec.get("custom_id"))
+            meta = pending.get(cid)
+            if meta is None or cid in done:
+                continue  # already recorded by an earlier run: never billed twice in the ledger
+            response = rec.get("response") or {}
+            body = response.get("body") or {}
+            if rec.get("error") or response.get("status_code") != 200:
+                done[cid] = {**meta, "status": "failed", "error": json.dumps(rec.get("error") or body)}
+            else:
+                usage = stages.prices.priced(
+                    cfg.price_as or cfg.model, openai_usage(body.get("usage"), batch=True) or _zero()
+                )
+                stages.ledger.record(
+                    LedgerRow.of(
+                        "llm",
+                        str(body.get("model") or cfg.model),
+                        usage,
+                        0.0,
+                        meta["query_id"],
+                        provider="openai-batch",
+                    )
+                )
+                text_out = body["choices"][0]["message"]["content"] or ""
+                done[cid] = {
+                    **meta,
+                    "status": "ok",
+                    "answer": text_out.strip(),
+                    "batch": True,
+                    "usd": usage.usd,
+                }
+            pending.pop(cid, None)
+            answered.add(cid)
+            state.save()
+    for cid in batch["custom_ids"]:
+        if cid in pending and cid not in answered:
+            done[cid] = {
+                **pending.pop(cid),
+                "status": "failed",
+                "error": f"batch {info.status} without a result",
+            }
+    batch["collected"] = True
+    state.save()
+
+
+def _zero() -> Any:
+    from ragcli.types import Usage
+
+    return Usage(calls=1, batch=True)
+
+
+def _write_answers(out: Path, items: list[dict[str, Any]], done: dict[str, Any]) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for item in items:
+            if item["id"] in done:
+                fh.write(json.dumps(done[item["id"]], ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
