@@ -21,6 +21,10 @@ is embedded once across pipelines and re-runs; index-building time is reported a
 question is embedded once (timed) and every pipeline searches with that vector; the measured mean question-embedding
 time is added to every pipeline's seconds per query.
 
+5. Variants of the presets (`--variant NAME=PRESET,dotted.key=value,...`, e.g. adaptive context or compression
+   settings), measured like the presets; `--split tune|report` keeps the first or second half of the questions,
+   so settings are chosen on one half and reported on the other.
+
 Run: `.venv/bin/python benchmarks/qa_baselines.py [--data DIR] [--sets hotpotqa nq] [--nq-limit N]`
 """
 
@@ -352,7 +356,7 @@ def table(rows: list[Row]) -> str:
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         lines.append(
-            f"| {r.name}{' (PARTIAL)' if r.partial else ''} | {r.budget if r.budget is not None else '-'} "
+            f"| {r.name}{' (PARTIAL)' if r.partial else ''} | {r.budget if r.budget is not None else ('config' if r.kind == 'ragcli' else '-')} "
             f"| {r.questions} ({r.answerable}) | {100 * r.answer_in_context:.1f} % | {100 * r.answer_in_prompt:.1f} % "
             f"| {100 * r.supporting_recall:.1f} % | {r.mean_tokens:.0f} | {r.p95_tokens:.0f} "
             f"| {_fmt(r.usd_per_1k, '.4f')} | {r.seconds_per_query:.3f} | {_fmt(r.index_seconds, '.0f')} |"
@@ -464,9 +468,14 @@ def run_set(
     ds = load_qa(path, "hotpotqa" if set_name == "hotpotqa" else "nq")
     limit = args.nq_limit if set_name == "nq" else args.limit
     items = ds.questions[:limit] if limit else ds.questions
+    half = len(items) // 2
+    if args.split == "tune":
+        items = items[:half]
+    elif args.split == "report":
+        items = items[half:]
     log.info("%s: %d questions, %d pooled paragraphs", set_name, len(items), len(ds.paragraphs))
     args.described[set_name] = (
-        f"{len(items)} of the file's {len(ds.questions)} questions, asked against all "
+        f"{len(items)} of the file's {len(ds.questions)} questions (split: {args.split}), asked against all "
         f"{len(ds.paragraphs)} paragraphs of the file pooled into one corpus"
     )
     rows: list[Row] = []
@@ -480,8 +489,8 @@ def run_set(
     if "langchain" in args.pipelines:
         run, index_s = langchain_baseline(ds, items, count, price, cache, queries)
         rows.append(_row(set_name, "baseline", run, index_s))
-    for preset in args.presets:
-        cfg = load_config(preset)
+    runs = [(p, load_config(p)) for p in args.presets] + [parse_variant(v) for v in args.variant]
+    for preset, cfg in runs:
         t0 = time.perf_counter()
         report = evaluate_qa(
             ds,
@@ -502,6 +511,34 @@ def run_set(
     return rows
 
 
+def parse_variant(spec: str) -> tuple[str, Any]:
+    """`NAME=PRESET,dotted.key=value,...` -> (NAME, the preset's config with those keys set; values read as JSON)."""
+    name, _, rest = spec.partition("=")
+    preset, *sets = rest.split(",")
+    if not name or not preset:
+        raise SystemExit(f"--variant {spec!r}: expected NAME=PRESET,dotted.key=value,...")
+    cfg = load_config(preset)
+    data = cfg.model_dump(mode="json")
+    for item in sets:
+        key, _, raw = item.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *path, leaf = key.split(".")
+        node = data
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return name, type(cfg).model_validate(data)
+
+
+def _budget(raw: str) -> int | None:
+    return None if raw == "config" else int(raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     default_data = os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -518,7 +555,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["oracle", "llamaindex", "langchain"],
     )
     ap.add_argument("--presets", nargs="*", default=["local", "lean"])
-    ap.add_argument("--budgets", nargs="+", type=int, default=[128, 256, 512, 1024])
+    ap.add_argument(
+        "--budgets", nargs="+", type=_budget, default=[128, 256, 512, 1024], help="ints, or `config`"
+    )
+    ap.add_argument("--variant", action="append", default=[], help="NAME=PRESET,dotted.key=value,...")
+    ap.add_argument(
+        "--split", choices=["all", "tune", "report"], default="all", help="halves of the questions"
+    )
     ap.add_argument("--model", default="gpt-4o-mini", help="price every prompt at this model's input price")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "qa.md"))
     args = ap.parse_args(argv)

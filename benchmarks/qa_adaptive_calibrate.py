@@ -1,0 +1,185 @@
+"""Calibrate adaptive context on a tune split: retrieve once per question, then sweep packing settings.
+
+For each question of the tune half (`--split tune`, the first half of the questions `qa_baselines.py` measures)
+the real query pipeline retrieves once (`retrieve()` of `ragcli.pipelines.query_pipeline`, on the index
+`ragcli eval qa` builds, with the question vectors and embedding cache of `qa_baselines.py`); then every packing
+setting of the grid (relative-score cut-off, sentence selection, budget, compression ratio) packs those same hits
+with the real `TokenBudgetPacker` and `SentenceCompressor`, builds the real messages and is scored like
+`qa_baselines.py` (answer in context with the question removed, cl100k tokens of the whole prompt). Retrieving once
+keeps the sweep to seconds per setting on a shared CPU; the chosen settings are then measured end to end, on the
+report half, by `qa_baselines.py --split report --variant ...`.
+
+Run: `.venv/bin/python benchmarks/qa_adaptive_calibrate.py [--sets hotpotqa nq] [--nq-limit 300] --out F.json`
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from qa_baselines import SETS, CachedEmbedder, EmbeddingCache, QueryVectors, parse_variant  # noqa: E402
+
+from ragcli.eval.qa_data import load_qa  # noqa: E402
+from ragcli.eval.qa_eval import score_prompt  # noqa: E402
+from ragcli.eval.qa_index import collection_name, index_dataset  # noqa: E402
+from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
+from ragcli.generation.prompts import build_messages  # noqa: E402
+from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
+from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
+from ragcli.ingest.build import build_embedder  # noqa: E402
+from ragcli.resources import offline_env, prepare_tiktoken, ragcli_home  # noqa: E402
+
+log = logging.getLogger("qa_adaptive_calibrate")
+
+
+def retrieve_all(set_name: str, spec: str, args: argparse.Namespace, cache: EmbeddingCache) -> dict[str, Any]:
+    """Index (or reuse) the pooled corpus for the spec's config and retrieve once per tune question."""
+    from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, retrieve
+    from ragcli.pipelines.stages import Stages
+
+    ds = load_qa(Path(args.data) / SETS[set_name], "hotpotqa" if set_name == "hotpotqa" else "nq")
+    limit = args.nq_limit if set_name == "nq" else args.limit
+    items = ds.questions[:limit] if limit else ds.questions
+    half = len(items) // 2
+    items = items[:half] if args.split == "tune" else items[half:]
+    name, cfg = parse_variant(spec)
+    cfg = cfg.model_copy(update={"collection": collection_name(ds, cfg)})
+    queries = QueryVectors([q.question for q in items], cache, timed=3)
+    st = Stages.from_config(cfg, embedder=CachedEmbedder(build_embedder(cfg.embedder), cache, queries))
+    index = index_dataset(ds, st)
+    opts = QueryOptions(no_answer=True)
+    hits = []
+    t0 = time.perf_counter()
+    for item in items:
+        hits.append(retrieve(item.question, st, opts, new_recorder(st, opts)).hits)
+    log.info("%s %s: %d questions retrieved in %.0fs", set_name, name, len(items), time.perf_counter() - t0)
+    return {"ds": ds, "items": items, "hits": hits, "stages": st, "index": index, "name": name, "cfg": cfg}
+
+
+def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[dict[str, Any]]:
+    """Pack the stored hits under every setting of the grid; answer-in-context and cl100k tokens per setting."""
+    st, ds, cfg = run["stages"], run["ds"], run["cfg"]
+    chunk_paragraph = run["index"].chunk_paragraph
+    llm_count = st.llm.count_tokens
+    out = []
+    for g in grid:
+        packer = TokenBudgetPacker(
+            llm_count,
+            select_sentences=g["select"],
+            order=cfg.packing.order,
+            min_relative_score=g["rel"],
+            max_score_gap=g.get("gap"),
+        )
+        comp = SentenceCompressor(llm_count) if g["ratio"] else None
+        system = g.get("system") or cfg.prompt.system
+        hit_n = in_ctx = answerable = found = total = tokens = used_hits = 0
+        for item, hits in zip(run["items"], run["hits"], strict=True):
+            hits = hits[: g["top_k"]]
+            ctx = packer.pack(item.question, hits, g["budget"])
+            text = ctx.text
+            if comp is not None and ctx.tokens >= 64:
+                scores = {h.chunk.id: h.score for h in hits}
+                done = comp.compress(
+                    item.question,
+                    text,
+                    CompressionTarget(ratio=g["ratio"]),
+                    block_scores=[scores.get(c.chunk_id, 0.0) for c in ctx.citations],
+                )
+                text = done.text
+            messages = build_messages(system, text, item.question, [])
+            prompt = "\n".join(m.content for m in messages)
+            used = sorted({chunk_paragraph.get(c.chunk_id, "") for c in ctx.citations} - {""})
+            a, _, f = score_prompt(item, prompt, ds.paragraphs, used)
+            hit_n += 1
+            used_hits += ctx.hits_used
+            tokens += sum(count(m.content) for m in messages)
+            found += f
+            total += len(item.supporting)
+            if a is not None:
+                answerable += 1
+                in_ctx += int(a)
+        out.append(
+            {
+                **{k: v for k, v in g.items() if k != "system"},
+                "aic": in_ctx / max(answerable, 1),
+                "tokens": tokens / max(hit_n, 1),
+                "recall": found / max(total, 1),
+                "hits_used": used_hits / max(hit_n, 1),
+            }
+        )
+        r = out[-1]
+        log.info(
+            "%s %s: aic %.3f tokens %.0f hits %.2f",
+            run["name"],
+            {k: v for k, v in g.items() if k != "system"},
+            r["aic"],
+            r["tokens"],
+            r["hits_used"],
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--sets", nargs="+", default=["hotpotqa", "nq"], choices=sorted(SETS))
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--nq-limit", type=int, default=300)
+    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument(
+        "--spec",
+        action="append",
+        default=[],
+        help="NAME=PRESET,key=value,... whose retrieval feeds the sweep (default: local hybrid and dense, top 8)",
+    )
+    ap.add_argument("--rel", nargs="+", type=float, default=[0.0, 0.55, 0.7, 0.8, 0.9])
+    ap.add_argument("--budgets", nargs="+", type=int, default=[128, 256, 512])
+    ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 3.0])
+    ap.add_argument("--out", default="/tmp/qa_adaptive_calibrate.json")
+    args = ap.parse_args(argv)
+    specs = args.spec or [
+        "hybrid=local,retrieval.top_k=8",
+        "dense=local,retrieval.mode=dense,retrieval.top_k=8",
+    ]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    offline_env()
+    prepare_tiktoken()
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base")
+
+    def count(text: str) -> int:
+        return len(enc.encode(text, disallowed_special=()))
+
+    cache = EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
+    results: list[dict[str, Any]] = []
+    for set_name in args.sets:
+        for spec in specs:
+            run = retrieve_all(set_name, spec, args, cache)
+            # whole chunks (the `local` packer) from the top 4 (today's `local`) or 8, optionally compressed after;
+            # sentence selection (the `lean` packer) from the top 8
+            grid = [
+                {"select": False, "rel": rel or None, "budget": b, "ratio": ratio or None, "top_k": k}
+                for k, rel, b, ratio in itertools.product([4, 8], args.rel, [256, 512, 1024], args.ratios)
+            ] + [
+                {"select": True, "rel": rel or None, "budget": b, "ratio": None, "top_k": 8}
+                for rel, b in itertools.product(args.rel, args.budgets)
+            ]
+            for r in sweep(run, grid, count):
+                results.append({"set": set_name, "retrieval": run["name"], **r})
+            Path(args.out).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
