@@ -97,9 +97,10 @@ def extract_main_html(html: str) -> str:
         return html
     for el in list(root.iter(*_NEVER_TEXT)):
         _drop(el)
-    page_prose = _prose_len(root)
+    prose = _prose_sizes(root)  # measured once, before any drop: a guard, not a score
+    page_prose = prose.get(root, 0)
     for el in list(root.iter(*_JUNK_TAGS)):
-        if not _holds_main_text(el, page_prose):
+        if not _holds_main_text(el, prose, page_prose):
             _drop(el)
     for el in list(root.iter()):
         if not isinstance(el.tag, str):
@@ -108,14 +109,14 @@ def extract_main_html(html: str) -> str:
         if el.get("aria-hidden") == "true" or el.get("hidden") is not None:
             _drop(el)
             continue
-        if el.get("role", "").lower() in _JUNK_ROLES and not _holds_main_text(el, page_prose):
+        if el.get("role", "").lower() in _JUNK_ROLES and not _holds_main_text(el, prose, page_prose):
             _drop(el)
             continue
         if (
             el.tag == "header"
             and el.getparent() is not None
             and el.getparent().tag in ("body", "html")
-            and not _holds_main_text(el, page_prose)
+            and not _holds_main_text(el, prose, page_prose)
         ):
             _drop(el)
             continue
@@ -124,7 +125,7 @@ def extract_main_html(html: str) -> str:
             el.tag not in ("body", "html", "article", "main")
             and _UNLIKELY.search(names)
             and not _LIKELY.search(names)
-            and not _holds_main_text(el, page_prose)
+            and not _holds_main_text(el, prose, page_prose)
         ):
             _drop(el)
     body = root.find("body")
@@ -139,20 +140,26 @@ def extract_main_html(html: str) -> str:
     return fragment
 
 
-def _prose_len(el: Any) -> int:
-    """Characters of paragraph text (p, pre, blockquote) under `el`, nested blocks counted once.
+def _prose_sizes(root: Any) -> dict[Any, int]:
+    """Characters of paragraph text (p, pre, blockquote) under each element, nested blocks counted once.
 
     Paragraphs inside list items do not count: lists of paragraphs are galleries, comments and link lists.
     """
-    return sum(
-        _text_len(b) for b in el.iter(*_PROSE) if not any(a.tag in (*_PROSE, "li") for a in b.iterancestors())
-    )
+    sizes: dict[Any, int] = {}
+    for block in root.iter(*_PROSE):
+        ancestors = list(block.iterancestors())
+        if any(a.tag in (*_PROSE, "li") for a in ancestors):
+            continue
+        n = _text_len(block)
+        for el in (block, *ancestors):
+            sizes[el] = sizes.get(el, 0) + n
+    return sizes
 
 
-def _holds_main_text(el: Any, page_prose: int) -> bool:
+def _holds_main_text(el: Any, prose: dict[Any, int], page_prose: int) -> bool:
     """Whether `el` holds a big share of the page's paragraphs, mostly not links: the article, whatever its name."""
-    prose = _prose_len(el)
-    return prose >= 300 and prose >= MAIN_TEXT_SHARE * page_prose and _link_density(el) < 0.5
+    n = prose.get(el, 0)
+    return n >= 300 and n >= MAIN_TEXT_SHARE * page_prose and _link_density(el) < 0.5
 
 
 def _drop(el: Any) -> None:

@@ -19,7 +19,7 @@ def test_readme_python_blocks_run_as_written(tmp_path: Path) -> None:
     env = dict(os.environ, RAGCLI_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     for block in readme_python_blocks():
         r = subprocess.run(
-            [sys.executable, "-c", block], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-c", block], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
         )
         assert r.returncode == 0, f"{block}\n--- stderr:\n{r.stderr}"
         assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
