@@ -47,6 +47,11 @@ def header(command: str) -> str:
     )
 
 
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages (the machine is shared: record them beside every timing)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 

@@ -12,6 +12,7 @@ regex replaces a tagger.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ def regex_sentences() -> Iterator[None]:
 
     Re-entrant and thread-safe: nested or concurrent blocks patch once and restore when the last one exits.
     """
-    import unstructured.partition.text_type as text_type
+    text_type: Any = importlib.import_module("unstructured.partition.text_type")
 
     with _LOCK:
         if _state["depth"] == 0:
