@@ -103,6 +103,7 @@ def evaluate_router(
     embeddings: npt.NDArray[np.float32] | None = None,
     cache: Any = None,
     with_gbm: bool = True,
+    candidates_only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score a router (given, or trained here on one part) against the baselines on held-out outcomes."""
     from ragcli.train.router_outcomes import split_indices
@@ -114,7 +115,13 @@ def evaluate_router(
         train_idx, test_idx = split_indices(outcomes, [1.0 - test_fraction, test_fraction], seed)
         train_o, test = outcomes.subset(train_idx), outcomes.subset(test_idx)
         trained = train_router(
-            train_o, embedder, target=target, embeddings=emb[train_idx], seed=seed, with_gbm=with_gbm
+            train_o,
+            embedder,
+            target=target,
+            embeddings=emb[train_idx],
+            seed=seed,
+            with_gbm=with_gbm,
+            candidates_only=candidates_only,
         )
         from ragcli.generation.router_features import RouterFeatures
 

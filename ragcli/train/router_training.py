@@ -198,13 +198,24 @@ def subset(d: Data, idx: npt.NDArray[np.int64]) -> Data:
 
 
 def select(
-    d: Data, features: RouterFeatures, folds: int = 3, seed: int = 0, with_gbm: bool = True
+    d: Data,
+    features: RouterFeatures,
+    folds: int = 3,
+    seed: int = 0,
+    with_gbm: bool = True,
+    only: Sequence[str] | None = None,
 ) -> tuple[str, Rule, dict[str, dict[str, float]]]:
-    """Cross-validate every candidate on the training part; return the best (name, rule) and all scores."""
+    """Cross-validate every candidate (or those in `only`) on the training part; return the best (name, rule)
+    and all scores."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(d.emb.shape[0])
     parts = np.array_split(order, folds)
     fitters = candidates(features)
+    if only:
+        unknown = sorted(set(only) - set(fitters))
+        if unknown:
+            raise InputError(f"unknown router models {unknown}; use some of {', '.join(fitters)}")
+        fitters = {k: v for k, v in fitters.items() if k in only}
     oof: dict[str, npt.NDArray[np.float32]] = {}
     names = [*fitters, *(["gbm"] if with_gbm and _has_gbm() else [])]
     for name in names:
@@ -263,6 +274,7 @@ def train_router(
     cache: Path | None = None,
     embeddings: FloatMatrix | None = None,
     with_gbm: bool = True,
+    candidates_only: Sequence[str] | None = None,
 ) -> TrainedRouter:
     """Pick, fit and calibrate a router on `outcomes`.
 
@@ -277,6 +289,8 @@ def train_router(
         model: Force a candidate by name instead of picking by cross-validation.
         rule: Force `gap` or `absolute`.
         embeddings: Precomputed embeddings of `outcomes.prompts` (skips the embedder).
+        with_gbm: Also measure gradient boosting in the selection (slow; never picked).
+        candidates_only: Cross-validate only these candidates (faster).
     """
     _sklearn()
     if len(outcomes) < 40:
@@ -293,7 +307,9 @@ def train_router(
     fit_d, cal_d = subset(full, fit_idx), subset(full, cal_idx)
     selection: dict[str, dict[str, float]] = {}
     if model is None or rule is None:
-        best, best_rule, selection = select(fit_d, features, seed=seed, with_gbm=with_gbm)
+        best, best_rule, selection = select(
+            fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only
+        )
         model = model or best
         rule = rule or best_rule
     fitters = candidates(features)
