@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ragcli.config import PipelineConfig
 from ragcli.retrieval.filters import Filter
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ragcli.generation.tier_router import TierRouter
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
+    from ragcli.state.build import State
 
 
 @dataclass
@@ -183,6 +184,8 @@ class Stages:
         given = self.given_ledger
         if given is not None:
             return given
+        if self.shared_state is not None:  # PostgreSQL: the same methods as the SQLite ledger
+            return cast("Ledger", self.shared_state.ledger)
         path = (
             Path(self.config.cost.ledger).expanduser()
             if self.config.cost.ledger
@@ -197,7 +200,18 @@ class Stages:
         from ragcli.cost.ledger import ledger_path
 
         given = self.given_budget_store
-        return given if given is not None else SqliteBudgetStore(ledger_path(self.config))
+        if given is not None:
+            return given
+        if self.shared_state is not None:
+            return self.shared_state.budgets
+        return SqliteBudgetStore(ledger_path(self.config))
+
+    @cached_property
+    def shared_state(self) -> State | None:
+        """The PostgreSQL state (ledger, budgets, keys) when `state.dsn_env` is set; `None`: SQLite files."""
+        from ragcli.state.build import open_state, state_dsn_env
+
+        return open_state(self.config) if state_dsn_env(self.config) else None
 
     @cached_property
     def answer_cache(self) -> AnswerCache:
@@ -210,9 +224,13 @@ class Stages:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
-        if "ledger" in self.__dict__:
-            self.ledger.close()
-        if "budget_store" in self.__dict__:
-            self.budget_store.close()
+        shared = self.__dict__.get("shared_state")
+        if shared is not None:  # it owns the ledger and budget store it handed out
+            shared.close()
+        else:
+            if "ledger" in self.__dict__:
+                self.ledger.close()
+            if "budget_store" in self.__dict__:
+                self.budget_store.close()
         if "answer_cache" in self.__dict__:
             self.answer_cache.close()
