@@ -232,3 +232,35 @@ def test_feedback_becomes_labels(tmp_path: Path) -> None:
     out = tmp_path / "labels.jsonl"
     assert runner.invoke(app, ["router", "labels", "--out", str(out), "--config", str(cfg)]).exit_code == 0
     assert json.loads(out.read_text()) == {"prompt": "what is 2+2?", "outcomes": {"small": "bad"}}
+
+
+# ---------------------------------------------------------------- CLI: train and eval (hash embedder in place of MiniLM)
+
+
+def test_cli_train_and_eval_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    ste = importlib.import_module("ragcli.ingest.sentence_transformer_embedder")
+    monkeypatch.setattr(ste, "SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder(32))
+    monkeypatch.setenv("RAGCLI_HOME", str(tmp_path / "home"))
+    outcomes = _routellm_file(tmp_path / "o.jsonl")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"home: {tmp_path / 'home'}\ncost: {{use_litellm_prices: false}}\n")
+    trained = runner.invoke(
+        app,
+        ["train", "router", "--outcomes", str(outcomes), "--name", "r", "--model", "logreg_c1",
+         "--target-share", "0.3", "--config", str(cfg), "--json"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["target"] == {"strong_share": 0.3}
+    scored = runner.invoke(
+        app, ["eval", "router", "--outcomes", str(outcomes), "--router", "r", "--config", str(cfg), "--json"]
+    )
+    assert scored.exit_code == 0, scored.output
+    res = json.loads(scored.stdout)
+    assert set(res["combined"]["routers"]) == {"router", "random", "length", "subject_prior"}
+    assert set(res["benchmarks"]) == {"gsm8k", "mmlu"} and 0.0 <= res["strong_share_reached"] <= 1.0
+    missing = runner.invoke(
+        app, ["eval", "router", "--outcomes", str(tmp_path / "nope.jsonl"), "--config", str(cfg)]
+    )
+    assert missing.exit_code == 64 and "does not exist" in missing.output
