@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragcli.errors import BackendError, ConfigError, InputError
+from ragcli.generation.cache_build import invalidate_cited
 from ragcli.ingest.file_checks import EmptyDocumentError, is_sidecar, read_sidecar, supported_suffixes
 from ragcli.ingest.ids import chunk_id, document_id, expected_chunk_ids
 from ragcli.ingest.structure_chunker import embedding_text
@@ -291,6 +292,7 @@ def _delete_stale(run: _Run, p: _Pending) -> None:
     stale = [cid for cid in p.previous.chunk_ids if cid not in new_ids]
     if stale:
         run.stages.store.delete_chunks(stale)
+        invalidate_cited(run.stages.config, stale)  # a cached answer citing a replaced chunk is never served
         run.tick("delete")
 
 
@@ -473,5 +475,6 @@ def _prune(
     if not gone:
         return 0
     removed = stages.store.delete_documents(gone)
+    invalidate_cited(stages.config, doc_ids=gone)
     log.info("pruned %d documents (%d chunks)", len(gone), removed)
     return removed

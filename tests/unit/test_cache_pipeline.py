@@ -120,3 +120,20 @@ def test_never_served_across_tenants_or_filters_randomised() -> None:
                     answered[(tenant, where)] = q
     finally:
         s.close()
+
+
+def test_reingesting_a_changed_file_drops_the_answers_that_cited_it(tmp_path: Path) -> None:
+    doc = tmp_path / "policy.md"
+    doc.write_text("# Hotels\n\nThe hotel limit in Paris is 250 euros per night.\n")
+    s = _stages({"semantic": "off"})
+    try:
+        assert not ingest([doc], s).failed
+        first = answer("What is the hotel limit in Paris?", s, QueryOptions(where=None))
+        assert any(c.source.endswith("policy.md") for c in first.citations)
+        doc.write_text("# Hotels\n\nThe hotel limit in Paris is 300 euros per night from 2027.\n")
+        assert not ingest([doc], s).failed  # the ingest pipeline calls the cache's invalidation hook
+        calls = _llm_calls(s)
+        answer("What is the hotel limit in Paris?", s)
+        assert _llm_calls(s) == calls + 1  # a miss: the old answer cited a replaced chunk
+    finally:
+        s.close()
