@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragcli.config import (
     EmbedderConfig,
@@ -35,8 +36,17 @@ def build_parser(cfg: PipelineConfig) -> Parser:
     return PlainTextParser()
 
 
-def build_embedder(cfg: EmbedderConfig, *, home: Path | None = None) -> Embedder:
-    """The configured embedder; `home` is where `trained:NAME` models live (default `$RAGCLI_HOME`)."""
+if TYPE_CHECKING:
+    from ragcli.cost.prices import PriceTable
+
+
+def build_embedder(
+    cfg: EmbedderConfig, *, home: Path | None = None, prices: PriceTable | None = None
+) -> Embedder:
+    """The configured embedder; `home` is where `trained:NAME` models live (default `$RAGCLI_HOME`).
+
+    `prices` prices a paid embedder's calls (the config's `cost.prices` included); default: the shipped sources.
+    """
     if isinstance(cfg, SentenceTransformersEmbedderConfig):
         from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
 
@@ -56,6 +66,7 @@ def build_embedder(cfg: EmbedderConfig, *, home: Path | None = None) -> Embedder
             api_key_env=cfg.api_key_env,
             dim=cfg.dim,
             batch_size=cfg.batch_size,
+            prices=prices,
         )
     raise ConfigError(f"unknown embedder config {type(cfg).__name__}")  # pragma: no cover - closed union
 

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ragcli.config import PipelineConfig
+from ragcli.config import OpenAIEmbedderConfig, PipelineConfig
 from ragcli.retrieval.filters import Filter
 
 if TYPE_CHECKING:
@@ -74,7 +74,10 @@ class Stages:
         from ragcli.ingest.build import build_embedder
 
         given = self.given_embedder
-        return given if given is not None else build_embedder(self.config.embedder, home=self.home)
+        if given is not None:
+            return given
+        paid = isinstance(self.config.embedder, OpenAIEmbedderConfig)  # only a paid embedder needs the prices
+        return build_embedder(self.config.embedder, home=self.home, prices=self.prices if paid else None)
 
     @cached_property
     def chunker(self) -> Chunker:

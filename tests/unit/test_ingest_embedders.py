@@ -104,3 +104,18 @@ def test_build_parser_follows_the_config() -> None:
     )
     parser = build_parser(cfg)
     assert parser._text_reader == "unstructured" and parser._pdf_strategy == "auto"  # type: ignore[attr-defined]
+
+
+def test_a_paid_embedder_is_priced_with_the_configs_prices() -> None:
+    from ragcli.config import parse_config
+    from ragcli.pipelines.stages import Stages
+
+    cfg = parse_config(
+        {
+            "embedder": {"type": "openai", "model": "text-embedding-3-small"},
+            "cost": {"prices": {"text-embedding-3-small": {"input": 7.0, "output": 0}}},
+        }
+    )
+    embedder = Stages.from_config(cfg).embedder
+    assert embedder._prices is not None  # type: ignore[attr-defined]
+    assert embedder._prices.price("text-embedding-3-small").input == 7.0  # type: ignore[attr-defined]
