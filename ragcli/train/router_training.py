@@ -306,12 +306,12 @@ def train_router(
     full = Data(emb, dense, outcomes.labels, outcomes.benchmarks)
     fit_d, cal_d = subset(full, fit_idx), subset(full, cal_idx)
     selection: dict[str, dict[str, float]] = {}
-    if model is None or rule is None:
-        best, best_rule, selection = select(
+    if model is None:
+        model, best_rule, selection = select(
             fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only
         )
-        model = model or best
         rule = rule or best_rule
+    rule = rule or "gap"  # a forced model without a rule: the gap rule (it won every CV run measured)
     fitters = candidates(features)
     if model not in fitters:
         raise InputError(f"unknown router model {model!r}; use one of {', '.join(fitters)}")

@@ -165,7 +165,9 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target={"strong_share": 0.4},
         tier_prices=[{"model": "weak-m", "input": 0.6, "output": 0.6, "usd_per_query": 0.001}, None],
         with_gbm=False,
+        candidates_only=["prior", "logreg_c1", "knn25", "mlp"],
     )
+    assert {k.split("/")[0] for k in trained.selection} == {"prior", "logreg_c1", "knn25", "mlp"}
     save_router(trained, tmp_path / "home")
     return tmp_path / "home"
 
