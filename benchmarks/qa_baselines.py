@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -493,7 +493,7 @@ def run_set(
     for preset, cfg in runs:
         t0 = time.perf_counter()
         report = evaluate_qa(
-            ds,
+            replace(ds, questions=list(items)),  # the split's questions (evaluate_qa takes the first `limit`)
             cfg,
             args.budgets,
             limit=len(items),
