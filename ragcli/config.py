@@ -240,6 +240,12 @@ class PromptConfig(_Section):
 
 # ---------------------------------------------------------------- compression
 
+PromptPart = Literal["context", "system"]
+
+
+def _context_only() -> list[PromptPart]:
+    return ["context"]
+
 
 class NoCompressionConfig(_Section):
     type: Literal["none"] = "none"
@@ -255,7 +261,7 @@ class SentenceCompressionConfig(_Section):
     """A hard cap on each compressed part's tokens (with `ratio` too, the smaller wins)."""
     min_tokens: int = Field(128, ge=0)
     """Parts shorter than this are sent as they are."""
-    parts: list[Literal["context", "system"]] = Field(default_factory=lambda: ["context"])
+    parts: list[PromptPart] = Field(default_factory=_context_only)
     """Which prompt parts to compress."""
     prune_words: bool = False
     """Also drop words inside kept sentences (stopwords first; never numbers, codes, names)."""
@@ -271,7 +277,7 @@ class LLMLinguaCompressionConfig(_Section):
     ratio: float | None = Field(2.0, ge=1.0)
     target_tokens: int | None = Field(None, ge=1)
     min_tokens: int = Field(128, ge=0)
-    parts: list[Literal["context", "system"]] = Field(default_factory=lambda: ["context"])
+    parts: list[PromptPart] = Field(default_factory=_context_only)
     long: bool = False
     """LongLLMLingua's question-aware mode."""
     device: str = "cpu"

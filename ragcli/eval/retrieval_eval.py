@@ -67,7 +67,7 @@ def _file_hash(path: Path) -> str:
 
 def collection_name(corpus_path: Path, cfg: PipelineConfig) -> str:
     """`beir-<corpus hash>-<index settings hash>`: the same corpus indexed the same way gets the same name."""
-    shape = {
+    shape: dict[str, object] = {
         "embedder": cfg.embedder.model_dump(mode="json", exclude={"batch_size", "device"}),
         "bm25": cfg.retrieval.bm25.model_dump(mode="json"),
         "layout": "doc-per-chunk-v1",

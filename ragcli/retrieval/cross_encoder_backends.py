@@ -50,7 +50,7 @@ def _load(path: str, backend: str, max_length: int, batch_size: int, device: str
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path).eval().to(device)
     if backend == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
     if backend == "onnx":
         return tok, _onnx_scorer(path, tok, model, max_length, batch_size)
 

@@ -155,7 +155,7 @@ def train_embedder(
             d = _encode(model, [p.passage for p in batch])
             logits = scale * q @ d.T
             loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
