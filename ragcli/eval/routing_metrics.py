@@ -69,9 +69,7 @@ class GainCurve:
         return float(self.shares[i - 1] + frac * (self.shares[i] - self.shares[i - 1]))
 
 
-def gain_curve(
-    scores: Values, weak: Values, strong: Values
-) -> GainCurve:
+def gain_curve(scores: Values, weak: Values, strong: Values) -> GainCurve:
     """The quality curve of routing the highest scores to the strong model first.
 
     Args:
@@ -118,9 +116,7 @@ class RouterScore:
     cpt80: float | None
 
 
-def score_router(
-    name: str, scores: Values, weak: Values, strong: Values
-) -> RouterScore:
+def score_router(name: str, scores: Values, weak: Values, strong: Values) -> RouterScore:
     curve = gain_curve(scores, weak, strong)
     return RouterScore(name=name, n=len(weak), apgr=curve.apgr(), cpt50=curve.cpt(0.5), cpt80=curve.cpt(0.8))
 
