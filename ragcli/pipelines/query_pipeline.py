@@ -261,24 +261,23 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     question = question.strip()
     if not question:
         raise InputError('the question is empty; pass the question text, e.g. ragcli query "What is X?"')
-    rec = new_recorder(stages, opts)
-    from ragcli.pipelines.cache_step import cache_lookup, cache_store  # builds on the steps: imported here
+    # the lever steps build on the steps above (they import this module), so they are imported at call time
+    from ragcli.pipelines.cache_step import cache_lookup, cache_store
+    from ragcli.pipelines.compress_step import compress
+    from ragcli.pipelines.route_step import generate_routed, route
 
+    rec = new_recorder(stages, opts)
     cached = cache_lookup(question, stages, opts, rec)
     if cached is not None:
         return cached
     retrieved = retrieve(question, stages, opts, rec)
     prepared = prepare(question, retrieved, stages, opts, rec)
-    from ragcli.pipelines.compress_step import compress  # builds on prepare(): imported here
-
     prepared = compress(question, prepared, retrieved, stages, opts, rec)
     result = _answer_of(question, prepared, retrieved, stages.llm, rec)
     if opts.no_answer:
         return _finish(result, rec)
     if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
         return _no_sources(result, retrieved, rec)
-    from ragcli.pipelines.route_step import generate_routed, route  # builds on generate(): imported here
-
     routed = route(question, prepared, stages, opts, rec)
     completion = generate_routed(prepared, routed, stages, opts, rec)
     result.text = completion.text.strip()
