@@ -182,19 +182,14 @@ class Stages:
 
     @cached_property
     def ledger(self) -> Ledger:
-        from ragcli.cost.ledger import Ledger
+        from ragcli.cost.ledger import Ledger, ledger_path
 
         given = self.given_ledger
         if given is not None:
             return given
         if self.shared_state is not None:  # PostgreSQL: the same methods as the SQLite ledger
             return cast("Ledger", self.shared_state.ledger)
-        path = (
-            Path(self.config.cost.ledger).expanduser()
-            if self.config.cost.ledger
-            else self.home / "ledger.sqlite"
-        )
-        return Ledger(path)
+        return Ledger(ledger_path(self.config))
 
     @cached_property
     def budget_store(self) -> BudgetStore:
