@@ -21,6 +21,11 @@ embedded engine allows one process per folder; --workers above 1 needs a Qdrant 
 and, for exact shared budgets, PostgreSQL state (state.dsn_env). Rate limits are per process.
 
 \b
+The CLI's warm path: while the gateway runs, `ragcli query` on this machine with one of these configs sends its
+query here (POST /v1/ragcli/query, with a token only you can read) instead of loading models and opening the
+store itself. `--no-advertise` turns that off; `ragcli query --no-server` skips it for one query.
+
+\b
 Behind a reverse proxy (TLS, public address): bind to loopback and proxy to it, e.g. nginx:
     location /v1/ {
         proxy_pass http://127.0.0.1:8000;
@@ -70,8 +75,18 @@ def serve(
         str | None, typer.Option(help="Proxies whose X-Forwarded-* headers are trusted (e.g. 127.0.0.1).")
     ] = None,
     root_path: Annotated[str, typer.Option(help="Path prefix the proxy serves the gateway under.")] = "",
+    advertise: Annotated[
+        bool,
+        typer.Option(
+            help="Let `ragcli query` on this machine send its queries here (writes <home>/servers/<pid>.json, "
+            "readable by you only, removed on exit)."
+        ),
+    ] = True,
 ) -> None:
+    import secrets
+
     from ragcli.serve.build import SETTINGS_ENV, ServeSettings, embedded_store, load_configs
+    from ragcli.serve.discovery import ServerInfo, advertised, config_id, connect_host
     from ragcli.serve.gateway import Limits
 
     with errors():
@@ -97,6 +112,7 @@ def serve(
             configs=refs,
             require_key=not no_auth,
             limits=Limits(max_body_bytes=max_body_bytes, default_requests_per_minute=rate_limit),
+            local_token=secrets.token_urlsafe(32) if advertise else "",
         )
         os.environ[SETTINGS_ENV] = settings.to_json()
         why = " (embedded store: one process per folder)" if embedded else ""
@@ -104,16 +120,20 @@ def serve(
             f"ragcli gateway: pipelines {', '.join(configs)} on http://{host}:{port}/v1 with {workers} "
             f"process(es){why}; keys {'off' if no_auth else 'required'}"
         )
-        uvicorn.run(
-            "ragcli.serve.build:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            forwarded_allow_ips=forwarded_allow_ips,
-            root_path=root_path,
-            log_level="info",
-        )
+        ids = {name: config_id(cfg) for name, cfg in configs.items()}
+        info = ServerInfo(os.getpid(), connect_host(host), port, settings.local_token, ids)
+        # once the server answers, `ragcli query` with these configs comes here; the files go when it stops
+        with advertised(info if advertise and port else None, [cfg.home_dir() for cfg in configs.values()]):
+            uvicorn.run(
+                "ragcli.serve.build:app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                forwarded_allow_ips=forwarded_allow_ips,
+                root_path=root_path,
+                log_level="info",
+            )
 
 
 @keys_app.command("add")

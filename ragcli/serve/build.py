@@ -31,6 +31,8 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     warm: bool = True
     """Load each pipeline's models at start-up, so the first request does not pay for it."""
+    local_token: str = ""
+    """The token of `POST /v1/ragcli/query` (the CLI's warm path, see `local_query.py`); empty: no such route."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -43,6 +45,7 @@ class ServeSettings:
             require_key=bool(data["require_key"]),
             limits=Limits(**data["limits"]),
             warm=bool(data.get("warm", True)),
+            local_token=str(data.get("local_token", "")),
         )
 
 
@@ -98,8 +101,16 @@ def build_gateway(settings: ServeSettings, **stage_overrides: Any) -> Gateway:
 def app_from_env() -> Any:
     """The ASGI app of the settings in `RAGCLI_SERVE_SETTINGS` (what each uvicorn worker calls)."""
     from ragcli.serve.app import create_app
+    from ragcli.serve.discovery import config_id
+    from ragcli.serve.local_query import add_local_query_route
 
     text = os.environ.get(SETTINGS_ENV)
     if not text:
         raise ConfigError(f"{SETTINGS_ENV} is not set; start the gateway with `ragcli serve`")
-    return create_app(build_gateway(ServeSettings.from_json(text)))
+    settings = ServeSettings.from_json(text)
+    gateway = build_gateway(settings)
+    app = create_app(gateway)
+    if settings.local_token:
+        ids = {name: config_id(stages.config) for name, stages in gateway.pipelines.items()}
+        add_local_query_route(app, gateway, settings.local_token, ids)
+    return app
