@@ -193,17 +193,35 @@ def query(
         Path | None, typer.Option("--batch", help="JSONL of questions: API tiers go through the batch API.")
     ] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="With --batch: answers JSONL.")] = None,
+    no_server: Annotated[
+        bool,
+        typer.Option(
+            "--no-server", help="Query in this process even when a `ragcli serve` of this config is running."
+        ),
+    ] = False,
 ) -> None:
-    """Answer a question over the ingested documents, with citations and its cost."""
+    """Answer a question over the ingested documents, with citations and its cost.
+
+    When a `ragcli serve` of the same config runs on this machine, it answers (no model loads here; the answer
+    is printed whole rather than streamed); otherwise the query runs in this process.
+    """
     if batch is not None or question is None:  # batch mode: ragcli.cli_router.query_batch
         from ragcli.cli_router import query_batch
 
         return query_batch(question, batch, out_file, config, collection, as_json=as_json)
-    from ragcli.pipelines.query_pipeline import QueryOptions, answer
-    from ragcli.pipelines.stages import Stages
-
     with errors():
         cfg = load(config, collection, llm_model=model)
+        options = {
+            "where": where,
+            "budget_tokens": budget_tokens,
+            "no_answer": no_answer,
+            "no_cache": no_cache,
+        }
+        if not no_server and _served(cfg, question, options, as_json=as_json, show_prompt=show_prompt):
+            return
+        from ragcli.pipelines.query_pipeline import QueryOptions, answer
+        from ragcli.pipelines.stages import Stages
+
         stages = Stages.from_config(cfg)
         open_store(stages)  # a store held by another process is found before models load
         try:
@@ -224,12 +242,30 @@ def query(
         if as_json:
             print_json(ans)
             return
-        if show_prompt or no_answer:
-            _print_prompt(ans)
-        if streaming:
-            out.print()
-        if not no_answer:
-            _print_answer(ans, streamed=streaming)
+        _show_answer(ans, show_prompt=show_prompt, no_answer=no_answer, streamed=streaming)
+
+
+def _served(cfg: Any, question: str, options: dict[str, Any], *, as_json: bool, show_prompt: bool) -> bool:
+    """Answer through a running `ragcli serve` of this config (nothing heavy is imported); False if none runs."""
+    from ragcli.cli_warm import answer_from_json, query_server
+
+    served = query_server(cfg, question, **options)
+    if served is None:
+        return False
+    if as_json:
+        print_json(served)
+    else:
+        _show_answer(answer_from_json(served), show_prompt=show_prompt, no_answer=options["no_answer"])
+    return True
+
+
+def _show_answer(ans: Any, *, show_prompt: bool, no_answer: bool, streamed: bool = False) -> None:
+    if show_prompt or no_answer:
+        _print_prompt(ans)
+    if streamed:
+        out.print()
+    if not no_answer:
+        _print_answer(ans, streamed=streamed)
 
 
 @app.command()
