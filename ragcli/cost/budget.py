@@ -15,7 +15,6 @@ safe side until the day rolls over.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
@@ -25,7 +24,8 @@ from pathlib import Path
 
 from ragcli.config import CostConfig
 from ragcli.cost.protocols import BudgetStore, Limit
-from ragcli.errors import BudgetExceeded, InputError
+from ragcli.errors import BudgetExceeded
+from ragcli.state.sqlite_file import open_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget_holds (
@@ -47,18 +47,14 @@ class SqliteBudgetStore:
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(
-                f"cannot open the budget store at {self.path}: {exc}; point cost.ledger at another file"
-            ) from exc
+        self._db = open_wal(
+            self.path,
+            what="the budget store",
+            fix="point cost.ledger at another file",
+            schema=lambda db: db.executescript(_SCHEMA),
+            timeout_s=busy_timeout_s,
+        )
 
     def reserve(self, hold_id: str, limits: Sequence[Limit], usd: float) -> None:
         """Hold `usd` against every limit in one transaction, or raise `BudgetExceeded` and hold nothing."""

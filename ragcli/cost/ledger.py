@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ragcli.errors import InputError
+from ragcli.state.sqlite_file import open_wal
 from ragcli.types import Usage
 
 if TYPE_CHECKING:
@@ -228,28 +229,28 @@ def parse_since(since: str | date | datetime | None) -> str | None:
         ) from None
 
 
+def _create_ledger_tables(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    db.executescript(_PARTS_SCHEMA)
+    have = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
+    for name, decl in _ADDED_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
+
+
 class Ledger:
     """The ledger on SQLite (WAL mode, so readers never block the writer). Safe to share between threads."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.executescript(_PARTS_SCHEMA)
-            have = {r[1] for r in self._db.execute("PRAGMA table_info(calls)")}
-            for name, decl in _ADDED_COLUMNS.items():
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
-        except sqlite3.DatabaseError as exc:
-            raise InputError(
-                f"cannot open the cost ledger at {self.path}: {exc}; "
-                "point cost.ledger at another file, or move this one away"
-            ) from exc
+        self._db = open_wal(
+            self.path,
+            what="the cost ledger",
+            fix="point cost.ledger at another file, or move this one away",
+            schema=_create_ledger_tables,
+            synchronous_normal=True,
+        )
 
     def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> int:
         """Append one call (and the prompt parts of an LLM call: part, tokens, dollars); returns its row id."""

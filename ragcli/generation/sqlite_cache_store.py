@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -12,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ragcli.errors import InputError
 from ragcli.generation.cache_protocols import CacheEntry, CacheScope, CacheStats, CitedChunk, Tier
+from ragcli.state.sqlite_file import open_wal
 from ragcli.types import Citation, Usage
 
 _SCHEMA = """
@@ -66,18 +65,14 @@ class SqliteCacheStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(
-                f"cannot open the answer cache at {self.path}: {exc}; point cache.db at another file, "
-                "or move this one away"
-            ) from exc
+        self._db = open_wal(
+            self.path,
+            what="the answer cache",
+            fix="point cache.db at another file, or move this one away",
+            schema=lambda db: db.executescript(_SCHEMA),
+            synchronous_normal=True,
+        )
 
     # ---------------------------------------------------------------- writes
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
-from ragcli.errors import InputError
 from ragcli.serve.key_store import KeyRecord
 from ragcli.state.postgres_key_store import record_from_row, row_from_record
+from ragcli.state.sqlite_file import open_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -35,16 +34,13 @@ class SqliteKeyStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(
-                f"cannot open the key store at {self.path}: {exc}; move the file away or set state.keys"
-            ) from exc
+        self._db = open_wal(
+            self.path,
+            what="the key store",
+            fix="move the file away or set state.keys",
+            schema=lambda db: db.executescript(_SCHEMA),
+        )
 
     def add(self, record: KeyRecord) -> None:
         values = row_from_record(record)
