@@ -129,6 +129,22 @@ def test_query_is_answered_by_the_running_server_without_heavy_imports(
     assert stages == ["embed_query", "llm"]  # the server's pipeline ran it and wrote its ledger rows
 
 
+def test_concurrent_cli_queries_share_the_server(served: tuple[Path, Any, Path]) -> None:
+    cfg_path, _, _ = served
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "ragcli", "-v", "query", "-c", str(cfg_path), "--json", "--no-answer"]
+    procs = [
+        subprocess.Popen(
+            [*cmd, f"{topic} rule?"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for topic in ("hotel limits", "password rotation", "laptop returns")
+    ]  # at once: with the embedded store only the server's process may open it
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and b"answered by ragcli serve" in err, err.decode()[-2000:]
+        assert json.loads(out)["citations"]
+
+
 def test_no_server_queries_here(served: tuple[Path, Any, Path]) -> None:
     cfg_path, _, _ = served
     r = cli("query", "-c", str(cfg_path), "--no-server", "--no-answer", "hotel limits rule?")
