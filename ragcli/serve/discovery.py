@@ -5,7 +5,8 @@
 token that only the same user can read. `ragcli query` computes its own config's id and sends the query to a
 server that serves exactly that config, instead of importing torch and loading models itself. A file is written
 only once the server answers, and removed on a clean shutdown; files of dead servers are removed by whoever
-finds them. Standard library only: the CLI reads these files before it imports anything heavy.
+finds them. Standard library only: the CLI reads these files before it imports anything heavy. POSIX only (on
+other systems the CLI always queries in its own process).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def write_entry(home: Path, info: ServerInfo) -> Path:
 def read_entries(home: Path) -> list[ServerInfo]:
     """The live servers advertised under a home; files of dead processes (or unreadable ones) are removed."""
     folder = servers_dir(home)
-    if not folder.is_dir():
+    if os.name != "posix" or not folder.is_dir():  # process probes and file modes below are POSIX's
         return []
     found = []
     for path in sorted(folder.glob("*.json")):
@@ -226,7 +227,7 @@ def advertised(info: ServerInfo | None, homes: list[Path]) -> Iterator[None]:
     SIGTERM ends the block too: uvicorn shuts down gracefully on it and then re-raises it, which would otherwise
     end the process before the files are removed.
     """
-    if info is None:
+    if info is None or os.name != "posix":
         yield
         return
     advertiser = Advertiser(info, homes).start()
