@@ -448,12 +448,11 @@ def ingest(
 
 def _optimize(stages: Stages, written: int) -> None:
     """Compact the store's index after a large ingest (searches get faster); small ones are not worth it."""
-    optimize = getattr(stages.store, "optimize", None)
-    if written < OPTIMIZE_AFTER_CHUNKS or optimize is None:
+    if written < OPTIMIZE_AFTER_CHUNKS:
         return
     t0 = time.perf_counter()
     try:
-        optimize()
+        stages.store.optimize()
     except Exception as exc:  # an optimisation is never worth failing an ingest that is already written
         log.warning("store optimisation after ingest failed (%s); searches still work", exc)
         return

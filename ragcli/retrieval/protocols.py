@@ -74,6 +74,10 @@ class VectorStore(Protocol):
 
     def count(self, filter: Filter | None = None) -> int: ...
 
+    def optimize(self) -> None:
+        """Compact the index after a large write so that searches are fast (a no-op where the store does it)."""
+        ...
+
     def close(self) -> None: ...
 
 

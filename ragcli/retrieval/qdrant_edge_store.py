@@ -187,6 +187,12 @@ class QdrantEdgeStore:
             if name not in have:
                 shard.update(q.UpdateOperation.create_field_index(name, schema[kind]))
 
+    def optimize(self) -> None:
+        """Merge the engine's segments and build its index (at 100k chunks: search ~2x faster, see
+        benchmarks/results/ingest.md); the embedded engine only does this when asked."""
+        if self._exists() or self._shard is not None:
+            self._require().optimize()
+
     def close(self) -> None:
         if self._shard is not None:
             try:

@@ -176,6 +176,9 @@ class QdrantServerStore:
                         kinds[kind],
                     )
 
+    def optimize(self) -> None:
+        """Nothing to do: a Qdrant server's optimizers compact segments in the background."""
+
     def close(self) -> None:
         if self._client is not None:
             try:

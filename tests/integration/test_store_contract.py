@@ -186,6 +186,11 @@ def test_round_trip_and_documents(store: VectorStore) -> None:
     d = docs["doc1"]
     assert (d.source, d.content_hash, d.expected_chunks, d.complete) == ("/data/doc1.md", "h1", 2, True)
     assert set(d.chunk_ids) == {chunks[2].id, chunks[3].id}
+    store.optimize()  # what a large ingest ends with: the same points, the same answers
+    assert store.count() == len(chunks)
+    assert [h.chunk.id for h in store.search(SearchRequest(dense=embed(TEXTS[5]), limit=3))] == [
+        h.chunk.id for h in hits
+    ]
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,9 @@ class SqliteFakeStore:
         self._db.commit()
         return n
 
+    def optimize(self) -> None:
+        self.optimized = getattr(self, "optimized", 0) + 1
+
     def delete_chunks(self, chunk_ids: Sequence[str]) -> int:
         n = sum(self._db.execute("DELETE FROM points WHERE id = ?", (c,)).rowcount for c in chunk_ids)
         self._db.commit()
@@ -167,6 +170,17 @@ def test_ingest_then_unchanged_embeds_nothing(tmp_path: Path) -> None:
     assert [f.status for f in rep2.files] == ["unchanged"] * 3
     assert rep2.tokens_embedded == 0 and again.embedder.calls == 0  # type: ignore[attr-defined]
     assert rep2.chunks_added == rep2.chunks_replaced == 0
+
+
+def test_a_large_ingest_ends_by_optimising_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = write_corpus(tmp_path)
+    small = make_stages(tmp_path / "small.db")
+    ingest([docs], small)
+    assert getattr(small.store, "optimized", 0) == 0  # a few chunks: not worth it
+    monkeypatch.setattr("ragcli.pipelines.ingest_pipeline.OPTIMIZE_AFTER_CHUNKS", 3)
+    large = make_stages(tmp_path / "large.db")
+    ingest([docs], large)
+    assert getattr(large.store, "optimized", 0) == 1
 
 
 def test_payload_carries_file_facts_and_user_metadata(tmp_path: Path) -> None:
