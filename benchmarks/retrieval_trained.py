@@ -59,9 +59,10 @@ def train_models(
     timings: dict[str, float],
 ) -> None:
     """Train the embedder (a) and the cross-encoder (b) of --phase on the fit split, unless already trained."""
+    from ragcli.train.cross_encoder_training import Pair
     from ragcli.train.embedder_training import CARD as ECARD
     from ragcli.train.embedder_training import train_embedder
-    from ragcli.train.reranker_training import Pair, train_reranker
+    from ragcli.train.reranker_training import train_reranker
 
     if "embedder" in args.phase and not (epath / ECARD).is_file():
         pairs = [

@@ -48,10 +48,10 @@ def main() -> None:
     from ragcli.eval.qa_data import load_qa
     from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
     from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
+    from ragcli.train.cross_encoder_training import Pair
     from ragcli.train.deployment_gate import paired_bootstrap, per_query_ndcg, write_verdict
     from ragcli.train.embedder_training import CARD, train_embedder
     from ragcli.train.exact_ranking import Bm25Index, as_run, dense_rank, hybrid_rank
-    from ragcli.train.reranker_training import Pair
 
     t_start, load0 = time.time(), loadavg()
     home = Path(args.home)

@@ -42,7 +42,15 @@ def train_cache_verifier_cmd(
     pairs: PairsOpt,
     name: Annotated[str, typer.Option("--name", help="Saved as <home>/verifiers/NAME.")],
     config: ConfigOpt = None,
-    epochs: Annotated[int, typer.Option(min=0, help="Encoder fine-tuning epochs (0: frozen encoder).")] = 0,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="cross: a cross-encoder reads both questions; head: a network over two sentence vectors."
+        ),
+    ] = "cross",
+    epochs: Annotated[
+        int, typer.Option(min=0, help="Fine-tuning epochs (cross: >= 1; head: 0 keeps the encoder frozen).")
+    ] = 1,
     max_pairs: Annotated[int, typer.Option(min=50, help="Pairs read from the file.")] = 8000,
     target_precision: Annotated[
         float | None, typer.Option(help="Precision to calibrate for (default: cache.target_precision).")
@@ -55,6 +63,7 @@ def train_cache_verifier_cmd(
     with errors():
         cfg = load(config)
         recipe = VerifierRecipe(
+            kind=kind,  # type: ignore[arg-type]  # checked by the recipe, with a message naming the choices
             max_pairs=max_pairs,
             epochs=epochs,
             target_precision=target_precision or cfg.cache.target_precision,
@@ -104,10 +113,10 @@ def eval_cache(
         assert pairs is not None
         from ragcli.eval.cache_eval import evaluate_pairs
         from ragcli.eval.cache_pairs import load_pairs
-        from ragcli.generation.cache_verifier import CacheVerifier, resolve_verifier
+        from ragcli.generation.cache_verifier import open_verifier, resolve_verifier
 
         folder = resolve_verifier(cfg.home_dir(), verifier or cfg.cache.verifier)
-        v = CacheVerifier(folder)
+        v = open_verifier(folder)
         report = evaluate_pairs(
             v, load_pairs(pairs, limit=limit), name=v.name, target_precision=cfg.cache.target_precision
         )

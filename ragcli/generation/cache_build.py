@@ -77,7 +77,7 @@ def load_verifier(cfg: PipelineConfig, embedder: Embedder | None = None) -> Pair
     Raises:
         ResourceMissing: `cache.verifier` names a verifier that does not exist.
     """
-    from ragcli.generation.cache_verifier import CacheVerifier, resolve_verifier
+    from ragcli.generation.cache_verifier import open_verifier, resolve_verifier
 
     try:
         folder = resolve_verifier(cfg.home_dir(), cfg.cache.verifier)
@@ -88,7 +88,7 @@ def load_verifier(cfg: PipelineConfig, embedder: Embedder | None = None) -> Pair
             "no cache verifier trained under %s: the answer cache serves exact repeats only", cfg.home_dir()
         )
         return None
-    verifier = CacheVerifier(folder, embedder=embedder)
+    verifier = open_verifier(folder, embedder=embedder)
     target = verifier.card.get("calibration", {}).get("target_precision")
     if target is not None and abs(float(target) - cfg.cache.target_precision) > 1e-9:
         log.warning(

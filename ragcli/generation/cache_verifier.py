@@ -1,15 +1,17 @@
 """The answer cache's verifier: the probability that two questions ask the same thing.
 
-A verifier is a folder `<home>/verifiers/NAME/` written by `ragcli train cache-verifier`:
+A verifier is a folder `<home>/verifiers/NAME/` written by `ragcli train cache-verifier`, with `card.json`:
+when and on what it was trained, its kind, the threshold calibrated to meet `cache.target_precision` and the
+held-out precision with its interval. Two kinds (`open_verifier` reads the card and returns the right one):
 
-- `card.json`: when and on what it was trained, its encoder, its features, the threshold calibrated to meet
-  `cache.target_precision` and the held-out precision with its interval;
-- `head.npz`: a small network (standardisation, then dense layers with ReLU, then a logit) over
-  `[u * v, |u - v|, cosine, pair features]`, where u, v are the two questions' sentence embeddings;
-- `encoder/` when the encoder was fine-tuned; otherwise the card names the packaged encoder and the cache's
-  own query vectors are reused (no second embedding at lookup).
-
-Inference is numpy: the head is a few matrix products, well under a millisecond for a handful of candidates.
+- `cross` (`CrossVerifier`, the default): a cross-encoder in `model/` that reads both questions together, as a
+  reranker reads a query and a passage; the score is the sigmoid of its logit averaged over both orders. It
+  sees word order, negation and which entity is asked about, which two separate sentence vectors blur. Costs
+  one small forward pass per candidate (a handful per lookup).
+- `head` (`CacheVerifier`): `head.npz`, a small network over `[u * v, |u - v|, cosine, pair features]` of the
+  two questions' sentence embeddings, with `encoder/` when the encoder was fine-tuned; otherwise the cache's own
+  query vectors are reused. Numpy inference, well under a millisecond, but on QQP it found no threshold with
+  precision 0.95 (benchmarks/results/cache.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,10 +29,15 @@ from ragcli.errors import InputError, ResourceMissing
 from ragcli.generation.pair_features import FEATURE_NAMES, pair_feature_matrix
 from ragcli.ingest.protocols import Embedder
 
+if TYPE_CHECKING:
+    from ragcli.retrieval.cross_encoder_backends import PairScorer
+
 log = logging.getLogger(__name__)
 
 CARD = "card.json"
 HEAD = "head.npz"
+MODEL = "model"
+"""The cross-encoder's folder inside a `cross` verifier."""
 FORMAT = 1
 
 
@@ -104,38 +111,42 @@ def head_logits(head: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return np.asarray(h, dtype=np.float64).reshape(-1)
 
 
-class CacheVerifier:
-    """Scores (question_a, question_b) -> probability that they ask the same thing.
+def _read_card(folder: Path) -> dict[str, Any]:
+    card_path = folder / CARD
+    if not card_path.is_file():
+        raise ResourceMissing(
+            f"{folder} is not a cache verifier (no {CARD}); train one with "
+            "`ragcli train cache-verifier --pairs PAIRS.jsonl --name NAME`"
+        )
+    try:
+        card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResourceMissing(f"cannot read the cache verifier at {folder}: {exc}; retrain it") from exc
+    if card.get("format") != FORMAT:
+        raise ResourceMissing(
+            f"the cache verifier at {folder} was written by another version of ragcli "
+            f"(format {card.get('format')!r}); retrain it"
+        )
+    return card
 
-    Args:
-        folder: A verifier folder (see the module docstring); `resolve_verifier` finds one by name.
-        embedder: An embedder to reuse when it is the verifier's encoder (the packaged MiniLM); otherwise the
-            verifier loads its own encoder on first use.
-    """
 
-    def __init__(self, folder: Path, *, embedder: Embedder | None = None) -> None:
+def open_verifier(folder: Path, *, embedder: Embedder | None = None) -> CacheVerifier | CrossVerifier:
+    """The verifier in `folder`, of the kind its card names (`head` when the card predates kinds)."""
+    folder = Path(folder).expanduser()
+    kind = _read_card(folder).get("kind", "head")
+    if kind == "cross":
+        return CrossVerifier(folder)
+    if kind == "head":
+        return CacheVerifier(folder, embedder=embedder)
+    raise ResourceMissing(f"the cache verifier at {folder} is of unknown kind {kind!r}; retrain it")
+
+
+class _Calibrated:
+    """What every verifier kind shares: its folder, card, name and calibrated threshold."""
+
+    def __init__(self, folder: Path) -> None:
         self.folder = Path(folder).expanduser()
-        card_path = self.folder / CARD
-        if not card_path.is_file() or not (self.folder / HEAD).is_file():
-            raise ResourceMissing(
-                f"{self.folder} is not a cache verifier (needs {CARD} and {HEAD}); train one with "
-                "`ragcli train cache-verifier --pairs PAIRS.jsonl --name NAME`"
-            )
-        try:
-            self.card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
-            with np.load(self.folder / HEAD) as data:
-                self._head = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise ResourceMissing(
-                f"cannot read the cache verifier at {self.folder}: {exc}; retrain it"
-            ) from exc
-        if self.card.get("format") != FORMAT or tuple(self.card.get("features", ())) != FEATURE_NAMES:
-            raise ResourceMissing(
-                f"the cache verifier at {self.folder} was written by another version of ragcli "
-                f"(format {self.card.get('format')!r}, features {self.card.get('features')!r}); retrain it"
-            )
-        self._given = embedder
-        self._own: Embedder | None = None
+        self.card: dict[str, Any] = _read_card(self.folder)
 
     @property
     def name(self) -> str:
@@ -146,6 +157,89 @@ class CacheVerifier:
         """The calibrated threshold; `inf` when calibration found none that meets the target."""
         value = self.card.get("threshold")
         return math.inf if value is None else float(value)
+
+    def score(self, a_texts: Sequence[str], b_texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def same(self, a: str, b: str) -> bool:
+        """Whether one pair clears the calibrated threshold."""
+        return bool(self.score([a], [b])[0] >= self.threshold)
+
+
+class CrossVerifier(_Calibrated):
+    """Scores (question_a, question_b) with a cross-encoder that reads both; see the module docstring.
+
+    Args:
+        folder: A `cross` verifier folder (`card.json` and `model/`).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        if not (self.folder / MODEL).is_dir():
+            raise ResourceMissing(f"the cache verifier at {self.folder} has no {MODEL}/ folder; retrain it")
+        self._max_length = int(self.card.get("recipe", {}).get("max_seq_len", 64))
+        self._pairs: PairScorer | None = None
+
+    def reuses(self, embedder_name: str) -> bool:
+        """Always: the cross-encoder reads the texts, so no vectors of its own are needed."""
+        return True
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.zeros((len(texts), 0), dtype=np.float32)
+
+    def score_vectors(
+        self, a_texts: Sequence[str], b_texts: Sequence[str], a_vecs: np.ndarray, b_vecs: np.ndarray
+    ) -> np.ndarray:
+        return self.score(a_texts, b_texts)
+
+    def score(self, a_texts: Sequence[str], b_texts: Sequence[str]) -> np.ndarray:
+        """Probabilities that `a_texts[i]` and `b_texts[i]` ask the same thing (both orders, averaged)."""
+        if len(a_texts) != len(b_texts):
+            raise InputError(f"got {len(a_texts)} first and {len(b_texts)} second questions; pair them up")
+        if len(a_texts) == 0:
+            return np.zeros(0, dtype=np.float64)
+        if self._pairs is None:
+            from ragcli.retrieval.cross_encoder_backends import load_pair_scorer
+
+            # a private copy: the folder may be retrained under the same name in this process
+            _, self._pairs = load_pair_scorer(
+                str(self.folder / MODEL), "torch", self._max_length, batch_size=64, shared=False
+            )
+        ab = np.asarray(self._pairs(a_texts, b_texts), dtype=np.float64)
+        ba = np.asarray(self._pairs(b_texts, a_texts), dtype=np.float64)
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip((ab + ba) / 2, -50, 50))), dtype=np.float64)
+
+
+class CacheVerifier(_Calibrated):
+    """Scores (question_a, question_b) -> probability that they ask the same thing.
+
+    Args:
+        folder: A verifier folder (see the module docstring); `resolve_verifier` finds one by name.
+        embedder: An embedder to reuse when it is the verifier's encoder (the packaged MiniLM); otherwise the
+            verifier loads its own encoder on first use.
+    """
+
+    def __init__(self, folder: Path, *, embedder: Embedder | None = None) -> None:
+        super().__init__(folder)
+        if not (self.folder / HEAD).is_file():
+            raise ResourceMissing(
+                f"{self.folder} is not a cache verifier (needs {CARD} and {HEAD}); train one with "
+                "`ragcli train cache-verifier --pairs PAIRS.jsonl --name NAME`"
+            )
+        try:
+            with np.load(self.folder / HEAD) as data:
+                self._head = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise ResourceMissing(
+                f"cannot read the cache verifier at {self.folder}: {exc}; retrain it"
+            ) from exc
+        if tuple(self.card.get("features", ())) != FEATURE_NAMES:
+            raise ResourceMissing(
+                f"the cache verifier at {self.folder} was written by another version of ragcli "
+                f"(features {self.card.get('features')!r}); retrain it"
+            )
+        self._given = embedder
+        self._own: Embedder | None = None
 
     @property
     def encoder(self) -> str:
@@ -189,7 +283,3 @@ class CacheVerifier:
         a_v = vecs[[row[t] for t in a_texts]]
         b_v = vecs[[row[t] for t in b_texts]]
         return self.score_vectors(a_texts, b_texts, a_v, b_v)
-
-    def same(self, a: str, b: str) -> bool:
-        """Whether one pair clears the calibrated threshold."""
-        return bool(self.score([a], [b])[0] >= self.threshold)

@@ -27,15 +27,29 @@ Backend = Literal["torch", "int8", "onnx"]
 BACKENDS: tuple[str, ...] = ("torch", "int8", "onnx")
 Scorer = Callable[[str, Sequence[str]], list[float]]
 """(query, passages) -> one logit per passage."""
+PairScorer = Callable[[Sequence[str], Sequence[str]], list[float]]
+"""(first texts, second texts) -> one logit per pair (the answer cache's verifier scores question pairs)."""
 
-_LOADED: dict[tuple[str, str, int, int, str], tuple[Any, Scorer]] = {}
+_LOADED: dict[tuple[str, str, int, int, str], tuple[Any, PairScorer]] = {}
 _LOCK = threading.Lock()
 
 
-def load_scorer(
-    path: str, backend: str, max_length: int, batch_size: int = 32, device: str = "cpu"
-) -> tuple[Any, Scorer]:
-    """(tokenizer, scorer) for the model folder or hub id `path`, loaded once per process."""
+def load_pair_scorer(
+    path: str,
+    backend: str,
+    max_length: int,
+    batch_size: int = 32,
+    device: str = "cpu",
+    *,
+    shared: bool = True,
+) -> tuple[Any, PairScorer]:
+    """(tokenizer, pair scorer) for the model folder or hub id `path`, loaded once per process.
+
+    `shared=False` loads a private copy (for a model that is still being written, such as a verifier calibrated
+    right after training: a shared copy of that path would outlive a retrain).
+    """
+    if not shared:
+        return _load(path, backend, max_length, batch_size, device)
     key = (path, backend, max_length, batch_size, device)
     with _LOCK:
         if key not in _LOADED:
@@ -43,7 +57,19 @@ def load_scorer(
         return _LOADED[key]
 
 
-def _load(path: str, backend: str, max_length: int, batch_size: int, device: str) -> tuple[Any, Scorer]:
+def load_scorer(
+    path: str, backend: str, max_length: int, batch_size: int = 32, device: str = "cpu"
+) -> tuple[Any, Scorer]:
+    """(tokenizer, scorer of one query against many passages) for `path`, loaded once per process."""
+    tok, pairs = load_pair_scorer(path, backend, max_length, batch_size, device)
+
+    def score(query: str, texts: Sequence[str]) -> list[float]:
+        return pairs([query] * len(texts), texts)
+
+    return tok, score
+
+
+def _load(path: str, backend: str, max_length: int, batch_size: int, device: str) -> tuple[Any, PairScorer]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -54,14 +80,13 @@ def _load(path: str, backend: str, max_length: int, batch_size: int, device: str
     if backend == "onnx":
         return tok, _onnx_scorer(path, tok, model, max_length, batch_size)
 
-    def score(query: str, texts: Sequence[str]) -> list[float]:
+    def score(firsts: Sequence[str], seconds: Sequence[str]) -> list[float]:
         out: list[float] = []
         with torch.inference_mode():
-            for i in range(0, len(texts), batch_size):
-                chunk = list(texts[i : i + batch_size])
+            for i in range(0, len(seconds), batch_size):
                 enc = tok(
-                    [query] * len(chunk),
-                    chunk,
+                    list(firsts[i : i + batch_size]),
+                    list(seconds[i : i + batch_size]),
                     padding=True,
                     truncation=True,
                     max_length=max_length,
@@ -74,7 +99,7 @@ def _load(path: str, backend: str, max_length: int, batch_size: int, device: str
     return tok, score
 
 
-def _onnx_scorer(path: str, tok: Any, model: Any, max_length: int, batch_size: int) -> Scorer:
+def _onnx_scorer(path: str, tok: Any, model: Any, max_length: int, batch_size: int) -> PairScorer:
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -110,13 +135,12 @@ def _onnx_scorer(path: str, tok: Any, model: Any, max_length: int, batch_size: i
     session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}
 
-    def score(query: str, texts: Sequence[str]) -> list[float]:
+    def score(firsts: Sequence[str], seconds: Sequence[str]) -> list[float]:
         out: list[float] = []
-        for i in range(0, len(texts), batch_size):
-            chunk = list(texts[i : i + batch_size])
+        for i in range(0, len(seconds), batch_size):
             enc = tok(
-                [query] * len(chunk),
-                chunk,
+                list(firsts[i : i + batch_size]),
+                list(seconds[i : i + batch_size]),
                 padding=True,
                 truncation=True,
                 max_length=max_length,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcli.errors import ConfigError, InputError
-from ragcli.train.reranker_training import Pair
+from ragcli.train.cross_encoder_training import Pair
 from ragcli.trained_models import CARDS, trained_dir
 
 log = logging.getLogger(__name__)

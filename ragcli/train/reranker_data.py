@@ -19,7 +19,8 @@ from typing import Any
 from ragcli.config import PipelineConfig
 from ragcli.errors import InputError
 from ragcli.retrieval.protocols import SearchRequest
-from ragcli.train.reranker_training import Pair, Searcher, build_training_pairs, load_pairs_jsonl
+from ragcli.train.cross_encoder_training import Pair
+from ragcli.train.reranker_training import Searcher, build_training_pairs, load_pairs_jsonl
 from ragcli.types import Hit
 
 log = logging.getLogger(__name__)

@@ -21,22 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import ConfigError, InputError
+from ragcli.errors import InputError
 from ragcli.retrieval.rerank_selection import similarity, word_set
 from ragcli.retrieval.reranker_models import rerankers_dir
+from ragcli.train.cross_encoder_training import Pair, fine_tune_cross_encoder
 from ragcli.types import Hit
 
 log = logging.getLogger(__name__)
 
 CARD = "ragcli_reranker.json"
 """The training card saved beside the model: what it was trained on and how."""
-
-
-@dataclass(frozen=True)
-class Pair:
-    query: str
-    passage: str
-    label: float
 
 
 @dataclass
@@ -212,74 +206,29 @@ def train_reranker(
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         raise InputError(f"reranker name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-    if epochs < 1 or batch_size < 1 or not 0 < learning_rate < 1 or max_length < 16:
-        raise ConfigError(
-            f"invalid training settings: epochs={epochs}, batch_size={batch_size}, "
-            f"learning_rate={learning_rate}, max_length={max_length}"
-        )
     if not pairs:
         raise InputError("no training pairs; give --pairs FILE or --corpus/--queries/--qrels")
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from ragcli.resources import embedding_model_dir
 
     base = base_model or str(embedding_model_dir())
-    torch.manual_seed(seed)
     t0 = time.perf_counter()
-    try:
-        # a plain sequence-classification model (not a sentence-transformers module chain), so that both
-        # CrossEncoder and FlagReranker load the result
-        tok = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
-    except Exception as exc:
-        raise InputError(f"could not load the base encoder {base!r} to train from: {exc}") from exc
     rows = list(pairs)
-    random.Random(seed).shuffle(rows)
-    steps = epochs * ((len(rows) + batch_size - 1) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
     n_pos = sum(1 for p in rows if p.label > 0.5)
     if positive_weight is None:
         positive_weight = (len(rows) - n_pos) / n_pos if n_pos else 1.0
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(positive_weight)))
-    model.train()
-    step, recent = 0, 0.0
-    for epoch in range(epochs):
-        if epoch:
-            random.Random(seed + epoch).shuffle(rows)
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            enc = tok(
-                [p.query for p in batch],
-                [p.passage for p in batch],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            logits = model(**enc).logits.view(-1)
-            loss = loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            recent = float(loss.item()) if step == 1 else 0.9 * recent + 0.1 * float(loss.item())
-            if on_step is not None:
-                on_step(step, steps, recent)
-    model.eval()
     path = rerankers_dir(home) / name
-    for stale in path.glob("*.onnx"):
-        stale.unlink()  # an exported copy of the previous weights
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(path))
-    tok.model_max_length = max_length
-    tok.save_pretrained(str(path))
+    recent = fine_tune_cross_encoder(
+        rows,
+        path,
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        seed=seed,
+        positive_weight=positive_weight,
+        on_step=on_step,
+    )
     positives = sum(1 for p in rows if p.label > 0.5)
     report = TrainingReport(
         name=name,

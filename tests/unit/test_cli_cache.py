@@ -37,7 +37,7 @@ def _pairs_file(path: Path, n: int = 400) -> Path:
 
 def test_train_calibrate_and_eval_on_fakes(tmp_path: Path) -> None:
     pairs = _pairs_file(tmp_path / "pairs.jsonl")
-    recipe = VerifierRecipe(max_pairs=400, head_epochs=20, target_precision=0.9)
+    recipe = VerifierRecipe(kind="head", epochs=0, max_pairs=400, head_epochs=20, target_precision=0.9)
     card = train_cache_verifier(pairs, "fake", tmp_path / "home", recipe, embedder=HashEmbedder(64))
     assert card["encoder"] == "hash-64" and card["pairs_used"]["calibration"] > 50
     assert card["threshold"] is not None and card["calibration"]["lower"] >= 0.9

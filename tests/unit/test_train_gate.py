@@ -12,11 +12,11 @@ import pytest
 from ragcli.config import parse_config
 from ragcli.errors import ConfigError, InputError, ResourceMissing
 from ragcli.retrieval.reranker_models import resolve_reranker_model
+from ragcli.train.cross_encoder_training import Pair
 from ragcli.train.deployment_gate import paired_bootstrap, per_query_ndcg, write_verdict
 from ragcli.train.embedder_training import contrastive_batches
 from ragcli.train.exact_ranking import dense_rank, rerank_head, rrf
 from ragcli.train.gate_eval import gate_set_from_pairs, split_queries
-from ragcli.train.reranker_training import Pair
 from ragcli.trained_models import gate_of, model_version, warn_if_gated_out
 
 

@@ -1,0 +1,109 @@
+"""Fine-tune a cross-encoder (one logit over a text pair) from a local encoder: the reranker's and the cache
+verifier's shared training loop.
+
+The result is a plain sequence-classification model (not a sentence-transformers module chain) saved with its
+tokenizer, so that sentence-transformers' `CrossEncoder`, FlagEmbedding's `FlagReranker` and ragcli's
+`load_pair_scorer` all load it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragcli.errors import ConfigError, InputError
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labeled pair: `query` and `passage` (or two questions), label 1 relevant / same, 0 not."""
+
+    query: str
+    passage: str
+    label: float
+
+
+StepHook = Callable[[int, int, float], None]
+"""Called with (step, total steps, smoothed loss) after each batch."""
+
+
+def fine_tune_cross_encoder(
+    pairs: Sequence[Pair],
+    out: Path,
+    *,
+    base: str,
+    epochs: int = 1,
+    batch_size: int = 16,
+    learning_rate: float = 2e-5,
+    max_length: int = 256,
+    seed: int = 0,
+    positive_weight: float = 1.0,
+    on_step: StepHook | None = None,
+) -> float:
+    """Train `base` with a one-logit head on `pairs` (binary cross-entropy), save it to `out`; the final loss.
+
+    Raises:
+        ConfigError: invalid training settings.
+        InputError: no pairs, or `base` cannot be loaded.
+    """
+    if epochs < 1 or batch_size < 1 or not 0 < learning_rate < 1 or max_length < 16:
+        raise ConfigError(
+            f"invalid training settings: epochs={epochs}, batch_size={batch_size}, "
+            f"learning_rate={learning_rate}, max_length={max_length}"
+        )
+    if not pairs:
+        raise InputError("no training pairs to fine-tune a cross-encoder on")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    try:
+        tok = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    except Exception as exc:
+        raise InputError(f"could not load the base encoder {base!r} to train from: {exc}") from exc
+    rows = list(pairs)
+    random.Random(seed).shuffle(rows)
+    steps = epochs * ((len(rows) + batch_size - 1) // batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(positive_weight)))
+    model.train()
+    step, recent = 0, 0.0
+    for epoch in range(epochs):
+        if epoch:
+            random.Random(seed + epoch).shuffle(rows)
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            enc = tok(
+                [p.query for p in batch],
+                [p.passage for p in batch],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            logits = model(**enc).logits.view(-1)
+            loss = loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            recent = float(loss.item()) if step == 1 else 0.9 * recent + 0.1 * float(loss.item())
+            if on_step is not None:
+                on_step(step, steps, recent)
+    model.eval()
+    for stale in out.glob("*.onnx"):
+        stale.unlink()  # an exported copy of the previous weights
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tok.model_max_length = max_length
+    tok.save_pretrained(str(out))
+    return recent
