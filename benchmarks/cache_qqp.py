@@ -118,7 +118,13 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--lookups", type=int, default=300)
     ap.add_argument("--replay-groups", type=int, default=600)
-    ap.add_argument("--finetune-epochs", type=int, default=0)
+    ap.add_argument(
+        "--finetune-epochs", type=int, default=0, help="also a head verifier on a fine-tuned encoder"
+    )
+    ap.add_argument(
+        "--kind", choices=("cross", "head"), default="head", help="the verifier kind measured as shipped"
+    )
+    ap.add_argument("--cross-epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument(

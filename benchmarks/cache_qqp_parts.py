@@ -23,7 +23,7 @@ from ragcli.generation.cache_calibration import (
     measure_at,
     precision_curve,
 )
-from ragcli.generation.cache_verifier import CacheVerifier, head_logits, pair_matrix
+from ragcli.generation.cache_verifier import CacheVerifier, head_logits, open_verifier, pair_matrix
 from ragcli.ingest.protocols import Embeddings
 from ragcli.types import Usage
 
@@ -76,6 +76,11 @@ def _point(p: CurvePoint | None) -> dict[str, Any] | None:
     return d
 
 
+def shipped_name(args: Any) -> str:
+    """The verifier the latency and replay parts use: the cross-encoder (the default kind) or the frozen head."""
+    return "qqp-cross" if args.kind == "cross" else "qqp-frozen"
+
+
 def train_verifiers(args: Any, tune: Sequence[LabeledPair], vc: Any, work: Path) -> dict[str, Any]:
     """Train the shipped recipe through `ragcli.train` (timed), plus the ablations on the same split."""
     from ragcli.train.cache_verifier import VerifierRecipe, train_cache_verifier, train_head
@@ -85,17 +90,33 @@ def train_verifiers(args: Any, tune: Sequence[LabeledPair], vc: Any, work: Path)
     pairs_file = work / "tune_pairs.jsonl"
     pairs_file.write_text("".join(json.dumps(asdict(p)) + "\n" for p in sub))
     home = work / "home"
-    recipe = VerifierRecipe(max_pairs=len(sub), epochs=0, seed=args.seed)
+    recipe = VerifierRecipe(kind="head", max_pairs=len(sub), epochs=0, seed=args.seed)
     vc.get([t for p in sub for t in (p.text_a, p.text_b)])  # embedding is timed apart from training
     t0 = time.perf_counter()
     card = train_cache_verifier(pairs_file, "qqp-frozen", home, recipe, embedder=CachedEmbedder(vc))
     out: dict[str, Any] = {
-        "shipped": {
+        "frozen": {
             "name": "qqp-frozen",
             "train_seconds_excluding_embedding": round(time.perf_counter() - t0, 1),
             "card": card,
         },
     }
+    if args.kind == "cross":
+        t0 = time.perf_counter()
+        cross = VerifierRecipe(kind="cross", max_pairs=len(sub), epochs=args.cross_epochs, seed=args.seed)
+        card = train_cache_verifier(
+            pairs_file,
+            "qqp-cross",
+            home,
+            cross,
+            progress=lambda ph, d, t: (d % 50 == 0 or d == t) and print(f"  {ph} {d}/{t}", file=sys.stderr),
+        )
+        out["cross"] = {
+            "name": "qqp-cross",
+            "train_seconds_including_calibration": round(time.perf_counter() - t0, 1),
+            "card": card,
+        }
+    out["shipped"] = out["cross" if args.kind == "cross" else "frozen"]
     # the same split train_cache_verifier made
     train, calib = split_pairs(sub, [1 - recipe.calib_fraction, recipe.calib_fraction], seed=recipe.seed)
     xt, yt, _ = _xy(train, vc)
@@ -115,7 +136,7 @@ def train_verifiers(args: Any, tune: Sequence[LabeledPair], vc: Any, work: Path)
     out["ablations"] = heads
     if args.finetune_epochs:
         t2 = time.perf_counter()
-        ft = VerifierRecipe(max_pairs=len(sub), epochs=args.finetune_epochs, seed=args.seed)
+        ft = VerifierRecipe(kind="head", max_pairs=len(sub), epochs=args.finetune_epochs, seed=args.seed)
         out["finetuned"] = {
             "name": "qqp-finetuned",
             "card": train_cache_verifier(
@@ -150,10 +171,23 @@ def pairs_table(
     s_ver = verifier.score_vectors(a, b, vc.get(a), vc.get(b))
     rows.append(
         {
-            "recipe": "verifier (shipped: MLP on [u*v, |u-v|, cos] + features), threshold from its card",
+            "recipe": "verifier, frozen MiniLM + MLP head on [u*v, |u-v|, cos] + features, threshold from its card",
             **_point(measure_at(s_ver, y, verifier.threshold)),
         }
     )  # type: ignore[dict-item]
+    if "cross" in ver:
+        cv = open_verifier(work / "home" / "verifiers" / "qqp-cross")
+        t0 = time.perf_counter()
+        s_ver = cv.score(a, b)  # the shipped verifier's curve is printed below
+        score_s = time.perf_counter() - t0
+        rows.insert(
+            0,
+            {
+                "recipe": f"verifier (shipped: MiniLM cross-encoder, {args.cross_epochs} epoch), threshold from its card",
+                **_point(measure_at(s_ver, y, cv.threshold)),
+            },  # type: ignore[dict-item]
+        )
+        ver["cross"]["report_scoring_ms_per_pair_both_orders"] = round(1000 * score_s / max(len(a), 1), 2)
     for label, h in ver["ablations"].items():
         s = 1 / (1 + np.exp(-head_logits(h["head"], x[:, h["cols"]])))
         rows.append({"recipe": f"ablation: {label}", **_point(measure_at(s, y, h["threshold"]))})  # type: ignore[dict-item]
@@ -248,7 +282,7 @@ def latency(args: Any, report: Sequence[LabeledPair], vc: Any, work: Path) -> di
         )
     fill_s = time.perf_counter() - t0
     embedder = SentenceTransformerEmbedder()
-    verifier = CacheVerifier(work / "home" / "verifiers" / "qqp-frozen", embedder=embedder)
+    verifier = open_verifier(work / "home" / "verifiers" / shipped_name(args), embedder=embedder)
     cache = AnswerCache(meta, index, embedder, verifier=verifier, ttl_s=None)
     in_cache = set(real)
     asks = [p.text_b for p in dups if p.text_a in in_cache][: args.lookups]
@@ -275,6 +309,7 @@ def latency(args: Any, report: Sequence[LabeledPair], vc: Any, work: Path) -> di
     cache.close()
     return {
         "entries": len(texts),
+        "verifier": shipped_name(args),
         "real_entries": len(real),
         "fill_seconds": round(fill_s, 1),
         "lookups": len(asks),
@@ -343,16 +378,16 @@ def replay_run(args: Any, report: Sequence[LabeledPair], vc: Any, work: Path) ->
     for label, kind in (
         ("no cache", None),
         ("cosine >= 0.9 (GPTCache-style)", "cosine"),
-        ("exact + verifier (ragcli)", "verifier"),
+        (f"exact + verifier {shipped_name(args)} (ragcli)", "verifier"),
     ):
         folder = work / "replay" / (kind or "none")
         shutil.rmtree(folder, ignore_errors=True)
         emb = CachedEmbedder(vc)
         verifier = (
-            CacheVerifier(work / "home" / "verifiers" / "qqp-frozen", embedder=emb)
+            open_verifier(work / "home" / "verifiers" / shipped_name(args), embedder=emb)  # type: ignore[arg-type]
             if kind == "verifier"
             else None
-        )  # type: ignore[arg-type]
+        )
         cache = AnswerCache(
             SqliteCacheStore(folder / "c.sqlite"),
             QdrantEdgeStore(folder / "idx", "c"),
@@ -406,9 +441,16 @@ def markdown(r: dict[str, Any]) -> str:
         f"- load average before / after: {r['load_before']} / {r['load_after']}; whole run {r['seconds']} s",
         f"- QQP pairs (exact repeats removed): {r['pairs_total']}; split by connected component into tune "
         f"{r['tune_pairs']} / report; {r['report_pairs_used']} report pairs measured below",
-        f"- verifier trained on {ver['split']['train']} tune pairs, threshold calibrated on {ver['split']['calibration']} "
-        f"other tune pairs (lowest threshold whose precision's 95 % Wilson lower bound >= {TARGET}); training "
-        f"{ver['shipped']['train_seconds_excluding_embedding']} s without embedding the pairs",
+        f"- verifiers trained on {ver['split']['train']} tune pairs, thresholds calibrated on {ver['split']['calibration']} "
+        f"other tune pairs (lowest threshold whose precision's 95 % Wilson lower bound >= {TARGET}); frozen head: "
+        f"{ver['frozen']['train_seconds_excluding_embedding']} s without embedding the pairs"
+        + (
+            f"; cross-encoder: {ver['cross']['train_seconds_including_calibration']} s with calibration, "
+            f"{ver['cross'].get('report_scoring_ms_per_pair_both_orders')} ms per pair to score (both orders, "
+            "batches of 64)"
+            if "cross" in ver
+            else ""
+        ),
         "",
         "## Hit precision and hit rate on the report pairs (cache holds text_a, user asks text_b)",
         "",
@@ -429,7 +471,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"calibration precision {_f(card['calibration']['precision'])} [{_f(card['calibration']['lower'])}, "
         f"{_f(card['calibration']['upper'])}].",
         "",
-        "Verifier curve on the report pairs:",
+        f"Curve of the shipped verifier ({ver['shipped']['name']}) on the report pairs:",
         "",
         "| threshold | hits | precision | 95 % interval | hit rate |",
         "| --- | --- | --- | --- | --- |",

@@ -45,12 +45,21 @@ def train_cache_verifier_cmd(
     kind: Annotated[
         str,
         typer.Option(
-            help="cross: a cross-encoder reads both questions; head: a network over two sentence vectors."
+            help="head: a network over two sentence vectors; cross: a cross-encoder reads both questions."
         ),
-    ] = "cross",
+    ] = "head",
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="cross only: the model to start from (folder or hub id); default the packaged MiniLM."
+        ),
+    ] = None,
     epochs: Annotated[
-        int, typer.Option(min=0, help="Fine-tuning epochs (cross: >= 1; head: 0 keeps the encoder frozen).")
-    ] = 1,
+        int,
+        typer.Option(
+            min=0, help="Fine-tuning epochs (head: 0 keeps the encoder frozen; cross: 0 calibrates --base)."
+        ),
+    ] = 0,
     max_pairs: Annotated[int, typer.Option(min=50, help="Pairs read from the file.")] = 8000,
     target_precision: Annotated[
         float | None, typer.Option(help="Precision to calibrate for (default: cache.target_precision).")
@@ -64,6 +73,7 @@ def train_cache_verifier_cmd(
         cfg = load(config)
         recipe = VerifierRecipe(
             kind=kind,  # type: ignore[arg-type]  # checked by the recipe, with a message naming the choices
+            base=base,
             max_pairs=max_pairs,
             epochs=epochs,
             target_precision=target_precision or cfg.cache.target_precision,

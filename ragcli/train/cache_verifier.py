@@ -4,11 +4,15 @@ Recipe (sized for a shared 2-core CPU, minutes not hours):
 
 1. Split the pairs by connected component (no question on both sides) into a training part and a held-out
    calibration part.
-2. `kind="cross"` (default): the packaged MiniLM gets a one-logit head and is fine-tuned as a cross-encoder on
-   the training pairs (binary cross-entropy, max 64 tokens, each pair in a random order, `epochs` >= 1).
-   `kind="head"`: the packaged MiniLM, frozen (`epochs=0`) or fine-tuned as a bi-encoder with
+2. `kind="head"` (default): the packaged MiniLM, frozen (`epochs=0`) or fine-tuned as a bi-encoder with
    sentence-transformers' OnlineContrastiveLoss, then a one-hidden-layer network over
    `[u * v, |u - v|, cosine, pair features]`, stored as numpy arrays.
+   `kind="cross"`: a cross-encoder that reads both questions: `base` (default the packaged MiniLM, which gets a
+   new one-logit head) fine-tuned on the training pairs (binary cross-entropy, max 64 tokens, each pair in a
+   random order) for `epochs`; with `epochs=0`, `base` must already be a one-logit cross-encoder (a path or hub
+   id, e.g. one trained on duplicate questions) and is only calibrated. On QQP a MiniLM cross-encoder fine-tuned
+   here on 8,000 pairs is below the frozen head's cosine (benchmarks/results/cache.md): MiniLM's sentence
+   vectors were trained on duplicate questions, its new cross head was not; use `cross` with a stronger `base`.
 3. Threshold: the lowest score whose held-out precision has a Wilson lower bound >= the target.
 
 The verifier folder holds a JSON card saying all of this (see `ragcli.generation.cache_verifier`).
@@ -55,14 +59,16 @@ Progress = Callable[[str, int, int], None]
 class VerifierRecipe:
     """How a verifier is trained. The defaults train in a few minutes on 2 CPU cores."""
 
-    kind: Literal["cross", "head"] = "cross"
-    """`cross`: a fine-tuned cross-encoder reads both questions; `head`: a network over two sentence vectors."""
+    kind: Literal["cross", "head"] = "head"
+    """`head`: a network over two sentence vectors; `cross`: a cross-encoder reads both questions."""
+    base: str | None = None
+    """`cross` only: the model to start from (a folder or hub id); default the packaged MiniLM."""
     max_pairs: int = 8000
     """Pairs read from the file (the first ones); training and calibration parts are cut from these."""
     calib_fraction: float = 0.3
-    epochs: int = 1
-    """Fine-tuning epochs: of the cross-encoder (>= 1), or of the head kind's encoder (0 keeps the packaged
-    encoder frozen, and the cache's own vectors are reused)."""
+    epochs: int = 0
+    """Fine-tuning epochs: of the head kind's encoder (0 keeps the packaged encoder frozen, and the cache's own
+    vectors are reused), or of the cross-encoder (0 calibrates `base` as it is)."""
     max_seq_len: int = 64
     batch_size: int = 32
     learning_rate: float = 4e-5
@@ -83,10 +89,15 @@ class VerifierRecipe:
             problems.append(f"calib_fraction must be in [0.05, 0.8], got {self.calib_fraction}")
         if self.kind not in ("cross", "head"):
             problems.append(f"kind must be 'cross' or 'head', got {self.kind!r}")
-        if self.epochs < (1 if self.kind == "cross" else 0) or self.head_epochs < 1 or self.hidden < 0:
+        if self.epochs < 0 or self.head_epochs < 1 or self.hidden < 0:
+            problems.append("epochs >= 0, head_epochs >= 1 and hidden >= 0 are required")
+        if self.kind == "cross" and self.epochs == 0 and self.base is None:
             problems.append(
-                "epochs >= 1 (cross) or >= 0 (head), head_epochs >= 1 and hidden >= 0 are required"
+                "a cross verifier with epochs=0 calibrates a cross-encoder you already have: give base (a folder "
+                "or hub id), or epochs >= 1 to train one from the packaged encoder"
             )
+        if self.base is not None and self.kind != "cross":
+            problems.append("base is for kind 'cross' only; the head kind starts from the packaged encoder")
         if not 0.5 <= self.target_precision < 1.0:
             problems.append(f"target_precision must be in [0.5, 1), got {self.target_precision}")
         if problems:
@@ -192,13 +203,20 @@ def _train_cross(
     recipe: VerifierRecipe,
     progress: Progress | None,
 ) -> CrossVerifier:
-    """Fine-tune the packaged MiniLM as a cross-encoder on the pairs, each in a random order, into `tmp/model`."""
+    """Fine-tune `recipe.base` as a cross-encoder on the pairs, each in a random order, into `tmp/model` (or,
+    with no epochs, copy `base` there as it is)."""
     import random
 
     from ragcli.resources import embedding_model_dir, offline_env
-    from ragcli.train.cross_encoder_training import Pair, fine_tune_cross_encoder
+    from ragcli.train.cross_encoder_training import Pair, copy_cross_encoder, fine_tune_cross_encoder
 
     offline_env()
+    base = recipe.base or str(embedding_model_dir())
+    card.update({"encoder": base, "model": MODEL})
+    if recipe.epochs == 0:
+        copy_cross_encoder(base, tmp / MODEL, max_length=recipe.max_seq_len)
+        (tmp / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+        return CrossVerifier(tmp)
     rng = random.Random(recipe.seed)
     rows = [
         Pair(p.text_a, p.text_b, float(p.label))
@@ -209,7 +227,7 @@ def _train_cross(
     loss = fine_tune_cross_encoder(
         rows,
         tmp / MODEL,
-        base=str(embedding_model_dir()),
+        base=base,
         epochs=recipe.epochs,
         batch_size=recipe.batch_size,
         learning_rate=recipe.learning_rate,
@@ -217,7 +235,7 @@ def _train_cross(
         seed=recipe.seed,
         on_step=None if progress is None else lambda step, total, _: progress("fine-tune", step, total),
     )
-    card.update({"encoder": PACKAGED_EMBEDDER, "model": MODEL, "final_loss": round(loss, 4)})
+    card["final_loss"] = round(loss, 4)
     (tmp / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
     return CrossVerifier(tmp)
 

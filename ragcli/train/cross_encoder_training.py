@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ragcli.errors import ConfigError, InputError
 
@@ -27,6 +28,39 @@ class Pair:
 
 StepHook = Callable[[int, int, float], None]
 """Called with (step, total steps, smoothed loss) after each batch."""
+
+
+def _load_pair_model(base: str, **kwargs: object) -> tuple[object, object]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
+    except Exception as exc:
+        raise InputError(
+            f"could not load {base!r} as a cross-encoder: {exc}; give a local model folder or a hub id "
+            "that is cached here"
+        ) from exc
+    return tok, model
+
+
+def copy_cross_encoder(base: str, out: Path, *, max_length: int) -> None:
+    """Save the one-logit cross-encoder `base` (a folder or hub id) to `out`, as it is.
+
+    Raises:
+        InputError: `base` cannot be loaded, or it gives more than one logit (a classifier, not a scorer).
+    """
+    tok, model = _load_pair_model(base)
+    labels = int(getattr(getattr(model, "config", None), "num_labels", 1))
+    if labels != 1:
+        raise InputError(
+            f"{base!r} has {labels} output labels; a verifier needs a one-logit cross-encoder "
+            "(or train one: epochs >= 1)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))  # type: ignore[attr-defined]
+    tok.model_max_length = max_length  # type: ignore[attr-defined]
+    tok.save_pretrained(str(out))  # type: ignore[attr-defined]
 
 
 def fine_tune_cross_encoder(
@@ -56,14 +90,11 @@ def fine_tune_cross_encoder(
     if not pairs:
         raise InputError("no training pairs to fine-tune a cross-encoder on")
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(seed)
-    try:
-        tok = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
-    except Exception as exc:
-        raise InputError(f"could not load the base encoder {base!r} to train from: {exc}") from exc
+    tok_, model_ = _load_pair_model(base, num_labels=1)
+    tok: Any = tok_
+    model: Any = model_
     rows = list(pairs)
     random.Random(seed).shuffle(rows)
     steps = epochs * ((len(rows) + batch_size - 1) // batch_size)

@@ -62,7 +62,7 @@ def _pairs_file(path: Path) -> Path:
 def test_cross_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     pairs = _pairs_file(tmp_path / "pairs.jsonl")
     home = tmp_path / "home"
-    recipe = VerifierRecipe(max_pairs=160, epochs=1, batch_size=16, target_precision=0.8)
+    recipe = VerifierRecipe(kind="cross", max_pairs=160, epochs=1, batch_size=16, target_precision=0.8)
     card = train_cache_verifier(pairs, "qa", home, recipe)
     assert card["kind"] == "cross" and card["model"] == "model" and card["pairs_used"]["calibration"] > 20
     v = open_verifier(home / "verifiers" / "qa")
@@ -91,11 +91,29 @@ def test_cross_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["held_out_pairs"] > 0
 
-
-def test_cli_refuses_an_unknown_kind(tmp_path: Path) -> None:
-    pairs = _pairs_file(tmp_path / "pairs.jsonl")
+    # a cross-encoder the user already has (here: the one just trained) is calibrated as it is, not retrained
     r = CliRunner().invoke(
-        app, ["train", "cache-verifier", "--pairs", str(pairs), "--name", "x", "--kind", "bi"],
-        env={"RAGCLI_HOME": str(tmp_path / "home")},
+        app,
+        ["train", "cache-verifier", "--pairs", str(pairs), "--name", "mine", "--kind", "cross",
+         "--base", str(home / "verifiers" / "qa" / "model"), "--max-pairs", "160", "--json"],
+        env={"RAGCLI_HOME": str(home)},
     )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    mine = json.loads(r.stdout)
+    assert mine["kind"] == "cross" and mine["recipe"]["epochs"] == 0 and "final_loss" not in mine
+    again = open_verifier(home / "verifiers" / "mine")
+    assert np.allclose(again.score(a, b), ab, atol=1e-5)
+
+
+def test_cli_refuses_a_bad_recipe(tmp_path: Path) -> None:
+    pairs = _pairs_file(tmp_path / "pairs.jsonl")
+    env = {"RAGCLI_HOME": str(tmp_path / "home")}
+    args = ["train", "cache-verifier", "--pairs", str(pairs), "--name", "x"]
+    r = CliRunner().invoke(app, [*args, "--kind", "bi"], env=env)
     assert r.exit_code == 64 and "kind must be 'cross' or 'head'" in r.output
+    r = CliRunner().invoke(app, [*args, "--kind", "cross"], env=env)
+    assert r.exit_code == 64 and "give base" in r.output
+    r = CliRunner().invoke(
+        app, [*args, "--kind", "cross", "--epochs", "0", "--base", str(tmp_path / "nope")], env=env
+    )
+    assert r.exit_code == 64 and "could not load" in r.output and "nope" in r.output
