@@ -4,14 +4,13 @@ A verifier is a folder `<home>/verifiers/NAME/` written by `ragcli train cache-v
 when and on what it was trained, its kind, the threshold calibrated to meet `cache.target_precision` and the
 held-out precision with its interval. Two kinds (`open_verifier` reads the card and returns the right one):
 
-- `cross` (`CrossVerifier`, the default): a cross-encoder in `model/` that reads both questions together, as a
-  reranker reads a query and a passage; the score is the sigmoid of its logit averaged over both orders. It
-  sees word order, negation and which entity is asked about, which two separate sentence vectors blur. Costs
-  one small forward pass per candidate (a handful per lookup).
-- `head` (`CacheVerifier`): `head.npz`, a small network over `[u * v, |u - v|, cosine, pair features]` of the
-  two questions' sentence embeddings, with `encoder/` when the encoder was fine-tuned; otherwise the cache's own
-  query vectors are reused. Numpy inference, well under a millisecond, but on QQP it found no threshold with
-  precision 0.95 (benchmarks/results/cache.md).
+- `head` (`CacheVerifier`, the default): `head.npz`, a small network over `[u * v, |u - v|, cosine, pair
+  features]` of the two questions' sentence embeddings, with `encoder/` when the encoder was fine-tuned;
+  otherwise the cache's own query vectors are reused. Numpy inference, well under a millisecond.
+- `cross` (`CrossVerifier`): a cross-encoder in `model/` that reads both questions together, as a reranker reads
+  a query and a passage; the score is the sigmoid of its logit averaged over both orders. One small forward pass
+  per candidate. Worth it with a strong duplicate-question cross-encoder as its base; a MiniLM fine-tuned here
+  on 8,000 QQP pairs was below MiniLM cosine (benchmarks/results/cache.md).
 """
 
 from __future__ import annotations
