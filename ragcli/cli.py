@@ -33,7 +33,6 @@ from ragcli.cli_support import (
     ConfigOpt,
     JsonOpt,
     UsageExit64Group,
-    check_question,
     err,
     errors,
     load,
@@ -225,7 +224,6 @@ def query(
         stages = Stages.from_config(cfg)
         open_store(stages)  # a store held by another process is found before models load
         try:
-            check_question(question, stages)
             streaming = stream and not as_json and not no_answer
             opts = QueryOptions(
                 where=where,
@@ -282,7 +280,7 @@ def chat(
     Empty line or Ctrl-D ends."""
     from ragcli.errors import InputError
     from ragcli.generation.conversation import Conversation
-    from ragcli.pipelines.query_pipeline import QueryOptions, answer
+    from ragcli.pipelines.query_pipeline import QueryOptions, answer, check_question
     from ragcli.pipelines.stages import Stages
     from ragcli.types import Usage
 

@@ -115,23 +115,6 @@ def release_store(stages: Any) -> None:
         store.close()
 
 
-def check_question(question: str, stages: Any) -> None:
-    """Refuse a question too long for the model's window, saying so (not advice about history or system prompt)."""
-    from ragcli.errors import InputError
-
-    llm, cfg = stages.llm, stages.config
-    window = llm.context_window
-    reserved = llm.count_tokens(cfg.prompt.system) + cfg.prompt.max_output_tokens + 16  # 16: chat framing
-    tokens = llm.count_tokens(question)
-    if tokens + reserved >= window:
-        raise InputError(
-            f"the question is too long: {len(question):,} characters ({tokens:,} tokens), but {llm.model_name}'s "
-            f"{window:,}-token window leaves at most {max(0, window - reserved - 1):,} tokens for the question "
-            f"after the system prompt and the {cfg.prompt.max_output_tokens} tokens reserved for the answer; "
-            "shorten the question (or use a model with a larger window)"
-        )
-
-
 def load(config: str | None, collection: str | None = None, llm_model: str | None = None) -> Any:
     """The config from a file or preset, offline defaults set, with the --collection and --model overrides.
 

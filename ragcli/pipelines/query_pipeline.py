@@ -255,12 +255,31 @@ def new_recorder(stages: Stages, opts: QueryOptions) -> Recorder:
     )
 
 
+def check_question(question: str, stages: Stages) -> None:
+    """Refuse a question too long for the model's window, saying so (not advice about history or system prompt).
+
+    `answer()` runs it on every question; a chat runs it first, so that one bad turn does not end the chat.
+    """
+    llm, cfg = stages.llm, stages.config
+    window = llm.context_window
+    reserved = llm.count_tokens(cfg.prompt.system) + cfg.prompt.max_output_tokens + 16  # 16: chat framing
+    tokens = llm.count_tokens(question)
+    if tokens + reserved >= window:
+        raise InputError(
+            f"the question is too long: {len(question):,} characters ({tokens:,} tokens), but {llm.model_name}'s "
+            f"{window:,}-token window leaves at most {max(0, window - reserved - 1):,} tokens for the question "
+            f"after the system prompt and the {cfg.prompt.max_output_tokens} tokens reserved for the answer; "
+            "shorten the question (or use a model with a larger window)"
+        )
+
+
 def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> Answer:
     """Answer a question over the store with numbered citations, its cost and a per-stage trace."""
     opts = opts or QueryOptions()
     question = question.strip()
     if not question:
         raise InputError('the question is empty; pass the question text, e.g. ragcli query "What is X?"')
+    check_question(question, stages)
     # the lever steps build on the steps above (they import this module), so they are imported at call time
     from ragcli.pipelines.cache_step import cache_lookup, cache_store
     from ragcli.pipelines.compress_step import compress

@@ -49,11 +49,10 @@ def _error(status: int, message: str, *, backend: bool = False) -> JSONResponse:
 
 def run_local_query(stages: Stages, req: LocalQueryRequest) -> Any:
     """The CLI's query on this server's stages: the question check, then `answer()`; JSON-ready."""
-    # The CLI's own check and JSON form, so that both paths print the same.
-    from ragcli.cli_support import check_question, to_jsonable
+    # The CLI's own JSON form, so that both paths print the same (answer() checks the question).
+    from ragcli.cli_support import to_jsonable
     from ragcli.pipelines.query_pipeline import QueryOptions, answer
 
-    check_question(req.question, stages)
     opts = QueryOptions(
         where=req.where,
         budget_tokens=req.budget_tokens,

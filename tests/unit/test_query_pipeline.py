@@ -98,6 +98,12 @@ def test_empty_question_is_an_input_error(stages: Stages) -> None:
         answer("   ", stages)
 
 
+def test_a_question_too_long_for_the_window_is_refused_by_the_library_too(stages: Stages) -> None:
+    with pytest.raises(InputError, match=r"the question is too long: .* characters") as info:
+        answer("why " * 5000, stages)
+    assert "history" not in str(info.value)
+
+
 def test_empty_collection_says_to_ingest() -> None:
     s = _stages(collection="nothing-here")
     with pytest.raises(
@@ -108,10 +114,11 @@ def test_empty_collection_says_to_ingest() -> None:
 
 
 def test_no_room_for_context_is_refused_before_the_call(stages: Stages) -> None:
-    tiny = _stages(llm={"type": "scripted", "context_window": 64}, prompt={"max_output_tokens": 60})
+    tiny = _stages(llm={"type": "scripted", "context_window": 128}, prompt={"max_output_tokens": 60})
     ingest([SAMPLES / "onboarding.txt"], tiny)
+    history = [Message("user", "tell me everything " * 10)]  # the question fits; with this history no context does
     with pytest.raises(BudgetExceeded, match="no room for context"):
-        answer("What are core hours?", tiny)
+        answer("What are core hours?", tiny, QueryOptions(history=history))
     tiny.close()
 
 
