@@ -355,6 +355,7 @@ def _ingest_summary(report: Any, collection: str) -> dict[str, Any]:
         "usage": to_jsonable(report.usage),
         "failures": [{"path": f.path, "reason": f.reason} for f in report.files if f.status == "failed"],
         "empty": [{"path": f.path, "reason": f.reason} for f in report.files if f.status == "empty"],
+        "skipped": [{"path": f.path, "reason": f.reason} for f in report.skipped],
     }
 
 
@@ -384,7 +385,7 @@ def ingest_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ragcli.errors import InputError
-    from ragcli.ingest.file_checks import check_meta_values, meta_overridden, skipped_in_folders
+    from ragcli.ingest.file_checks import check_meta_values, meta_overridden
     from ragcli.pipelines.ingest_pipeline import IngestProgress, collect_files, ingest, parse_meta
     from ragcli.pipelines.stages import Stages
 
@@ -400,9 +401,6 @@ def ingest_cmd(
                 "file or folder"
             )
         cfg = load(config, collection)
-        skipped = skipped_in_folders(paths, skip_hidden=cfg.ingest.skip_hidden)
-        for path, reason in skipped:
-            warn(f"{path}: {reason}")
         files = collect_files(paths, skip_hidden=cfg.ingest.skip_hidden)
         for line in meta_overridden(files, {**cfg.ingest.metadata, **user_meta}):
             warn(line)
@@ -438,7 +436,8 @@ def ingest_cmd(
         finally:
             stages.close()
         summary = _ingest_summary(report, cfg.collection)
-        summary["skipped"] = [{"path": p, "reason": r} for p, r in skipped]
+        for item in summary["skipped"]:
+            warn(f"{item['path']}: {item['reason']}")
         if as_json:
             print_json(summary)
         else:

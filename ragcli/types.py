@@ -211,7 +211,8 @@ class FileResult:
     """The outcome of ingesting one file."""
 
     path: str
-    status: Literal["ok", "failed", "unchanged", "empty"]
+    status: Literal["ok", "failed", "unchanged", "empty", "skipped"]
+    """`skipped`: left out of a folder walk (unsupported type, symlink loop, broken link), in `IngestReport.skipped`."""
     reason: str = ""
     chunks: int = 0
 
@@ -229,6 +230,8 @@ class IngestReport:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
+    skipped: list[FileResult] = field(default_factory=list)
+    """What the folder walk left out, with why (nothing is skipped without a word)."""
 
     @property
     def failed(self) -> list[FileResult]:

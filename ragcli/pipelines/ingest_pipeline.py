@@ -24,7 +24,13 @@ from pathlib import Path
 
 from ragcli.errors import BackendError, ConfigError, InputError
 from ragcli.generation.cache_build import invalidate_cited
-from ragcli.ingest.file_checks import EmptyDocumentError, is_sidecar, read_sidecar, supported_suffixes
+from ragcli.ingest.file_checks import (
+    EmptyDocumentError,
+    is_sidecar,
+    read_sidecar,
+    skipped_in_folders,
+    supported_suffixes,
+)
 from ragcli.ingest.ids import chunk_id, document_id, expected_chunk_ids
 from ragcli.ingest.structure_chunker import embedding_text
 from ragcli.pipelines.ingest_producer import Prepared, PrepareFn, prepared_files
@@ -400,10 +406,16 @@ def ingest(
     files = collect_files(paths, skip_hidden=cfg.ingest.skip_hidden)
     user_meta: Metadata = {**cfg.ingest.metadata, **(meta or {})}
     _check_user_meta(user_meta)
+    skipped = [
+        FileResult(path, "skipped", reason)
+        for path, reason in skipped_in_folders(paths, skip_hidden=cfg.ingest.skip_hidden)
+    ]
+    for s in skipped:
+        log.warning("%s: %s", s.path, s.reason)
     crash = os.environ.get(CRASH_ENV, "")
     run = _Run(
         stages,
-        IngestReport(),
+        IngestReport(skipped=skipped),
         cfg.ingest.chunking.breadcrumb_in_embedding,
         cfg.ingest.sparse,
         files_total=len(files),

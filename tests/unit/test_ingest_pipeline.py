@@ -183,6 +183,15 @@ def test_a_large_ingest_ends_by_optimising_the_store(tmp_path: Path, monkeypatch
     assert getattr(large.store, "optimized", 0) == 1
 
 
+def test_what_a_folder_walk_leaves_out_is_in_the_report(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path)  # holds image.png, a type ragcli does not read
+    (docs / "loop").symlink_to(docs / "loop")
+    rep = ingest([docs], make_stages(tmp_path / "s.db"))
+    reasons = {Path(f.path).name: f.reason for f in rep.skipped}
+    assert "unsupported file type .png" in reasons["image.png"] and "symlink loop" in reasons["loop"]
+    assert {f.status for f in rep.skipped} == {"skipped"} and len(rep.files) == 3
+
+
 def test_payload_carries_file_facts_and_user_metadata(tmp_path: Path) -> None:
     docs = write_corpus(tmp_path)
     stages = make_stages(tmp_path / "s.db", ingest={"metadata": {"corpus": "demo", "team": "cfg"}})
