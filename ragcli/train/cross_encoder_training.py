@@ -9,12 +9,13 @@ tokenizer, so that sentence-transformers' `CrossEncoder`, FlagEmbedding's `FlagR
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragcli.errors import ConfigError, InputError
+from ragcli.train.optim import StepHook, Trainer
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,6 @@ class Pair:
     query: str
     passage: str
     label: float
-
-
-StepHook = Callable[[int, int, float], None]
-"""Called with (step, total steps, smoothed loss) after each batch."""
 
 
 def _load_pair_model(base: str, **kwargs: object) -> tuple[object, object]:
@@ -98,14 +95,9 @@ def fine_tune_cross_encoder(
     rows = list(pairs)
     random.Random(seed).shuffle(rows)
     steps = epochs * ((len(rows) + batch_size - 1) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
+    trainer = Trainer(model, steps=steps, learning_rate=learning_rate, on_step=on_step)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(positive_weight)))
     model.train()
-    step, recent = 0, 0.0
     for epoch in range(epochs):
         if epoch:
             random.Random(seed + epoch).shuffle(rows)
@@ -120,16 +112,7 @@ def fine_tune_cross_encoder(
                 return_tensors="pt",
             )
             logits = model(**enc).logits.view(-1)
-            loss = loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            recent = float(loss.item()) if step == 1 else 0.9 * recent + 0.1 * float(loss.item())
-            if on_step is not None:
-                on_step(step, steps, recent)
+            trainer.step(loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32)))
     model.eval()
     for stale in out.glob("*.onnx"):
         stale.unlink()  # an exported copy of the previous weights
@@ -137,4 +120,4 @@ def fine_tune_cross_encoder(
     model.save_pretrained(str(out))
     tok.model_max_length = max_length
     tok.save_pretrained(str(out))
-    return recent
+    return trainer.loss

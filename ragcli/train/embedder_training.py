@@ -28,6 +28,7 @@ from typing import Any
 
 from ragcli.errors import ConfigError, InputError
 from ragcli.train.cross_encoder_training import Pair
+from ragcli.train.optim import Trainer
 from ragcli.trained_models import CARDS, trained_dir
 
 log = logging.getLogger(__name__)
@@ -142,28 +143,14 @@ def train_embedder(
     steps = sum(len(b) for b in plan)
     if steps == 0:
         raise InputError("no batch of 2 or more distinct pairs could be formed; give more labeled queries")
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
+    trainer = Trainer(model, steps=steps, learning_rate=learning_rate, on_step=on_step)
     model.train()
-    step, recent = 0, 0.0
     for batches in plan:
         for batch in batches:
             q = _encode(model, [p.query for p in batch])
             d = _encode(model, [p.passage for p in batch])
             logits = scale * q @ d.T
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            recent = float(loss.item()) if step == 1 else 0.9 * recent + 0.1 * float(loss.item())
-            if on_step is not None:
-                on_step(step, steps, recent)
+            trainer.step(torch.nn.functional.cross_entropy(logits, torch.arange(len(batch))))
     model.eval()
     path = trained_dir("embedders", home) / name
     path.mkdir(parents=True, exist_ok=True)
@@ -180,14 +167,18 @@ def train_embedder(
         max_length=max_length,
         scale=scale,
         seconds=round(time.perf_counter() - t0, 2),
-        final_loss=round(recent, 4),
+        final_loss=round(trainer.loss, 4),
         weights_sha=weights_sha(path),
         data=dict(data or {}),
     )
     card = {**asdict(report), "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "reindex": True}
     (path / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
     log.info(
-        "trained embedder %s on %d pairs in %.1fs (loss %.4f)", name, len(positives), report.seconds, recent
+        "trained embedder %s on %d pairs in %.1fs (loss %.4f)",
+        name,
+        len(positives),
+        report.seconds,
+        trainer.loss,
     )
     return report
 
