@@ -154,7 +154,7 @@ def train_reranker_cmd(
 ) -> None:
     """Fine-tune a cross-encoder reranker on your labeled pairs (hard negatives mined from your index, random
     ones from the corpus, a class-weighted loss), then gate it against your current ranking on held-out queries."""
-    from ragcli.cli_train import gate_trained_reranker, held_out_split
+    from ragcli.cli_train import gate_trained_reranker, held_out_split, training_progress
     from ragcli.train.reranker_data import load_training_data
     from ragcli.train.reranker_training import train_reranker
 
@@ -172,13 +172,7 @@ def train_reranker_cmd(
             exclude_queries=held,
             random_per_query=random_negatives,
         )
-        bar = progress_bar("train")
-        task = bar.add_task("", total=None)
-
-        def on_step(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
-
-        with bar:
+        with training_progress() as on_step:
             report = train_reranker(
                 data.pairs,
                 name=name,

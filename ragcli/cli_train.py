@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,6 +23,9 @@ from ragcli.cli_support import (
     progress_bar,
     to_jsonable,
 )
+
+if TYPE_CHECKING:
+    from ragcli.train.optim import StepHook
 
 HoldoutOpt = Annotated[
     float,
@@ -90,7 +95,7 @@ def train_embedder_cmd(
 
     with errors():
         cfg = load(config)
-        held, gs = _held_out(pairs, corpus, queries, qrels, holdout)
+        held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
         data = load_training_data(
             cfg,
             pairs_file=pairs,
@@ -101,13 +106,7 @@ def train_embedder_cmd(
             max_queries=max_queries,
             exclude_queries=held,
         )
-        bar = progress_bar("train")
-        task = bar.add_task("", total=None)
-
-        def on_step(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
-
-        with bar:
+        with training_progress() as on_step:
             report = train_embedder(
                 data.pairs,
                 name=name,
@@ -153,7 +152,20 @@ def train_embedder_cmd(
             err.print("[yellow]--holdout 0: no deployment gate was run; the model is unverified[/yellow]")
 
 
-def _held_out(
+@contextmanager
+def training_progress() -> Iterator[StepHook]:
+    """A progress bar that a training loop moves after each step, with the smoothed loss as its text."""
+    bar = progress_bar("train")
+    task = bar.add_task("", total=None)
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
+
+    with bar:
+        yield on_step
+
+
+def held_out_split(
     pairs: Path | None, corpus: Path | None, queries: Path | None, qrels: Path | None, holdout: float
 ) -> tuple[set[str], Any]:
     """Held-out query keys and their gate set, or (empty, None) with --holdout 0."""
@@ -178,6 +190,3 @@ def gate_trained_reranker(
     write_verdict(Path(report.path) / CARD, verdict)
     print_verdict(verdict, Path(report.path) / CARD, as_json)
     return verdict
-
-
-held_out_split = _held_out
