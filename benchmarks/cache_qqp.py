@@ -128,6 +128,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument(
+        "--no-optimize", action="store_true", help="latency on the cache index as written, not optimised"
+    )
+    ap.add_argument(
         "--latency-only",
         action="store_true",
         help="only the latency part, with the verifier a previous run left under --work; appended to --out",

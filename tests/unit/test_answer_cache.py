@@ -104,6 +104,20 @@ def test_exact_then_semantic_then_miss(tmp_path: Path, index: VectorStore) -> No
     assert strict.lookup("What is a cache?", SCOPE).hit is not None  # exact still serves
 
 
+def test_the_index_is_optimised_every_so_many_entries(
+    tmp_path: Path, index: VectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ragcli.generation.answer_cache.OPTIMIZE_EVERY", 3)
+    calls: list[int] = []
+    monkeypatch.setattr(index, "optimize", lambda: calls.append(index.count()))
+    cache = _cache(tmp_path, index, AlwaysSame())
+    for i in range(7):
+        cache.store(f"question number {i}?", SCOPE, f"answer {i}")
+    assert calls == [3, 6]  # search still answers after each
+    hit = cache.lookup("question number 4?", SCOPE).hit
+    assert hit is not None and hit.entry.answer == "answer 4"
+
+
 def test_no_verifier_serves_exact_only(tmp_path: Path, index: VectorStore) -> None:
     cache = _cache(tmp_path, index)
     cache.store("What is a cache?", SCOPE, "A store.")

@@ -67,3 +67,5 @@ def test_cli_stats_and_list_on_an_empty_cache() -> None:
     assert r.exit_code == 0 and json.loads(r.output)["entries"] == 0
     r = runner.invoke(app, ["cache", "list", "--json"])
     assert r.exit_code == 0 and json.loads(r.output) == []
+    r = runner.invoke(app, ["cache", "optimize"])
+    assert r.exit_code == 0 and "optimised the answer cache's index" in r.output
