@@ -116,7 +116,8 @@ def test_empty_collection_says_to_ingest() -> None:
 def test_no_room_for_context_is_refused_before_the_call(stages: Stages) -> None:
     tiny = _stages(llm={"type": "scripted", "context_window": 128}, prompt={"max_output_tokens": 60})
     ingest([SAMPLES / "onboarding.txt"], tiny)
-    history = [Message("user", "tell me everything " * 10)]  # the question fits; with this history no context does
+    # the question fits; with this history no context does
+    history = [Message("user", "tell me everything " * 10)]
     with pytest.raises(BudgetExceeded, match="no room for context"):
         answer("What are core hours?", tiny, QueryOptions(history=history))
     tiny.close()
