@@ -89,7 +89,7 @@ def test_cross_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["eval", "cache", "--pairs", str(pairs), "--verifier", "qa", "--json"],
                            env={"RAGCLI_HOME": str(home)})  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["held_out_pairs"] > 0
+    assert json.loads(r.stdout)["held_out_pairs"] > 0
 
     # a cross-encoder the user already has (here: the one just trained) is calibrated as it is, not retrained
     r = CliRunner().invoke(
