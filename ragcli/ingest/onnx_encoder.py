@@ -136,6 +136,10 @@ class OnnxEncoder:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ORT's memory pattern plans buffers per input shape and keeps them: with length-sorted batches every
+        # batch has a new shape, and 512 chunks of 256 tokens left the process at ~1,030 MB against ~760 MB
+        # without it, at the same speed and identical vectors (benchmarks/results/ingest.md, 2026-12-02)
+        opts.enable_mem_pattern = False
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tok: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
