@@ -40,10 +40,10 @@ from ragcli.types import Chunk, Citation, Usage
 log = logging.getLogger(__name__)
 
 CACHE_SOURCE = "ragcli:answer-cache"
+"""The `source` of the points the cache writes into its own collection."""
 
 OPTIMIZE_EVERY = 1000
 """Entries between two calls of the index's `optimize()` (the embedded engine indexes only when asked)."""
-"""The `source` of the points the cache writes into its own collection."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class AnswerCache:
 
     def optimize(self) -> None:
         """Index the cached questions' vectors (`VectorStore.optimize`): at 100k entries the embedded engine's
-        search drops from ~24 to ~2 ms p50 (benchmarks/results/cache.md). Nearly free when there is nothing to
+        search drops from ~25 to ~2.5 ms p50 (benchmarks/results/cache_100k.md). Nearly free when there is nothing to
         index; `store` calls it every `OPTIMIZE_EVERY` entries, `ragcli cache optimize` on demand."""
         self._ensure_index()
         t0 = time.perf_counter()

@@ -71,7 +71,7 @@ class VerifierRecipe:
     vectors are reused), or of the cross-encoder (0 calibrates `base` as it is)."""
     max_seq_len: int = 64
     batch_size: int = 32
-    learning_rate: float = 4e-5
+    learning_rate: float = 2e-5
     hidden: int = 64
     """Hidden units of the head; 0 makes it a logistic regression."""
     head_epochs: int = 60
