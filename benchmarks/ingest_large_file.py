@@ -5,8 +5,9 @@ Three runs, each in its own process (peak RSS = the kernel's VmHWM of that proce
      once), hash vectors (so the run ends in minutes; the model's own memory is measured in run 3);
   2. `after`: the streaming pipeline, hash vectors, to the end;
   3. `after, MiniLM`: the streaming pipeline with the real embedder (ONNX Runtime by default), stopped after
-     `--seconds`, then started again for `--seconds`: RSS sampled at every progress event, and the chunks the
-     second start found already written (kept, not embedded again).
+     `--seconds`, then started again (`--starts` in all, default 2; none after one that reaches the end) for
+     `--seconds` each: RSS sampled at every progress event, and the chunks a later start found already
+     written (kept, not embedded again).
 
     .venv/bin/python benchmarks/ingest_large_file.py [--data DIR] [--mb 20] [--seconds 300]
 """
@@ -63,9 +64,14 @@ if mode == "before":
     old = importlib.util.module_from_spec(spec); sys.modules["old_pipeline"] = old; spec.loader.exec_module(old)
     rep = old.ingest([path], stages, progress=lambda p: note(files=p.files_done))
 else:
-    from ragcli.pipelines.ingest_pipeline import ingest
+    import ragcli.pipelines.ingest_pipeline as pipeline
+    optimize = pipeline._optimize
+    def noted_optimize(st, written):  # RSS around the store's end-of-ingest optimisation
+        note(optimize="start"); optimize(st, written); note(optimize="end")
+    pipeline._optimize = noted_optimize
     note(start=1)
-    rep = ingest([path], stages, progress=lambda p: note(done=p.chunks_done, total=p.chunks_total))
+    rep = pipeline.ingest([path], stages, progress=lambda p: note(done=p.chunks_done, total=p.chunks_total))
+note(close="start")
 stages.close()
 note(end=1, chunks=rep.chunks_added + rep.chunks_replaced, resumed=rep.chunks_resumed, seconds=rep.seconds,
      stages={k: round(v, 1) for k, v in rep.stage_seconds.items()})
@@ -105,7 +111,8 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=20.0)
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--skip-before", action="store_true")
-    ap.add_argument("--minilm-only", action="store_true", help="only the two MiniLM starts (run 3)")
+    ap.add_argument("--minilm-only", action="store_true", help="only the MiniLM starts (run 3)")
+    ap.add_argument("--starts", type=int, default=2, help="MiniLM starts of --seconds each (run 3)")
     args = ap.parse_args()
     load_start = loadavg()
     rows = []
@@ -144,16 +151,20 @@ def main() -> None:
             )
             print(rows[-1], end.get("stages"), flush=True)
         home = tmp / "home-minilm"
-        for attempt in (1, 2):
+        for attempt in range(1, args.starts + 1):
             log = tmp / f"minilm{attempt}.jsonl"
             t0 = time.perf_counter()
             rc = run_child("minilm", home, big, log, old, args.seconds)
             ev = read_log(log)
             done = [e for e in ev if e.get("done")]
             first = done[0]["done"] if done else 0
+            end = ev[-1] if ev and ev[-1].get("end") else {}
+            how = f"killed after {args.seconds:.0f} s" if rc == -9 else f"exit {rc}"
+            if end:
+                how = f"ran to the end ({end.get('resumed', 0):,} chunks found written and kept)"
             rows.append(
                 (
-                    f"after, MiniLM, start {attempt}, killed after {args.seconds:.0f} s",
+                    f"after, MiniLM, start {attempt}, {how}",
                     rc,
                     time.perf_counter() - t0,
                     max((e.get("VmHWM", 0) for e in ev), default=0),
@@ -162,14 +173,20 @@ def main() -> None:
                     f"first progress event at chunk {first:,} of {done[0]['total']:,}" if done else "",
                 )
             )
-            print(rows[-1], flush=True)
+            print(rows[-1], end.get("stages"), flush=True)
+            if rc != -9:
+                break
     load_end = loadavg()
     table = "\n".join(
         f"| {name} | {rc} | {secs:.0f} | {peak:,} | {chunks:,} | {events} | {note} |"
         for name, rc, secs, peak, chunks, events, note in rows
     )
     body = (
-        header(f"python benchmarks/ingest_large_file.py --mb {args.mb:g} --seconds {args.seconds:g}")
+        header(
+            f"python benchmarks/ingest_large_file.py --mb {args.mb:g} --seconds {args.seconds:g}"
+            + (" --minilm-only" if args.minilm_only else " --skip-before" if args.skip_before else "")
+            + (f" --starts {args.starts}" if args.starts != 2 else "")
+        )
         + f"- load average at start {load_start}, at end {load_end} (2 cores)\n\n"
         f"One {size / 1e6:.1f} MB .txt file (the Gutenberg Pride and Prejudice repeated, each paragraph numbered by its copy so that no chunk text repeats). Peak RSS is the "
         "process's VmHWM in MB. `chunks` = chunks in the store at the end of that process; `progress events` = "
