@@ -132,20 +132,21 @@ def _read_card(folder: Path) -> dict[str, Any]:
 def open_verifier(folder: Path, *, embedder: Embedder | None = None) -> CacheVerifier | CrossVerifier:
     """The verifier in `folder`, of the kind its card names (`head` when the card predates kinds)."""
     folder = Path(folder).expanduser()
-    kind = _read_card(folder).get("kind", "head")
+    card = _read_card(folder)
+    kind = card.get("kind", "head")
     if kind == "cross":
-        return CrossVerifier(folder)
+        return CrossVerifier(folder, card=card)
     if kind == "head":
-        return CacheVerifier(folder, embedder=embedder)
+        return CacheVerifier(folder, embedder=embedder, card=card)
     raise ResourceMissing(f"the cache verifier at {folder} is of unknown kind {kind!r}; retrain it")
 
 
 class _Calibrated:
     """What every verifier kind shares: its folder, card, name and calibrated threshold."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, card: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder).expanduser()
-        self.card: dict[str, Any] = _read_card(self.folder)
+        self.card: dict[str, Any] = card if card is not None else _read_card(self.folder)
 
     @property
     def name(self) -> str:
@@ -172,8 +173,8 @@ class CrossVerifier(_Calibrated):
         folder: A `cross` verifier folder (`card.json` and `model/`).
     """
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__(folder)
+    def __init__(self, folder: Path, *, card: dict[str, Any] | None = None) -> None:
+        super().__init__(folder, card)
         if not (self.folder / MODEL).is_dir():
             raise ResourceMissing(f"the cache verifier at {self.folder} has no {MODEL}/ folder; retrain it")
         self._max_length = int(self.card.get("recipe", {}).get("max_seq_len", 64))
@@ -218,8 +219,10 @@ class CacheVerifier(_Calibrated):
             verifier loads its own encoder on first use.
     """
 
-    def __init__(self, folder: Path, *, embedder: Embedder | None = None) -> None:
-        super().__init__(folder)
+    def __init__(
+        self, folder: Path, *, embedder: Embedder | None = None, card: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(folder, card)
         if not (self.folder / HEAD).is_file():
             raise ResourceMissing(
                 f"{self.folder} is not a cache verifier (needs {CARD} and {HEAD}); train one with "
