@@ -37,7 +37,8 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _model_key(model_dir: Path) -> str:
+def model_key(model_dir: Path) -> str:
+    """Identifies a model folder's export: its files' sizes and times, its path and the export version."""
     h = hashlib.sha256(_EXPORT_VERSION.encode())
     for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
         f = model_dir / name
@@ -50,7 +51,7 @@ def _model_key(model_dir: Path) -> str:
 
 def export_onnx(model_dir: Path) -> Path:
     """The model's transformer as ONNX (last hidden state out), exported once and cached; needs torch once."""
-    target = cache_dir("onnx") / f"{model_dir.name}-{_model_key(model_dir)}" / "model.onnx"
+    target = cache_dir("onnx") / f"{model_dir.name}-{model_key(model_dir)}" / "model.onnx"
     if target.is_file():
         return target
     t0 = time.perf_counter()

@@ -21,6 +21,9 @@ from ragcli.types import Usage, Vectors
 
 log = logging.getLogger(__name__)
 
+BULK_TEXTS = 256
+"""A call with at least this many texts is a bulk embed (an ingest's buffer), where `auto` may use torch."""
+
 
 def _resolve_trained(model: str, home: Path | None) -> tuple[str, str]:
     """The folder of `trained:NAME` and the name it reports: `trained:NAME@<weights version>`.
@@ -83,7 +86,8 @@ class SentenceTransformerEmbedder:
         device: `cpu`, `cuda`, `mps`.
         backend: `torch` (sentence-transformers), `onnx` (ragcli's ONNX Runtime encoder: the model exported once,
             no torch at run time, the same vectors: cosine 0.99999 to torch), `auto` (`onnx` on a CPU when
-            onnxruntime is installed and the model has mean or CLS pooling, else `torch`), or `openvino`
+            onnxruntime is installed and the model has mean or CLS pooling, else `torch`; large batches go to
+            whichever of the two this machine measured faster, see `backend_choice`), or `openvino`
             (sentence-transformers' own, needs optimum).
         home: ragcli home, where `trained:NAME` embedders live (default `$RAGCLI_HOME`).
     """
@@ -109,6 +113,9 @@ class SentenceTransformerEmbedder:
         self._device = device
         self._backend = backend
         self._model: Any = None
+        self._bulk: Any = None
+        """What embeds large batches (`_bulk_model`): the model itself, or torch where `auto` measured it faster."""
+        self._torch: Any = None
         self._counter: HFTokenCounter | None = None
         self._dim: int | None = None
         self._max_tokens: int | None = None
@@ -204,27 +211,72 @@ class SentenceTransformerEmbedder:
                 log.warning("ONNX Runtime cannot run %s (%s); using torch", self._name, exc)
                 self._backend = "torch"
         if self._model is None:
-            offline_env()
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            t0 = time.perf_counter()
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ResourceMissing(
-                    "sentence-transformers is not installed; run `pip install 'ragcli[local]'`"
-                ) from exc
-            try:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars on stderr are noise for a CLI
-                backend = "torch" if self.backend == "onnx" else self.backend  # a hub id under onnx: torch
-                self._model = SentenceTransformer(self._path, device=self._device, backend=backend)  # type: ignore[arg-type]
-            except Exception as exc:
-                raise BackendError(
-                    f"could not load embedding model {self._name!r} from {self._path}: {exc}"
-                ) from exc
-            log.info("loaded embedding model %s in %.1fs", self._name, time.perf_counter() - t0)
+            self._model = self._load_torch()
         return self._model
+
+    def _load_torch(self) -> Any:
+        offline_env()
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        t0 = time.perf_counter()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ResourceMissing(
+                "sentence-transformers is not installed; run `pip install 'ragcli[local]'`"
+            ) from exc
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars on stderr are noise for a CLI
+            backend = "torch" if self.backend == "onnx" else self.backend  # a hub id under onnx: torch
+            model = SentenceTransformer(self._path, device=self._device, backend=backend)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise BackendError(
+                f"could not load embedding model {self._name!r} from {self._path}: {exc}"
+            ) from exc
+        log.info("loaded embedding model %s in %.1fs", self._name, time.perf_counter() - t0)
+        return model
+
+    def _bulk_model(self) -> Any:
+        """The model for a large batch: under `auto`, the back-end measured fastest on this machine.
+
+        Only an `auto` embedder that runs ONNX Runtime asks (`backend_choice`); torch joins it for large batches
+        when torch is installed and measured faster, and small batches (queries) stay on ONNX Runtime.
+        """
+        model = self._load()
+        if self._backend != "auto" or self.backend != "onnx" or self._folder is None:
+            return model
+        if self._bulk is None:
+            self._bulk = model
+            if importlib.util.find_spec("torch") and importlib.util.find_spec("sentence_transformers"):
+                from ragcli.ingest.backend_choice import choose_bulk_backend
+                from ragcli.ingest.onnx_encoder import model_key
+
+                def torch_encode() -> Any:
+                    st = self._torch if self._torch is not None else self._load_torch()
+                    self._torch = st
+                    return lambda batch: st.encode(
+                        list(batch), batch_size=len(batch), show_progress_bar=False
+                    )
+
+                choice = choose_bulk_backend(
+                    model_key(self._folder),
+                    {"onnx": lambda: model.encode, "torch": torch_encode},
+                    batch=self._batch_size,
+                )
+                if choice == "torch":
+                    self._bulk = self._torch if self._torch is not None else self._load_torch()
+                    self._torch = self._bulk
+        return self._bulk
+
+    @property
+    def bulk_backend(self) -> str:
+        """The back-end of large batches (ingest): `backend`, or under `auto` what this machine measured fastest."""
+        from ragcli.ingest.onnx_encoder import OnnxEncoder
+
+        if self._bulk is None:
+            return self.backend
+        return "onnx" if isinstance(self._bulk, OnnxEncoder) else "torch"
 
     def embed(self, texts: Sequence[str]) -> Embeddings:
         """Embed texts; returns L2-normalised vectors in the input order and the tokens the model read."""
@@ -234,7 +286,7 @@ class SentenceTransformerEmbedder:
         limit = self.max_tokens
         # Sorting by length keeps padding small inside each batch: the forward pass costs the longest member.
         order = sorted(range(len(texts)), key=lambda i: counts[i])
-        model = self._load()
+        model = self._bulk_model() if len(texts) >= BULK_TEXTS else self._load()
         from ragcli.ingest.onnx_encoder import OnnxEncoder  # light: numpy only until an encoder is built
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

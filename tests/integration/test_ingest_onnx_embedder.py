@@ -35,3 +35,24 @@ def test_onnx_vectors_agree_with_torch(tmp_path: Path, monkeypatch: pytest.Monke
     assert np.allclose(np.linalg.norm(b.vectors, axis=1), 1.0, atol=1e-5)
     # the export is cached: a second encoder loads without exporting again
     assert len(list((tmp_path / "onnx").rglob("model.onnx"))) == 1
+
+
+def test_auto_measures_the_bulk_backend_once_and_keeps_the_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragcli.ingest.backend_choice import CHOICE_FILE
+    from ragcli.ingest.sentence_transformer_embedder import BULK_TEXTS
+
+    monkeypatch.setenv("RAGCLI_HOME", str(tmp_path))
+    texts = [f"{TEXTS[i % len(TEXTS)]} variant {i}" for i in range(BULK_TEXTS)]
+    auto = SentenceTransformerEmbedder()
+    small = auto.embed(texts[:3])
+    assert auto.bulk_backend == "onnx"  # a query-sized call measures nothing
+    assert not (tmp_path / "onnx" / CHOICE_FILE).exists()
+    bulk = auto.embed(texts)
+    assert auto.bulk_backend in ("onnx", "torch") and (tmp_path / "onnx" / CHOICE_FILE).is_file()
+    assert auto.backend == "onnx"  # queries stay on ONNX Runtime whatever large batches use
+    reference = SentenceTransformerEmbedder(backend="onnx").embed(texts)
+    cos = np.sum(bulk.vectors * reference.vectors, axis=1)
+    assert cos.min() >= 0.9999, cos.min()
+    assert np.allclose(small.vectors, reference.vectors[:3], atol=1e-5)
