@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
+
+from ragcli.generation.sentence_selector import STOPWORDS
 
 SpanKind = Literal["number", "date", "code", "citation", "entity"]
 
@@ -89,7 +92,8 @@ def question_keys(question: str) -> list[str]:
     """The strings of a question that its answer's unit must contain: codes, quoted strings and names.
 
     `What is the value of key "4ef2-..."?` gives the key; `Who founded Acme Corp in 1990?` gives `Acme Corp`
-    and `1990`. Capitalised question words ("What", "Who") are not names.
+    and `1990`. Capitalised question words ("What", "Who") and function words that open a sentence ("He",
+    "This", "The") are not names.
     """
     keys: list[str] = []
     for m in _QUOTED.finditer(question):
@@ -98,7 +102,7 @@ def question_keys(question: str) -> list[str]:
         keys.append(m.group(0))
     for m in _CAPITALISED.finditer(question):
         words = m.group(0).split()
-        while words and words[0].lower() in _QUESTION_WORDS:
+        while words and (words[0].lower() in _QUESTION_WORDS or words[0].lower() in STOPWORDS):
             words.pop(0)
         name = " ".join(words).rstrip(".'’")
         if len(name) >= 2:
@@ -120,7 +124,8 @@ def find_spans(text: str, keys: list[str] | tuple[str, ...] = ()) -> list[Span]:
 
     Args:
         text: the prompt part to protect.
-        keys: strings from the question (`question_keys`) protected wherever they occur, case-insensitively.
+        keys: strings from the question (`question_keys`) protected wherever they occur as whole words,
+            case-insensitively (the name `Ed` is not protected inside `used`).
     """
     found: list[Span] = []
     for pattern, kind in (
@@ -132,13 +137,10 @@ def find_spans(text: str, keys: list[str] | tuple[str, ...] = ()) -> list[Span]:
         for m in pattern.finditer(text):
             if m.end() > m.start():
                 found.append(Span(m.start(), m.end(), kind))  # type: ignore[arg-type]
-    lowered = text.lower()
     for key in keys:
-        needle = key.lower()
-        start = lowered.find(needle)
-        while start >= 0 and needle:
-            found.append(Span(start, start + len(needle), "entity"))
-            start = lowered.find(needle, start + len(needle))
+        if key:
+            for m in _key_pattern(key).finditer(text):
+                found.append(Span(m.start(), m.end(), "entity"))
     found.sort(key=lambda s: (s.start, -(s.end - s.start)))
     merged: list[Span] = []
     for s in found:
@@ -152,6 +154,11 @@ def find_spans(text: str, keys: list[str] | tuple[str, ...] = ()) -> list[Span]:
 
 
 def key_hits(text: str, keys: list[str] | tuple[str, ...]) -> int:
-    """How many of the question's keys occur in `text` (case-insensitive)."""
-    lowered = text.lower()
-    return sum(1 for k in keys if k and k.lower() in lowered)
+    """How many of the question's keys occur in `text` as whole words (case-insensitive)."""
+    return sum(1 for k in keys if k and _key_pattern(k).search(text))
+
+
+@lru_cache(maxsize=4096)
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """`key` as a whole word or phrase, case-insensitive: not inside a longer word or number."""
+    return re.compile(rf"(?<![\w]){re.escape(key)}(?![\w])", re.IGNORECASE)

@@ -174,12 +174,14 @@ class SentenceCompressor:
         self._score(question, keys, text, blocks, units, block_scores)
         for u in units:
             u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
+        keep_all = False
         if self.prune_words:
-            self._pruned_costs(text, units, spans, budget)
+            keep_all = self._pruned_costs(text, units, spans, budget)
         for b in blocks:
             b.header_cost = self.count(text[b.header[0] : b.header[1]]) + 1 if b.header else 0
         sep = 1
-        kept = self._select(units, blocks, budget, sep)
+        # few-shot demonstrations (`keep_share=None`) whose protected words fit: every unit stays and words go
+        kept = list(units) if keep_all else self._select(units, blocks, budget, sep)
         out = self._render(text, blocks, kept)
         tokens = self.count(out) if out else 0
         pruned = 0
@@ -296,9 +298,13 @@ class SentenceCompressor:
             return [0.0] * len(plain)
         return [float((s - lo) / (hi - lo)) for s in sims]
 
-    def _pruned_costs(self, text: str, units: list[_Unit], spans: list[Span], budget: int) -> None:
+    def _pruned_costs(self, text: str, units: list[_Unit], spans: list[Span], budget: int) -> bool:
         """With word pruning, cost each unit at what it will likely keep: its protected words and a share of the
-        rest (`keep_share`, or with `None` the share that would let every unit fit: few-shot demonstrations)."""
+        rest (`keep_share`, or with `None` the share that would let every unit fit: few-shot demonstrations).
+
+        Returns whether every unit should be kept: `keep_share=None` and the units' protected words (with a
+        margin for the words that join them) fit the budget.
+        """
         protected = [(s.start, s.end) for s in spans]
         shape: list[tuple[int, int]] = []
         for u in units:
@@ -311,12 +317,15 @@ class SentenceCompressor:
             )
             shape.append((max(1, len(words)), floor))
         share = self.keep_share
+        keep_all = False
         if share is None:
             floor_tokens = sum(u.cost * f / n for u, (n, f) in zip(units, shape, strict=True))
             rest_tokens = sum(u.cost for u in units) - floor_tokens
             share = max(0.05, min(1.0, 0.9 * (budget - floor_tokens) / max(rest_tokens, 1.0)))
+            keep_all = floor_tokens <= 0.9 * budget
         for u, (n, f) in zip(units, shape, strict=True):
             u.cost = max(1, round(u.cost * (f + share * (n - f)) / n))
+        return keep_all
 
     def _select(self, units: list[_Unit], blocks: list[_Block], budget: int, sep: int) -> list[_Unit]:
         order = sorted(units, key=lambda u: (not u.must, -u.score, u.block, u.start))

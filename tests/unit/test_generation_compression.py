@@ -107,6 +107,15 @@ def test_question_keys_are_names_codes_and_quotes() -> None:
     assert not any(k.lower() == "who" for k in keys)
 
 
+def test_sentence_openers_are_not_names_and_names_match_whole_words() -> None:
+    # "He" opening a sentence once protected every "he" inside "the", "she" and "when" of a GSM8K prompt
+    keys = question_keys("Josh buys a house for $80,000. He puts in $50,000. This raised its value by 150%.")
+    assert "Josh" in keys and not {"he", "this"} & {k.lower() for k in keys}
+    text = "Ed used the shed. Then Ed left."
+    entities = [text[s.start : s.end] for s in find_spans(text, ["Ed"]) if s.kind == "entity"]
+    assert entities == ["Ed", "Ed"]
+
+
 def test_kv_key_value_survives_at_two_x() -> None:
     rng = np.random.default_rng(0)
     pairs = [("".join(rng.choice(list("0123456789abcdef"), 8)) + "-aa", f"v{i:04d}-zz") for i in range(60)]
@@ -132,6 +141,21 @@ def test_word_pruning_keeps_every_number_of_a_demo() -> None:
     assert sorted(re.findall(r"\d+", c.text)) == sorted(numbers)
     assert words(c.text) <= c.target_tokens and c.words_pruned > 0
     assert c.protected_kept == c.protected_total
+
+
+def test_demonstrations_keep_every_sentence_when_their_numbers_fit() -> None:
+    # eight demonstrations at 3x: each sentence's numbers survive, words around them go
+    demos = "\n\n".join(
+        f"Q: Sam had {10 + i} apples and bought {3 * i + 2} more. How many now?\nA: Sam started with {10 + i} "
+        f"apples. Then he bought {3 * i + 2} more apples at the shop near the old river bridge. So he has "
+        f"{10 + i} + {3 * i + 2} = {13 + 4 * i} apples. The answer is {13 + 4 * i}."
+        for i in range(8)
+    )
+    c = SentenceCompressor(words, prune_words=True, keep_share=None).compress(
+        "He has 7 pears. How many now?", demos, CompressionTarget(ratio=3.0)
+    )
+    assert sorted(re.findall(r"\d+", c.text)) == sorted(re.findall(r"\d+", demos))
+    assert words(c.text) <= c.target_tokens
 
 
 def test_embeddings_add_to_the_score() -> None:
