@@ -266,6 +266,24 @@ def _show_answer(ans: Any, *, show_prompt: bool, no_answer: bool, streamed: bool
         _print_answer(ans, streamed=streamed)
 
 
+def chat_summarizer(cfg: Any, stages: Any) -> Any:
+    """The chat's summariser: `None` (extractive) or notes by the cheapest tier, each call a hidden ledger row."""
+    if cfg.chat.summarizer != "llm":
+        return None
+    from ragcli.cost.ledger import LedgerRow
+    from ragcli.generation.llm_summarizer import LLMSummarizer
+
+    tier = stages.tiers[0]
+
+    def record(usage: Any, seconds: float) -> None:
+        row = LedgerRow.of("summary", tier.model_name, usage, seconds, hidden=True, preset=cfg.name)
+        stages.ledger.record(row)
+
+    return LLMSummarizer(
+        tier, stages.llm.count_tokens, max_note_tokens=cfg.chat.summary_max_tokens, on_call=record
+    )
+
+
 @app.command()
 def chat(
     config: ConfigOpt = None,
@@ -289,7 +307,16 @@ def chat(
         stages = Stages.from_config(cfg)
         open_store(stages)
         count = stages.llm.count_tokens
-        conv = Conversation.open(cfg.home_dir(), session, count) if session else Conversation(count)
+        history = {
+            "window_turns": cfg.chat.window_turns,
+            "summary_cap_tokens": cfg.chat.summary_cap_tokens,
+            "summarizer": chat_summarizer(cfg, stages),
+        }
+        conv = (
+            Conversation.open(cfg.home_dir(), session, count, **history)
+            if session
+            else Conversation(count, **history)
+        )
         if conv.turns:
             out.print(f"[dim]resumed session {session}: {len(conv.turns)} turns[/dim]")
         total = Usage()

@@ -69,6 +69,15 @@ def eval_history(
     plant: Annotated[int, typer.Option(min=1, help="Turns in which the user states a fact.")] = 5,
     window: Annotated[int, typer.Option(min=0, help="Turns kept verbatim.")] = 4,
     cap: Annotated[int, typer.Option(min=0, help="Summary token cap.")] = 200,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm",
+            help="Also summarise with the config's cheapest tier: ragcli's LLM notes and a LangChain-style "
+            "summary buffer (one model call per fold).",
+        ),
+    ] = False,
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """History tokens per turn (whole transcript, last N turns, ragcli's window + summary) and recall of facts
@@ -80,6 +89,11 @@ def eval_history(
     with errors():
         if not questions.is_file():
             raise InputError(f"question file {str(questions)!r} does not exist; pass --questions FILE")
+        summarizer = None
+        if llm:
+            from ragcli.pipelines.stages import Stages
+
+            summarizer = Stages.from_config(load(config)).tiers[0]
         report = evaluate_history(
             questions,
             counter_for("gpt-4").count,
@@ -87,6 +101,7 @@ def eval_history(
             plant=plant,
             window_turns=window,
             summary_cap_tokens=cap,
+            llm=summarizer,
         )
         if as_json:
             print_json(report)
@@ -113,3 +128,8 @@ def eval_history(
                 f"{100 * report.recall[name]:.0f}%",
             )
         out.print(table)
+        for name, usage in report.summarizer_usage.items():
+            out.print(
+                f"{name}: {usage.calls} summariser calls, {usage.input_tokens} input + {usage.output_tokens} "
+                f"output tokens, {report.summarizer_seconds[name]:.0f} s (a hidden cost of the conversation)"
+            )

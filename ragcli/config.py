@@ -512,6 +512,20 @@ class RouterConfig(_Section):
 # ---------------------------------------------------------------- the whole pipeline
 
 
+class ChatConfig(_Section):
+    """`ragcli chat`'s history: the last turns verbatim, older ones in a running summary with a hard cap."""
+
+    window_turns: int = Field(4, ge=0)
+    """Turns sent verbatim with each question."""
+    summary_cap_tokens: int = Field(200, ge=0)
+    """Hard cap on the running summary of older turns (the answering model's tokens)."""
+    summarizer: Literal["extractive", "llm"] = "extractive"
+    """`extractive`: sentences kept from the expired turns, no model call, free. `llm`: notes written by the
+    cheapest tier, one call per fold over the newly expired turns only; each call is a hidden-cost ledger row."""
+    summary_max_tokens: int = Field(128, ge=16)
+    """Output cap of one summariser call (`llm` only)."""
+
+
 class PipelineConfig(_Section):
     """A whole pipeline: what a preset or a user's YAML file describes."""
 
@@ -537,6 +551,7 @@ class PipelineConfig(_Section):
     cost: CostConfig = Field(default_factory=CostConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
 
     @field_validator("collection")
     @classmethod

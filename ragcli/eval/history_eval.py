@@ -7,20 +7,27 @@ answer with a citation looks like). Later turns just ask and answer. A planted f
 when what it is about (its paragraph's title, else its first numbers or codes) is still in the history sent.
 
 Compared: the whole transcript (what `ragcli chat` sent before), the last N turns only, and `Conversation`
-(last N turns + a capped extractive summary).
+(last N turns + a capped extractive summary). Given an LLM, also `Conversation` with that LLM's notes as the
+summary (`LLMSummarizer`) and a summary buffer as LangChain's `ConversationSummaryBufferMemory` keeps it: recent
+messages verbatim up to a token limit, and each time the buffer overflows the messages pushed out are merged into
+the previous summary by one LLM call that rewrites it (no cap on the summary).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragcli.errors import InputError
 from ragcli.generation.conversation import Conversation
+from ragcli.generation.llm_summarizer import LLMSummarizer
 from ragcli.generation.protected_spans import find_spans
+from ragcli.generation.protocols import LLM
 from ragcli.generation.sentence_selector import split_sentences
+from ragcli.types import Message, Usage
 
 
 @dataclass
@@ -33,6 +40,9 @@ class HistoryReport:
     """History tokens sent with each turn's question, per strategy."""
     recall: dict[str, float] = field(default_factory=dict)
     """Share of planted facts still in the history at the last turn, per strategy."""
+    summarizer_usage: dict[str, Usage] = field(default_factory=dict)
+    """What the summariser's calls cost over the whole conversation, per LLM strategy (a hidden cost)."""
+    summarizer_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _first_sentence(text: str) -> str:
@@ -77,8 +87,15 @@ def evaluate_history(
     plant: int = 5,
     window_turns: int = 4,
     summary_cap_tokens: int = 200,
+    llm: LLM | None = None,
+    buffer_tokens: int | None = None,
 ) -> HistoryReport:
-    """Run the three strategies over the same conversation; see the module docstring."""
+    """Run the strategies over the same conversation; see the module docstring.
+
+    Args:
+        llm: the summarising model for the two LLM strategies (skipped without one).
+        buffer_tokens: the summary buffer's verbatim limit (default: the mean size of `window_turns` turns).
+    """
     if not 1 <= plant < turns:
         raise InputError(f"--plant must be between 1 and turns-1 ({turns - 1}), got {plant}")
     data = build_turns(path, turns, plant)
@@ -103,10 +120,75 @@ def evaluate_history(
     final_full = "\n".join(u + "\n" + a for u, a, _ in data[:-1]).lower()
     final_window = "\n".join(u + "\n" + a for u, a, _ in data[:-1][-window_turns:]).lower()
     planted = [must for _, _, must in data[:plant]]
-    for name, text in (
-        ("full transcript", final_full),
-        (f"last {window_turns} turns", final_window),
-        ("ragcli", final_ours),
-    ):
+    finals = {"full transcript": final_full, f"last {window_turns} turns": final_window, "ragcli": final_ours}
+    if llm is not None:
+        limit = buffer_tokens or round(running / len(data) * window_turns)
+        for name, run in (
+            (f"ragcli + {llm.model_name} notes", _run_llm_notes),
+            (f"summary buffer ({llm.model_name}, LangChain-style)", _run_summary_buffer),
+        ):
+            cost: list[Usage] = []
+            t0 = time.perf_counter()
+            series, final = run(data, count, llm, window_turns, summary_cap_tokens, limit, cost)
+            report.tokens_per_turn[name] = series
+            report.summarizer_usage[name] = sum(cost, Usage())
+            report.summarizer_seconds[name] = time.perf_counter() - t0
+            finals[name] = final
+    for name, text in finals.items():
         report.recall[name] = sum(all(m.lower() in text for m in must) for must in planted) / len(planted)
     return report
+
+
+Turns = list[tuple[str, str, list[str]]]
+
+
+def _run_llm_notes(
+    data: Turns, count: Callable[[str], int], llm: LLM, window: int, cap: int, _limit: int, cost: list[Usage]
+) -> tuple[list[int], str]:
+    summarizer = LLMSummarizer(llm, count, on_call=lambda usage, _s: cost.append(usage))
+    conv = Conversation(count, window_turns=window, summary_cap_tokens=cap, summarizer=summarizer)
+    series: list[int] = []
+    final = ""
+    for i, (user, assistant, _) in enumerate(data):
+        if i == len(data) - 1:
+            final = "\n".join(m.content for m in conv.history()).lower()
+        series.append(conv.history_tokens())
+        conv.add(user, assistant)
+    return series, final
+
+
+BUFFER_SYSTEM = (
+    "Extend the running summary of a conversation with the new lines below, and return the whole new summary "
+    "as plain prose."
+)
+
+
+def _run_summary_buffer(
+    data: Turns, count: Callable[[str], int], llm: LLM, _window: int, _cap: int, limit: int, cost: list[Usage]
+) -> tuple[list[int], str]:
+    """LangChain's summary buffer: verbatim messages up to `limit` tokens; overflow is merged into the summary."""
+    buffer: list[Message] = []
+    summary = ""
+    series: list[int] = []
+    final = ""
+    for i, (user, assistant, _) in enumerate(data):
+        sent = ([summary] if summary else []) + [m.content for m in buffer]
+        if i == len(data) - 1:
+            final = "\n".join(sent).lower()
+        series.append(sum(count(t) for t in sent))
+        buffer += [Message("user", user), Message("assistant", assistant)]
+        pushed: list[Message] = []
+        while buffer and sum(count(m.content) for m in buffer) > limit:
+            pushed.append(buffer.pop(0))
+        if pushed:
+            lines = "\n".join(f"{m.role}: {m.content}" for m in pushed)
+            done = llm.complete(
+                [
+                    Message("system", BUFFER_SYSTEM),
+                    Message("user", f"Current summary:\n{summary}\n\nNew lines:\n{lines}\n\nNew summary:"),
+                ],
+                max_tokens=256,
+            )
+            cost.append(done.usage)
+            summary = done.text.strip()
+    return series, final

@@ -84,3 +84,21 @@ def test_eval_history_json(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert len(data["tokens_per_turn"]["ragcli"]) == 8 and data["recall"]["full transcript"] == 1.0
+
+
+def test_eval_history_with_an_llm_summariser(tmp_path: Path) -> None:
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {"embedder": {"type": "hash"}, "llm": {"type": "scripted", "replies": ["- Town0 in 1800."]}}
+        )
+    )
+    args = ["eval", "history", "--questions", str(_hotpot(tmp_path)), "--turns", "8", "--plant", "2"]
+    res = CliRunner().invoke(app, [*args, "--window", "2", "--llm", "-c", str(cfg), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    names = [n for n in data["tokens_per_turn"] if "scripted" in n]
+    assert len(names) == 2 and all(len(data["tokens_per_turn"][n]) == 8 for n in names)
+    assert all(data["summarizer_usage"][n]["calls"] > 0 for n in names)

@@ -1,0 +1,93 @@
+"""A running chat summary written by a (cheap) LLM: one call per fold, over the newly expired turns only.
+
+The model is asked for notes, one fact per line, of the turns that just left the verbatim window; the notes join
+the summary as facts and the summary's hard token cap is enforced exactly as for the extractive summariser
+(least valuable facts out first, user-stated names, numbers and decisions last). So, unlike LangChain's summary
+buffer, it never re-summarises the summary (no drift of early facts through repeated rewriting) and never grows
+past its cap (#17888). Each call's usage is returned with the summary; the caller records it in the ledger as a
+hidden cost of the conversation. A failed call falls back to the extractive fold for those turns: a chat never
+stops because its summariser did.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+
+from ragcli.errors import BackendError, BudgetExceeded
+from ragcli.generation.extractive_summarizer import ExtractiveSummarizer, Fact, Summary, fact_weight
+from ragcli.generation.protocols import LLM
+from ragcli.types import Message, Usage
+
+log = logging.getLogger(__name__)
+
+SYSTEM = (
+    "You take notes of a conversation. Write the facts the user stated and the answers given, one short fact "
+    "per line, each line starting with '- '. Copy names, numbers and dates exactly. No other text."
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.*\S)\s*$")
+
+
+class LLMSummarizer:
+    """Folds expired turns into the running summary with notes written by `llm`.
+
+    Args:
+        llm: the model that writes the notes (the cheapest tier).
+        count_tokens: the answering model's token counter (the summary's cap is in its tokens).
+        max_note_tokens: output cap of one fold's call.
+        on_call: called with each call's usage and seconds (the caller's ledger row).
+    """
+
+    def __init__(
+        self,
+        llm: LLM,
+        count_tokens: Callable[[str], int],
+        *,
+        max_note_tokens: int = 128,
+        on_call: Callable[[Usage, float], None] | None = None,
+    ) -> None:
+        if max_note_tokens < 16:
+            raise ValueError(f"max_note_tokens must be >= 16, got {max_note_tokens}")
+        self.llm = llm
+        self.count = count_tokens
+        self.max_note_tokens = max_note_tokens
+        self.on_call = on_call
+        self._fallback = ExtractiveSummarizer(count_tokens)
+
+    @property
+    def model_name(self) -> str:
+        return self.llm.model_name
+
+    def fold(self, summary: Summary, turns: Sequence[Message], first_turn: int, cap_tokens: int) -> Summary:
+        """Add notes of `turns` (newly expired, in order; the first is turn `first_turn`), then enforce the cap."""
+        lines = "\n".join(f"{m.role}: {' '.join(m.content.split())}" for m in turns)
+        messages = [Message("system", SYSTEM), Message("user", f"Conversation:\n{lines}\n\nNotes:")]
+        t0 = time.perf_counter()
+        try:
+            done = self.llm.complete(messages, max_tokens=self.max_note_tokens)
+        except (BackendError, BudgetExceeded) as exc:
+            log.warning("summariser %s failed (%s); folding these turns extractively", self.model_name, exc)
+            return self._fallback.fold(summary, turns, first_turn, cap_tokens)
+        seconds = time.perf_counter() - t0
+        if self.on_call is not None:
+            self.on_call(done.usage, seconds)
+        turn = first_turn + max(
+            0, sum(1 for m in turns if m.role == "user") - 1
+        )  # notes date from the last turn
+        notes = [Fact(text, "note", turn, fact_weight(text, "user")) for text in parse_notes(done.text)]
+        if not notes:  # the model wrote nothing usable: keep the facts anyway
+            return self._fallback.fold(summary, turns, first_turn, cap_tokens)
+        facts = self._fallback.enforce_cap([*summary.facts, *(n for n in notes if n.weight > 0)], cap_tokens)
+        return Summary(
+            tuple(facts), summary.turns_folded + sum(1 for m in turns if m.role == "user"), done.usage
+        )
+
+
+def parse_notes(text: str) -> list[str]:
+    """The bulleted lines of a model's notes (unbulleted lines too when it wrote no bullets at all)."""
+    bullets = [m.group(1) for line in text.splitlines() if (m := _BULLET.match(line))]
+    if bullets:
+        return bullets
+    return [line.strip() for line in text.splitlines() if len(line.split()) >= 3]
