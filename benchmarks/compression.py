@@ -96,13 +96,15 @@ def truncation(count: Callable[[str], int]) -> Method:
     return run
 
 
-def measure_hotpot(items: list[dict[str, Any]], methods: dict[str, Method]) -> list[str]:
+def measure_hotpot(
+    items: list[dict[str, Any]], methods: dict[str, Method], ratios: tuple[float, ...] = RATIOS
+) -> list[str]:
     rows = [
         "| method | ratio asked | answer kept | ratio reached (mean) | within 10 % of target | ms / 1k tokens (p50) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, method in methods.items():
-        for ratio in RATIOS:
+        for ratio in ratios:
             kept = 0
             reached: list[float] = []
             within = 0
@@ -198,6 +200,10 @@ def main() -> None:
     ap.add_argument("--kv", type=int, default=None, help="kv examples (default all)")
     ap.add_argument("--gsm8k", type=int, default=20, help="GSM8K test questions used as queries")
     ap.add_argument("--llmlingua", type=int, default=0, help="HotpotQA questions for LLMLingua (0: skip)")
+    ap.add_argument(
+        "--llmlingua-ratios", nargs="+", type=float, default=list(RATIOS), help="ratios LLMLingua is run at"
+    )
+    ap.add_argument("--skip-main", action="store_true", help="only the LLMLingua comparison")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     count = counter_for("gpt-4").count
@@ -213,7 +219,8 @@ def main() -> None:
         "truncation": truncation(count),
     }
     lines = [f"## HotpotQA ({args.split} split: {len(items)} questions)", ""]
-    lines += measure_hotpot(items, methods)
+    if not args.skip_main:
+        lines += measure_hotpot(items, methods)
     if args.llmlingua:
         from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor
 
@@ -224,7 +231,13 @@ def main() -> None:
             "ragcli sentences (same sample)": ours.compress,
         }
         lines += ["", f"### LLMLingua on the first {len(sample)} questions of the split", ""]
-        lines += measure_hotpot(sample, ling)
+        lines += measure_hotpot(sample, ling, tuple(args.llmlingua_ratios))
+        if args.skip_main:
+            text = "\n".join(lines) + "\n"
+            if args.out:
+                args.out.write_text(text, encoding="utf-8")
+            print(text)
+            return
     kv = kv_items(args.data, args.kv)
     lines += ["", f"## kv_retrieval ({len(kv)} examples, 75 pairs each)", ""]
     lines += measure_kv(

@@ -80,7 +80,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
             min_relative_score=g["rel"],
             max_score_gap=g.get("gap"),
         )
-        comp = SentenceCompressor(llm_count) if g["ratio"] else None
+        comp = SentenceCompressor(llm_count) if g["ratio"] or g.get("tokens") else None
         system = g.get("system") or cfg.prompt.system
         hit_n = in_ctx = answerable = found = total = tokens = used_hits = 0
         for item, hits in zip(run["items"], run["hits"], strict=True):
@@ -92,7 +92,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
                 done = comp.compress(
                     item.question,
                     text,
-                    CompressionTarget(ratio=g["ratio"]),
+                    CompressionTarget(ratio=g["ratio"], tokens=g.get("tokens")),
                     block_scores=[scores.get(c.chunk_id, 0.0) for c in ctx.citations],
                 )
                 text = done.text
@@ -145,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rel", nargs="+", type=float, default=[0.0, 0.55, 0.7, 0.8, 0.9])
     ap.add_argument("--budgets", nargs="+", type=int, default=[128, 256, 512])
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 3.0])
+    ap.add_argument(
+        "--targets",
+        nargs="+",
+        type=int,
+        default=[],
+        help="also: whole chunks of the top 4/8/12 packed at 1,024 tokens, then compressed to each token cap",
+    )
+    ap.add_argument("--only-targets", action="store_true", help="sweep only the --targets settings")
     ap.add_argument("--out", default="/tmp/qa_adaptive_calibrate.json")
     args = ap.parse_args(argv)
     specs = args.spec or [
@@ -168,13 +176,23 @@ def main(argv: list[str] | None = None) -> int:
             run = retrieve_all(set_name, spec, args, cache)
             # whole chunks (the `local` packer) from the top 4 (today's `local`) or 8, optionally compressed after;
             # sentence selection (the `lean` packer) from the top 8
-            grid = [
-                {"select": False, "rel": rel or None, "budget": b, "ratio": ratio or None, "top_k": k}
-                for k, rel, b, ratio in itertools.product([4, 8], args.rel, [256, 512, 1024], args.ratios)
-            ] + [
-                {"select": True, "rel": rel or None, "budget": b, "ratio": None, "top_k": 8}
-                for rel, b in itertools.product(args.rel, args.budgets)
+            targets = [
+                {"select": False, "rel": None, "budget": 1024, "ratio": None, "tokens": t, "top_k": k}
+                for k, t in itertools.product([4, 8, 12], args.targets)
             ]
+            grid = (
+                targets
+                if args.only_targets
+                else targets
+                + [
+                    {"select": False, "rel": rel or None, "budget": b, "ratio": ratio or None, "top_k": k}
+                    for k, rel, b, ratio in itertools.product([4, 8], args.rel, [256, 512, 1024], args.ratios)
+                ]
+                + [
+                    {"select": True, "rel": rel or None, "budget": b, "ratio": None, "top_k": 8}
+                    for rel, b in itertools.product(args.rel, args.budgets)
+                ]
+            )
             for r in sweep(run, grid, count):
                 results.append({"set": set_name, "retrieval": run["name"], **r})
             Path(args.out).write_text(json.dumps(results, indent=1))
