@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from ragcli.errors import BackendError, BudgetExceeded
 from ragcli.generation.extractive_summarizer import ExtractiveSummarizer, Fact, Summary, fact_weight
 from ragcli.generation.protocols import LLM
+from ragcli.generation.sentence_selector import split_sentences, terms
 from ragcli.types import Message, Usage
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,27 @@ class LLMSummarizer:
         turn = first_turn + max(
             0, sum(1 for m in turns if m.role == "user") - 1
         )  # notes date from the last turn
-        notes = [Fact(text, "note", turn, fact_weight(text, "user")) for text in parse_notes(done.text)]
+        notes = [Fact(text, "note", turn, note_weight(text, turns)) for text in parse_notes(done.text)]
         if not notes:  # the model wrote nothing usable: keep the facts anyway
             return self._fallback.fold(summary, turns, first_turn, cap_tokens)
         facts = self._fallback.enforce_cap([*summary.facts, *(n for n in notes if n.weight > 0)], cap_tokens)
         return Summary(
             tuple(facts), summary.turns_folded + sum(1 for m in turns if m.role == "user"), done.usage
         )
+
+
+def note_weight(note: str, turns: Sequence[Message]) -> float:
+    """A note is worth what the sentence it came from is worth: a fact the user stated outranks a question or an
+    assistant's remark (`fact_weight` of the source sentence with the most of the note's words, by its speaker)."""
+    words = set(terms(note))
+    best, source, role = 0.0, note, "assistant"
+    for m in turns:
+        for span in split_sentences(m.content):
+            sentence = m.content[span.start : span.end]
+            overlap = len(words & set(terms(sentence))) / max(len(words), 1)
+            if overlap > best:
+                best, source, role = overlap, sentence, m.role
+    return fact_weight(source, role) if best >= 0.3 else fact_weight(note, "assistant")
 
 
 def parse_notes(text: str) -> list[str]:
