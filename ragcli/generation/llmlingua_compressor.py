@@ -20,6 +20,35 @@ from ragcli.generation.protected_spans import find_spans, question_keys
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n")
 
 
+class LegacyCacheModel:
+    """A causal LM that takes and returns its key/value cache as per-layer `(keys, values)` tuples.
+
+    llmlingua 0.2.2 slices and iterates `past_key_values` as such tuples; transformers 5 returns a `DynamicCache`
+    (without `to_legacy_cache`), so every compression failed with "too many values to unpack" (microsoft/LLMLingua
+    #210; the fix, PR #246, is not released). Everything else is the wrapped model's.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def __call__(self, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+        if isinstance(past_key_values, (tuple, list)):
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            for layer, (keys, values) in enumerate(past_key_values):
+                cache.update(keys, values, layer)
+            past_key_values = cache
+        out = self._model(*args, past_key_values=past_key_values, **kwargs)
+        layers = getattr(getattr(out, "past_key_values", None), "layers", None)
+        if layers is not None:
+            out.past_key_values = tuple((layer.keys, layer.values) for layer in layers)
+        return out
+
+
 class LLMLinguaCompressor:
     """Compresses with llmlingua's `PromptCompressor` over a local causal LM.
 
@@ -69,6 +98,7 @@ class LLMLinguaCompressor:
                 self._compressor = PromptCompressor(model_name=folder, device_map=self.device)
             except Exception as exc:  # a third-party load failure: wrap it with the model named
                 raise BackendError(f"llmlingua could not load {self.model!r} from {folder}: {exc}") from exc
+            self._compressor.model = LegacyCacheModel(self._compressor.model)
         return self._compressor
 
     def compress(self, question: str, text: str, target: CompressionTarget) -> Compressed:
