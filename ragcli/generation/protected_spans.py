@@ -102,8 +102,10 @@ def question_keys(question: str) -> list[str]:
         keys.append(m.group(0))
     for m in _CAPITALISED.finditer(question):
         words = m.group(0).split()
-        while words and (words[0].lower() in _QUESTION_WORDS or words[0].lower() in STOPWORDS):
-            words.pop(0)
+        while words and (
+            words[0].lower() in _QUESTION_WORDS or (words[0].lower() in STOPWORDS and not words[0].isupper())
+        ):
+            words.pop(0)  # "He", "This" open a sentence; "US" and "IT" stay names
         name = " ".join(words).rstrip(".'’")
         if len(name) >= 2:
             keys.append(name)

@@ -266,7 +266,7 @@ class SentenceTransformerEmbedder:
                 )
                 if choice == "torch":
                     self._bulk = self._torch if self._torch is not None else self._load_torch()
-                    self._torch = self._bulk
+                self._torch = None  # measured and not chosen: no second model kept in memory
         return self._bulk
 
     @property

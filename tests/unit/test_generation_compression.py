@@ -111,6 +111,7 @@ def test_sentence_openers_are_not_names_and_names_match_whole_words() -> None:
     # "He" opening a sentence once protected every "he" inside "the", "she" and "when" of a GSM8K prompt
     keys = question_keys("Josh buys a house for $80,000. He puts in $50,000. This raised its value by 150%.")
     assert "Josh" in keys and not {"he", "this"} & {k.lower() for k in keys}
+    assert "US" in question_keys("When did US troops leave?")
     text = "Ed used the shed. Then Ed left."
     entities = [text[s.start : s.end] for s in find_spans(text, ["Ed"]) if s.kind == "entity"]
     assert entities == ["Ed", "Ed"]
