@@ -191,6 +191,8 @@ class SentenceTransformerEmbedder:
     def backend(self) -> str:
         """The backend that runs (what `auto` resolved to)."""
         if self._backend == "auto":
+            if self._bulk is not None:
+                return self.bulk_backend  # measured on a large batch: one model serves every batch since
             return "onnx" if self._onnx_usable() else "torch"
         return self._backend
 
@@ -240,14 +242,14 @@ class SentenceTransformerEmbedder:
     def _bulk_model(self) -> Any:
         """The model for a large batch: under `auto`, the back-end measured fastest on this machine.
 
-        Only an `auto` embedder that runs ONNX Runtime asks (`backend_choice`); torch joins it for large batches
-        when torch is installed and measured faster, and small batches (queries) stay on ONNX Runtime.
+        Only an `auto` embedder that would run ONNX Runtime asks (`backend_choice`). Where torch wins, this process
+        (an ingest) has paid torch's import anyway, so torch embeds its small batches too and ONNX Runtime's session
+        is not kept; a process that never embeds a large batch (a query) never loads torch.
         """
-        model = self._load()
         if self._backend != "auto" or self.backend != "onnx" or self._folder is None:
-            return model
+            return self._load()
         if self._bulk is None:
-            self._bulk = model
+            choice = "onnx"
             if importlib.util.find_spec("torch") and importlib.util.find_spec("sentence_transformers"):
                 from ragcli.ingest.backend_choice import choose_bulk_backend
                 from ragcli.ingest.onnx_encoder import model_key
@@ -261,12 +263,15 @@ class SentenceTransformerEmbedder:
 
                 choice = choose_bulk_backend(
                     model_key(self._folder),
-                    {"onnx": lambda: model.encode, "torch": torch_encode},
+                    {"onnx": lambda: self._load().encode, "torch": torch_encode},
                     batch=self._batch_size,
                 )
-                if choice == "torch":
-                    self._bulk = self._torch if self._torch is not None else self._load_torch()
-                self._torch = None  # measured and not chosen: no second model kept in memory
+            if choice == "torch":
+                self._bulk = self._torch if self._torch is not None else self._load_torch()
+                self._model = self._bulk
+            else:
+                self._bulk = self._load()
+            self._torch = None  # one model in memory, whichever won
         return self._bulk
 
     @property

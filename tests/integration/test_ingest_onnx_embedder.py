@@ -51,7 +51,13 @@ def test_auto_measures_the_bulk_backend_once_and_keeps_the_vectors(
     assert not (tmp_path / "onnx" / CHOICE_FILE).exists()
     bulk = auto.embed(texts)
     assert auto.bulk_backend in ("onnx", "torch") and (tmp_path / "onnx" / CHOICE_FILE).is_file()
-    assert auto.backend == "onnx"  # queries stay on ONNX Runtime whatever large batches use
+    assert auto.backend == auto.bulk_backend  # one model in memory from then on
+    assert np.allclose(auto.embed(texts[:3]).vectors, small.vectors, atol=1e-4)
+    fresh = (
+        SentenceTransformerEmbedder()
+    )  # a new process (a query) reads the choice and stays on ONNX Runtime
+    fresh.embed(texts[:3])
+    assert fresh.backend == "onnx" and fresh._torch is None
     reference = SentenceTransformerEmbedder(backend="onnx").embed(texts)
     cos = np.sum(bulk.vectors * reference.vectors, axis=1)
     assert cos.min() >= 0.9999, cos.min()
