@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ragcli.errors import InputError
 from ragcli.state.sqlite_file import open_wal
@@ -60,6 +60,64 @@ _COLUMNS = (
     "status, tenant, hidden, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, batch, preset, "
     "saved_usd, lever"
 )
+LEDGER_COLUMNS = _COLUMNS
+"""The columns of a call row, in the order `row_values` gives and `row_from_db` reads (SQLite and PostgreSQL)."""
+
+
+def row_values(row: LedgerRow, flag: Callable[[bool], Any] = int) -> tuple[Any, ...]:
+    """`row`'s values in `LEDGER_COLUMNS` order; `flag` stores a boolean (SQLite: `int`, PostgreSQL: `bool`)."""
+    return (
+        row.ts,
+        row.query_id,
+        row.stage,
+        row.provider,
+        row.model,
+        int(row.input_tokens),
+        int(row.cached_tokens),
+        int(row.output_tokens),
+        row.usd,
+        float(row.latency_s),
+        flag(row.cached),
+        row.status,
+        row.tenant,
+        flag(row.hidden),
+        int(row.cache_write_tokens),
+        int(row.cache_write_1h_tokens),
+        int(row.reasoning_tokens),
+        flag(row.batch),
+        row.preset,
+        float(row.saved_usd),
+        row.lever,
+    )
+
+
+def row_from_db(r: Sequence[Any]) -> LedgerRow:
+    """A row read back in `LEDGER_COLUMNS` order (either database's types)."""
+    return LedgerRow(
+        ts=r[0],
+        query_id=r[1],
+        stage=r[2],
+        provider=r[3],
+        model=r[4],
+        input_tokens=int(r[5]),
+        cached_tokens=int(r[6]),
+        output_tokens=int(r[7]),
+        usd=r[8],
+        latency_s=float(r[9]),
+        cached=bool(r[10]),
+        status=r[11],
+        tenant=r[12],
+        hidden=bool(r[13]),
+        cache_write_tokens=int(r[14]),
+        cache_write_1h_tokens=int(r[15]),
+        reasoning_tokens=int(r[16]),
+        batch=bool(r[17]),
+        preset=r[18],
+        saved_usd=float(r[19]),
+        lever=r[20],
+    )
+
+
 _ADDED_COLUMNS = {  # columns added after the first release: created in older ledger files on open
     "status": "TEXT NOT NULL DEFAULT 'ok'",
     "tenant": "TEXT NOT NULL DEFAULT ''",
@@ -254,29 +312,7 @@ class Ledger:
 
     def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> int:
         """Append one call (and the prompt parts of an LLM call: part, tokens, dollars); returns its row id."""
-        values = (
-            row.ts,
-            row.query_id,
-            row.stage,
-            row.provider,
-            row.model,
-            int(row.input_tokens),
-            int(row.cached_tokens),
-            int(row.output_tokens),
-            row.usd,
-            float(row.latency_s),
-            int(row.cached),
-            row.status,
-            row.tenant,
-            int(row.hidden),
-            int(row.cache_write_tokens),
-            int(row.cache_write_1h_tokens),
-            int(row.reasoning_tokens),
-            int(row.batch),
-            row.preset,
-            float(row.saved_usd),
-            row.lever,
-        )
+        values = row_values(row)
         marks = ",".join("?" * len(values))
         with self._lock:
             # one transaction: a call and its parts are written together or not at all
@@ -302,32 +338,7 @@ class Ledger:
         with self._lock:
             cur = self._db.execute(f"SELECT {_COLUMNS} FROM calls{where} ORDER BY id", args)
             fetched = cur.fetchall()
-        return [
-            LedgerRow(
-                ts=r[0],
-                query_id=r[1],
-                stage=r[2],
-                provider=r[3],
-                model=r[4],
-                input_tokens=r[5],
-                cached_tokens=r[6],
-                output_tokens=r[7],
-                usd=r[8],
-                latency_s=r[9],
-                cached=bool(r[10]),
-                status=r[11],
-                tenant=r[12],
-                hidden=bool(r[13]),
-                cache_write_tokens=r[14],
-                cache_write_1h_tokens=r[15],
-                reasoning_tokens=r[16],
-                batch=bool(r[17]),
-                preset=r[18],
-                saved_usd=r[19],
-                lever=r[20],
-            )
-            for r in fetched
-        ]
+        return [row_from_db(r) for r in fetched]
 
     def totals(self, by: GroupBy = "day", since: str | date | datetime | None = None) -> list[LedgerTotal]:
         """Totals grouped by day, model or stage (sorted by the key; days oldest first)."""

@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from ragcli.cost.ledger import GROUP_BY, GroupBy, LedgerRow, LedgerTotal, parse_since
+from ragcli.cost.ledger import (
+    GROUP_BY,
+    LEDGER_COLUMNS,
+    GroupBy,
+    LedgerRow,
+    LedgerTotal,
+    parse_since,
+    row_from_db,
+    row_values,
+)
 from ragcli.errors import InputError
 from ragcli.state.postgres_database import PostgresDatabase
 from ragcli.types import Usage
-
-_COLUMNS = (
-    "ts, query_id, stage, provider, model, input_tokens, cached_tokens, output_tokens, usd, latency_s, cached, "
-    "status, tenant, hidden, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, batch, preset, "
-    "saved_usd, lever"
-)
 
 
 class PostgresLedger:
@@ -30,32 +33,10 @@ class PostgresLedger:
 
     def record(self, row: LedgerRow, parts: Sequence[tuple[str, int, float | None]] = ()) -> int:
         """Append one call and its prompt parts (part, tokens, dollars) in one committed transaction; its id."""
-        values = (
-            row.ts,
-            row.query_id,
-            row.stage,
-            row.provider,
-            row.model,
-            int(row.input_tokens),
-            int(row.cached_tokens),
-            int(row.output_tokens),
-            row.usd,
-            float(row.latency_s),
-            bool(row.cached),
-            row.status,
-            row.tenant,
-            bool(row.hidden),
-            int(row.cache_write_tokens),
-            int(row.cache_write_1h_tokens),
-            int(row.reasoning_tokens),
-            bool(row.batch),
-            row.preset,
-            float(row.saved_usd),
-            row.lever,
-        )
+        values = row_values(row, flag=bool)
         marks = ", ".join(["%s"] * len(values))
         with self.db.transaction() as cur:
-            cur.execute(f"INSERT INTO ledger_calls ({_COLUMNS}) VALUES ({marks}) RETURNING id", values)
+            cur.execute(f"INSERT INTO ledger_calls ({LEDGER_COLUMNS}) VALUES ({marks}) RETURNING id", values)
             call_id = int(cur.fetchone()[0])
             if parts:
                 cur.executemany(
@@ -70,34 +51,9 @@ class PostgresLedger:
         """Every row (oldest first), optionally from a day or time on, or of one query."""
         where, args = _where(since, query_id)
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT {_COLUMNS} FROM ledger_calls{where} ORDER BY id", args)
+            cur.execute(f"SELECT {LEDGER_COLUMNS} FROM ledger_calls{where} ORDER BY id", args)
             fetched = cur.fetchall()
-        return [
-            LedgerRow(
-                ts=r[0],
-                query_id=r[1],
-                stage=r[2],
-                provider=r[3],
-                model=r[4],
-                input_tokens=int(r[5]),
-                cached_tokens=int(r[6]),
-                output_tokens=int(r[7]),
-                usd=r[8],
-                latency_s=float(r[9]),
-                cached=bool(r[10]),
-                status=r[11],
-                tenant=r[12],
-                hidden=bool(r[13]),
-                cache_write_tokens=int(r[14]),
-                cache_write_1h_tokens=int(r[15]),
-                reasoning_tokens=int(r[16]),
-                batch=bool(r[17]),
-                preset=r[18],
-                saved_usd=float(r[19]),
-                lever=r[20],
-            )
-            for r in fetched
-        ]
+        return [row_from_db(r) for r in fetched]
 
     def totals(self, by: GroupBy = "day", since: str | date | datetime | None = None) -> list[LedgerTotal]:
         """Totals grouped by day, model or stage (sorted by the key; days oldest first)."""
