@@ -115,15 +115,22 @@ def _installed(dist: str) -> bool:
     return True
 
 
+TrainedNameOpt = Annotated[
+    str, typer.Option("--name", help="Name to save it under; use it as `model: trained:NAME`.")
+]
+PairsOpt = Annotated[Path | None, typer.Option("--pairs", help="JSONL of {query, passage, label}.")]
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl.")]
+QueriesOpt = Annotated[Path | None, typer.Option("--queries", help="BEIR queries.jsonl.")]
+QrelsOpt = Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (train split!).")]
+
+
 @train_app.command("reranker")
 def train_reranker_cmd(
-    name: Annotated[
-        str, typer.Option("--name", help="Name to save it under; use it as `model: trained:NAME`.")
-    ],
-    pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL of {query, passage, label}.")] = None,
-    corpus: Annotated[Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl.")] = None,
-    queries: Annotated[Path | None, typer.Option("--queries", help="BEIR queries.jsonl.")] = None,
-    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (train split!).")] = None,
+    name: TrainedNameOpt,
+    pairs: PairsOpt = None,
+    corpus: CorpusOpt = None,
+    queries: QueriesOpt = None,
+    qrels: QrelsOpt = None,
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Encoder to start from (default: the packaged all-MiniLM-L6-v2)."),

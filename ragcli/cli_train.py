@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from ragcli.cli_eval import train_app
+from ragcli.cli_eval import CorpusOpt, PairsOpt, QrelsOpt, QueriesOpt, TrainedNameOpt, train_app
 from ragcli.cli_support import (
     ConfigOpt,
     JsonOpt,
@@ -63,13 +63,11 @@ def print_verdict(verdict: Any, card: Path, as_json: bool) -> None:
 
 @train_app.command("embedder")
 def train_embedder_cmd(
-    name: Annotated[
-        str, typer.Option("--name", help="Name to save it under; use it as `model: trained:NAME`.")
-    ],
-    pairs: Annotated[Path | None, typer.Option("--pairs", help="JSONL of {query, passage, label}.")] = None,
-    corpus: Annotated[Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl.")] = None,
-    queries: Annotated[Path | None, typer.Option("--queries", help="BEIR queries.jsonl.")] = None,
-    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (train split!).")] = None,
+    name: TrainedNameOpt,
+    pairs: PairsOpt = None,
+    corpus: CorpusOpt = None,
+    queries: QueriesOpt = None,
+    qrels: QrelsOpt = None,
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Embedder to start from (default: the packaged all-MiniLM-L6-v2)."),
