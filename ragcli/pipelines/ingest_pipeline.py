@@ -31,6 +31,7 @@ from ragcli.ingest.file_checks import (
     skipped_in_folders,
     supported_suffixes,
 )
+from ragcli.ingest.heap import release_free_heap
 from ragcli.ingest.ids import chunk_id, document_id, expected_chunk_ids
 from ragcli.ingest.structure_chunker import embedding_text
 from ragcli.pipelines.ingest_producer import Prepared, PrepareFn, prepared_files
@@ -288,6 +289,8 @@ def _flush(run: _Run) -> None:
             report.chunks_replaced += len(p.chunks)
         report.largest_chunk_tokens = max([report.largest_chunk_tokens, *(c.tokens for c in p.chunks)])
         run.tell(p.n, p.path, p.done_before + len(p.chunks), p.total)
+    # every buffer embeds in new shapes and fragments the heap: hand the freed pages back, or RSS grows per batch
+    release_free_heap()
 
 
 def _delete_stale(run: _Run, p: _Pending) -> None:
