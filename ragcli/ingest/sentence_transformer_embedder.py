@@ -22,7 +22,7 @@ from ragcli.types import Usage, Vectors
 log = logging.getLogger(__name__)
 
 BULK_TEXTS = 256
-"""A call with at least this many texts is a bulk embed (an ingest's buffer), where `auto` may use torch."""
+"""A call with at least this many texts is a bulk embed (an ingest's buffer), where `fastest` may use torch."""
 
 
 def _resolve_trained(model: str, home: Path | None) -> tuple[str, str]:
@@ -86,9 +86,9 @@ class SentenceTransformerEmbedder:
         device: `cpu`, `cuda`, `mps`.
         backend: `torch` (sentence-transformers), `onnx` (ragcli's ONNX Runtime encoder: the model exported once,
             no torch at run time, the same vectors: cosine 0.99999 to torch), `auto` (`onnx` on a CPU when
-            onnxruntime is installed and the model has mean or CLS pooling, else `torch`; large batches go to
-            whichever of the two this machine measured faster, see `backend_choice`), or `openvino`
-            (sentence-transformers' own, needs optimum).
+            onnxruntime is installed and the model has mean or CLS pooling, else `torch`: the least memory and no
+            torch import), `fastest` (as `auto`, but large batches go to whichever of the two this machine
+            measured faster, see `backend_choice`), or `openvino` (sentence-transformers' own, needs optimum).
         home: ragcli home, where `trained:NAME` embedders live (default `$RAGCLI_HOME`).
     """
 
@@ -103,8 +103,10 @@ class SentenceTransformerEmbedder:
     ) -> None:
         if batch_size < 1:
             raise InputError(f"embedder batch_size must be at least 1, got {batch_size}")
-        if backend not in ("torch", "onnx", "openvino", "auto"):
-            raise InputError(f"embedder backend {backend!r} is not one of torch, onnx, openvino, auto")
+        if backend not in ("torch", "onnx", "openvino", "auto", "fastest"):
+            raise InputError(
+                f"embedder backend {backend!r} is not one of torch, onnx, openvino, auto, fastest"
+            )
         self._name = model
         self._path = resolve_embedding_model(model)
         if model.startswith(TRAINED_PREFIX):
@@ -114,7 +116,7 @@ class SentenceTransformerEmbedder:
         self._backend = backend
         self._model: Any = None
         self._bulk: Any = None
-        """What embeds large batches (`_bulk_model`): the model itself, or torch where `auto` measured it faster."""
+        """What embeds large batches (`_bulk_model`): the model itself, or torch where `fastest` measured it faster."""
         self._torch: Any = None
         self._counter: HFTokenCounter | None = None
         self._dim: int | None = None
@@ -190,7 +192,7 @@ class SentenceTransformerEmbedder:
     @property
     def backend(self) -> str:
         """The backend that runs (what `auto` resolved to)."""
-        if self._backend == "auto":
+        if self._backend in ("auto", "fastest"):
             if self._bulk is not None:
                 return self.bulk_backend  # measured on a large batch: one model serves every batch since
             return "onnx" if self._onnx_usable() else "torch"
@@ -240,13 +242,13 @@ class SentenceTransformerEmbedder:
         return model
 
     def _bulk_model(self) -> Any:
-        """The model for a large batch: under `auto`, the back-end measured fastest on this machine.
+        """The model for a large batch: under `fastest`, the back-end measured fastest on this machine.
 
-        Only an `auto` embedder that would run ONNX Runtime asks (`backend_choice`). Where torch wins, this process
+        Only a `fastest` embedder that would run ONNX Runtime asks (`backend_choice`). Where torch wins, this process
         (an ingest) has paid torch's import anyway, so torch embeds its small batches too and ONNX Runtime's session
         is not kept; a process that never embeds a large batch (a query) never loads torch.
         """
-        if self._backend != "auto" or self.backend != "onnx" or self._folder is None:
+        if self._backend != "fastest" or self.backend != "onnx" or self._folder is None:
             return self._load()
         if self._bulk is None:
             choice = "onnx"
@@ -276,7 +278,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def bulk_backend(self) -> str:
-        """The back-end of large batches (ingest): `backend`, or under `auto` what this machine measured fastest."""
+        """The back-end of large batches (ingest): `backend`, or under `fastest` what this machine measured fastest."""
         from ragcli.ingest.onnx_encoder import OnnxEncoder
 
         if self._bulk is None:

@@ -37,7 +37,7 @@ def test_onnx_vectors_agree_with_torch(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(list((tmp_path / "onnx").rglob("model.onnx"))) == 1
 
 
-def test_auto_measures_the_bulk_backend_once_and_keeps_the_vectors(
+def test_fastest_measures_the_bulk_backend_once_and_keeps_the_vectors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ragcli.ingest.backend_choice import CHOICE_FILE
@@ -45,17 +45,17 @@ def test_auto_measures_the_bulk_backend_once_and_keeps_the_vectors(
 
     monkeypatch.setenv("RAGCLI_HOME", str(tmp_path))
     texts = [f"{TEXTS[i % len(TEXTS)]} variant {i}" for i in range(BULK_TEXTS)]
-    auto = SentenceTransformerEmbedder()
-    small = auto.embed(texts[:3])
-    assert auto.bulk_backend == "onnx"  # a query-sized call measures nothing
+    fast = SentenceTransformerEmbedder(backend="fastest")
+    small = fast.embed(texts[:3])
+    assert fast.bulk_backend == "onnx"  # a query-sized call measures nothing
     assert not (tmp_path / "onnx" / CHOICE_FILE).exists()
-    bulk = auto.embed(texts)
-    assert auto.bulk_backend in ("onnx", "torch") and (tmp_path / "onnx" / CHOICE_FILE).is_file()
-    assert auto.backend == auto.bulk_backend  # one model in memory from then on
-    assert np.allclose(auto.embed(texts[:3]).vectors, small.vectors, atol=1e-4)
-    fresh = (
-        SentenceTransformerEmbedder()
-    )  # a new process (a query) reads the choice and stays on ONNX Runtime
+    SentenceTransformerEmbedder().embed(texts)  # the default, `auto`, never measures: least memory
+    assert not (tmp_path / "onnx" / CHOICE_FILE).exists()
+    bulk = fast.embed(texts)
+    assert fast.bulk_backend in ("onnx", "torch") and (tmp_path / "onnx" / CHOICE_FILE).is_file()
+    assert fast.backend == fast.bulk_backend  # one model in memory from then on
+    assert np.allclose(fast.embed(texts[:3]).vectors, small.vectors, atol=1e-4)
+    fresh = SentenceTransformerEmbedder(backend="fastest")  # a new process: a query stays on ONNX Runtime
     fresh.embed(texts[:3])
     assert fresh.backend == "onnx" and fresh._torch is None
     reference = SentenceTransformerEmbedder(backend="onnx").embed(texts)
