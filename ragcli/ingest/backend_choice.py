@@ -3,7 +3,7 @@
 Neither back-end wins everywhere (benchmarks/results/ingest.md, 2026-12-02): on an AMD EPYC host under load ONNX
 Runtime was 1.22x torch; on an Intel Xeon host with AVX-512 and a quiet CPU torch was 1.3-1.6x ONNX Runtime. So
 `embedder.backend: fastest` measures instead of guessing: the first large batch a process embeds (an ingest) times
-both back-ends on the same short synthetic texts, alternating, and keeps the best time of each (the best of a few
+both back-ends on the same chunk-sized synthetic texts, alternating, and keeps the best time of each (the best of a few
 runs is what the hardware can do; the other jobs of a shared machine only add noise). Small batches (a query) stay
 on ONNX Runtime whatever the choice, so a query never pays torch's import. The choice is written to
 `<home>/onnx/backend-choice.json`, keyed by the CPU, the core count, the package versions and the model, so each
