@@ -267,20 +267,17 @@ def _show_answer(ans: Any, *, show_prompt: bool, no_answer: bool, streamed: bool
 
 
 def chat_summarizer(cfg: Any, stages: Any) -> Any:
-    """The chat's summariser: `None` (extractive) or notes by the cheapest tier, each call a hidden ledger row."""
+    """The chat's summariser: `None` (extractive) or notes by the cheapest tier, each call a hidden-cost stage
+    drawn from the query budget and written to the ledger."""
     if cfg.chat.summarizer != "llm":
         return None
-    from ragcli.cost.ledger import LedgerRow
     from ragcli.generation.llm_summarizer import LLMSummarizer
+    from ragcli.pipelines.query_pipeline import metered_call
 
     tier = stages.tiers[0]
-
-    def record(usage: Any, seconds: float) -> None:
-        row = LedgerRow.of("summary", tier.model_name, usage, seconds, hidden=True, preset=cfg.name)
-        stages.ledger.record(row)
-
+    call = metered_call(stages, tier, "summary")
     return LLMSummarizer(
-        tier, stages.llm.count_tokens, max_note_tokens=cfg.chat.summary_max_tokens, on_call=record
+        tier, stages.llm.count_tokens, max_note_tokens=cfg.chat.summary_max_tokens, call=call
     )
 
 

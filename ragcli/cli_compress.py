@@ -89,11 +89,14 @@ def eval_history(
     with errors():
         if not questions.is_file():
             raise InputError(f"question file {str(questions)!r} does not exist; pass --questions FILE")
-        summarizer = None
+        summarizer = call = None
         if llm:
+            from ragcli.pipelines.query_pipeline import metered_call
             from ragcli.pipelines.stages import Stages
 
-            summarizer = Stages.from_config(load(config)).tiers[0]
+            stages = Stages.from_config(load(config))
+            summarizer = stages.tiers[0]
+            call = metered_call(stages, summarizer, "summary")
         report = evaluate_history(
             questions,
             counter_for("gpt-4").count,
@@ -102,6 +105,7 @@ def eval_history(
             window_turns=window,
             summary_cap_tokens=cap,
             llm=summarizer,
+            call=call,
         )
         if as_json:
             print_json(report)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from ragcli.generation.llm_summarizer import LLMSummarizer
 from ragcli.generation.protected_spans import find_spans
 from ragcli.generation.protocols import LLM
 from ragcli.generation.sentence_selector import split_sentences
-from ragcli.types import Message, Usage
+from ragcli.types import Completion, Message, Usage
 
 
 @dataclass
@@ -89,11 +89,13 @@ def evaluate_history(
     summary_cap_tokens: int = 200,
     llm: LLM | None = None,
     buffer_tokens: int | None = None,
+    call: Callable[[Sequence[Message], int], Completion] | None = None,
 ) -> HistoryReport:
     """Run the strategies over the same conversation; see the module docstring.
 
     Args:
         llm: the summarising model for the two LLM strategies (skipped without one).
+        call: how each of its calls runs (default `llm.complete`; the CLI's draws on the budget and the ledger).
         buffer_tokens: the summary buffer's verbatim limit (default: the mean size of `window_turns` turns).
     """
     if not 1 <= plant < turns:
@@ -129,7 +131,9 @@ def evaluate_history(
         ):
             cost: list[Usage] = []
             t0 = time.perf_counter()
-            series, final = run(data, count, llm, window_turns, summary_cap_tokens, limit, cost)
+            series, final = run(
+                data, count, llm, window_turns, summary_cap_tokens, limit, _costed(llm, call, cost)
+            )
             report.tokens_per_turn[name] = series
             report.summarizer_usage[name] = sum(cost, Usage())
             report.summarizer_seconds[name] = time.perf_counter() - t0
@@ -140,12 +144,24 @@ def evaluate_history(
 
 
 Turns = list[tuple[str, str, list[str]]]
+Call = Callable[[Sequence[Message], int], Completion]
+
+
+def _costed(llm: LLM, call: Call | None, cost: list[Usage]) -> Call:
+    """`call` (default `llm.complete`), each completion's usage appended to `cost`."""
+
+    def run(messages: Sequence[Message], max_tokens: int) -> Completion:
+        done = call(messages, max_tokens) if call else llm.complete(messages, max_tokens=max_tokens)
+        cost.append(done.usage)
+        return done
+
+    return run
 
 
 def _run_llm_notes(
-    data: Turns, count: Callable[[str], int], llm: LLM, window: int, cap: int, _limit: int, cost: list[Usage]
+    data: Turns, count: Callable[[str], int], llm: LLM, window: int, cap: int, _limit: int, call: Call
 ) -> tuple[list[int], str]:
-    summarizer = LLMSummarizer(llm, count, on_call=lambda usage, _s: cost.append(usage))
+    summarizer = LLMSummarizer(llm, count, call=call)
     conv = Conversation(count, window_turns=window, summary_cap_tokens=cap, summarizer=summarizer)
     series: list[int] = []
     final = ""
@@ -164,7 +180,7 @@ BUFFER_SYSTEM = (
 
 
 def _run_summary_buffer(
-    data: Turns, count: Callable[[str], int], llm: LLM, _window: int, _cap: int, limit: int, cost: list[Usage]
+    data: Turns, count: Callable[[str], int], _llm: LLM, _window: int, _cap: int, limit: int, call: Call
 ) -> tuple[list[int], str]:
     """LangChain's summary buffer: verbatim messages up to `limit` tokens; overflow is merged into the summary."""
     buffer: list[Message] = []
@@ -182,13 +198,12 @@ def _run_summary_buffer(
             pushed.append(buffer.pop(0))
         if pushed:
             lines = "\n".join(f"{m.role}: {m.content}" for m in pushed)
-            done = llm.complete(
+            done = call(
                 [
                     Message("system", BUFFER_SYSTEM),
                     Message("user", f"Current summary:\n{summary}\n\nNew lines:\n{lines}\n\nNew summary:"),
                 ],
-                max_tokens=256,
+                256,
             )
-            cost.append(done.usage)
             summary = done.text.strip()
     return series, final

@@ -4,23 +4,22 @@ The model is asked for notes, one fact per line, of the turns that just left the
 the summary as facts and the summary's hard token cap is enforced exactly as for the extractive summariser
 (least valuable facts out first, user-stated names, numbers and decisions last). So, unlike LangChain's summary
 buffer, it never re-summarises the summary (no drift of early facts through repeated rewriting) and never grows
-past its cap (#17888). Each call's usage is returned with the summary; the caller records it in the ledger as a
-hidden cost of the conversation. A failed call falls back to the extractive fold for those turns: a chat never
-stops because its summariser did.
+past its cap (#17888). The call itself is the caller's (`call`): `ragcli chat` runs it as a hidden-cost stage of
+the query budget and the ledger. Its usage is also returned with the summary. A failed or refused call falls back
+to the extractive fold for those turns: a chat never stops because its summariser did.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable, Sequence
 
 from ragcli.errors import BackendError, BudgetExceeded
 from ragcli.generation.extractive_summarizer import ExtractiveSummarizer, Fact, Summary, fact_weight
 from ragcli.generation.protocols import LLM
 from ragcli.generation.sentence_selector import split_sentences, terms
-from ragcli.types import Message, Usage
+from ragcli.types import Completion, Message
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,8 @@ class LLMSummarizer:
         llm: the model that writes the notes (the cheapest tier).
         count_tokens: the answering model's token counter (the summary's cap is in its tokens).
         max_note_tokens: output cap of one fold's call.
-        on_call: called with each call's usage and seconds (the caller's ledger row).
+        call: runs one call, `(messages, max_tokens) -> Completion` (default `llm.complete`); the CLI's runs it
+            inside the query budget and writes its ledger row.
     """
 
     def __init__(
@@ -47,14 +47,14 @@ class LLMSummarizer:
         count_tokens: Callable[[str], int],
         *,
         max_note_tokens: int = 128,
-        on_call: Callable[[Usage, float], None] | None = None,
+        call: Callable[[Sequence[Message], int], Completion] | None = None,
     ) -> None:
         if max_note_tokens < 16:
             raise ValueError(f"max_note_tokens must be >= 16, got {max_note_tokens}")
         self.llm = llm
         self.count = count_tokens
         self.max_note_tokens = max_note_tokens
-        self.on_call = on_call
+        self.call = call or (lambda messages, max_tokens: llm.complete(messages, max_tokens=max_tokens))
         self._fallback = ExtractiveSummarizer(count_tokens)
 
     @property
@@ -65,15 +65,11 @@ class LLMSummarizer:
         """Add notes of `turns` (newly expired, in order; the first is turn `first_turn`), then enforce the cap."""
         lines = "\n".join(f"{m.role}: {' '.join(m.content.split())}" for m in turns)
         messages = [Message("system", SYSTEM), Message("user", f"Conversation:\n{lines}\n\nNotes:")]
-        t0 = time.perf_counter()
         try:
-            done = self.llm.complete(messages, max_tokens=self.max_note_tokens)
+            done = self.call(messages, self.max_note_tokens)
         except (BackendError, BudgetExceeded) as exc:
             log.warning("summariser %s failed (%s); folding these turns extractively", self.model_name, exc)
             return self._fallback.fold(summary, turns, first_turn, cap_tokens)
-        seconds = time.perf_counter() - t0
-        if self.on_call is not None:
-            self.on_call(done.usage, seconds)
         turn = first_turn + max(
             0, sum(1 for m in turns if m.role == "user") - 1
         )  # notes date from the last turn

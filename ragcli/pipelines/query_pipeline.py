@@ -236,6 +236,24 @@ def _call_llm(
     return final
 
 
+def metered_call(
+    stages: Stages, llm: LLM, stage: str, *, hidden: bool = True
+) -> Callable[[Sequence[Message], int], Completion]:
+    """A call to `llm` outside a question (a chat summary): each call is its own recorded stage, its worst case
+    reserved from the budget before it runs, its row in the ledger (`hidden`: a cost the user did not ask for)."""
+
+    def call(messages: Sequence[Message], max_tokens: int) -> Completion:
+        rec = new_recorder(stages, QueryOptions())
+        with rec.stage(
+            stage, llm.model_name, estimate=llm.estimate(messages, max_tokens), hidden=hidden
+        ) as run:
+            done = llm.complete(messages, max_tokens=max_tokens)
+            run.usage, run.provider = done.usage, done.provider
+        return done
+
+    return call
+
+
 def new_recorder(stages: Stages, opts: QueryOptions) -> Recorder:
     """A recorder for one query: a fresh id, the query's budget (per query, per day, per tenant)."""
     cost = stages.config.cost

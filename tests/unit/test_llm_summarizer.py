@@ -4,6 +4,7 @@ extractive fallback when the model fails or writes nothing usable (a scripted LL
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from ragcli.errors import BackendError
 from ragcli.generation.conversation import Conversation
@@ -19,11 +20,14 @@ def words(text: str) -> int:
 def test_each_fold_sends_only_the_new_turns_and_reports_its_usage() -> None:
     llm = ScriptedLLM(["- Ana's budget is 4000 euros.\n- Ana lives in Porto."])
     calls: list[Usage] = []
+
+    def call(messages: Sequence[Message], max_tokens: int) -> Completion:
+        done = llm.complete(messages, max_tokens=max_tokens)
+        calls.append(done.usage)
+        return done
+
     conv = Conversation(
-        words,
-        window_turns=1,
-        summary_cap_tokens=40,
-        summarizer=LLMSummarizer(llm, words, on_call=lambda usage, _s: calls.append(usage)),
+        words, window_turns=1, summary_cap_tokens=40, summarizer=LLMSummarizer(llm, words, call=call)
     )
     conv.add("My name is Ana, my budget is 4000 euros.", "Noted.")
     assert llm.prompts == []  # nothing has left the window yet
@@ -66,3 +70,45 @@ def test_parse_notes() -> None:
         "three things",
     ]
     assert parse_notes("Ana has a budget of 4000.\nok") == ["Ana has a budget of 4000."]
+
+
+class Priced(ScriptedLLM):
+    """A scripted model whose every call would cost a dollar."""
+
+    def estimate(self, messages: Sequence[Message], max_tokens: int) -> Usage:
+        return Usage(input_tokens=10, output_tokens=max_tokens, usd=1.0, calls=1)
+
+
+def test_a_summary_call_is_metered_and_refused_over_budget(tmp_path: Path) -> None:
+    from ragcli.config import parse_config
+    from ragcli.pipelines.query_pipeline import metered_call
+    from ragcli.pipelines.stages import Stages
+
+    def stages(limit: float | None, llm: ScriptedLLM) -> Stages:
+        cfg = parse_config(
+            {"home": str(tmp_path / str(limit)), "embedder": {"type": "hash"}, "cost": {"max_usd_per_query": limit}}
+        )
+        return Stages.from_config(cfg, llm=llm)
+
+    ok = stages(None, ScriptedLLM(["- Ana's budget is 4000 euros."]))
+    conv = Conversation(
+        words,
+        window_turns=1,
+        summarizer=LLMSummarizer(ok.llm, words, call=metered_call(ok, ok.llm, "summary")),
+    )
+    conv.add("My name is Ana, my budget is 4000 euros.", "Noted.")
+    conv.add("And the deadline?", "Friday.")
+    rows = [r for r in ok.ledger.rows() if r.stage == "summary"]
+    assert len(rows) == 1 and rows[0].hidden and rows[0].status == "ok"
+
+    llm = Priced(["- never written"])
+    tight = stages(0.01, llm)
+    conv = Conversation(
+        words, window_turns=1, summarizer=LLMSummarizer(llm, words, call=metered_call(tight, llm, "summary"))
+    )
+    conv.add("My name is Ana, my budget is 4000 euros.", "Noted.")
+    conv.add("And the deadline?", "Friday.")
+    assert llm.prompts == []  # refused before the call: nothing was spent
+    assert "4000 euros" in conv.history()[0].content  # the extractive fold kept the fact
+    refused = [r for r in tight.ledger.rows() if r.stage == "summary"]
+    assert [r.status for r in refused] == ["refused"]
