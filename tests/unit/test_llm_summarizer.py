@@ -86,7 +86,11 @@ def test_a_summary_call_is_metered_and_refused_over_budget(tmp_path: Path) -> No
 
     def stages(limit: float | None, llm: ScriptedLLM) -> Stages:
         cfg = parse_config(
-            {"home": str(tmp_path / str(limit)), "embedder": {"type": "hash"}, "cost": {"max_usd_per_query": limit}}
+            {
+                "home": str(tmp_path / str(limit)),
+                "embedder": {"type": "hash"},
+                "cost": {"max_usd_per_query": limit},
+            }
         )
         return Stages.from_config(cfg, llm=llm)
 
