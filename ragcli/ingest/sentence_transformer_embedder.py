@@ -117,7 +117,6 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._bulk: Any = None
         """What embeds large batches (`_bulk_model`): the model itself, or torch where `fastest` measured it faster."""
-        self._torch: Any = None
         self._counter: HFTokenCounter | None = None
         self._dim: int | None = None
         self._max_tokens: int | None = None
@@ -252,13 +251,14 @@ class SentenceTransformerEmbedder:
             return self._load()
         if self._bulk is None:
             choice = "onnx"
+            measured: list[Any] = []  # the torch model the measurement loaded, reused if torch wins
             if importlib.util.find_spec("torch") and importlib.util.find_spec("sentence_transformers"):
                 from ragcli.ingest.backend_choice import choose_bulk_backend
                 from ragcli.ingest.onnx_encoder import model_key
 
                 def torch_encode() -> Any:
-                    st = self._torch if self._torch is not None else self._load_torch()
-                    self._torch = st
+                    measured.append(self._load_torch())
+                    st = measured[0]
                     return lambda batch: st.encode(
                         list(batch), batch_size=len(batch), show_progress_bar=False
                     )
@@ -268,12 +268,10 @@ class SentenceTransformerEmbedder:
                     {"onnx": lambda: self._load().encode, "torch": torch_encode},
                     batch=self._batch_size,
                 )
-            if choice == "torch":
-                self._bulk = self._torch if self._torch is not None else self._load_torch()
-                self._model = self._bulk
+            if choice == "torch":  # one model in memory from here on, whichever won
+                self._model = self._bulk = measured[0] if measured else self._load_torch()
             else:
                 self._bulk = self._load()
-            self._torch = None  # one model in memory, whichever won
         return self._bulk
 
     @property

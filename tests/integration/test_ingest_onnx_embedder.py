@@ -57,7 +57,7 @@ def test_fastest_measures_the_bulk_backend_once_and_keeps_the_vectors(
     assert np.allclose(fast.embed(texts[:3]).vectors, small.vectors, atol=1e-4)
     fresh = SentenceTransformerEmbedder(backend="fastest")  # a new process: a query stays on ONNX Runtime
     fresh.embed(texts[:3])
-    assert fresh.backend == "onnx" and fresh._torch is None
+    assert fresh.backend == "onnx" and fresh._bulk is None  # no measurement, no torch model
     reference = SentenceTransformerEmbedder(backend="onnx").embed(texts)
     cos = np.sum(bulk.vectors * reference.vectors, axis=1)
     assert cos.min() >= 0.9999, cos.min()
