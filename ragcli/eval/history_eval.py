@@ -101,23 +101,16 @@ def evaluate_history(
     if not 1 <= plant < turns:
         raise InputError(f"--plant must be between 1 and turns-1 ({turns - 1}), got {plant}")
     data = build_turns(path, turns, plant)
-    conv = Conversation(count, window_turns=window_turns, summary_cap_tokens=summary_cap_tokens)
     report = HistoryReport(turns, plant, window_turns, summary_cap_tokens)
     full: list[int] = []
     window: list[int] = []
-    ours: list[int] = []
     running = 0
-    final_ours = ""
-    for i, (user, assistant, _) in enumerate(data):
-        if i == len(data) - 1:
-            final_ours = "\n".join(
-                m.content for m in conv.history()
-            ).lower()  # what the last question carries
+    for user, assistant, _ in data:
         full.append(running)
         window.append(sum(count(u) + count(a) for u, a, _ in data[: len(full) - 1][-window_turns:]))
-        ours.append(conv.history_tokens())
-        conv.add(user, assistant)
         running += count(user) + count(assistant)
+    conv = Conversation(count, window_turns=window_turns, summary_cap_tokens=summary_cap_tokens)
+    ours, final_ours = _run_conversation(data, conv)
     report.tokens_per_turn = {"full transcript": full, f"last {window_turns} turns": window, "ragcli": ours}
     final_full = "\n".join(u + "\n" + a for u, a, _ in data[:-1]).lower()
     final_window = "\n".join(u + "\n" + a for u, a, _ in data[:-1][-window_turns:]).lower()
@@ -163,6 +156,11 @@ def _run_llm_notes(
 ) -> tuple[list[int], str]:
     summarizer = LLMSummarizer(llm, count, call=call)
     conv = Conversation(count, window_turns=window, summary_cap_tokens=cap, summarizer=summarizer)
+    return _run_conversation(data, conv)
+
+
+def _run_conversation(data: Turns, conv: Conversation) -> tuple[list[int], str]:
+    """History tokens sent with each turn, and the history the last question carries (lower-cased)."""
     series: list[int] = []
     final = ""
     for i, (user, assistant, _) in enumerate(data):
