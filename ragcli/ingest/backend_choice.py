@@ -74,7 +74,8 @@ def sample_texts(n: int = 32, words: int = 180) -> list[str]:
     return [" ".join(_WORDS[(i * 7 + j) % len(_WORDS)] for j in range(words)) for i in range(n)]
 
 
-def best_seconds(encode: Callable[[Sequence[str]], Any], texts: list[str], batch: int) -> float:
+def pass_seconds(encode: Callable[[Sequence[str]], Any], texts: list[str], batch: int) -> float:
+    """Seconds of one pass of `encode` over `texts` in batches of `batch`."""
     t0 = time.perf_counter()
     for s in range(0, len(texts), batch):
         encode(texts[s : s + batch])
@@ -104,8 +105,9 @@ def choose_bulk_backend(
     loaded: dict[str, Callable[[Sequence[str]], Any]] = {}
     for name, load in encoders.items():
         try:
-            loaded[name] = load()
-            loaded[name](texts[:batch])  # warm-up: first-call allocations and lazy kernel selection
+            encode = load()
+            encode(texts[:batch])  # warm-up: first-call allocations and lazy kernel selection
+            loaded[name] = encode
         except Exception as exc:  # a back-end that cannot load or run is simply not a candidate
             log.warning("embedding back-end %s not measured: %s", name, exc)
     if not loaded:
@@ -113,7 +115,7 @@ def choose_bulk_backend(
     times = {name: float("inf") for name in loaded}
     for _ in range(rounds):
         for name, encode in loaded.items():
-            times[name] = min(times[name], best_seconds(encode, texts, batch))
+            times[name] = min(times[name], pass_seconds(encode, texts, batch))
     onnx_s, torch_s = times.get("onnx", float("inf")), times.get("torch", float("inf"))
     choice = "torch" if torch_s * TORCH_MARGIN < onnx_s else "onnx"
     if choice not in loaded:

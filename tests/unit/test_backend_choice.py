@@ -51,6 +51,18 @@ def test_torch_needs_a_margin_and_a_failing_backend_is_skipped() -> None:
 
     assert choose_bulk_backend("model-d", {"onnx": sleeper(0.003, calls, "onnx"), "torch": broken}) == "onnx"
 
+    def fails_to_run() -> Callable[[Sequence[str]], Any]:
+        def encode(batch: Sequence[str]) -> None:
+            raise RuntimeError("kernel crashed")
+
+        return encode
+
+    # a back-end that loads but cannot run is no candidate either (it used to stay in and raise while measured)
+    assert (
+        choose_bulk_backend("model-f", {"onnx": sleeper(0.003, calls, "onnx"), "torch": fails_to_run})
+        == "onnx"
+    )
+
 
 def test_an_unreadable_choice_file_is_measured_again(tmp_path: Path) -> None:
     (cache_dir("onnx") / CHOICE_FILE).write_text("{not json", encoding="utf-8")
