@@ -1,4 +1,4 @@
-"""`ragcli train embedder`, and the deployment gate shared with `ragcli train reranker`: thin wrappers over
+"""`ragcli train embedder` and `ragcli train fusion`, and the deployment gate shared with `ragcli train reranker`:
 `ragcli.train`, registered on `train_app` (imported by `ragcli.cli`)."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ragcli.cli_support import (
     progress_bar,
     to_jsonable,
 )
+from ragcli.errors import InputError
 
 if TYPE_CHECKING:
     from ragcli.train.optim import StepHook
@@ -188,3 +189,67 @@ def gate_trained_reranker(
     write_verdict(Path(report.path) / CARD, verdict)
     print_verdict(verdict, Path(report.path) / CARD, as_json)
     return verdict
+
+
+@train_app.command("fusion")
+def train_fusion_cmd(
+    name: TrainedNameOpt,
+    pairs: PairsOpt = None,
+    corpus: CorpusOpt = None,
+    queries: QueriesOpt = None,
+    qrels: QrelsOpt = None,
+    depth: Annotated[
+        int, typer.Option("--depth", min=2, max=200, help="How many of RRF's top candidates it re-orders.")
+    ] = 20,
+    prefetch: Annotated[
+        int,
+        typer.Option(
+            "--prefetch", min=10, max=1000, help="Hits each of the dense and BM25 searches returns."
+        ),
+    ] = 100,
+    holdout: HoldoutOpt = 0.2,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn how to weigh hybrid search's dense and BM25 scores from your labeled queries, then gate it.
+
+    No model runs at query time: two searches and a dot product replace the store's rank fusion.
+    """
+    from ragcli.retrieval.fusion import CARD
+    from ragcli.train.fusion_training import train_fusion
+    from ragcli.train.gate_eval import labeled_set
+
+    with errors():
+        cfg = load(config)
+        if depth > prefetch:
+            raise InputError(
+                f"--depth {depth} is more than --prefetch {prefetch}; lower --depth or raise --prefetch"
+            )
+        labeled = labeled_set(pairs_file=pairs, corpus=corpus, queries=queries, qrels=qrels)
+        source = str(pairs) if pairs else str(qrels)
+        report, verdict = train_fusion(
+            cfg,
+            labeled,
+            name=name,
+            holdout=holdout,
+            depth=depth,
+            prefetch=prefetch,
+            data={"labels": source, "documents": len(labeled.docs)},
+            progress=lambda m: err.print(m, style="dim"),
+        )
+        if as_json:
+            print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
+        else:
+            out.print(
+                f"trained fusion [bold]{report.name}[/bold] on {report.queries} queries ({report.candidates} "
+                f"candidates, {report.positives} relevant) in {report.seconds:.1f}s; saved to {report.path}",
+                highlight=False,
+            )
+            out.print(
+                f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
+                highlight=False,
+            )
+        if verdict is not None:
+            print_verdict(verdict, Path(report.path) / CARD, as_json)
+        else:
+            err.print("[yellow]--holdout 0: no deployment gate was run; the fusion is unverified[/yellow]")

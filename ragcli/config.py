@@ -168,7 +168,23 @@ class RetrievalConfig(_Section):
     """Hybrid only: hits each of dense and sparse search hands to fusion (default max(2 x candidates, 20))."""
     rrf_k: int = Field(60, ge=1)
     """Hybrid only: reciprocal rank fusion's k."""
+    fusion: str = "rrf"
+    """Hybrid only: `rrf` (the store fuses by rank), or `trained:NAME` / a folder: a fusion trained on your labels
+    with `ragcli train fusion`, which re-orders RRF's top candidates by the dense and BM25 scores."""
     bm25: Bm25EncoderConfig = Field(default_factory=Bm25EncoderConfig)
+
+    @model_validator(mode="after")
+    def _fusion_needs_hybrid(self) -> RetrievalConfig:
+        if not self.fusion.strip():
+            raise ValueError(
+                "fusion is empty; use rrf, or trained:NAME for a fusion from `ragcli train fusion`"
+            )
+        if self.fusion != "rrf" and self.mode != "hybrid":
+            raise ValueError(
+                f"fusion {self.fusion!r} fuses a dense and a BM25 ranking, but mode is {self.mode!r}; "
+                "set retrieval.mode: hybrid (and ingest.sparse: true), or fusion: rrf"
+            )
+        return self
 
 
 class NoRerankerConfig(_Section):

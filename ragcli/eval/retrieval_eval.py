@@ -26,7 +26,7 @@ from ragcli.config import NoRerankerConfig, PipelineConfig, SentenceTransformers
 from ragcli.errors import InputError
 from ragcli.eval.beir import BeirDoc, Qrels, load_corpus, load_qrels, load_queries
 from ragcli.eval.metrics import evaluate, percentile
-from ragcli.retrieval.protocols import SearchRequest
+from ragcli.pipelines.query_pipeline import search_hits
 from ragcli.trained_models import TRAINED_PREFIX, model_version, trained_dir
 from ragcli.types import Chunk, Usage
 
@@ -154,16 +154,7 @@ def run_queries(
             dense = stages.embedder.embed_query(text).vectors[0].tolist()
             t1 = time.perf_counter()
             sparse = stages.sparse_encoder.encode_query(text) if mode in ("sparse", "hybrid") else None
-            request = SearchRequest(
-                dense=dense,
-                sparse=sparse,
-                mode=mode,
-                limit=max(depth, rerank_depth),
-                filter=flt,
-                prefetch_limit=cfg.retrieval.prefetch,
-                rrf_k=cfg.retrieval.rrf_k,
-            )
-            hits = stages.store.search(request)
+            hits = search_hits(stages, dense, sparse, flt, max(depth, rerank_depth))
             t2 = time.perf_counter()
             if reranker is not None and hits:
                 head = reranker.rerank(text, hits[:rerank_depth]).hits

@@ -29,7 +29,7 @@ from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.filter_parser import parse_where
 from ragcli.retrieval.filters import Filter, all_of
 from ragcli.retrieval.protocols import SearchRequest
-from ragcli.types import Answer, Completion, Context, Hit, Message, StageTrace, Usage
+from ragcli.types import Answer, Completion, Context, Hit, Message, SparseVector, StageTrace, Usage
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,32 @@ def _embed_estimate(stages: Stages, question: str) -> Usage | None:
     return Usage(input_tokens=tokens, usd=stages.prices.estimate_usd(c.model, tokens, 0), calls=1)
 
 
+def search_hits(
+    stages: Stages, dense: list[float], sparse: SparseVector | None, query_filter: Filter | None, limit: int
+) -> list[Hit]:
+    """The store's search in the config's mode; hybrid with a trained fusion runs the dense and the BM25 search
+    apart (the store's own fusion hides each side's scores) and fuses them with the model."""
+    cfg = stages.config
+    fusion = stages.fusion if cfg.retrieval.mode == "hybrid" else None
+    if fusion is not None:
+        n = max(fusion.prefetch, limit)
+        return fusion.fuse_hits(
+            stages.store.search(SearchRequest(dense=dense, mode="dense", limit=n, filter=query_filter)),
+            stages.store.search(SearchRequest(sparse=sparse, mode="sparse", limit=n, filter=query_filter)),
+            limit,
+        )
+    request = SearchRequest(
+        dense=dense,
+        sparse=sparse,
+        mode=cfg.retrieval.mode,
+        limit=limit,
+        filter=query_filter,
+        prefetch_limit=cfg.retrieval.prefetch,
+        rrf_k=cfg.retrieval.rrf_k,
+    )
+    return stages.store.search(request)
+
+
 def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -> Retrieved:
     """Search the store (dense, sparse or hybrid) and rerank."""
     cfg = stages.config
@@ -117,22 +143,15 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
             )
         sparse = encoder.encode_query(question)
     query_filter = _query_filter(stages, opts.where)
-    request = SearchRequest(
-        dense=emb.vectors[0].tolist(),
-        sparse=sparse,
-        mode=cfg.retrieval.mode,
-        limit=cfg.retrieval.candidates,
-        filter=query_filter,
-        prefetch_limit=cfg.retrieval.prefetch,
-        rrf_k=cfg.retrieval.rrf_k,
-    )
-    hits = stages.store.search(request)
+    hits = search_hits(stages, emb.vectors[0].tolist(), sparse, query_filter, cfg.retrieval.candidates)
     if not hits and stages.store.count() == 0:  # only checked on an empty result: a miss is cheap
         raise InputError(
             f"collection {cfg.collection!r} is empty or does not exist; "
             "run `ragcli ingest PATH...` first (or pick another with --collection)"
         )
-    rec.note("search", time.perf_counter() - t0, mode=cfg.retrieval.mode, hits=len(hits))
+    fusion = stages.fusion if cfg.retrieval.mode == "hybrid" else None
+    how = {"fusion": fusion.model_name} if fusion is not None else {}
+    rec.note("search", time.perf_counter() - t0, mode=cfg.retrieval.mode, hits=len(hits), **how)
 
     top_k = opts.top_k or cfg.retrieval.top_k
     reranker = stages.reranker

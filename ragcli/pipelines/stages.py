@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ragcli.generation.route_log import RouteLog
     from ragcli.generation.tier_router import TierRouter
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
+    from ragcli.retrieval.fusion import LearnedFusion
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
     from ragcli.state.build import State
 
@@ -99,6 +100,12 @@ class Stages:
 
         given = self.given_sparse_encoder
         return given if given is not None else build_sparse_encoder(self.config)
+
+    @cached_property
+    def fusion(self) -> LearnedFusion | None:
+        from ragcli.retrieval.build import build_fusion
+
+        return build_fusion(self.config)
 
     @cached_property
     def reranker(self) -> Reranker | None:

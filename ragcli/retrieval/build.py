@@ -1,4 +1,4 @@
-"""Config sections -> retrieval stage objects: the store, the sparse encoder, the reranker.
+"""Config sections -> retrieval stage objects: the store, the sparse encoder, a trained fusion, the reranker.
 
 Heavy libraries are imported inside the adapters, so building a config is cheap until a stage is used.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragcli.config import (
     CrossEncoderRerankerConfig,
@@ -17,6 +18,9 @@ from ragcli.config import (
 )
 from ragcli.errors import ConfigError
 from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
+
+if TYPE_CHECKING:
+    from ragcli.retrieval.fusion import LearnedFusion
 
 
 def edge_store_path(cfg: PipelineConfig, collection: str | None = None) -> Path:
@@ -71,6 +75,15 @@ def build_sparse_encoder(cfg: PipelineConfig) -> SparseEncoder | None:
 
     bm = cfg.retrieval.bm25
     return Bm25SparseEncoder(k=bm.k, b=bm.b, avg_len=bm.avg_len, language=bm.language)
+
+
+def build_fusion(cfg: PipelineConfig) -> LearnedFusion | None:
+    """The trained fusion `retrieval.fusion` names, or None for `rrf` (the store's own fusion)."""
+    if cfg.retrieval.fusion == "rrf":
+        return None
+    from ragcli.retrieval.fusion import load_fusion
+
+    return load_fusion(cfg.retrieval.fusion, cfg.home_dir())
 
 
 def build_reranker(cfg: PipelineConfig) -> Reranker | None:

@@ -13,8 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-Ranked = list[tuple[str, float]]
-"""(document id, score), best first."""
+from ragcli.retrieval.fusion import Ranked, rrf
+
+__all__ = ["Bm25Index", "Ranked", "as_run", "dense_rank", "hybrid_rank", "rerank_head", "rrf"]
 
 
 def dense_rank(query_vecs: Any, doc_vecs: Any, doc_ids: Sequence[str], k: int) -> list[Ranked]:
@@ -87,15 +88,6 @@ class Bm25Index:
             top = top[np.argsort(-row[top], kind="stable")]
             out.append([(self.doc_ids[i], float(row[i])) for i in top])
         return out
-
-
-def rrf(rankings: Sequence[Ranked], *, k: int = 60, limit: int = 100) -> Ranked:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank), rank from 1."""
-    fused: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, (doc, _) in enumerate(ranking, 1):
-            fused[doc] = fused.get(doc, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda x: -x[1])[:limit]
 
 
 def hybrid_rank(

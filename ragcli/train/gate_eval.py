@@ -52,10 +52,11 @@ def split_queries(qids: Sequence[str], holdout: float, seed: int = 0) -> tuple[l
 class _Ranker:
     """The config's first-stage ranking over the gate corpus, with a swappable embedder."""
 
-    def __init__(self, cfg: PipelineConfig, gs: GateSet, depth: int) -> None:
+    def __init__(self, cfg: PipelineConfig, gs: GateSet, depth: int, prefetch: int | None = None) -> None:
         from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
 
         self.cfg, self.gs, self.depth = cfg, gs, depth
+        self._prefetch = prefetch
         self.doc_ids = list(gs.docs)
         self.qids = list(gs.qrels)
         self.mode = cfg.retrieval.mode
@@ -68,19 +69,27 @@ class _Ranker:
 
     @property
     def prefetch(self) -> int:
-        return self.cfg.retrieval.prefetch or max(2 * 100, 20)
+        return self._prefetch or self.cfg.retrieval.prefetch or max(2 * 100, 20)
+
+    def dense(self, embedder: Any) -> list[Ranked]:
+        """Each query's dense ranking (top `prefetch`) with `embedder` over the whole corpus."""
+        docs = embedder.embed([self.gs.docs[d] for d in self.doc_ids]).vectors
+        qs = embedder.embed([self.gs.queries[q] for q in self.qids]).vectors
+        return dense_rank(qs, docs, self.doc_ids, self.prefetch)
+
+    @property
+    def sparse(self) -> list[Ranked]:
+        """Each query's BM25 ranking (top `prefetch`); only for sparse and hybrid configs."""
+        assert self._sparse is not None
+        return self._sparse
 
     def rank(self, embedder: Any) -> list[Ranked]:
         if self.mode == "sparse":
-            assert self._sparse is not None
-            return self._sparse
-        docs = embedder.embed([self.gs.docs[d] for d in self.doc_ids]).vectors
-        qs = embedder.embed([self.gs.queries[q] for q in self.qids]).vectors
-        dense = dense_rank(qs, docs, self.doc_ids, self.prefetch)
+            return self.sparse
+        dense = self.dense(embedder)
         if self.mode == "dense":
             return dense
-        assert self._sparse is not None
-        return hybrid_rank(dense, self._sparse, k=self.cfg.retrieval.rrf_k, limit=100)
+        return hybrid_rank(dense, self.sparse, k=self.cfg.retrieval.rrf_k, limit=100)
 
 
 def _verdict(
@@ -176,16 +185,29 @@ def hold_out(
         positives = {p.query for p in pairs if p.label > 0.5}
         _, held = split_queries(sorted(positives), holdout, seed)
         return set(held), gate_set_from_pairs(pairs, set(held))
+    full = labeled_set(corpus=corpus, queries=queries, qrels=qrels)
+    _, held = split_queries(list(full.qrels), holdout, seed)
+    return set(held), GateSet({q: full.queries[q] for q in held}, {q: full.qrels[q] for q in held}, full.docs)
+
+
+def labeled_set(
+    *, pairs_file: Any = None, corpus: Any = None, queries: Any = None, qrels: Any = None
+) -> GateSet:
+    """Every labeled query with a relevant document in the corpus (BEIR files), or every query with a positive
+    passage ranked over all the file's passages (a pairs file)."""
+    if pairs_file is not None:
+        from ragcli.train.reranker_training import load_pairs_jsonl
+
+        pairs = load_pairs_jsonl(pairs_file)
+        return gate_set_from_pairs(pairs, {p.query for p in pairs if p.label > 0.5})
     if corpus is None or queries is None or qrels is None:
         raise InputError("give either --pairs FILE or all of --corpus, --queries and --qrels")
     from ragcli.eval.beir import load_corpus, load_qrels, load_queries
 
     docs, qtexts, judged = load_corpus(corpus), load_queries(queries), load_qrels(qrels)
     usable = [q for q, r in judged.items() if q in qtexts and any(g > 0 and d in docs for d, g in r.items())]
-    _, held = split_queries(usable, holdout, seed)
-    gs = GateSet(
-        {q: qtexts[q] for q in held},
-        {q: dict(judged[q]) for q in held},
+    return GateSet(
+        {q: qtexts[q] for q in usable},
+        {q: dict(judged[q]) for q in usable},
         {d: doc.full_text for d, doc in docs.items()},
     )
-    return set(held), gs

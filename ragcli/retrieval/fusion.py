@@ -1,0 +1,212 @@
+"""Fusing a dense and a sparse ranking: reciprocal rank fusion, and a fusion learned from the user's labels.
+
+RRF (the store's hybrid search) uses ranks only: a document the dense model finds with cosine 0.91 and one at
+0.62 count the same when they sit at the same rank. `LearnedFusion` keeps RRF's candidates but re-orders the top
+`depth` with a logistic regression over what the two searches already returned: each side's score, its rank, the
+RRF rank, and each score relative to the query's other candidates (gap to the best, z-score). So it costs two
+searches instead of one and a dot product: no model runs at query time.
+
+It is trained by `ragcli train fusion` (`ragcli.train.fusion_training`) and saved as one JSON card under
+`<home>/fusions/NAME/`; a config uses it with `retrieval: {mode: hybrid, fusion: trained:NAME}`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragcli.errors import ResourceMissing
+from ragcli.types import Hit
+
+Ranked = list[tuple[str, float]]
+"""(id, score), best first."""
+
+FORMAT = "ragcli-fusion/1"
+CARD = "ragcli_fusion.json"
+"""The one file of a fusion model: weights and card together."""
+FEATURES = (
+    "dense_score",
+    "bm25_score",
+    "dense_rrf",
+    "bm25_rrf",
+    "fused_rank_inv",
+    "dense_gap",
+    "dense_z",
+    "bm25_gap",
+    "bm25_z",
+)
+"""What the model reads per candidate, in this order (the card stores it; a card with another list is refused)."""
+
+
+def rrf(rankings: Sequence[Ranked], *, k: int = 60, limit: int = 100) -> Ranked:
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank), rank from 1."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, (doc, _) in enumerate(ranking, 1):
+            fused[doc] = fused.get(doc, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda x: -x[1])[:limit]
+
+
+def _side(ranking: Ranked, prefetch: int) -> tuple[dict[str, tuple[int, float]], int, float]:
+    """id -> (0-based rank, score); the rank and score given to a candidate this side did not return.
+
+    A full list (as long as the prefetch) stopped at its last score, so a missing candidate scores at most that;
+    a shorter one returned every match (BM25 leaves out documents sharing no term), so a missing one scores 0.
+    """
+    pos = {d: (i, s) for i, (d, s) in enumerate(ranking)}
+    floor = ranking[-1][1] if ranking and len(ranking) >= prefetch else 0.0
+    return pos, len(ranking), floor
+
+
+def candidate_features(
+    dense: Ranked, sparse: Ranked, head: Sequence[str], *, rrf_k: int, prefetch: int
+) -> Any:
+    """The `FEATURES` of each id of `head` (RRF's top candidates, in RRF order): an array (len(head), 9)."""
+    import numpy as np
+
+    dpos, dmiss, dfloor = _side(dense, prefetch)
+    spos, smiss, sfloor = _side(sparse, prefetch)
+    rows = []
+    for i, d in enumerate(head):
+        di, ds = dpos.get(d, (dmiss, dfloor))
+        si, ss = spos.get(d, (smiss, sfloor))
+        rows.append([ds, ss, 1.0 / (rrf_k + di + 1), 1.0 / (rrf_k + si + 1), 1.0 / (i + 1)])
+    x = np.asarray(rows, dtype=np.float64).reshape(len(head), 5)
+    extra = []
+    for col in (x[:, 0], x[:, 1]):
+        if len(col):
+            extra += [col - col.max(), (col - col.mean()) / (col.std() + 1e-6)]
+        else:
+            extra += [col, col]
+    return np.hstack([x, np.stack(extra, axis=1)]) if len(head) else np.zeros((0, len(FEATURES)))
+
+
+@dataclass
+class LearnedFusion:
+    """A logistic regression over `FEATURES` (standardised with `mean` and `scale`) that re-orders RRF's top."""
+
+    name: str
+    weights: list[float]
+    bias: float
+    mean: list[float]
+    scale: list[float]
+    depth: int = 20
+    """How many of RRF's top candidates are re-ordered (the tail keeps RRF's order, below them)."""
+    prefetch: int = 100
+    """Hits each of the dense and the sparse search returns (training ranked with the same depth)."""
+    rrf_k: int = 60
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
+    format: str = FORMAT
+    card: dict[str, Any] = field(default_factory=dict)
+    """The card's other keys: what it was trained on, when, and its deployment gate's verdict (`gate`)."""
+
+    @property
+    def model_name(self) -> str:
+        return f"fusion:{self.name}"
+
+    def probabilities(self, x: Any) -> Any:
+        """The model's chance that each candidate (a row of `candidate_features`) is relevant."""
+        import numpy as np
+
+        z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+    def fuse(self, dense: Ranked, sparse: Ranked, limit: int) -> Ranked:
+        """RRF of the two rankings with its top `depth` re-ordered by the model; (id, score), best first.
+
+        The head's score is the model's probability; the tail keeps RRF's order with scores scaled from RRF's
+        to stay below the head's lowest, so a score cut-off downstream still reads a falling list.
+        """
+        fused = rrf([dense, sparse], k=self.rrf_k, limit=max(limit, self.depth))
+        head = fused[: self.depth]
+        if not head:
+            return []
+        p = self.probabilities(
+            candidate_features(dense, sparse, [d for d, _ in head], rrf_k=self.rrf_k, prefetch=self.prefetch)
+        )
+        order = sorted(range(len(head)), key=lambda i: -float(p[i]))  # stable: ties keep RRF's order
+        out: Ranked = [(head[i][0], float(p[i])) for i in order]
+        if len(fused) > len(head):
+            low, edge = out[-1][1], head[-1][1]
+            out += [(d, low * s / edge if edge > 0 else 0.0) for d, s in fused[len(head) :]]
+        return out[:limit]
+
+    def fuse_hits(self, dense: Sequence[Hit], sparse: Sequence[Hit], limit: int) -> list[Hit]:
+        """`fuse` over store hits (by chunk id): what the query path calls with the two searches' results."""
+        by_id: dict[str, Hit] = {}
+        for h in (*dense, *sparse):
+            by_id.setdefault(h.chunk.id, h)
+        ranked = self.fuse(
+            [(h.chunk.id, h.score) for h in dense], [(h.chunk.id, h.score) for h in sparse], limit
+        )
+        return [Hit(by_id[d].chunk, s) for d, s in ranked]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data.pop("card"), **data}
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / CARD
+        path.write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> LearnedFusion:
+        if data.get("format") != FORMAT or list(data.get("features", ())) != list(FEATURES):
+            raise ResourceMissing(
+                f"{where} is not a fusion model this ragcli reads (format {data.get('format')!r}, expected "
+                f"{FORMAT!r} with features {', '.join(FEATURES)}); retrain it with `ragcli train fusion`"
+            )
+        known = set(cls.__dataclass_fields__) - {"card"}
+        model = cls(
+            **{k: v for k, v in data.items() if k in known},
+            card={k: v for k, v in data.items() if k not in known},
+        )
+        n = len(FEATURES)
+        if not (len(model.weights) == len(model.mean) == len(model.scale) == n) or not all(
+            math.isfinite(v) for v in (*model.weights, *model.mean, *model.scale, model.bias)
+        ):
+            raise ResourceMissing(
+                f"{where} holds a damaged fusion model; retrain it with `ragcli train fusion`"
+            )
+        return model
+
+
+def load_fusion(spec: str, home: Path | None = None) -> LearnedFusion:
+    """The fusion model a config names: `trained:NAME` (under `<home>/fusions`), or a folder or card file.
+
+    A model that failed its deployment gate still loads, with a warning: the config asked for it.
+
+    Raises:
+        ResourceMissing: nothing readable there, naming the command that makes one.
+    """
+    from ragcli.trained_models import TRAINED_PREFIX, trained_dir, warn_if_gated_out
+
+    if spec.startswith(TRAINED_PREFIX):
+        name = spec[len(TRAINED_PREFIX) :]
+        folder = trained_dir("fusions", home) / name
+    else:
+        given = Path(spec).expanduser()
+        folder = given.parent if given.suffix == ".json" else given
+    path = folder / CARD
+    if not path.is_file():
+        have = sorted(p.parent.name for p in trained_dir("fusions", home).glob(f"*/{CARD}"))
+        raise ResourceMissing(
+            f"fusion model {spec!r} not found at {str(path)!r} (trained fusions: {', '.join(have) or 'none yet'}); "
+            "train one with `ragcli train fusion --corpus C --queries Q --qrels R --name NAME`, or set "
+            "retrieval.fusion: rrf"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ResourceMissing(
+            f"{str(path)!r} is not valid JSON ({exc}); retrain it with `ragcli train fusion`"
+        ) from exc
+    model = LearnedFusion.from_json(data, repr(str(path)))
+    warn_if_gated_out(spec, folder, "fusions")
+    return model
