@@ -8,7 +8,8 @@ Runs: dense, BM25, hybrid (exact, in memory: what the store's exact search and R
 hybrid: (a) the embedder fine-tuned with in-batch negatives (hybrid with its dense half replaced), (b) a
 cross-encoder with hard and random negatives and a weighted BCE, re-ordering hybrid's top 20, (c) a
 late-interaction MaxSim score over the base encoder's token embeddings (no training), (d) a logistic
-regression over dense/BM25/late-interaction/cross-encoder scores and ranks.
+regression over dense/BM25/late-interaction/cross-encoder scores and ranks, (e) the score fusion that ships as
+`ragcli train fusion` (dense and BM25 scores, ranks and per-query gaps and z-scores; fitted on fit + fuse).
 
 Heavy intermediate results (corpus vectors, token vectors, model scores) are cached under `<home>/bench-cache`,
 so a phase that was run is not run again. Writes benchmarks/results/retrieval_trained.md (SciFact section);
@@ -338,6 +339,36 @@ def main() -> None:
         R[key] = {q: [d for d, _ in rerank_head(hybrid_by_q[q], fused[q], args.depth)] for q in eval_q}
         notes[key] = "weights: " + ", ".join(f"{x:+.2f}" for x in w)
         gate_of(key, R[key])
+
+    # ---- (e) the trained score fusion as it ships (`ragcli train fusion`): dense and BM25 scores, ranks and
+    # per-query gaps/z-scores, no model at query time; fitted on fit + fuse (it uses no trained model), gated
+    if "fusion" in args.phase:
+        from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
+
+        pf = 100  # what the query path's two searches return (the model's prefetch)
+        tr = sorted(set(fit) | set(fuse))
+        x, y = training_rows(
+            [dense_by_q[q][:pf] for q in tr],
+            [sparse_by_q[q][:pf] for q in tr],
+            [train[q] for q in tr],
+            depth=args.depth,
+            rrf_k=60,
+            prefetch=pf,
+        )
+        model = fit_fusion("scifact-bench", x, y, depth=args.depth, rrf_k=60, prefetch=pf)
+        key = "hybrid + trained score fusion (e) (`ragcli train fusion`)"
+        R[key] = {q: [d for d, _ in model.fuse(dense_by_q[q][:pf], sparse_by_q[q][:pf], 100)] for q in all_q}
+        notes[key] = f"fitted on {len(tr)} fit + fuse queries, {int(y.sum())} relevant of {len(y)} candidates"
+        gate_q_ids = sorted(gate)
+        verdict = gate_fusion(
+            model,
+            [dense_by_q[q][:pf] for q in gate_q_ids],
+            [sparse_by_q[q][:pf] for q in gate_q_ids],
+            [gate[q] for q in gate_q_ids],
+            [hybrid_by_q[q] for q in gate_q_ids],
+        )
+        gates[key] = verdict
+        print(verdict.summary(), flush=True)
 
     # ---- report
     rows = []

@@ -215,6 +215,9 @@ def train_fusion_cmd(
 
     No model runs at query time: two searches and a dot product replace the store's rank fusion.
     """
+    from ragcli.eval.beir import BeirDoc, load_corpus
+    from ragcli.eval.retrieval_eval import build_index, eval_config
+    from ragcli.pipelines.stages import Stages
     from ragcli.retrieval.fusion import CARD
     from ragcli.train.fusion_training import train_fusion
     from ragcli.train.gate_eval import labeled_set
@@ -226,17 +229,41 @@ def train_fusion_cmd(
                 f"--depth {depth} is more than --prefetch {prefetch}; lower --depth or raise --prefetch"
             )
         labeled = labeled_set(pairs_file=pairs, corpus=corpus, queries=queries, qrels=qrels)
-        source = str(pairs) if pairs else str(qrels)
-        report, verdict = train_fusion(
-            cfg,
-            labeled,
-            name=name,
-            holdout=holdout,
-            depth=depth,
-            prefetch=prefetch,
-            data={"labels": source, "documents": len(labeled.docs)},
-            progress=lambda m: err.print(m, style="dim"),
+        source = pairs if pairs is not None else corpus
+        assert source is not None  # labeled_set raised otherwise
+        docs = (
+            load_corpus(corpus)
+            if corpus is not None
+            else {d: BeirDoc(d, "", text) for d, text in labeled.docs.items()}
         )
+        # the labeled documents' own collection (the one `ragcli eval retrieval` builds), reused when built
+        stages = Stages.from_config(eval_config(cfg, source, depth))
+        try:
+            err.print(
+                f"index: {len(docs)} labeled documents in collection {stages.config.collection}", style="dim"
+            )
+            build_index(
+                stages,
+                docs,
+                progress=lambda _, done, total: (
+                    err.print(f"  embedded {done}/{total}", style="dim")
+                    if done % 1024 < 64 or done == total
+                    else None
+                ),
+            )
+            report, verdict = train_fusion(
+                stages,
+                labeled.queries,
+                labeled.qrels,
+                name=name,
+                holdout=holdout,
+                depth=depth,
+                prefetch=prefetch,
+                data={"labels": str(pairs or qrels), "documents": len(docs)},
+                progress=lambda m: err.print(m, style="dim"),
+            )
+        finally:
+            stages.close()
         if as_json:
             print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
         else:

@@ -105,7 +105,8 @@ def search_hits(
     cfg = stages.config
     fusion = stages.fusion if cfg.retrieval.mode == "hybrid" else None
     if fusion is not None:
-        n = max(fusion.prefetch, limit)
+        # each side as deep as the store's own hybrid would prefetch, and never shallower than training saw
+        n = max(fusion.prefetch, cfg.retrieval.prefetch or max(2 * limit, 20))
         return fusion.fuse_hits(
             stages.store.search(SearchRequest(dense=dense, mode="dense", limit=n, filter=query_filter)),
             stages.store.search(SearchRequest(sparse=sparse, mode="sparse", limit=n, filter=query_filter)),

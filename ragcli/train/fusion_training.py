@@ -1,10 +1,11 @@
 """`ragcli train fusion`: learn how to weigh the dense and BM25 scores of hybrid search from labeled queries.
 
-The labeled corpus is ranked in memory with the config's embedder and BM25 (`gate_eval._Ranker`, exact search,
-the user's index untouched). For each training query, RRF's top `depth` candidates become rows of
-`ragcli.retrieval.fusion.FEATURES` labeled relevant or not, and an L2-regularised logistic regression is fitted on
+The labeled queries are searched in the index the fusion will serve (a collection holding the judged documents:
+`ragcli train fusion --corpus` builds or reuses it, as `ragcli eval retrieval` does), dense and BM25 apart as
+the query path runs them, so training sees the scores the model meets at query time. For each training query,
+RRF's top `depth` candidates become rows of `ragcli.retrieval.fusion.FEATURES` labeled relevant or not, and an L2-regularised logistic regression is fitted on
 them (standardised features, Newton steps: a second on thousands of rows, no model to download). The held-out
-queries then gate it: the fused ranking against the config's hybrid (RRF) ranking, paired bootstrap on nDCG@10.
+queries then gate it: the fused ranking against the store's hybrid (RRF) ranking, paired bootstrap on nDCG@10.
 
 Chosen by measurement on SciFact's train queries (`benchmarks/retrieval_trained.py`, 5-fold cross-validation,
 never on the gate or test queries): per-query gap and z-score features carry the gain (raw scores alone +0.004
@@ -19,14 +20,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ragcli.config import PipelineConfig
 from ragcli.errors import InputError
 from ragcli.retrieval.fusion import CARD, FEATURES, LearnedFusion, Ranked, candidate_features, rrf
 from ragcli.train.deployment_gate import GateVerdict, paired_bootstrap, per_query_ndcg
-from ragcli.train.gate_eval import GateSet, split_queries
+from ragcli.train.gate_eval import split_queries
 
 Progress = Callable[[str], None]
 
@@ -123,14 +123,20 @@ def gate_fusion(
     qrels: Sequence[Mapping[str, int]],
     baseline: Sequence[Ranked],
     baseline_name: str = "hybrid",
+    doc_of: Mapping[str, str] | None = None,
 ) -> GateVerdict:
-    """The fused ranking against `baseline` (the config's RRF) on held-out queries, paired bootstrap on nDCG@10."""
+    """The fused ranking against `baseline` (the config's RRF) on held-out queries, paired bootstrap on nDCG@10.
+
+    `doc_of` maps the rankings' ids (chunks) to the documents `qrels` judges; without it they are the same.
+    """
     ids = [str(i) for i in range(len(qrels))]
     sub = {i: dict(r) for i, r in zip(ids, qrels, strict=True)}
-    base_run = {i: [doc for doc, _ in r] for i, r in zip(ids, baseline, strict=True)}
-    new_run = {
-        i: [doc for doc, _ in model.fuse(d, s, 100)] for i, d, s in zip(ids, dense, sparse, strict=True)
-    }
+
+    def docs(ranked: Ranked) -> list[str]:
+        return [doc_of.get(c, c) if doc_of else c for c, _ in ranked]
+
+    base_run = {i: docs(r) for i, r in zip(ids, baseline, strict=True)}
+    new_run = {i: docs(model.fuse(d, s, 100)) for i, d, s in zip(ids, dense, sparse, strict=True)}
     return paired_bootstrap(
         per_query_ndcg(base_run, sub),
         per_query_ndcg(new_run, sub),
@@ -139,48 +145,96 @@ def gate_fusion(
     )
 
 
+def store_rankings(
+    stages: Any, queries: Mapping[str, str], *, prefetch: int, progress: Progress | None = None
+) -> tuple[dict[str, Ranked], dict[str, Ranked], dict[str, Ranked], dict[str, str]]:
+    """Every query through the store as the query path runs it: its dense and its BM25 search (top `prefetch`
+    each, chunk ids and scores), the store's own hybrid (RRF) ranking, and each chunk's document id.
+
+    Training on the index the fusion will serve keeps its features the ones it meets at query time.
+    """
+    from ragcli.retrieval.filter_parser import parse_where
+    from ragcli.retrieval.filters import all_of
+    from ragcli.retrieval.protocols import SearchRequest
+
+    cfg = stages.config
+    flt = all_of(stages.tenant_filter, parse_where(cfg.retrieval.where, cfg.filterable))
+    encoder = stages.sparse_encoder
+    if encoder is None:
+        raise InputError("a fusion needs BM25 vectors in the index: set ingest.sparse: true and re-ingest")
+    dense: dict[str, Ranked] = {}
+    sparse: dict[str, Ranked] = {}
+    hybrid: dict[str, Ranked] = {}
+    doc_of: dict[str, str] = {}
+    for n, (q, text) in enumerate(queries.items(), 1):
+        vec = stages.embedder.embed_query(text).vectors[0].tolist()
+        sv = encoder.encode_query(text)
+        found = (
+            stages.store.search(SearchRequest(dense=vec, mode="dense", limit=prefetch, filter=flt)),
+            stages.store.search(SearchRequest(sparse=sv, mode="sparse", limit=prefetch, filter=flt)),
+            stages.store.search(
+                SearchRequest(
+                    dense=vec,
+                    sparse=sv,
+                    mode="hybrid",
+                    limit=100,
+                    filter=flt,
+                    prefetch_limit=cfg.retrieval.prefetch,
+                    rrf_k=cfg.retrieval.rrf_k,
+                )
+            ),
+        )
+        for hits in found:
+            doc_of.update((h.chunk.id, h.chunk.doc_id) for h in hits)
+        dense[q], sparse[q], hybrid[q] = ([(h.chunk.id, h.score) for h in hits] for hits in found)
+        if progress is not None and n % 200 == 0:
+            progress(f"searched {n}/{len(queries)} queries")
+    return dense, sparse, hybrid, doc_of
+
+
 def train_fusion(
-    cfg: PipelineConfig,
-    labeled: GateSet,
+    stages: Any,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
     *,
     name: str,
     holdout: float = 0.2,
     depth: int = 20,
     prefetch: int = 100,
-    home: Path | None = None,
     data: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> tuple[FusionReport, GateVerdict | None]:
-    """Rank the labeled corpus, fit the fusion on all but a `holdout` share of the queries, gate it on those.
+    """Fit the fusion on all but a `holdout` share of the labeled queries, searched in `stages`' index (a
+    collection holding the judged documents, `doc_id` = the qrels' ids), and gate it on the rest.
 
     Saves `<home>/fusions/NAME/ragcli_fusion.json` (weights and card, the gate's verdict included).
     """
-    from ragcli.ingest.build import build_embedder
     from ragcli.train.deployment_gate import write_verdict
-    from ragcli.train.gate_eval import _Ranker
     from ragcli.trained_models import trained_dir
 
     t0 = time.perf_counter()
+    cfg: PipelineConfig = stages.config
     if cfg.retrieval.mode != "hybrid":
         raise InputError(
             f"retrieval.mode is {cfg.retrieval.mode!r}; a fusion re-weighs hybrid search's dense and BM25 "
             "scores: train it with a config whose retrieval.mode is hybrid"
         )
-    ranker = _Ranker(cfg, labeled, depth, prefetch=prefetch)
+    qids = [q for q in qrels if q in queries]
     if progress:
-        progress(
-            f"ranking {len(labeled.qrels)} labeled queries over {len(labeled.docs)} documents (dense + BM25)"
-        )
-    dense = dict(
-        zip(ranker.qids, ranker.dense(build_embedder(cfg.embedder, home=cfg.home_dir())), strict=True)
+        progress(f"searching {len(qids)} labeled queries (dense and BM25 apart, and hybrid as it is)")
+    dense, sparse, hybrid, doc_of = store_rankings(
+        stages, {q: queries[q] for q in qids}, prefetch=prefetch, progress=progress
     )
-    sparse = dict(zip(ranker.qids, ranker.sparse, strict=True))
-    train_ids, held = split_queries(ranker.qids, holdout) if holdout > 0 else (list(ranker.qids), [])
+
+    def chunk_labels(q: str) -> dict[str, int]:
+        return {c: qrels[q].get(doc_of[c], 0) for c, _ in (*dense[q], *sparse[q])}
+
+    train_ids, held = split_queries(qids, holdout) if holdout > 0 else (list(qids), [])
     rrf_k = cfg.retrieval.rrf_k
     x, y = training_rows(
         [dense[q] for q in train_ids],
         [sparse[q] for q in train_ids],
-        [labeled.qrels[q] for q in train_ids],
+        [chunk_labels(q) for q in train_ids],
         depth=depth,
         rrf_k=rrf_k,
         prefetch=prefetch,
@@ -190,19 +244,23 @@ def train_fusion(
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "weights_sha": hashlib.sha1(repr((model.weights, model.bias)).encode()).hexdigest()[:12],
         "embedder": cfg.embedder.model_dump(mode="json"),
+        "collection": cfg.collection,
         "data": {**(data or {}), "train_queries": len(train_ids), "held_out_queries": len(held)},
     }
-    path = model.save(trained_dir("fusions", home or cfg.home_dir()) / name)
+    path = model.save(trained_dir("fusions", cfg.home_dir()) / name)
     verdict = None
     if held:
         if progress:
-            progress(f"gate: {len(held)} held-out queries, hybrid (RRF) against the trained fusion")
+            progress(
+                f"gate: {len(held)} held-out queries, the store's hybrid (RRF) against the trained fusion"
+            )
         verdict = gate_fusion(
             model,
             [dense[q] for q in held],
             [sparse[q] for q in held],
-            [labeled.qrels[q] for q in held],
-            [rrf([dense[q], sparse[q]], k=rrf_k, limit=100) for q in held],
+            [qrels[q] for q in held],
+            [hybrid[q] for q in held],
+            doc_of=doc_of,
         )
         write_verdict(path, verdict)
     report = FusionReport(

@@ -52,11 +52,10 @@ def split_queries(qids: Sequence[str], holdout: float, seed: int = 0) -> tuple[l
 class _Ranker:
     """The config's first-stage ranking over the gate corpus, with a swappable embedder."""
 
-    def __init__(self, cfg: PipelineConfig, gs: GateSet, depth: int, prefetch: int | None = None) -> None:
+    def __init__(self, cfg: PipelineConfig, gs: GateSet, depth: int) -> None:
         from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
 
         self.cfg, self.gs, self.depth = cfg, gs, depth
-        self._prefetch = prefetch
         self.doc_ids = list(gs.docs)
         self.qids = list(gs.qrels)
         self.mode = cfg.retrieval.mode
@@ -69,27 +68,19 @@ class _Ranker:
 
     @property
     def prefetch(self) -> int:
-        return self._prefetch or self.cfg.retrieval.prefetch or max(2 * 100, 20)
-
-    def dense(self, embedder: Any) -> list[Ranked]:
-        """Each query's dense ranking (top `prefetch`) with `embedder` over the whole corpus."""
-        docs = embedder.embed([self.gs.docs[d] for d in self.doc_ids]).vectors
-        qs = embedder.embed([self.gs.queries[q] for q in self.qids]).vectors
-        return dense_rank(qs, docs, self.doc_ids, self.prefetch)
-
-    @property
-    def sparse(self) -> list[Ranked]:
-        """Each query's BM25 ranking (top `prefetch`); only for sparse and hybrid configs."""
-        assert self._sparse is not None
-        return self._sparse
+        return self.cfg.retrieval.prefetch or max(2 * 100, 20)
 
     def rank(self, embedder: Any) -> list[Ranked]:
         if self.mode == "sparse":
-            return self.sparse
-        dense = self.dense(embedder)
+            assert self._sparse is not None
+            return self._sparse
+        docs = embedder.embed([self.gs.docs[d] for d in self.doc_ids]).vectors
+        qs = embedder.embed([self.gs.queries[q] for q in self.qids]).vectors
+        dense = dense_rank(qs, docs, self.doc_ids, self.prefetch)
         if self.mode == "dense":
             return dense
-        return hybrid_rank(dense, self.sparse, k=self.cfg.retrieval.rrf_k, limit=100)
+        assert self._sparse is not None
+        return hybrid_rank(dense, self._sparse, k=self.cfg.retrieval.rrf_k, limit=100)
 
 
 def _verdict(
