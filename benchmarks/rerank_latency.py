@@ -1,11 +1,11 @@
-"""Rerank latency for 20 candidates per query, per backend (torch fp32, torch int8, ONNX Runtime), side by side,
-and how well each backend keeps the fp32 scores (Spearman per query, top-5 overlap).
+"""Rerank latency for 20 candidates per query, per backend (torch fp32 and int8, ONNX Runtime fp32 and int8),
+side by side, and how well each backend keeps the fp32 scores (Spearman per query, top-5 overlap).
 
     nice -n 10 .venv/bin/python benchmarks/rerank_latency.py --model DIR [--queries 30] [--max-length 128]
 
 Candidates: SciFact test queries with 20 documents each (the first 20 of a seeded shuffle of the corpus mixed
 with the query's judged documents: latency depends on lengths, not on relevance). Backends run interleaved
-query by query, after one warm-up query each, so load changes hit them alike. Writes the `latency` section of
+query by query, after one warm-up query each, so load changes hit them alike. Writes the `latency` section (`latency-L<N>` for another --max-length) of
 benchmarks/results/retrieval_trained.md.
 """
 
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="cross-encoder folder")
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--backends", nargs="*", default=["torch", "int8", "onnx"])
+    ap.add_argument("--backends", nargs="*", default=["torch", "int8", "onnx", "onnx_int8"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
     args = ap.parse_args()
     from ragcli.resources import offline_env
@@ -107,7 +107,8 @@ def main() -> None:
         speed = f"{percentile(ref, 50) / percentile(times[b], 50):.2f}x" if ref else "-"
         lines.append(f"| {b} | {p50:.1f} | {p95:.1f} | {speed} | {sp} | {top} |")
         print(lines[-1], flush=True)
-    replace_section(Path(args.out), "latency", "\n".join(lines))
+    key = "latency" if args.max_length == 128 else f"latency-L{args.max_length}"
+    replace_section(Path(args.out), key, "\n".join(lines))
 
 
 if __name__ == "__main__":

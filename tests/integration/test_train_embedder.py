@@ -45,7 +45,9 @@ def local_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_pretrained_reranker_loads_by_path_and_int8_keeps_its_order(local_cross_encoder: Path) -> None:
+def test_pretrained_reranker_loads_by_path_and_quantized_backends_keep_its_scores(
+    local_cross_encoder: Path,
+) -> None:
     hits = [Hit(Chunk(id=str(i), doc_id=f"d{i}", text=t, source="s"), 0.0) for i, (_, t) in enumerate(DOCS)]
     cfg = parse_config({"reranker": {"type": "cross_encoder", "model": str(local_cross_encoder), "top_n": 3}})
     rr = build_reranker(cfg)
@@ -56,6 +58,16 @@ def test_pretrained_reranker_loads_by_path_and_int8_keeps_its_order(local_cross_
     int8 = CrossEncoderReranker(str(local_cross_encoder), backend="int8").score("q", [t for _, t in DOCS])
     assert all(0.0 <= s <= 1.0 for s in int8)
     assert max(abs(a - b) for a, b in zip(fp32, int8, strict=True)) < 0.05
+    # ONNX Runtime: exported once beside the model, then quantized once per output channel
+    onnx = CrossEncoderReranker(str(local_cross_encoder), backend="onnx").score("q", [t for _, t in DOCS])
+    onnx8 = CrossEncoderReranker(str(local_cross_encoder), backend="onnx_int8").score(
+        "q", [t for _, t in DOCS]
+    )
+    assert (local_cross_encoder / "model.onnx").is_file() and (
+        local_cross_encoder / "model.int8.onnx"
+    ).is_file()
+    assert max(abs(a - b) for a, b in zip(fp32, onnx, strict=True)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(fp32, onnx8, strict=True)) < 0.05
     # loaded once per process: a second reranker on the same folder shares the model
     a, b = CrossEncoderReranker(str(local_cross_encoder)), CrossEncoderReranker(str(local_cross_encoder))
     assert a.load() is b.load()
