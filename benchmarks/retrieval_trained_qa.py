@@ -1,5 +1,6 @@
 """HotpotQA: answer-in-context against prompt tokens, hybrid retrieval with the packaged embedder vs with one
-fine-tuned (in-batch negatives) on other questions' supporting paragraphs, at equal context budgets.
+fine-tuned (in-batch negatives) on other questions' supporting paragraphs, and vs the trained score fusion, at
+equal context budgets.
 
     nice -n 10 .venv/bin/python benchmarks/retrieval_trained_qa.py [--data DIR] [--home DIR] [--report 100]
 
@@ -103,13 +104,31 @@ def main() -> None:
     )
     write_verdict(epath / CARD, verdict)
     print(verdict.summary(), flush=True)
+    # the trained score fusion (`ragcli train fusion`) over the packaged model's dense and BM25 rankings:
+    # fitted on the embedder's training questions, gated on the same held-out ones
+    from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
+
+    def sides(items: list) -> tuple[list, list]:
+        qv = base.embed([q.question for q in items]).vectors
+        return dense_rank(qv, dvec, pids, 100), bm.rank([q.question for q in items], 100)
+
+    fd, fs = sides(fit_q)
+    x, y = training_rows(
+        fd, fs, [{s: 1 for s in q.supporting} for q in fit_q], depth=20, rrf_k=60, prefetch=100
+    )
+    fusion = fit_fusion("hotpot-bench", x, y)
+    gd, gs_ = sides(gate_q)
+    fverdict = gate_fusion(fusion, gd, gs_, [gq[q] for q in gids], hybrid(gate_q, base, dvec))
+    print(fverdict.summary(), flush=True)
+    rd, rs = sides(report_q)
     runs = {
         "hybrid, packaged MiniLM": hybrid(report_q, base, dvec),
         f"hybrid, `trained:{name}`": hybrid(report_q, tuned, tvec),
+        "hybrid + trained score fusion": [fusion.fuse(d, s_, 100) for d, s_ in zip(rd, rs, strict=True)],
     }
     scored = [i for i, q in enumerate(report_q) if q.answers and not is_yes_no(q.answers)]
     lines = [
-        "## HotpotQA: answer in context vs prompt tokens, with and without the trained embedder",
+        "## HotpotQA: answer in context vs prompt tokens, with and without the trained embedder and fusion",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; commit `{commit()}`; machine: {machine()}",
         f"- load average at start / end: {load0} / {loadavg()}",
@@ -118,6 +137,8 @@ def main() -> None:
         f"non-yes/no answer); embedder trained on {len(fit_q)} other questions' supporting paragraphs"
         + (f" ({t_train:.0f} s)" if t_train else "")
         + f", gated on {len(gate_q)} more: {verdict.summary()}",
+        f"- trained score fusion (`ragcli train fusion`'s model) fitted on the same {len(fit_q)} questions "
+        f"({int(y.sum())} supporting of {len(y)} candidates), gated on the same {len(gate_q)}: {fverdict.summary()}",
         "- packing: whole paragraphs in ranked order until the budget (cl100k tokens) is full; tokens are the "
         "context's, mean per question",
         "",
