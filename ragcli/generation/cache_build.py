@@ -46,8 +46,25 @@ def pipeline_version(cfg: PipelineConfig) -> str:
         section = getattr(cfg, extra, None)
         if section is not None and hasattr(section, "model_dump"):
             parts[extra] = section.model_dump(mode="json")
+    parts["trained_versions"] = _trained_versions(cfg)
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _trained_versions(cfg: PipelineConfig) -> dict[str, str | None]:
+    """The weights' ids of the `trained:NAME` models the config names: re-training one under the same name
+    changes what is retrieved, so its answers get a new key space too."""
+    from ragcli.trained_models import TRAINED_PREFIX, Kind, model_version, trained_dir
+
+    named: list[tuple[Kind, str]] = [("fusions", cfg.retrieval.fusion)]
+    model = getattr(cfg.reranker, "model", None)
+    if isinstance(model, str):
+        named.append(("rerankers", model))
+    return {
+        f"{kind}:{spec}": model_version(trained_dir(kind, cfg.home_dir()) / spec[len(TRAINED_PREFIX) :], kind)
+        for kind, spec in named
+        if spec.startswith(TRAINED_PREFIX)
+    }
 
 
 def filter_key(flt: Filter | None) -> str:

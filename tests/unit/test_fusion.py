@@ -200,3 +200,18 @@ def test_train_fusion_cli_then_the_query_path_uses_it(tmp_path: Path) -> None:
     missing = Stages.from_config(parse_config(_cfg(tmp_path / "home", "trained:nope")))
     with pytest.raises(ResourceMissing, match="ragcli train fusion"):
         _ = missing.fusion
+
+
+def test_retraining_a_fusion_under_the_same_name_changes_the_cache_key_space(tmp_path: Path) -> None:
+    from ragcli.generation.cache_build import pipeline_version
+
+    cfg = parse_config(_cfg(tmp_path, "trained:m"))
+    folder = tmp_path / "fusions" / "m"
+    versions = []
+    for bias in (0.0, 1.0):
+        model = LearnedFusion("m", [1.0] * len(FEATURES), bias, [0.0] * len(FEATURES), [1.0] * len(FEATURES))
+        model.card = {"weights_sha": f"w{bias}"}
+        model.save(folder)
+        versions.append(pipeline_version(cfg))
+    assert versions[0] != versions[1]
+    assert pipeline_version(parse_config(_cfg(tmp_path))) not in versions
