@@ -1,0 +1,74 @@
+"""Train a score fusion on a QA set's TUNE half (its questions' supporting paragraphs as relevance labels), with
+`ragcli train fusion`, so `qa_adaptive_calibrate.py` can sweep a relevance cut-off on the fused probabilities.
+
+    .venv/bin/python benchmarks/qa_fusion_train.py --set hotpotqa|nq [--nq-limit 300] [--name qa-hotpotqa]
+
+Writes the pooled paragraphs, the tune-half questions and their supporting paragraphs as BEIR files under a
+temporary folder and runs `ragcli train fusion` on them with the `local` preset (hybrid) in `RAGCLI_HOME`, the
+home the QA harness uses. The tune half is the first half of the questions, as `qa_adaptive_calibrate.py` cuts
+it; the report half is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SETS = {"hotpotqa": "hotpotqa/questions.jsonl", "nq": "nq_open/questions.jsonl"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--set", choices=sorted(SETS), required=True)
+    ap.add_argument("--limit", type=int, default=None, help="HotpotQA questions (as the harness's --limit)")
+    ap.add_argument("--nq-limit", type=int, default=300, help="NQ questions (as the harness's --nq-limit)")
+    ap.add_argument("--name", default=None, help="default: qa-<set>")
+    args = ap.parse_args()
+    from ragcli.eval.qa_data import load_qa
+
+    ds = load_qa(Path(args.data) / SETS[args.set], "hotpotqa" if args.set == "hotpotqa" else "nq")
+    limit = args.nq_limit if args.set == "nq" else args.limit
+    items = ds.questions[:limit] if limit else ds.questions
+    tune = items[: len(items) // 2]
+    folder = Path(tempfile.mkdtemp(prefix=f"qa-fusion-{args.set}-"))
+    with (folder / "corpus.jsonl").open("w") as fh:
+        for pid, p in ds.paragraphs.items():
+            fh.write(json.dumps({"_id": pid, "title": p.title, "text": p.text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as fh:
+        for q in tune:
+            fh.write(json.dumps({"_id": q.id, "text": q.question}) + "\n")
+    with (folder / "qrels.tsv").open("w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for q in tune:
+            for s in q.supporting:
+                fh.write(f"{q.id}\t{s}\t1\n")
+    cmd = [
+        str(Path(sys.executable).with_name("ragcli")),
+        "train",
+        "fusion",
+        "--corpus",
+        str(folder / "corpus.jsonl"),
+        "--queries",
+        str(folder / "queries.jsonl"),
+        "--qrels",
+        str(folder / "qrels.tsv"),
+        "--name",
+        args.name or f"qa-{args.set}",
+        "-c",
+        "local",
+    ]
+    print(" ".join(cmd), flush=True)
+    raise SystemExit(subprocess.run(cmd, check=False).returncode)
+
+
+if __name__ == "__main__":
+    main()
