@@ -39,6 +39,7 @@ class Stages:
     given_chunker: Chunker | None = None
     given_store: VectorStore | None = None
     given_sparse_encoder: SparseEncoder | None = None
+    given_fusion: LearnedFusion | None = None
     given_reranker: Reranker | None = None
     given_tenant_filter: Filter | None = None
     given_llm: LLM | None = None
@@ -105,7 +106,8 @@ class Stages:
     def fusion(self) -> LearnedFusion | None:
         from ragcli.retrieval.build import build_fusion
 
-        return build_fusion(self.config)
+        given = self.given_fusion
+        return given if given is not None else build_fusion(self.config)
 
     @cached_property
     def reranker(self) -> Reranker | None:

@@ -197,6 +197,11 @@ def test_train_fusion_cli_then_the_query_path_uses_it(tmp_path: Path) -> None:
     finally:
         stages.close()
 
+    given = LearnedFusion("mine", [0.0] * len(FEATURES), 0.0, [0.0] * len(FEATURES), [1.0] * len(FEATURES))
+    assert (
+        Stages.from_config(parse_config(_cfg(tmp_path / "home", "trained:nope")), fusion=given).fusion
+        is given
+    )
     missing = Stages.from_config(parse_config(_cfg(tmp_path / "home", "trained:nope")))
     with pytest.raises(ResourceMissing, match="ragcli train fusion"):
         _ = missing.fusion
