@@ -33,6 +33,7 @@ from trained_common import (  # noqa: E402
     loadavg,
     machine,
     replace_section,
+    scifact_split,
 )
 
 BASE = ["dense_score", "bm25_score", "dense_rrf", "bm25_rrf", "fused_rank_inv"]
@@ -52,7 +53,6 @@ def main() -> None:
     offline_env()
     import numpy as np
 
-    from ragcli.eval.beir import load_corpus, load_qrels, load_queries
     from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
     from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
     from ragcli.train.deployment_gate import per_query_ndcg
@@ -61,15 +61,7 @@ def main() -> None:
 
     t0, load0 = time.time(), loadavg()
     home = Path(args.home)
-    src = Path(args.data) / "scifact_beir"
-    corpus = load_corpus(src / "corpus.jsonl")
-    qtext = load_queries(src / "queries.jsonl")
-    train = {q: r for q, r in load_qrels(src / "qrels" / "train.tsv").items() if q in qtext}
-    test = {q: r for q, r in load_qrels(src / "qrels" / "test.tsv").items() if q in qtext}
-    tids = sorted(train)
-    random.Random(0).shuffle(tids)
-    n = len(tids)
-    fit_q, fuse_q, gate_q = tids[: int(0.6 * n)], tids[int(0.6 * n) : int(0.8 * n)], tids[int(0.8 * n) :]
+    corpus, qtext, train, test, fit_q, fuse_q, gate_q = scifact_split(Path(args.data))
     eval_q = sorted(set(test) | set(fuse_q) | set(gate_q))
     all_q = sorted(set(eval_q) | set(fit_q))  # the row order of the cached query encodings
     doc_ids = list(corpus)

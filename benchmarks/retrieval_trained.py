@@ -40,6 +40,7 @@ from trained_common import (  # noqa: E402
     logistic_fit,
     machine,
     replace_section,
+    scifact_split,
 )
 
 PHASES = ("base", "embedder", "late", "cross", "fusion")
@@ -157,7 +158,6 @@ def main() -> None:
     offline_env()
     import numpy as np
 
-    from ragcli.eval.beir import load_corpus, load_qrels, load_queries
     from ragcli.eval.metrics import evaluate
     from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
     from ragcli.train.deployment_gate import paired_bootstrap, per_query_ndcg, write_verdict
@@ -166,15 +166,8 @@ def main() -> None:
     t_start = time.time()
     load_start = loadavg()
     home = Path(args.home)
-    src = Path(args.data) / "scifact_beir"
-    corpus = load_corpus(src / "corpus.jsonl")
-    qtext = load_queries(src / "queries.jsonl")
-    test = {q: r for q, r in load_qrels(src / "qrels" / "test.tsv").items() if q in qtext}
-    train = {q: r for q, r in load_qrels(src / "qrels" / "train.tsv").items() if q in qtext}
-    tids = sorted(train)
-    random.Random(0).shuffle(tids)
-    n = len(tids)
-    fit_q, fuse_q, gate_q = tids[: int(0.6 * n)], tids[int(0.6 * n) : int(0.8 * n)], tids[int(0.8 * n) :]
+    corpus, qtext, train, test, fit_q, fuse_q, gate_q = scifact_split(Path(args.data))
+    n = len(train)
     fit = {q: train[q] for q in fit_q}
     fuse = {q: train[q] for q in fuse_q}
     gate = {q: train[q] for q in gate_q}

@@ -145,3 +145,31 @@ def cross_encoder_scores(
                 f"  cross-encoder scored {n}/{len(cands)} queries {time.perf_counter() - t0:.0f}s", flush=True
             )
     return out
+
+
+def scifact_split(
+    data: Path,
+) -> tuple[Any, dict[str, str], dict[str, Any], dict[str, Any], list[str], list[str], list[str]]:
+    """SciFact's corpus, query texts, train and test qrels, and the seed-0 split of the train queries into fit
+    (60 %), fuse (20 %) and gate (20 %) that every trained-retrieval benchmark uses."""
+    import random
+
+    from ragcli.eval.beir import load_corpus, load_qrels, load_queries
+
+    src = data / "scifact_beir"
+    corpus = load_corpus(src / "corpus.jsonl")
+    qtext = load_queries(src / "queries.jsonl")
+    test = {q: r for q, r in load_qrels(src / "qrels" / "test.tsv").items() if q in qtext}
+    train = {q: r for q, r in load_qrels(src / "qrels" / "train.tsv").items() if q in qtext}
+    tids = sorted(train)
+    random.Random(0).shuffle(tids)
+    n = len(tids)
+    return (
+        corpus,
+        qtext,
+        train,
+        test,
+        tids[: int(0.6 * n)],
+        tids[int(0.6 * n) : int(0.8 * n)],
+        tids[int(0.8 * n) :],
+    )
