@@ -5,8 +5,8 @@ The labeled queries are searched in the index the fusion will serve (a collectio
 the query path runs them, so training sees the scores the model meets at query time. For each training query,
 RRF's top `depth` candidates become rows of `ragcli.retrieval.fusion.FEATURES` labeled relevant or not, and an
 L2-regularised logistic regression is fitted on them (standardised features, Newton steps: a second on thousands
-of rows, no model to download). The held-out
-queries then gate it: the fused ranking against the store's hybrid (RRF) ranking, paired bootstrap on nDCG@10.
+of rows, no model to download). The held-out queries then gate it: the fused ranking against the store's hybrid
+(RRF) ranking, paired bootstrap on nDCG@10.
 
 Chosen by measurement on SciFact's train queries (`benchmarks/retrieval_fusion_cv.py`, 5-fold cross-validation,
 never on the gate or test queries): per-query gap and z-score features carry the gain (raw scores alone +0.004
