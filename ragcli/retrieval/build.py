@@ -5,6 +5,7 @@ Heavy libraries are imported inside the adapters, so building a config is cheap 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ from ragcli.config import (
 )
 from ragcli.errors import ConfigError
 from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ragcli.retrieval.fusion import LearnedFusion
@@ -83,7 +86,18 @@ def build_fusion(cfg: PipelineConfig) -> LearnedFusion | None:
         return None
     from ragcli.retrieval.fusion import load_fusion
 
-    return load_fusion(cfg.retrieval.fusion, cfg.home_dir())
+    fusion = load_fusion(cfg.retrieval.fusion, cfg.home_dir())
+    trained_with = fusion.card.get("embedder", {}).get("model")
+    model = getattr(cfg.embedder, "model", None)
+    if trained_with and model and trained_with != model:
+        log.warning(
+            "fusion %r was trained on %s's scores but the config embeds with %s: its weights may not fit; "
+            "train one for this embedder with `ragcli train fusion`, or set retrieval.fusion: rrf",
+            cfg.retrieval.fusion,
+            trained_with,
+            model,
+        )
+    return fusion
 
 
 def build_reranker(cfg: PipelineConfig) -> Reranker | None:

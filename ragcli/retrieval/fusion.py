@@ -177,8 +177,14 @@ class LearnedFusion:
         return model
 
 
+PACKAGED_PREFIX = "packaged:"
+PACKAGED_DIR = Path(__file__).resolve().parent / "fusions"
+"""Fusions that ship inside ragcli (`packaged:NAME`): `minilm-scifact`, the `local` preset's."""
+
+
 def load_fusion(spec: str, home: Path | None = None) -> LearnedFusion:
-    """The fusion model a config names: `trained:NAME` (under `<home>/fusions`), or a folder or card file.
+    """The fusion model a config names: `packaged:NAME` (inside ragcli), `trained:NAME` (under
+    `<home>/fusions`), or a folder or card file.
 
     A model that failed its deployment gate still loads, with a warning: the config asked for it.
 
@@ -187,7 +193,16 @@ def load_fusion(spec: str, home: Path | None = None) -> LearnedFusion:
     """
     from ragcli.trained_models import TRAINED_PREFIX, trained_dir, warn_if_gated_out
 
-    if spec.startswith(TRAINED_PREFIX):
+    if spec.startswith(PACKAGED_PREFIX):
+        name = spec[len(PACKAGED_PREFIX) :]
+        folder = PACKAGED_DIR / name
+        if not (folder / CARD).is_file():
+            have = sorted(p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
+            raise ResourceMissing(
+                f"no packaged fusion {spec!r} (packaged: {', '.join(PACKAGED_PREFIX + h for h in have)}); "
+                "use one of those, trained:NAME, or rrf"
+            )
+    elif spec.startswith(TRAINED_PREFIX):
         name = spec[len(TRAINED_PREFIX) :]
         folder = trained_dir("fusions", home) / name
     else:

@@ -220,3 +220,22 @@ def test_retraining_a_fusion_under_the_same_name_changes_the_cache_key_space(tmp
         versions.append(pipeline_version(cfg))
     assert versions[0] != versions[1]
     assert pipeline_version(parse_config(_cfg(tmp_path))) not in versions
+
+
+def test_the_local_preset_uses_the_packaged_fusion(caplog: pytest.LogCaptureFixture) -> None:
+    from ragcli.config import load_config
+    from ragcli.retrieval.build import build_fusion
+
+    cfg = load_config("local")
+    assert cfg.retrieval.fusion == "packaged:minilm-scifact"
+    with caplog.at_level(logging.WARNING):
+        model = build_fusion(cfg)
+    assert model is not None and model.card["gate"]["deployable"] and not caplog.text
+    with pytest.raises(ResourceMissing, match="packaged: packaged:minilm-scifact"):
+        load_fusion("packaged:nope")
+    other = cfg.model_copy(
+        update={"embedder": cfg.embedder.model_copy(update={"model": "BAAI/bge-small-en-v1.5"})}
+    )
+    with caplog.at_level(logging.WARNING):
+        build_fusion(other)
+    assert "was trained on all-MiniLM-L6-v2's scores" in caplog.text
