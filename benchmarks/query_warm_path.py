@@ -147,6 +147,11 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=3, help="cold CLI runs of each kind per round")
     ap.add_argument("--warm", type=int, default=40, help="queries sent to the warm server per round")
     ap.add_argument("--no-optimize", action="store_true", help="leave the store as written (no optimize())")
+    ap.add_argument(
+        "--fusion",
+        default=None,
+        help="replace the preset's retrieval.fusion (e.g. rrf: the store's own fusion)",
+    )
     args = ap.parse_args()
     ragcli = str(Path(sys.executable).with_name("ragcli"))
     src = args.data / "scifact_beir"
@@ -163,7 +168,10 @@ def main() -> None:
 
         cfg_path = tmp / "warm.yaml"
         preset = (REPO / "ragcli" / "pipelines" / "presets" / "local.yaml").read_text(encoding="utf-8")
-        cfg_path.write_text(preset.replace("collection: default", f"collection: warm\nhome: {home}"))
+        preset = preset.replace("collection: default", f"collection: warm\nhome: {home}")
+        if args.fusion:
+            preset = preset.replace("fusion: packaged:minilm-scifact", f"fusion: {args.fusion}")
+        cfg_path.write_text(preset)
         cfg = load_config(str(cfg_path))
         cid = config_id(cfg)
         build_s = build_store(cfg, src / "corpus.jsonl", args.chunks, not args.no_optimize)
@@ -207,8 +215,10 @@ def main() -> None:
     body = report(args, build_s, via_serve, local, rtt, stage_s, serve_start, load)
     print(body)
     store = "store not optimised" if args.no_optimize else "optimised store"
+    fusion = f", fusion {args.fusion}" if args.fusion else ""
     write_section(
-        f"Warm path: `ragcli query` through a running `ragcli serve` ({args.chunks:,} chunks, {store})", body
+        f"Warm path: `ragcli query` through a running `ragcli serve` ({args.chunks:,} chunks, {store}{fusion})",
+        body,
     )
 
 
@@ -230,9 +240,11 @@ def report(
     stages = " · ".join(f"{k} {pct(v, 50) * 1000:.1f} ms" for k, v in stage_s.items())
     cmd = f"nice -n 10 python benchmarks/query_warm_path.py --chunks {args.chunks} --rounds {args.rounds} "
     cmd += f"--per-round {args.per_round} --warm {args.warm}" + (" --no-optimize" if args.no_optimize else "")
+    cmd += f" --fusion {args.fusion}" if args.fusion else ""
     return (
         header(cmd) + f"- load average at start {load[0]}, at end {load[1]} (2 cores)\n\n"
-        f"{args.chunks:,} chunks in one collection of the `local` preset (hybrid: random unit dense vectors + "
+        f"{args.chunks:,} chunks in one collection of the `local` preset (hybrid, fusion "
+        f"`{args.fusion or 'packaged:minilm-scifact'}`: random unit dense vectors + "
         f"real BM25 sparse vectors of SciFact sentence windows; store {'not ' if args.no_optimize else ''}"
         f"optimised after writing; built in {build_s:.0f} s). SciFact test questions, embedded by MiniLM. "
         f"{args.rounds} rounds: server up -> cold CLI via serve, warm queries; server down -> cold CLI local.\n\n"
