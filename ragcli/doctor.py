@@ -44,6 +44,16 @@ def _tiktoken() -> str:
     return f"cl100k_base ok ({len(enc.encode('hello world'))} tokens for 'hello world'), files in {os.environ['TIKTOKEN_CACHE_DIR']}"
 
 
+def _packaged_fusion() -> str:
+    from ragcli.retrieval.fusion import load_fusion
+
+    model = load_fusion("packaged:minilm-scifact")
+    gate = model.card.get("gate", {})
+    return (
+        f"packaged:minilm-scifact ({len(model.weights)} weights; gate {gate.get('delta', 0.0):+.3f} nDCG@10)"
+    )
+
+
 def run_checks() -> list[Check]:
     """Every resource the embedded default needs, in the order a query touches them."""
     resources.offline_env()
@@ -53,6 +63,7 @@ def run_checks() -> list[Check]:
         _check("qdrant engine", _module("qdrant_edge", "qdrant-edge-py==0.9.0")),
         _check("embedding model", lambda: str(resources.embedding_model_dir())),
         _check("sentence-transformers", _module("sentence_transformers", "sentence-transformers")),
+        _check("packaged fusion", _packaged_fusion),
         _check("local LLM weights", lambda: str(resources.local_llm_gguf())),
         _check("llama-cpp-python", _module("llama_cpp", "llama-cpp-python (CMAKE_ARGS=-DGGML_NATIVE=OFF)")),
         _check("tiktoken files", _tiktoken),

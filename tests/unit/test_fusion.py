@@ -239,3 +239,9 @@ def test_the_local_preset_uses_the_packaged_fusion(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING):
         build_fusion(other)
     assert "was trained on all-MiniLM-L6-v2's scores" in caplog.text
+
+
+def test_doctor_finds_the_packaged_fusion() -> None:
+    from ragcli.doctor import _packaged_fusion
+
+    assert _packaged_fusion().startswith("packaged:minilm-scifact (9 weights; gate +0.036")
