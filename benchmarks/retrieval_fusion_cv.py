@@ -193,7 +193,7 @@ def main() -> None:
         lines.append(
             f"| {pool_name} ({len(qs)}) | {', '.join(names)} | {'yes' if norm else 'no'} | {kind} | {depth} | {d:+.4f} |"
         )
-    lines[4] = f"- load average at start / end: {load0} / {loadavg()}"
+    lines[3] = f"- load average at start / end: {load0} / {loadavg()}"
     replace_section(Path(args.out), "fusion-cv", "\n".join(lines))
     print(f"wrote {args.out}")
 
