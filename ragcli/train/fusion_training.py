@@ -5,8 +5,8 @@ The labeled queries are searched in the index the fusion will serve (a collectio
 the query path runs them, so training sees the scores the model meets at query time. For each training query,
 RRF's top `depth` candidates become rows of `ragcli.retrieval.fusion.FEATURES` labeled relevant or not, and an
 L2-regularised logistic regression is fitted on them (standardised features, Newton steps: a second on thousands
-of rows, no model to download). The held-out queries then gate it: the fused ranking against the store's hybrid
-(RRF) ranking, paired bootstrap on nDCG@10.
+of rows, no model to download). The held-out queries then gate it: the fused ranking against the ranking the
+config has now (the store's RRF, or the fusion it names), paired bootstrap on nDCG@10.
 
 Chosen by measurement on SciFact's train queries (`benchmarks/retrieval_fusion_cv.py`, 5-fold cross-validation,
 never on the gate or test queries): per-query gap and z-score features carry the gain (raw scores alone +0.004
@@ -142,7 +142,7 @@ def gate_fusion(
         per_query_ndcg(base_run, sub),
         per_query_ndcg(new_run, sub),
         baseline_name=baseline_name,
-        candidate_name=f"{baseline_name}, trained fusion",
+        candidate_name="hybrid, trained fusion",
     )
 
 
@@ -220,6 +220,9 @@ def train_fusion(
             f"retrieval.mode is {cfg.retrieval.mode!r}; a fusion re-weighs hybrid search's dense and BM25 "
             "scores: train it with a config whose retrieval.mode is hybrid"
         )
+    # the ranking a new fusion would replace: the config's own fusion when it names one (read before the new
+    # model is saved, which may replace it under the same name), else the store's RRF
+    current = stages.fusion
     qids = [q for q in qrels if q in queries]
     if progress:
         progress(f"searching {len(qids)} labeled queries (dense and BM25 apart, and hybrid as it is)")
@@ -260,7 +263,8 @@ def train_fusion(
             [dense[q] for q in held],
             [sparse[q] for q in held],
             [qrels[q] for q in held],
-            [hybrid[q] for q in held],
+            [current.fuse(dense[q], sparse[q], 100) if current else hybrid[q] for q in held],
+            baseline_name=f"hybrid, fusion {cfg.retrieval.fusion}" if current else "hybrid",
             doc_of=doc_of,
         )
         write_verdict(path, verdict)

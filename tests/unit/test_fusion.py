@@ -169,6 +169,16 @@ def test_train_fusion_cli_then_the_query_path_uses_it(tmp_path: Path) -> None:
     card = json.loads((tmp_path / "home" / "fusions" / "tiny" / "ragcli_fusion.json").read_text())
     assert card["gate"]["queries"] == 3 and card["data"]["train_queries"] == 7
 
+    # with a fusion in the config, a new one is gated against that fusion, read before it could be replaced
+    cfg2 = tmp_path / "cfg2.yaml"
+    cfg2.write_text(yaml.safe_dump(_cfg(tmp_path / "home", "trained:tiny")))
+    again = CliRunner().invoke(
+        app, ["train", "fusion", "--pairs", str(pairs), "--name", "tiny", "--holdout", "0.3", "-c", str(cfg2)]
+    )
+    assert again.exit_code == 0, again.output
+    card = json.loads((tmp_path / "home" / "fusions" / "tiny" / "ragcli_fusion.json").read_text())
+    assert card["gate"]["baseline"] == "hybrid, fusion trained:tiny"
+
     bad = CliRunner().invoke(
         app, ["train", "fusion", "--pairs", str(pairs), "--name", "x", "--depth", "50", "--prefetch", "20",
               "-c", str(cfg_file)],
