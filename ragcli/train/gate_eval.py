@@ -1,8 +1,8 @@
 """Run the deployment gate for a freshly trained model: its ranking against the one it replaces, on held-out
 labeled queries, over the labeled corpus (exact search in memory, so the user's index is never touched).
 
-- A reranker replaces the config's first-stage ranking (dense, BM25 or hybrid with the configured embedder)
-  by its re-ordering of that ranking's top `depth`.
+- A reranker replaces the config's first-stage ranking (dense, BM25 or hybrid with the configured embedder, fused
+  by RRF or by the trained fusion `retrieval.fusion` names) by its re-ordering of that ranking's top `depth`.
 - An embedder replaces the dense half of that ranking (dense alone, or hybrid's dense side): the corpus is
   embedded with both models. This is the cost a re-index would pay anyway, measured first.
 """
@@ -54,11 +54,14 @@ class _Ranker:
 
     def __init__(self, cfg: PipelineConfig, gs: GateSet, depth: int) -> None:
         from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
+        from ragcli.retrieval.build import build_fusion
 
         self.cfg, self.gs, self.depth = cfg, gs, depth
         self.doc_ids = list(gs.docs)
         self.qids = list(gs.qrels)
         self.mode = cfg.retrieval.mode
+        # the ranking a query gets today: with a trained fusion, that fusion over the two exact rankings
+        self.fusion = build_fusion(cfg) if self.mode == "hybrid" else None
         self._sparse: list[Ranked] | None = None
         if self.mode in ("sparse", "hybrid"):
             bm = cfg.retrieval.bm25
@@ -68,7 +71,13 @@ class _Ranker:
 
     @property
     def prefetch(self) -> int:
+        if self.fusion is not None:  # as deep as the query path searches each side for the fusion
+            return max(self.fusion.prefetch, self.cfg.retrieval.prefetch or 0)
         return self.cfg.retrieval.prefetch or max(2 * 100, 20)
+
+    @property
+    def name(self) -> str:
+        return f"hybrid ({self.fusion.model_name})" if self.fusion is not None else self.mode
 
     def rank(self, embedder: Any) -> list[Ranked]:
         if self.mode == "sparse":
@@ -80,6 +89,8 @@ class _Ranker:
         if self.mode == "dense":
             return dense
         assert self._sparse is not None
+        if self.fusion is not None:
+            return [self.fusion.fuse(d, s, 100) for d, s in zip(dense, self._sparse, strict=True)]
         return hybrid_rank(dense, self._sparse, k=self.cfg.retrieval.rrf_k, limit=100)
 
 
@@ -108,7 +119,7 @@ def gate_reranker(
     ranker = _Ranker(cfg, gs, depth)
     if progress:
         progress(
-            f"gate: ranking {len(gs.qrels)} held-out queries over {len(gs.docs)} documents ({ranker.mode})"
+            f"gate: ranking {len(gs.qrels)} held-out queries over {len(gs.docs)} documents ({ranker.name})"
         )
     base = ranker.rank(build_embedder(cfg.embedder, home=cfg.home_dir()))
     new = []
@@ -116,7 +127,7 @@ def gate_reranker(
         head = [d for d, _ in ranked[:depth]]
         scores = dict(zip(head, reranker.score(gs.queries[q], [gs.docs[d] for d in head]), strict=True))
         new.append(rerank_head(ranked, scores, depth))
-    return _verdict(ranker.qids, gs.qrels, base, new, (ranker.mode, f"{ranker.mode} + reranker top {depth}"))
+    return _verdict(ranker.qids, gs.qrels, base, new, (ranker.name, f"{ranker.name} + reranker top {depth}"))
 
 
 def gate_embedder(
@@ -134,7 +145,7 @@ def gate_embedder(
         progress(f"gate: embedding {len(gs.docs)} documents with the configured embedder and the trained one")
     base = ranker.rank(build_embedder(cfg.embedder, home=cfg.home_dir()))
     new = ranker.rank(embedder)
-    return _verdict(ranker.qids, gs.qrels, base, new, (ranker.mode, f"{ranker.mode}, trained embedder"))
+    return _verdict(ranker.qids, gs.qrels, base, new, (ranker.name, f"{ranker.name}, trained embedder"))
 
 
 def gate_set_from_pairs(pairs: Sequence[Any], held_out: set[str]) -> GateSet:

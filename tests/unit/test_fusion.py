@@ -255,3 +255,33 @@ def test_doctor_finds_the_packaged_fusion() -> None:
     from ragcli.doctor import _packaged_fusion
 
     assert _packaged_fusion().startswith("packaged:minilm-scifact (9 weights; gate +0.036")
+
+
+def test_reranker_and_embedder_gates_compare_against_the_configured_fusion(tmp_path: Path) -> None:
+    """A config that ranks with a trained fusion is what a new reranker or embedder must beat, not plain RRF."""
+    from ragcli.ingest.build import build_embedder
+    from ragcli.train.gate_eval import GateSet, _Ranker, gate_reranker
+
+    home = tmp_path / "home"
+    # a fusion that follows BM25's score alone: its order differs from RRF's on these documents
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("bm25_score")] = 5.0
+    LearnedFusion("bm", weights, 0.0, [0.0] * len(FEATURES), [1.0] * len(FEATURES)).save(
+        home / "fusions" / "bm"
+    )
+    docs = {f"d{i}": f"travel policy {'hotel ' * i}paris budget note {i}" for i in range(12)}
+    gs = GateSet({"q": "hotel paris", "r": "hotel"}, {"q": {"d11": 1}, "r": {"d11": 1}}, docs)
+    cfg = parse_config(_cfg(home, "trained:bm"))
+    ranker = _Ranker(cfg, gs, 20)
+    assert ranker.fusion is not None and ranker.name == "hybrid (fusion:bm)"
+    embedder = build_embedder(cfg.embedder, home=home)
+    ranked = ranker.rank(embedder)[0]
+    assert ranked[0][0] == "d11"  # the most "hotel" terms: BM25's best, first under this fusion
+
+    class Constant:
+        def score(self, query: str, texts: list[str]) -> list[float]:
+            return [0.0] * len(texts)
+
+    verdict = gate_reranker(cfg, gs, Constant())
+    assert verdict.baseline == "hybrid (fusion:bm)" and verdict.baseline_mean == 1.0
+    assert _Ranker(parse_config(_cfg(home)), gs, 20).name == "hybrid"
