@@ -144,6 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rel", nargs="+", type=float, default=[0.0, 0.55, 0.7, 0.8, 0.9])
     ap.add_argument("--budgets", nargs="+", type=int, default=[128, 256, 512])
+    ap.add_argument(
+        "--chunk-budgets",
+        nargs="+",
+        type=int,
+        default=[256, 512, 1024],
+        help="budgets of the whole-chunk packer",
+    )
+    ap.add_argument(
+        "--chunk-top-k", nargs="+", type=int, default=[4, 8], help="hits the whole-chunk packer may pack"
+    )
+    ap.add_argument("--no-chunks", action="store_true", help="sweep only sentence selection")
+    ap.add_argument("--no-sentences", action="store_true", help="sweep only whole chunks")
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 3.0])
     ap.add_argument(
         "--targets",
@@ -186,11 +198,15 @@ def main(argv: list[str] | None = None) -> int:
                 else targets
                 + [
                     {"select": False, "rel": rel or None, "budget": b, "ratio": ratio or None, "top_k": k}
-                    for k, rel, b, ratio in itertools.product([4, 8], args.rel, [256, 512, 1024], args.ratios)
+                    for k, rel, b, ratio in itertools.product(
+                        args.chunk_top_k, args.rel, args.chunk_budgets, args.ratios
+                    )
+                    if not args.no_chunks
                 ]
                 + [
                     {"select": True, "rel": rel or None, "budget": b, "ratio": None, "top_k": 8}
                     for rel, b in itertools.product(args.rel, args.budgets)
+                    if not args.no_sentences
                 ]
             )
             for r in sweep(run, grid, count):
