@@ -193,7 +193,10 @@ def gate_trained_reranker(
 
 @train_app.command("fusion")
 def train_fusion_cmd(
-    name: TrainedNameOpt,
+    name: Annotated[
+        str,
+        typer.Option("--name", help="Name to save it under; use it as `retrieval.fusion: trained:NAME`."),
+    ],
     pairs: PairsOpt = None,
     corpus: CorpusOpt = None,
     queries: QueriesOpt = None,
