@@ -107,11 +107,13 @@ def search_hits(
     if fusion is not None:
         # each side as deep as the store's own hybrid would prefetch, and never shallower than training saw
         n = max(fusion.prefetch, cfg.retrieval.prefetch or max(2 * limit, 20))
-        return fusion.fuse_hits(
-            stages.store.search(SearchRequest(dense=dense, mode="dense", limit=n, filter=query_filter)),
-            stages.store.search(SearchRequest(sparse=sparse, mode="sparse", limit=n, filter=query_filter)),
-            limit,
+        dense_hits, sparse_hits = stages.store.search_many(
+            [
+                SearchRequest(dense=dense, mode="dense", limit=n, filter=query_filter),
+                SearchRequest(sparse=sparse, mode="sparse", limit=n, filter=query_filter),
+            ]
         )
+        return fusion.fuse_hits(dense_hits, sparse_hits, limit)
     request = SearchRequest(
         dense=dense,
         sparse=sparse,

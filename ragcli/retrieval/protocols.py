@@ -72,6 +72,11 @@ class VectorStore(Protocol):
 
     def search(self, request: SearchRequest) -> list[Hit]: ...
 
+    def search_many(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Several searches, results in request order: one round trip where the store can batch them (a Qdrant
+        server), one after the other where it cannot (the embedded engine)."""
+        ...
+
     def count(self, filter: Filter | None = None) -> int: ...
 
     def optimize(self) -> None:

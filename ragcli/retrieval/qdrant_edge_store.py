@@ -293,6 +293,10 @@ class QdrantEdgeStore:
             return 0
         return int(shard.count(q.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
+    def search_many(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """In process there is no round trip to save: the searches run one after the other."""
+        return [self.search(r) for r in requests]
+
     def search(self, request: SearchRequest) -> list[Hit]:
         """Dense, sparse or hybrid (RRF over a dense and a sparse prefetch) search, filtered."""
         import qdrant_edge as q

@@ -270,6 +270,49 @@ def test_sparse_and_hybrid_find_the_keyword_match(filled: tuple[VectorStore, lis
     assert len(only_stopwords) == 2, "a query with no sparse terms falls back to dense"
 
 
+def test_search_many_equals_the_searches_one_by_one(filled: tuple[VectorStore, list[Chunk]]) -> None:
+    """The fused hybrid path's batch (one round trip on a server) returns what separate searches return."""
+    store, _ = filled
+    enc = Bm25SparseEncoder()
+    q = "mitochondria powerhouse"
+    f = parse_where("type = 'md'", FIELDS)
+    requests = [
+        SearchRequest(dense=embed(q), mode="dense", limit=4),
+        SearchRequest(sparse=enc.encode_query(q), mode="sparse", limit=4, filter=f),
+        SearchRequest(sparse=enc.encode_query("the of and"), mode="sparse", limit=4),
+        SearchRequest(dense=embed(q), sparse=enc.encode_query("the of and"), mode="hybrid", limit=2),
+    ]
+    batched = store.search_many(requests)
+    one_by_one = [store.search(r) for r in requests]
+    assert [[(h.chunk.id, round(h.score, 5)) for h in hits] for hits in batched] == [
+        [(h.chunk.id, round(h.score, 5)) for h in hits] for hits in one_by_one
+    ]
+    assert batched[2] == [] and len(batched[3]) == 2
+    assert store.search_many([]) == []
+
+
+def test_a_server_answers_search_many_in_one_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search is one call to the server (no existence check first), a batch of them too."""
+    s = _open("memory", tmp_path)
+    fill(s)
+    calls: list[str] = []
+    for name in ("query_points", "query_batch_points", "collection_exists", "get_collection"):
+        real = getattr(s.client, name)
+        monkeypatch.setattr(s.client, name, lambda *a, _n=name, _f=real, **k: calls.append(_n) or _f(*a, **k))
+    enc = Bm25SparseEncoder()
+    s.search(SearchRequest(dense=embed("cells"), limit=2))
+    assert calls == ["query_points"]
+    calls.clear()
+    dense_hits, sparse_hits = s.search_many(
+        [
+            SearchRequest(dense=embed("cells"), mode="dense", limit=2),
+            SearchRequest(sparse=enc.encode_query("mitochondria"), mode="sparse", limit=2),
+        ]
+    )
+    assert calls == ["query_batch_points"] and dense_hits and sparse_hits
+    s.close()
+
+
 def test_deletes_and_incomplete_documents(store: VectorStore) -> None:
     chunks = fill(store)
     assert store.delete_chunks([chunks[0].id, str(uuid.uuid4())]) == 1
@@ -283,6 +326,8 @@ def test_deletes_and_incomplete_documents(store: VectorStore) -> None:
 def test_errors_say_what_to_do(store: VectorStore) -> None:
     with pytest.raises(InputError, match="ingest documents first"):
         store.search(SearchRequest(dense=embed("x")))
+    with pytest.raises(InputError, match="ingest documents first"):
+        store.search_many([SearchRequest(dense=embed("x"))])
     assert store.count() == 0 and store.documents() == {} and store.delete_documents(["d"]) == 0
     fill(store, sparse=False)
     with pytest.raises(InputError, match="no sparse vectors"):
