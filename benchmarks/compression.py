@@ -212,8 +212,10 @@ def main() -> None:
     items = {"tune": items[:half], "report": items[half:], "all": items}[args.split]
     ours = SentenceCompressor(count)
     pruned = SentenceCompressor(count, prune_words=True)
+    no_fill = SentenceCompressor(count, fill=False)
     methods: dict[str, Method] = {
         "ragcli sentences": ours.compress,
+        "ragcli sentences, no fill (before 2026-12-03)": no_fill.compress,
         "ragcli sentences + word pruning": pruned.compress,
         "BM25 sentence pick": bm25_pick(count),
         "truncation": truncation(count),
@@ -244,6 +246,7 @@ def main() -> None:
         kv,
         {
             "ragcli sentences": ours.compress,
+            "ragcli sentences, no fill": no_fill.compress,
             "BM25 sentence pick": bm25_pick(count),
             "truncation": truncation(count),
         },
@@ -258,6 +261,7 @@ def main() -> None:
         args.data,
         {
             "ragcli sentences + word pruning (keep_share auto)": demo_pruned.compress,
+            "same, no fill": SentenceCompressor(count, prune_words=True, keep_share=None, fill=False).compress,
             "ragcli sentences": ours.compress,
             "BM25 sentence pick": bm25_pick(count),
             "truncation": truncation(count),

@@ -48,6 +48,10 @@ _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+")
 _WORD = re.compile(r"\S+")
 _HEADER_MAX_WORDS = 16
+_FILL_BELOW = 0.95
+"""Fill when the output is under this share of its target (the ratio goal allows 10 %: fill well inside it)."""
+_FILL_TRIES = 3
+_FILL_MIN_WORDS = 5
 
 
 @dataclass
@@ -62,6 +66,8 @@ class _Unit:
     cost: int = 0
     dropped_words: set[int] = field(default_factory=set)
     """Offsets (into the whole text) of words pruned from this unit."""
+    cut_at: int | None = None
+    """Offset where a unit kept only in part (to fill the budget's last tokens) stops; rendered with an ellipsis."""
 
 
 @dataclass
@@ -93,6 +99,9 @@ class SentenceCompressor:
             (sentences are picked at that estimated cost, then pruned to the budget); `None`: the share that
             keeps every sentence if their protected words allow (few-shot demonstrations, where every number
             counts).
+        fill: when whole sentences leave the output more than 5 % under its target, fill the rest with the
+            leading words of the best sentences left out (never cutting a protected span, marked with an
+            ellipsis), so the ratio asked is the ratio reached.
     """
 
     def __init__(
@@ -110,6 +119,7 @@ class SentenceCompressor:
         embed_weight: float = 1.0,
         key_weight: float = 0.25,
         keep_share: float | None = 0.5,
+        fill: bool = True,
     ) -> None:
         if max_unit_words < 4:
             raise ValueError(f"max_unit_words must be >= 4, got {max_unit_words}")
@@ -136,6 +146,7 @@ class SentenceCompressor:
         if keep_share is not None and not 0 < keep_share <= 1:
             raise ValueError(f"keep_share must be in (0, 1], got {keep_share}")
         self.keep_share = keep_share
+        self.fill = fill
 
     @property
     def name(self) -> str:
@@ -194,6 +205,8 @@ class SentenceCompressor:
             kept.remove(weakest)
             out = self._render(text, blocks, kept)
             tokens = self.count(out) if out else 0
+        if self.fill and tokens < _FILL_BELOW * budget:
+            out, tokens = self._fill(text, blocks, units, kept, spans, budget, out, tokens)
         return self._result(text, out, original, tokens, budget, t0, spans, len(units), len(kept), pruned)
 
     # ------------------------------------------------------------------ steps
@@ -340,6 +353,58 @@ class SentenceCompressor:
                 room -= cost
         return kept
 
+    def _fill(
+        self,
+        text: str,
+        blocks: list[_Block],
+        units: list[_Unit],
+        kept: list[_Unit],
+        spans: list[Span],
+        budget: int,
+        out: str,
+        tokens: int,
+    ) -> tuple[str, int]:
+        """Add the leading words of the best units left out while the output stays within `budget`: whole
+        sentences can leave a target's last tokens unused (a 135-token target and 40-token sentences)."""
+        chosen = set(map(id, kept))
+        # a fragment under a header of its own would be mostly header; but a fragment beats an empty output
+        opened = {u.block for u in kept}
+        left = sorted(
+            (u for u in units if id(u) not in chosen and (u.block in opened or not kept)),
+            key=lambda u: (-u.score, u.block, u.start),
+        )
+        for u in left[:_FILL_TRIES]:
+            if tokens >= _FILL_BELOW * budget:
+                break
+            # word ends where the unit may stop: never inside a protected span
+            ends = [
+                m.end()
+                for m in _WORD.finditer(text, u.start, u.end)
+                if not any(sp.start < m.end() < sp.end for sp in spans)
+            ]
+            if len(ends) <= _FILL_MIN_WORDS:
+                continue
+            kept.append(u)
+            best: tuple[str, int, int] | None = None
+            # index into `ends`: at least a few words (a shorter fragment says nothing), and the whole unit did
+            # not fit, so stop before its end
+            lo, hi = _FILL_MIN_WORDS - 1, len(ends) - 2
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                u.cut_at = ends[mid]
+                trial = self._render(text, blocks, kept)
+                n = self.count(trial)
+                if n <= budget:
+                    best, lo = (trial, n, ends[mid]), mid + 1
+                else:
+                    hi = mid - 1
+            if best is None:
+                kept.remove(u)
+                u.cut_at = None
+                continue
+            out, tokens, u.cut_at = best
+        return out, tokens
+
     def _render(self, text: str, blocks: list[_Block], kept: list[_Unit]) -> str:
         by_block: dict[int, list[_Unit]] = {}
         for u in sorted(kept, key=lambda u: (u.block, u.start)):
@@ -443,7 +508,10 @@ def _is_exact_key(key: str) -> bool:
 
 
 def _unit_text(text: str, u: _Unit) -> str:
+    end = u.end if u.cut_at is None else u.cut_at
     if not u.dropped_words:
-        return text[u.start : u.end]
-    words = [m for m in _WORD.finditer(text, u.start, u.end) if m.start() not in u.dropped_words]
-    return " ".join(m.group(0) for m in words)
+        body = text[u.start : end]
+    else:
+        words = [m for m in _WORD.finditer(text, u.start, end) if m.start() not in u.dropped_words]
+        body = " ".join(m.group(0) for m in words)
+    return body if u.cut_at is None else body.rstrip(" ,;:") + " …"

@@ -189,3 +189,29 @@ def test_config_section() -> None:
         parse_config({"compression": {"type": "zip"}})
     with pytest.raises(ConfigError, match="ratio"):
         parse_config({"compression": {"type": "sentences", "ratio": 0.5}})
+
+
+def test_fill_uses_the_gap_whole_sentences_leave_and_never_cuts_a_protected_span() -> None:
+    """Whole sentences leave part of a small target unused; the fill spends it on the next best sentence's
+    leading words (marked with an ellipsis), never stops inside a protected span and never exceeds the target."""
+    block = (
+        "Paris hotels cost 250 euros per night for staff on business trips this year. "
+        "Rooms above that limit need the approval of a department head before booking anything. "
+        "The limit was set by the travel office on 31 March 2024 after a review of average city prices."
+    )
+    q = "What is the hotel limit in Paris?"
+    assert "31 March 2024" in [block[s.start : s.end] for s in find_spans(block, question_keys(q))]
+    gaps = 0
+    for cap in range(14, 46):
+        target = CompressionTarget(tokens=cap)
+        filled = SentenceCompressor(words).compress(q, block, target)
+        whole = SentenceCompressor(words, fill=False).compress(q, block, target)
+        assert whole.tokens <= filled.tokens <= cap and filled.text.startswith(whole.text.rstrip(" …"))
+        assert ("31" not in filled.text.split()) or "31 March 2024" in filled.text
+        gaps += whole.tokens < cap - 6
+        # what stays unused is less than the shortest fragment worth adding (5 words and the ellipsis)
+        assert filled.tokens >= cap - 6
+        if filled.tokens > whole.tokens:
+            assert filled.text.endswith(" …")
+    assert gaps > 10
+    assert SentenceCompressor(words).compress(q, block, CompressionTarget(tokens=14)).text.startswith("Paris")
