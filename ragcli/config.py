@@ -288,6 +288,9 @@ class SentenceCompressionConfig(_Section):
     """Also drop words inside kept sentences (stopwords first; never numbers, codes, names)."""
     use_embeddings: bool = False
     """Add the embedder's question-sentence similarity to the lexical score (one embedding call per query)."""
+    fill: bool = True
+    """Spend what whole sentences leave of the target on the leading words of the next best one (ending " …"),
+    so the ratio reached is the ratio asked; false keeps whole sentences only."""
 
 
 class LLMLinguaCompressionConfig(_Section):

@@ -117,7 +117,10 @@ def build_compressor(cfg: PipelineConfig, llm: LLM, embed: EmbedFn | None = None
         from ragcli.generation.sentence_compressor import SentenceCompressor
 
         return SentenceCompressor(
-            llm.count_tokens, prune_words=c.prune_words, embed=embed if c.use_embeddings else None
+            llm.count_tokens,
+            prune_words=c.prune_words,
+            embed=embed if c.use_embeddings else None,
+            fill=c.fill,
         )
     if isinstance(c, LLMLinguaCompressionConfig):
         from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor

@@ -185,6 +185,13 @@ def test_config_section() -> None:
     assert PipelineConfig().compression.type == "none"
     cfg = parse_config({"compression": {"type": "sentences", "ratio": 3, "parts": ["context", "system"]}})
     assert isinstance(cfg.compression, SentenceCompressionConfig) and cfg.compression.ratio == 3
+    assert cfg.compression.fill is True
+    from ragcli.generation.build import build_compressor
+    from ragcli.generation.scripted_llm import ScriptedLLM
+
+    whole = parse_config({"compression": {"type": "sentences", "fill": False}})
+    comp = build_compressor(whole, ScriptedLLM())
+    assert isinstance(comp, SentenceCompressor) and comp.fill is False
     with pytest.raises(ConfigError, match=r"compression\.type"):
         parse_config({"compression": {"type": "zip"}})
     with pytest.raises(ConfigError, match="ratio"):
