@@ -122,6 +122,14 @@ PairsOpt = Annotated[Path | None, typer.Option("--pairs", help="JSONL of {query,
 CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl.")]
 QueriesOpt = Annotated[Path | None, typer.Option("--queries", help="BEIR queries.jsonl.")]
 QrelsOpt = Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV (train split!).")]
+FromFeedbackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--from-feedback",
+        help="Train on the relevance labels `ragcli feedback` gave this collection's sources (written as a "
+        "pairs file under <home>/feedback first).",
+    ),
+]
 
 
 @train_app.command("reranker")
@@ -131,6 +139,7 @@ def train_reranker_cmd(
     corpus: CorpusOpt = None,
     queries: QueriesOpt = None,
     qrels: QrelsOpt = None,
+    from_feedback: FromFeedbackOpt = False,
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Encoder to start from (default: the packaged all-MiniLM-L6-v2)."),
@@ -161,12 +170,13 @@ def train_reranker_cmd(
 ) -> None:
     """Fine-tune a cross-encoder reranker on your labeled pairs (hard negatives mined from your index, random
     ones from the corpus, a class-weighted loss), then gate it against your current ranking on held-out queries."""
-    from ragcli.cli_train import gate_trained_reranker, held_out_split, training_progress
+    from ragcli.cli_train import gate_trained_reranker, held_out_split, pairs_from_feedback, training_progress
     from ragcli.train.reranker_data import load_training_data
     from ragcli.train.reranker_training import train_reranker
 
     with errors():
         cfg = load(config)
+        pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
         data = load_training_data(
             cfg,

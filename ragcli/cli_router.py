@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ragcli.cli_eval import eval_app, train_app
 from ragcli.cli_support import ConfigOpt, JsonOpt, errors, load, out, print_json
+from ragcli.errors import InputError
 
 if TYPE_CHECKING:
     from ragcli.config import PipelineConfig
@@ -296,16 +297,43 @@ def labels_cmd(
 def feedback(
     query_id: Annotated[str, typer.Argument(help="The query id (printed in the answer's trace).")],
     verdict: Annotated[str, typer.Argument(help="good or bad")],
+    relevant: Annotated[
+        str | None,
+        typer.Option("--relevant", help="Sources [n] that bear on the question, e.g. 1,3."),
+    ] = None,
+    irrelevant: Annotated[
+        str | None, typer.Option("--irrelevant", help="Sources [n] that do not, e.g. 2.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Record whether an answer was good: labels for training a router on your own traffic."""
+    """Record whether an answer was good, and which of its sources bore on the question: labels for training a
+    router (`ragcli router labels`) and a reranker, embedder or fusion (`ragcli train ... --from-feedback`)."""
     from ragcli.cost.ledger import ledger_path
     from ragcli.generation.route_log import RouteLog
 
     with errors():
         cfg = load(config)
-        RouteLog(ledger_path(cfg)).add_feedback(query_id, verdict.strip().lower())
-        out.print(f"recorded {verdict} for query {query_id}")
+        good, bad = _source_numbers(relevant, "--relevant"), _source_numbers(irrelevant, "--irrelevant")
+        RouteLog(ledger_path(cfg)).add_feedback(
+            query_id, verdict.strip().lower(), relevant=good, irrelevant=bad
+        )
+        judged = f" (sources relevant: {good or '-'}, not relevant: {bad or '-'})" if good or bad else ""
+        out.print(f"recorded {verdict} for query {query_id}{judged}")
+
+
+def _source_numbers(raw: str | None, flag: str) -> list[int]:
+    """`1,3` -> [1, 3]; the numbers of an answer's [n] markers."""
+    if raw is None:
+        return []
+    try:
+        numbers = [int(p) for p in raw.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise InputError(
+            f"{flag} takes source numbers as printed in the answer, e.g. 1,3; got {raw!r}"
+        ) from None
+    if not numbers or min(numbers) < 1:
+        raise InputError(f"{flag} takes source numbers from 1 up, e.g. 1,3; got {raw!r}")
+    return numbers
 
 
 def query_batch(

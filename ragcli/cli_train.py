@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from ragcli.cli_eval import CorpusOpt, PairsOpt, QrelsOpt, QueriesOpt, TrainedNameOpt, train_app
+from ragcli.cli_eval import (
+    CorpusOpt,
+    FromFeedbackOpt,
+    PairsOpt,
+    QrelsOpt,
+    QueriesOpt,
+    TrainedNameOpt,
+    train_app,
+)
 from ragcli.cli_support import (
     ConfigOpt,
     JsonOpt,
@@ -69,6 +77,7 @@ def train_embedder_cmd(
     corpus: CorpusOpt = None,
     queries: QueriesOpt = None,
     qrels: QrelsOpt = None,
+    from_feedback: FromFeedbackOpt = False,
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Embedder to start from (default: the packaged all-MiniLM-L6-v2)."),
@@ -94,6 +103,7 @@ def train_embedder_cmd(
 
     with errors():
         cfg = load(config)
+        pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
         data = load_training_data(
             cfg,
@@ -164,6 +174,25 @@ def training_progress() -> Iterator[StepHook]:
         yield on_step
 
 
+def pairs_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None) -> Path:
+    """`--from-feedback`: write the collection's feedback labels as a pairs file and train on that."""
+    from ragcli.train.feedback_pairs import write_feedback_pairs
+
+    if pairs is not None or corpus is not None:
+        raise InputError(
+            "--from-feedback replaces --pairs and --corpus/--queries/--qrels; give one source of labels"
+        )
+    made = write_feedback_pairs(cfg)
+    err.print(
+        f"feedback: {made.pairs} labeled pairs ({made.positives} relevant) over {made.queries} questions, "
+        f"{made.explicit} judged source by source, the rest cited by good answers"
+        + (f"; {made.gone} judged chunks no longer in the collection were left out" if made.gone else "")
+        + f" -> {made.path}",
+        style="dim",
+    )
+    return made.path
+
+
 def held_out_split(
     pairs: Path | None, corpus: Path | None, queries: Path | None, qrels: Path | None, holdout: float
 ) -> tuple[set[str], Any]:
@@ -201,6 +230,7 @@ def train_fusion_cmd(
     corpus: CorpusOpt = None,
     queries: QueriesOpt = None,
     qrels: QrelsOpt = None,
+    from_feedback: FromFeedbackOpt = False,
     depth: Annotated[
         int, typer.Option("--depth", min=2, max=200, help="How many of RRF's top candidates it re-orders.")
     ] = 20,
@@ -227,6 +257,7 @@ def train_fusion_cmd(
 
     with errors():
         cfg = load(config)
+        pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         if depth > prefetch:
             raise InputError(
                 f"--depth {depth} is more than --prefetch {prefetch}; lower --depth or raise --prefetch"

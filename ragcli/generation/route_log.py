@@ -1,17 +1,23 @@
-"""Routing labels kept beside the ledger: which tier answered each query, and the user's verdict on it.
+"""Labels kept beside the ledger: which tier answered each query, which sources it was given, and the user's
+verdicts on both.
 
-Two tables of their own in the ledger's SQLite file: `routes` (one row per answered query: question, tier,
-model, why) and `feedback` (`ragcli feedback QUERY_ID good|bad`). Joined, they are outcomes a router can be
-trained on (`ragcli router labels`): each line labels the tier that answered.
+Tables of their own in the ledger's SQLite file: `routes` (one row per answered query: question, tier, model,
+why) and `feedback` (`ragcli feedback QUERY_ID good|bad`): joined, they are outcomes a router can be trained on
+(`ragcli router labels`), each line labelling the tier that answered. `sources` (the numbered sources of each
+answer, by chunk id, and whether the answer cited them; never their text) and `source_feedback`
+(`ragcli feedback QUERY_ID good --relevant 1,3 --irrelevant 2`): relevance labels a reranker, an embedder or a
+fusion can be trained on (`ragcli train ... --from-feedback`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,37 @@ CREATE TABLE IF NOT EXISTS feedback (
     verdict TEXT NOT NULL CHECK (verdict IN ('good', 'bad'))
 );
 CREATE INDEX IF NOT EXISTS feedback_query ON feedback (query_id);
+CREATE TABLE IF NOT EXISTS sources (
+    query_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    cited INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (query_id, number)
+);
+CREATE TABLE IF NOT EXISTS source_feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    query_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    relevant INTEGER NOT NULL CHECK (relevant IN (0, 1))
+);
+CREATE INDEX IF NOT EXISTS source_feedback_query ON source_feedback (query_id);
 """
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One relevance label from feedback: the question, the chunk it was shown and whether it was relevant."""
+
+    question: str
+    collection: str
+    chunk_id: str
+    relevant: bool
+    explicit: bool
+    """Judged source by source (`--relevant` / `--irrelevant`), rather than read from a good answer's citations."""
 
 
 def _now() -> str:
@@ -74,6 +110,18 @@ class RouteLog:
                 (query_id, _now(), question, tier, model, reason),
             )
 
+    def record_sources(self, query_id: str, collection: str, chunk_ids: Sequence[str], answer: str) -> None:
+        """Remember the numbered sources an answer was given (source n = chunk_ids[n-1]) and which it cited."""
+        if not query_id or not chunk_ids:
+            return
+        cited = {int(n) for n in _MARKER.findall(answer)}
+        with self._lock, self._connect() as db:
+            db.execute("DELETE FROM sources WHERE query_id = ?", (query_id,))
+            db.executemany(
+                "INSERT INTO sources (query_id, number, collection, chunk_id, cited) VALUES (?, ?, ?, ?, ?)",
+                [(query_id, n, collection, c, int(n in cited)) for n, c in enumerate(chunk_ids, 1)],
+            )
+
     def known_query(self, query_id: str) -> bool:
         """True when the ledger has a call or a route for this query id."""
         with self._connect() as db:
@@ -87,8 +135,20 @@ class RouteLog:
                 and db.execute("SELECT 1 FROM calls WHERE query_id = ? LIMIT 1", (query_id,)).fetchone()
             )
 
-    def add_feedback(self, query_id: str, verdict: str) -> None:
-        """Store a user's verdict on a query's answer; raise `InputError` for an unknown id or verdict."""
+    def add_feedback(
+        self,
+        query_id: str,
+        verdict: str,
+        *,
+        relevant: Sequence[int] = (),
+        irrelevant: Sequence[int] = (),
+    ) -> None:
+        """Store a user's verdict on a query's answer and, optionally, on its numbered sources.
+
+        Raises:
+            InputError: an unknown id or verdict, a source number the answer did not have, or a number given
+                as both relevant and irrelevant.
+        """
         if verdict not in ("good", "bad"):
             raise InputError(f"feedback must be `good` or `bad`, got {verdict!r}")
         if not self.known_query(query_id):
@@ -96,10 +156,62 @@ class RouteLog:
                 f"no query with id {query_id!r} in the ledger {self.path}; the id is printed by `ragcli query` "
                 "(trace) and listed by `ragcli cost`"
             )
+        both = sorted(set(relevant) & set(irrelevant))
+        if both:
+            raise InputError(f"source(s) {both} given as both --relevant and --irrelevant; give each once")
+        judged = [(n, 1) for n in dict.fromkeys(relevant)] + [(n, 0) for n in dict.fromkeys(irrelevant)]
         with self._lock, self._connect() as db:
+            if judged:
+                have = {
+                    n for (n,) in db.execute("SELECT number FROM sources WHERE query_id = ?", (query_id,))
+                }
+                unknown = sorted(n for n, _ in judged if n not in have)
+                if unknown:
+                    raise InputError(
+                        f"query {query_id!r} has no source(s) {unknown}: "
+                        + (
+                            f"its sources are {', '.join(map(str, sorted(have)))}"
+                            if have
+                            else "its sources were not recorded (an answer from the cache, or from before "
+                            "ragcli recorded them)"
+                        )
+                    )
+            now = _now()
             db.execute(
-                "INSERT INTO feedback (ts, query_id, verdict) VALUES (?, ?, ?)", (_now(), query_id, verdict)
+                "INSERT INTO feedback (ts, query_id, verdict) VALUES (?, ?, ?)", (now, query_id, verdict)
             )
+            db.executemany(
+                "INSERT INTO source_feedback (ts, query_id, number, relevant) VALUES (?, ?, ?, ?)",
+                [(now, query_id, n, r) for n, r in judged],
+            )
+
+    def judged_sources(self, collection: str | None = None) -> list[Judged]:
+        """Relevance labels from feedback, oldest query first: every source judged one by one (the latest
+        judgment wins), and the sources a good answer cited, where its sources were not judged one by one.
+        A bad answer says nothing about its sources unless they were judged: it may be the model's fault."""
+        where = "AND s.collection = ?" if collection is not None else ""
+        args = (collection,) if collection is not None else ()
+        with self._connect() as db:
+            rows = db.execute(
+                f"""
+                SELECT r.question, s.collection, s.chunk_id, s.cited,
+                    (SELECT sf.relevant FROM source_feedback sf
+                        WHERE sf.query_id = s.query_id AND sf.number = s.number ORDER BY sf.id DESC LIMIT 1),
+                    (SELECT COUNT(*) FROM source_feedback sf WHERE sf.query_id = s.query_id),
+                    (SELECT f.verdict FROM feedback f WHERE f.query_id = s.query_id ORDER BY f.id DESC LIMIT 1)
+                FROM sources s JOIN routes r ON r.query_id = s.query_id
+                WHERE 1 = 1 {where}
+                ORDER BY r.ts, s.query_id, s.number
+                """,
+                args,
+            ).fetchall()
+        out: list[Judged] = []
+        for question, coll, chunk_id, cited, label, judged_any, verdict in rows:
+            if label is not None:
+                out.append(Judged(question, coll, chunk_id, bool(label), True))
+            elif not judged_any and verdict == "good" and cited:
+                out.append(Judged(question, coll, chunk_id, True, False))
+        return out
 
     def labels(self) -> list[dict[str, Any]]:
         """Outcome lines (ragcli's format) for every routed query with feedback; the latest verdict wins."""

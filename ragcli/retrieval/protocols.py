@@ -77,6 +77,10 @@ class VectorStore(Protocol):
         server), one after the other where it cannot (the embedded engine)."""
         ...
 
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        """The stored chunks with these ids, by id; ids the store does not hold are left out."""
+        ...
+
     def count(self, filter: Filter | None = None) -> int: ...
 
     def optimize(self) -> None:

@@ -293,6 +293,14 @@ class QdrantEdgeStore:
             return 0
         return int(shard.count(q.CountRequest(exact=True, filter=to_edge_filter(filter))))
 
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        shard = self._require()
+        if shard is None or not chunk_ids:
+            return {}
+        records = shard.retrieve([point_id(c) for c in chunk_ids], True, False)
+        chunks = (chunk_from_payload(r.id, r.payload) for r in records)
+        return {c.id: c for c in chunks}
+
     def search_many(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """In process there is no round trip to save: the searches run one after the other."""
         return [self.search(r) for r in requests]

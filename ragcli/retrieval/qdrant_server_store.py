@@ -283,6 +283,19 @@ class QdrantServerStore:
             self._call("count", self.client.count, self.collection, count_filter=flt, exact=True).count
         )
 
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        if not chunk_ids or not self._exists():
+            return {}
+        records = self._call(
+            "retrieve",
+            self.client.retrieve,
+            self.collection,
+            [point_id(c) for c in chunk_ids],
+            with_payload=True,
+        )
+        chunks = (chunk_from_payload(r.id, r.payload) for r in records)
+        return {c.id: c for c in chunks}
+
     def search(self, request: SearchRequest) -> list[Hit]:
         """Dense, sparse or hybrid (RRF over a dense and a sparse prefetch) search, filtered."""
         with self._collection_needed():

@@ -291,6 +291,15 @@ def test_search_many_equals_the_searches_one_by_one(filled: tuple[VectorStore, l
     assert store.search_many([]) == []
 
 
+def test_get_chunks_returns_what_was_written(filled: tuple[VectorStore, list[Chunk]]) -> None:
+    store, chunks = filled
+    wanted = [chunks[1].id, chunks[4].id, str(uuid.uuid4())]
+    got = store.get_chunks(wanted)
+    assert set(got) == {chunks[1].id, chunks[4].id}
+    assert got[chunks[4].id].text == chunks[4].text and got[chunks[4].id].source == chunks[4].source
+    assert store.get_chunks([]) == {}
+
+
 def test_a_server_answers_search_many_in_one_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A search is one call to the server (no existence check first), a batch of them too."""
     s = _open("memory", tmp_path)
@@ -329,6 +338,7 @@ def test_errors_say_what_to_do(store: VectorStore) -> None:
     with pytest.raises(InputError, match="ingest documents first"):
         store.search_many([SearchRequest(dense=embed("x"))])
     assert store.count() == 0 and store.documents() == {} and store.delete_documents(["d"]) == 0
+    assert store.get_chunks([str(uuid.uuid4())]) == {}
     fill(store, sparse=False)
     with pytest.raises(InputError, match="no sparse vectors"):
         store.search(
