@@ -261,7 +261,9 @@ def main() -> None:
         args.data,
         {
             "ragcli sentences + word pruning (keep_share auto)": demo_pruned.compress,
-            "same, no fill": SentenceCompressor(count, prune_words=True, keep_share=None, fill=False).compress,
+            "same, no fill": SentenceCompressor(
+                count, prune_words=True, keep_share=None, fill=False
+            ).compress,
             "ragcli sentences": ours.compress,
             "BM25 sentence pick": bm25_pick(count),
             "truncation": truncation(count),
