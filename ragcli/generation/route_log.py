@@ -90,6 +90,9 @@ class RouteLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(routes)")}
+            if "tenant" not in columns:  # a ledger written before routes carried the tenant
+                db.execute("ALTER TABLE routes ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -100,14 +103,17 @@ class RouteLog:
         finally:
             db.close()
 
-    def record_route(self, query_id: str, question: str, tier: str, model: str, reason: str = "") -> None:
-        """Remember which tier answered a query (the last answer wins for one query id)."""
+    def record_route(
+        self, query_id: str, question: str, tier: str, model: str, reason: str = "", tenant: str = ""
+    ) -> None:
+        """Remember which tier answered a query, and for which tenant (the last answer wins for one query id)."""
         if not query_id:
             return
         with self._lock, self._connect() as db:
             db.execute(
-                "INSERT OR REPLACE INTO routes (query_id, ts, question, tier, model, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                (query_id, _now(), question, tier, model, reason),
+                "INSERT OR REPLACE INTO routes (query_id, ts, question, tier, model, reason, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (query_id, _now(), question, tier, model, reason, tenant),
             )
 
     def record_sources(self, query_id: str, collection: str, chunk_ids: Sequence[str], answer: str) -> None:
@@ -142,8 +148,13 @@ class RouteLog:
         *,
         relevant: Sequence[int] = (),
         irrelevant: Sequence[int] = (),
+        tenant: str | None = None,
     ) -> None:
         """Store a user's verdict on a query's answer and, optionally, on its numbered sources.
+
+        Args:
+            tenant: when given (the gateway's caller), only a query answered for that tenant can be judged; any
+                other id reads as unknown, so a key learns nothing about another tenant's queries.
 
         Raises:
             InputError: an unknown id or verdict, a source number the answer did not have, or a number given
@@ -151,7 +162,7 @@ class RouteLog:
         """
         if verdict not in ("good", "bad"):
             raise InputError(f"feedback must be `good` or `bad`, got {verdict!r}")
-        if not self.known_query(query_id):
+        if not self.known_query(query_id) or (tenant is not None and self._tenant_of(query_id) != tenant):
             raise InputError(
                 f"no query with id {query_id!r} in the ledger {self.path}; the id is printed by `ragcli query` "
                 "(trace) and listed by `ragcli cost`"
@@ -184,6 +195,11 @@ class RouteLog:
                 "INSERT INTO source_feedback (ts, query_id, number, relevant) VALUES (?, ?, ?, ?)",
                 [(now, query_id, n, r) for n, r in judged],
             )
+
+    def _tenant_of(self, query_id: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT tenant FROM routes WHERE query_id = ?", (query_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def judged_sources(self, collection: str | None = None) -> list[Judged]:
         """Relevance labels from feedback, oldest query first: every source judged one by one (the latest

@@ -56,7 +56,9 @@ def route(question: str, prepared: Prepared, stages: Stages, opts: QueryOptions,
             reason=decision.reason,
             **decision.detail,
         )
-    stages.route_log.record_route(rec.query_id, question, llm.model_name, llm.model_name, decision.reason)
+    stages.route_log.record_route(
+        rec.query_id, question, llm.model_name, llm.model_name, decision.reason, tenant=opts.tenant
+    )
     return Routed(decision.tier, llm, decision)
 
 

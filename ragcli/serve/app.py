@@ -26,6 +26,7 @@ from ragcli.serve.gateway import Gateway, GatewayError, status_of
 from ragcli.serve.openai_schema import (
     ChatCompletionRequest,
     EmbeddingRequest,
+    FeedbackRequest,
     chunk_body,
     completion_body,
     error_body,
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(gateway: Gateway) -> FastAPI:
-    """A FastAPI app serving `/v1/chat/completions`, `/v1/models`, `/v1/embeddings` and `/healthz`."""
+    """A FastAPI app serving `/v1/chat/completions`, `/v1/models`, `/v1/embeddings`, `/healthz` and ragcli's
+    `/v1/feedback`."""
     app = FastAPI(title="ragcli gateway", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
 
@@ -115,6 +117,16 @@ def create_app(gateway: Gateway) -> FastAPI:
             },
             headers={"X-Ragcli-Request-Id": rid, "X-Ragcli-Embedder": model_name},
         )
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> Any:
+        try:
+            caller = gateway.authenticate(request.headers.get("authorization"))
+            req = parse(FeedbackRequest, await read_json(request))
+            await run_in_threadpool(gateway.feedback, caller, req)
+        except Exception as exc:
+            return error_response(exc)
+        return {"ok": True, "query_id": req.query_id, "verdict": req.verdict}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:

@@ -22,7 +22,12 @@ from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.filter_parser import parse_where
 from ragcli.retrieval.filters import all_of
 from ragcli.serve.key_store import KeyRecord, split_key, verify
-from ragcli.serve.openai_schema import ChatCompletionRequest, ChatMessageIn, EmbeddingRequest
+from ragcli.serve.openai_schema import (
+    ChatCompletionRequest,
+    ChatMessageIn,
+    EmbeddingRequest,
+    FeedbackRequest,
+)
 from ragcli.serve.rate_limiter import TokenBucketRateLimiter
 from ragcli.state.build import State
 from ragcli.types import Answer, Message
@@ -183,6 +188,29 @@ class Gateway:
         self._settle(hold, ans.usage.usd)
         ans.warnings[:0] = warnings
         return ChatResult(ans, req.model, cache_state(ans), tier_of(ans), time.perf_counter() - t0)
+
+    def feedback(self, caller: Caller, req: FeedbackRequest) -> None:
+        """Record a verdict on one of the caller's answers (and on its sources): labels for `ragcli train router`
+        and `ragcli train reranker|embedder|fusion --from-feedback`. A query answered for another tenant, or
+        by another pipeline, reads as not found."""
+        stages = self.pipeline(caller, req.model)
+        try:
+            stages.route_log.add_feedback(
+                req.query_id,
+                req.verdict,
+                relevant=req.relevant,
+                irrelevant=req.irrelevant,
+                tenant=caller.tenant,
+            )
+        except InputError as exc:
+            if str(exc).startswith("no query with id"):  # its text names the ledger's path: not for callers
+                raise GatewayError(
+                    404,
+                    f"no answer with query id {req.query_id!r} from pipeline {req.model!r} for this key",
+                    code="query_not_found",
+                    param="query_id",
+                ) from None
+            raise
 
     def embed(self, caller: Caller, req: EmbeddingRequest) -> tuple[list[list[float]], int, str]:
         """Embed texts with the pipeline's embedder: (vectors, tokens, model name). One ledger row."""

@@ -57,6 +57,17 @@ class EmbeddingRequest(_Loose):
     """`base64`: little-endian float32, what the openai SDK asks for by default."""
 
 
+class FeedbackRequest(BaseModel):
+    """ragcli's own endpoint (`POST /v1/feedback`): a verdict on an answer (`X-Ragcli-Query-Id`) and its sources."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=200)
+    query_id: str = Field(min_length=1, max_length=64)
+    verdict: Literal["good", "bad"]
+    relevant: list[int] = Field(default_factory=list, max_length=200)
+    irrelevant: list[int] = Field(default_factory=list, max_length=200)
+
+
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error JSON: `{"error": {"message", "type", "param", "code"}}`."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}

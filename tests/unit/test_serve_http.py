@@ -279,3 +279,30 @@ def test_answer_cache_hits_within_a_tenant_never_across(tmp_path: Path) -> None:
     assert other.headers["X-Ragcli-Cache"] == "miss"
     assert {Path(x["source"]).parent.name for x in other.json()["citations"]} == {"globex"}
     b.gateway.state.close()
+
+
+def test_feedback_endpoint_labels_only_the_callers_own_answers(built: Built) -> None:
+    c = client(built)
+    r = c.post("/v1/chat/completions", json=ask("What is the hotel limits rule?"), headers=auth(built))
+    qid = r.headers["X-Ragcli-Query-Id"]
+    n = len(r.json()["citations"])
+    fb = {"model": "fake", "query_id": qid, "verdict": "good", "relevant": [1]}
+    ok = c.post("/v1/feedback", json=fb, headers=auth(built))
+    assert ok.status_code == 200 and ok.json() == {"ok": True, "query_id": qid, "verdict": "good"}
+    (label,) = [j for j in built.stages.route_log.judged_sources() if j.explicit]
+    assert label.relevant and label.question == "What is the hotel limits rule?"
+    # another tenant's key cannot judge it, nor learn that it exists
+    other = c.post("/v1/feedback", json=fb, headers=auth(built, "globex"))
+    assert other.status_code == 404 and other.json()["error"]["code"] == "query_not_found"
+    assert "ledger" not in other.text and "sqlite" not in other.text
+    missing = c.post("/v1/feedback", json={**fb, "query_id": "nope"}, headers=auth(built))
+    assert missing.status_code == 404
+    wrong_number = c.post("/v1/feedback", json={**fb, "relevant": [n + 5]}, headers=auth(built))
+    assert (
+        wrong_number.status_code == 400
+        and f"no source(s) [{n + 5}]" in wrong_number.json()["error"]["message"]
+    )
+    bad_verdict = c.post("/v1/feedback", json={**fb, "verdict": "meh"}, headers=auth(built))
+    assert bad_verdict.status_code == 400 and bad_verdict.json()["error"]["param"] == "verdict"
+    no_key = c.post("/v1/feedback", json=fb)
+    assert no_key.status_code == 401
