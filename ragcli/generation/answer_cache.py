@@ -235,6 +235,12 @@ class AnswerCache:
         self._drop_points(ids)
         return len(ids)
 
+    def drop(self, entry_ids: Sequence[str]) -> int:
+        """Drop these entries (feedback said their answer was bad); returns how many went."""
+        ids = self.meta.delete_ids(entry_ids)
+        self._drop_points(ids)
+        return len(ids)
+
     def invalidate_source(self, source: str) -> int:
         """Drop entries that cited a file (or any file under a folder)."""
         ids = self.meta.delete_source(source)

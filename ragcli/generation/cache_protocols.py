@@ -131,6 +131,10 @@ class CacheMetaStore(Protocol):
         """Drop entries that cited any of these chunks or documents; returns their ids."""
         ...
 
+    def delete_ids(self, ids: Sequence[str]) -> list[str]:
+        """Drop these entries; returns the ids that were there."""
+        ...
+
     def delete_source(self, source: str) -> list[str]:
         """Drop entries that cited a chunk of this source file (exact path, or any path under a folder)."""
         ...

@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS source_feedback (
     relevant INTEGER NOT NULL CHECK (relevant IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS source_feedback_query ON source_feedback (query_id);
+CREATE TABLE IF NOT EXISTS cache_links (
+    query_id TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    how TEXT NOT NULL CHECK (how IN ('stored', 'served')),
+    tenant TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS cache_links_query ON cache_links (query_id);
 """
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -128,10 +135,31 @@ class RouteLog:
                 [(query_id, n, collection, c, int(n in cited)) for n, c in enumerate(chunk_ids, 1)],
             )
 
+    def link_cache(self, query_id: str, entry_id: str, how: str, tenant: str = "") -> None:
+        """Remember that a query's answer was written to the cache as an entry (`stored`) or served from one
+        (`served`): a later `bad` verdict on either query drops the entry."""
+        if not query_id or not entry_id:
+            return
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT INTO cache_links (query_id, entry_id, how, tenant) VALUES (?, ?, ?, ?)",
+                (query_id, entry_id, how, tenant),
+            )
+
+    def cache_entries_of(self, query_id: str) -> list[str]:
+        """The cache entries a query's answer was written to or served from."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT DISTINCT entry_id FROM cache_links WHERE query_id = ? ORDER BY entry_id", (query_id,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def known_query(self, query_id: str) -> bool:
-        """True when the ledger has a call or a route for this query id."""
+        """True when the ledger has a call, a route or a cache answer for this query id."""
         with self._connect() as db:
             if db.execute("SELECT 1 FROM routes WHERE query_id = ? LIMIT 1", (query_id,)).fetchone():
+                return True
+            if db.execute("SELECT 1 FROM cache_links WHERE query_id = ? LIMIT 1", (query_id,)).fetchone():
                 return True
             has_calls = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
@@ -199,6 +227,10 @@ class RouteLog:
     def _tenant_of(self, query_id: str) -> str | None:
         with self._connect() as db:
             row = db.execute("SELECT tenant FROM routes WHERE query_id = ?", (query_id,)).fetchone()
+            if row is None:  # an answer served from the cache has no route
+                row = db.execute(
+                    "SELECT tenant FROM cache_links WHERE query_id = ? LIMIT 1", (query_id,)
+                ).fetchone()
         return None if row is None else str(row[0])
 
     def judged_sources(self, collection: str | None = None) -> list[Judged]:

@@ -139,6 +139,11 @@ class SqliteCacheStore:
             self._db.execute("COMMIT")
         return ids
 
+    def delete_ids(self, ids: Sequence[str]) -> list[str]:
+        """Drop these entries (an answer judged bad); returns the ids that were there."""
+        present = [e.id for e in self.get(ids)]
+        return self._delete(present)
+
     def _ids(self, sql: str, args: Sequence[Any]) -> list[str]:
         with self._lock:
             return [str(r[0]) for r in self._db.execute(sql, list(args)).fetchall()]

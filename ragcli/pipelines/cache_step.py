@@ -104,6 +104,7 @@ def cache_lookup(question: str, stages: Stages, opts: QueryOptions, rec: Recorde
         s.detail.update(hit=True, tier=hit.tier, score=round(hit.score, 4), entry=hit.entry.id,
                         cached_question=hit.entry.question, saved_usd=saved)  # fmt: skip
     cache.served(hit, saved)
+    stages.route_log.link_cache(rec.query_id, hit.entry.id, "served", opts.tenant)
     return Answer(
         question=question,
         text=hit.entry.answer,
@@ -148,4 +149,5 @@ def cache_store(
         model=result.model,
         usage=llm_usage,
     )
+    stages.route_log.link_cache(rec.query_id, entry.id, "stored", opts.tenant)
     rec.note("cache_store", time.perf_counter() - t0, entry=entry.id, cited=len(entry.cited))

@@ -211,6 +211,9 @@ class Gateway:
                     param="query_id",
                 ) from None
             raise
+        if req.verdict == "bad" and stages.config.cache.enabled:
+            # better a miss than the same wrong answer again: drop what this answer wrote or was served from
+            stages.answer_cache.drop(stages.route_log.cache_entries_of(req.query_id))
 
     def embed(self, caller: Caller, req: EmbeddingRequest) -> tuple[list[list[float]], int, str]:
         """Embed texts with the pipeline's embedder: (vectors, tokens, model name). One ledger row."""

@@ -116,3 +116,29 @@ def test_feedback_cli_and_train_from_feedback(tmp_path: Path) -> None:
     assert trained.exit_code == 0, trained.output
     assert "feedback: 4 labeled pairs (3 relevant) over 3 questions" in trained.output
     assert (home / "fusions" / "fb" / "ragcli_fusion.json").is_file()
+
+
+def test_cli_bad_verdict_drops_the_cached_answer(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cfg_data = {**_cfg(home), "cache": {"enabled": True, "semantic": "off"}}
+    llm = ScriptedLLM(["The limit is 250 euros [1]."])
+    stages = Stages.from_config(parse_config(cfg_data), parser=PlainTextParser(), tiers=[llm])
+    try:
+        assert not ingest([SAMPLES / "travel-policy.md"], stages).failed
+        first = answer("What is the hotel limit in Paris?", stages)
+        served = answer("What is the hotel limit in Paris?", stages)
+    finally:
+        stages.close()
+    assert len(llm.prompts) == 1 and any(t.stage == "cache" for t in served.trace)
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg_data))
+    good = CliRunner().invoke(app, ["feedback", first.query_id, "good", "-c", str(cfg_file)])
+    assert good.exit_code == 0 and "dropped" not in good.output
+    bad = CliRunner().invoke(app, ["feedback", served.query_id, "bad", "-c", str(cfg_file)])
+    assert bad.exit_code == 0 and "dropped 1 answer-cache entry" in bad.output, bad.output
+    stages = Stages.from_config(parse_config(cfg_data), tiers=[llm])
+    try:
+        again = answer("What is the hotel limit in Paris?", stages)
+    finally:
+        stages.close()
+    assert len(llm.prompts) == 2 and not any(t.stage == "cache" for t in again.trace)

@@ -306,3 +306,26 @@ def test_feedback_endpoint_labels_only_the_callers_own_answers(built: Built) -> 
     assert bad_verdict.status_code == 400 and bad_verdict.json()["error"]["param"] == "verdict"
     no_key = c.post("/v1/feedback", json=fb)
     assert no_key.status_code == 401
+
+
+def test_a_bad_verdict_on_a_cached_answer_drops_it_for_that_tenant_only(tmp_path: Path) -> None:
+    b = make_gateway(tmp_path, cache={"enabled": True, "semantic": "off"})
+    c = client(b)
+    q = ask("What is the hotel limits rule?")
+    for tenant in ("acme", "globex"):
+        assert (
+            c.post("/v1/chat/completions", json=q, headers=auth(b, tenant)).headers["X-Ragcli-Cache"]
+            == "miss"
+        )
+    hit = c.post("/v1/chat/completions", json=q, headers=auth(b, "acme"))
+    assert hit.headers["X-Ragcli-Cache"] == "hit"
+    # a cache hit has no route, yet it can be judged, by its own tenant only
+    fb = {"model": "fake", "query_id": hit.headers["X-Ragcli-Query-Id"], "verdict": "bad"}
+    assert c.post("/v1/feedback", json=fb, headers=auth(b, "globex")).status_code == 404
+    assert c.post("/v1/feedback", json=fb, headers=auth(b, "acme")).status_code == 200
+    after = c.post("/v1/chat/completions", json=q, headers=auth(b, "acme"))
+    assert after.headers["X-Ragcli-Cache"] == "miss", "the entry the bad answer came from is gone"
+    assert (
+        c.post("/v1/chat/completions", json=q, headers=auth(b, "globex")).headers["X-Ragcli-Cache"] == "hit"
+    )
+    b.gateway.state.close()
