@@ -100,6 +100,10 @@ def main() -> None:
             "late": np.array([li[d] for d in cands]),
             "cross": np.array([ce.get(q, {}).get(d, 0.0) for d in cands]),
             "finetuned": fvec[rr] @ fq.vectors[frow[q]],
+            # cheap extras a query has at hand: the document's length, and each score scaled by the query's
+            "doclen": np.log1p(np.array([len(texts[drow[d]].split()) for d in cands], dtype=np.float64)),
+            "qlen_dense": (base["vectors"][rr] @ qv) * np.log1p(len(qtext[q].split())),
+            "qlen_bm25": bm_all[rr].astype(np.float64) * np.log1p(len(qtext[q].split())),
         }
         return cands, cols
 
@@ -168,6 +172,10 @@ def main() -> None:
             for kind in ("pointwise", "listwise"):
                 grid.append(("fit + fuse", names, norm, kind, 20, 1.0))
     grid += [("fit + fuse", BASE, True, "pointwise", d, 1.0) for d in (10, 40)]
+    grid += [
+        ("fit + fuse", names, True, "pointwise", 20, 1.0)
+        for names in ([*BASE, "doclen"], [*BASE, "qlen_dense", "qlen_bm25"])
+    ]
     for names in ([*BASE, "late", "cross"], [*BASE, "finetuned"], [*BASE, "late", "cross", "finetuned"]):
         for kind in ("pointwise", "listwise"):
             grid.append(("fuse", names, True, kind, 20, 1.0))
