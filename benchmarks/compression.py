@@ -212,10 +212,10 @@ def main() -> None:
     items = {"tune": items[:half], "report": items[half:], "all": items}[args.split]
     ours = SentenceCompressor(count)
     pruned = SentenceCompressor(count, prune_words=True)
-    no_fill = SentenceCompressor(count, fill=False)
+    no_fill = SentenceCompressor(count, fill=False, bridge_weight=0.0)
     methods: dict[str, Method] = {
         "ragcli sentences": ours.compress,
-        "ragcli sentences, no fill (before 2026-12-03)": no_fill.compress,
+        "ragcli sentences as before 2026-12-03 (no fill, no bridge)": no_fill.compress,
         "ragcli sentences + word pruning": pruned.compress,
         "BM25 sentence pick": bm25_pick(count),
         "truncation": truncation(count),
@@ -246,7 +246,7 @@ def main() -> None:
         kv,
         {
             "ragcli sentences": ours.compress,
-            "ragcli sentences, no fill": no_fill.compress,
+            "ragcli sentences, no fill, no bridge": no_fill.compress,
             "BM25 sentence pick": bm25_pick(count),
             "truncation": truncation(count),
         },

@@ -52,6 +52,8 @@ _FILL_BELOW = 0.95
 """Fill when the output is under this share of its target (the ratio goal allows 10 %: fill well inside it)."""
 _FILL_TRIES = 3
 _FILL_MIN_WORDS = 5
+_BRIDGE_FROM = 6
+"""How many of the best units are read for the names of other blocks' titles."""
 
 
 @dataclass
@@ -102,6 +104,9 @@ class SentenceCompressor:
         fill: when whole sentences leave the output more than 5 % under its target, fill the rest with the
             leading words of the best sentences left out (never cutting a protected span, marked with an
             ellipsis), so the ratio asked is the ratio reached.
+        bridge_weight: added to the first sentence of a block whose title one of the best sentences of another
+            block names (a multi-hop question's second paragraph). Tuned on the HotpotQA tune half like the
+            weights above (5x: 78.9 -> 81.7 %; the report half, untouched, 91.7 -> 92.7 %).
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class SentenceCompressor:
         key_weight: float = 0.25,
         keep_share: float | None = 0.5,
         fill: bool = True,
+        bridge_weight: float = 0.5,
     ) -> None:
         if max_unit_words < 4:
             raise ValueError(f"max_unit_words must be >= 4, got {max_unit_words}")
@@ -147,6 +153,7 @@ class SentenceCompressor:
             raise ValueError(f"keep_share must be in (0, 1], got {keep_share}")
         self.keep_share = keep_share
         self.fill = fill
+        self.bridge_weight = bridge_weight
 
     @property
     def name(self) -> str:
@@ -286,6 +293,7 @@ class SentenceCompressor:
         for b, r in zip(blocks, raw, strict=True):
             b.prior = 0.0 if hi - lo <= 1e-12 else (r - lo) / (hi - lo)
         sims = self._similarities(question, plain)
+        bridged = self._bridged(text, blocks, units, plain, ranked) if self.bridge_weight else set()
         exact = [k for k in keys if _is_exact_key(k)]
         for i, u in enumerate(units):
             u.score = (
@@ -294,12 +302,32 @@ class SentenceCompressor:
                 + self.prior_weight * blocks[u.block].prior
                 + (self.lead_weight if u.index == 0 else 0.0)
                 + self.embed_weight * sims[i]
+                + (self.bridge_weight if u.index == 0 and u.block in bridged else 0.0)
             )
             # a code or id from the question (a key of a key-value list) marks the unit that must be kept; a
             # name from the question helps a little (its block's title already counts in `ranked`)
             u.must = key_hits(plain[i], exact) > 0
             if key_hits(plain[i], keys):
                 u.score += self.key_weight
+
+    def _bridged(
+        self, text: str, blocks: list[_Block], units: list[_Unit], plain: list[str], ranked: Sequence[float]
+    ) -> set[int]:
+        """Blocks whose title is named in one of the best units of another block: the second hop's paragraph
+        of a multi-hop question ("the manga's author" names Masakazu Katsura; Katsura's paragraph says when he
+        was born)."""
+        best = sorted(range(len(units)), key=lambda j: -ranked[j])[:_BRIDGE_FROM]
+        out: set[int] = set()
+        for bi, b in enumerate(blocks):
+            if b.header is None:
+                continue
+            title = text[b.header[0] : b.header[1]].strip().lower()
+            title = re.sub(r"\s*\(.*\)$", "", title)  # "The Fault in Our Stars (film)" -> its name
+            if len(title) < 3:
+                continue
+            if any(units[j].block != bi and ranked[j] > 0 and title in plain[j].lower() for j in best):
+                out.add(bi)
+        return out
 
     def _similarities(self, question: str, plain: list[str]) -> list[float]:
         if self.embed is None or not question.strip() or not plain:

@@ -222,3 +222,23 @@ def test_fill_uses_the_gap_whole_sentences_leave_and_never_cuts_a_protected_span
             assert filled.text.endswith(" …")
     assert gaps > 10
     assert SentenceCompressor(words).compress(q, block, CompressionTarget(tokens=14)).text.startswith("Paris")
+
+
+def test_bridge_lifts_the_paragraph_a_best_sentence_names() -> None:
+    """A multi-hop question: the best sentence names "Marcel Dupont", so Dupont's own paragraph (the second hop)
+    gets its first sentence lifted; without the bridge the first paragraph's weaker sentence wins the room."""
+    text = "\n\n".join(
+        [
+            "Tower of Lights\nThe Tower of Lights in Lyon was designed by Marcel Dupont. It opened to visitors "
+            "in a spring festival. Its lamps are lit every evening.",
+            "Marcel Dupont (engineer)\nMarcel Dupont was a French engineer born in 1851. He studied in Paris "
+            "and Vienna. He liked music and gardens.",
+            "River Rhone\nThe Rhone flows through Lyon to the sea. Boats carry goods along it.",
+        ]
+    )
+    q = "In what year was the designer of the Tower of Lights born?"
+    target = CompressionTarget(tokens=30)
+    plain = SentenceCompressor(words, bridge_weight=0.0, expand_query=False, fill=False)
+    bridged = SentenceCompressor(words, bridge_weight=2.0, expand_query=False, fill=False)
+    assert "1851" not in plain.compress(q, text, target).text
+    assert "1851" in bridged.compress(q, text, target).text
