@@ -123,16 +123,18 @@ class RouteLog:
                 (query_id, _now(), question, tier, model, reason, tenant),
             )
 
-    def record_sources(self, query_id: str, collection: str, chunk_ids: Sequence[str], answer: str) -> None:
-        """Remember the numbered sources an answer was given (source n = chunk_ids[n-1]) and which it cited."""
-        if not query_id or not chunk_ids:
+    def record_sources(
+        self, query_id: str, collection: str, sources: Sequence[tuple[int, str]], answer: str
+    ) -> None:
+        """Remember the numbered sources an answer was given (`(n, chunk id)` for each `[n]`) and which it cited."""
+        if not query_id or not sources:
             return
         cited = {int(n) for n in _MARKER.findall(answer)}
         with self._lock, self._connect() as db:
             db.execute("DELETE FROM sources WHERE query_id = ?", (query_id,))
             db.executemany(
                 "INSERT INTO sources (query_id, number, collection, chunk_id, cited) VALUES (?, ?, ?, ?, ?)",
-                [(query_id, n, collection, c, int(n in cited)) for n, c in enumerate(chunk_ids, 1)],
+                [(query_id, n, collection, c, int(n in cited)) for n, c in sources],
             )
 
     def link_cache(self, query_id: str, entry_id: str, how: str, tenant: str = "") -> None:

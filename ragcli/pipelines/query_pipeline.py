@@ -343,7 +343,10 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     result.model = completion.model
     # which sources the answer had and cited: what `ragcli feedback ... --relevant N` labels later
     stages.route_log.record_sources(
-        rec.query_id, stages.config.collection, [c.chunk_id for c in result.citations], result.text
+        rec.query_id,
+        stages.config.collection,
+        [(c.number, c.chunk_id) for c in result.citations],
+        result.text,
     )
     cache_store(question, result, retrieved.hits, stages, opts, rec)
     return _finish(result, rec)
