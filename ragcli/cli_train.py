@@ -251,17 +251,21 @@ def train_fusion_cmd(
     from ragcli.eval.beir import BeirDoc, load_corpus
     from ragcli.eval.retrieval_eval import build_index, eval_config
     from ragcli.pipelines.stages import Stages
-    from ragcli.retrieval.fusion import CARD
     from ragcli.train.fusion_training import train_fusion
     from ragcli.train.gate_eval import labeled_set
 
     with errors():
         cfg = load(config)
-        pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         if depth > prefetch:
             raise InputError(
                 f"--depth {depth} is more than --prefetch {prefetch}; lower --depth or raise --prefetch"
             )
+        if from_feedback:
+            report, verdict = _fusion_from_feedback(
+                cfg, pairs, corpus, name=name, holdout=holdout, depth=depth, prefetch=prefetch
+            )
+            _print_fusion(report, verdict, as_json)
+            return
         labeled = labeled_set(pairs_file=pairs, corpus=corpus, queries=queries, qrels=qrels)
         source = pairs if pairs is not None else corpus
         assert source is not None  # labeled_set raised otherwise
@@ -298,19 +302,57 @@ def train_fusion_cmd(
             )
         finally:
             stages.close()
-        if as_json:
-            print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
-        else:
-            out.print(
-                f"trained fusion [bold]{report.name}[/bold] on {report.queries} queries ({report.candidates} "
-                f"candidates, {report.positives} relevant) in {report.seconds:.1f}s; saved to {report.path}",
-                highlight=False,
-            )
-            out.print(
-                f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
-                highlight=False,
-            )
-        if verdict is not None:
-            print_verdict(verdict, Path(report.path) / CARD, as_json)
-        else:
-            err.print("[yellow]--holdout 0: no deployment gate was run; the fusion is unverified[/yellow]")
+        _print_fusion(report, verdict, as_json)
+
+
+def _fusion_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None, **train: Any) -> tuple[Any, Any]:
+    """`train fusion --from-feedback`: trained in the config's own collection, on the chunks feedback judged
+    relevant (the fusion then serves the same index and score distributions it was trained on)."""
+    from ragcli.pipelines.stages import Stages
+    from ragcli.train.feedback_pairs import feedback_qrels
+    from ragcli.train.fusion_training import train_fusion
+
+    if pairs is not None or corpus is not None:
+        raise InputError(
+            "--from-feedback replaces --pairs and --corpus/--queries/--qrels; give one source of labels"
+        )
+    queries, qrels = feedback_qrels(cfg)
+    err.print(
+        f"feedback: {len(qrels)} questions with {sum(map(len, qrels.values()))} sources judged relevant, "
+        f"searched in collection {cfg.collection}",
+        style="dim",
+    )
+    stages = Stages.from_config(cfg)
+    try:
+        return train_fusion(
+            stages,
+            queries,
+            qrels,
+            by_chunk=True,
+            data={"labels": "feedback", "collection": cfg.collection},
+            progress=lambda m: err.print(m, style="dim"),
+            **train,
+        )
+    finally:
+        stages.close()
+
+
+def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
+    from ragcli.retrieval.fusion import CARD
+
+    if as_json:
+        print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
+    else:
+        out.print(
+            f"trained fusion [bold]{report.name}[/bold] on {report.queries} queries ({report.candidates} "
+            f"candidates, {report.positives} relevant) in {report.seconds:.1f}s; saved to {report.path}",
+            highlight=False,
+        )
+        out.print(
+            f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
+            highlight=False,
+        )
+    if verdict is not None:
+        print_verdict(verdict, Path(report.path) / CARD, as_json)
+    else:
+        err.print("[yellow]--holdout 0: no deployment gate was run; the fusion is unverified[/yellow]")

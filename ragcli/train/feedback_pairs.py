@@ -28,6 +28,34 @@ class FeedbackPairs:
     """Judged sources whose chunk is no longer in the collection (left out)."""
 
 
+def feedback_qrels(cfg: PipelineConfig) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The collection's feedback as (query id -> question, query id -> {relevant chunk id: 1}): what a fusion is
+    trained on in the user's own collection. Questions with no source judged relevant are left out.
+
+    Raises:
+        InputError: no source of this collection was judged relevant.
+    """
+    from ragcli.cost.ledger import ledger_path
+    from ragcli.generation.route_log import RouteLog
+
+    ledger = ledger_path(cfg)
+    latest: dict[tuple[str, str], bool] = {}
+    for j in RouteLog(ledger).judged_sources(cfg.collection):  # oldest first: the latest judgment wins
+        latest[(j.question, j.chunk_id)] = j.relevant
+    relevant: dict[str, dict[str, int]] = {}
+    for (question, chunk_id), ok in latest.items():
+        if ok:
+            relevant.setdefault(question, {})[chunk_id] = 1
+    if not relevant:
+        raise InputError(
+            f"no source of collection {cfg.collection!r} was judged relevant in {ledger}: answer questions "
+            "with `ragcli query`, then `ragcli feedback QUERY_ID good` (the sources it cited count as relevant) "
+            "or `ragcli feedback QUERY_ID good|bad --relevant 1,3`"
+        )
+    ids = {question: f"fb{i}" for i, question in enumerate(relevant)}
+    return {q_id: q for q, q_id in ids.items()}, {ids[q]: r for q, r in relevant.items()}
+
+
 def write_feedback_pairs(cfg: PipelineConfig, out: Path | None = None) -> FeedbackPairs:
     """Write the config's collection's relevance labels from feedback as a pairs JSONL.
 

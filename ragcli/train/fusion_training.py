@@ -204,9 +204,13 @@ def train_fusion(
     prefetch: int = 100,
     data: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    by_chunk: bool = False,
 ) -> tuple[FusionReport, GateVerdict | None]:
     """Fit the fusion on all but a `holdout` share of the labeled queries, searched in `stages`' index (a
     collection holding the judged documents, `doc_id` = the qrels' ids), and gate it on the rest.
+
+    With `by_chunk` the qrels judge chunk ids (feedback on an answer's sources, in the user's own collection)
+    rather than documents.
 
     Saves `<home>/fusions/NAME/ragcli_fusion.json` (weights and card, the gate's verdict included).
     """
@@ -229,6 +233,9 @@ def train_fusion(
     dense, sparse, hybrid, doc_of = store_rankings(
         stages, {q: queries[q] for q in qids}, prefetch=prefetch, progress=progress
     )
+
+    if by_chunk:
+        doc_of = {c: c for c in doc_of}
 
     def chunk_labels(q: str) -> dict[str, int]:
         return {c: qrels[q].get(doc_of[c], 0) for c, _ in (*dense[q], *sparse[q])}

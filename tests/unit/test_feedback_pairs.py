@@ -84,6 +84,14 @@ def test_feedback_labels_become_training_pairs(tmp_path: Path) -> None:
         {"query": "How long must passwords be?", "passage": text[sources[1][0]], "label": 0},
         {"query": "How long must passwords be?", "passage": text[sources[1][1]], "label": 1},
     ]
+    # the fusion's labels: per question, the chunks judged relevant (q3's bad verdict labels nothing)
+    from ragcli.train.feedback_pairs import feedback_qrels
+
+    queries, qrels = feedback_qrels(cfg)
+    assert {queries[q]: set(r) for q, r in qrels.items()} == {
+        "What is the hotel limit in Paris?": {sources[0][0]},
+        "How long must passwords be?": {sources[1][1]},
+    }
     # a later judgment of the same source wins
     log.add_feedback(q2, "good", irrelevant=[2])
     again = [json.loads(line) for line in write_feedback_pairs(cfg).path.read_text().splitlines()]
@@ -114,8 +122,11 @@ def test_feedback_cli_and_train_from_feedback(tmp_path: Path) -> None:
         app, ["train", "fusion", "--from-feedback", "--name", "fb", "--holdout", "0", "-c", str(cfg_file)]
     )
     assert trained.exit_code == 0, trained.output
-    assert "feedback: 4 labeled pairs (3 relevant) over 3 questions" in trained.output
-    assert (home / "fusions" / "fb" / "ragcli_fusion.json").is_file()
+    # trained in the collection itself, on the judged chunks (not on a collection of the judged texts)
+    assert "feedback: 3 questions with 3 sources judged relevant, searched in collection fb" in trained.output
+    card = json.loads((home / "fusions" / "fb" / "ragcli_fusion.json").read_text())
+    assert card["collection"] == "fb" and card["data"]["labels"] == "feedback"
+    assert card["data"]["train_queries"] == 3 and ", 3 relevant)" in trained.output  # chunk-level labels
 
 
 def test_cli_bad_verdict_drops_the_cached_answer(tmp_path: Path) -> None:
