@@ -263,7 +263,7 @@ def train_fusion(
     if held:
         if progress:
             progress(
-                f"gate: {len(held)} held-out queries, the store's hybrid (RRF) against the trained fusion"
+                f"gate: {len(held)} held-out queries, the current ranking against the trained fusion"
             )
         verdict = gate_fusion(
             model,
