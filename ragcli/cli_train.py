@@ -318,8 +318,8 @@ def _fusion_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None, **t
         )
     queries, qrels = feedback_qrels(cfg)
     err.print(
-        f"feedback: {len(qrels)} questions with {sum(map(len, qrels.values()))} sources judged relevant, "
-        f"searched in collection {cfg.collection}",
+        f"feedback: {len(qrels)} questions with {sum(sum(r.values()) for r in qrels.values())} sources judged "
+        f"relevant ({sum(map(len, qrels.values()))} judged), searched in collection {cfg.collection}",
         style="dim",
     )
     stages = Stages.from_config(cfg)

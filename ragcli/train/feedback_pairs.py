@@ -29,8 +29,9 @@ class FeedbackPairs:
 
 
 def feedback_qrels(cfg: PipelineConfig) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """The collection's feedback as (query id -> question, query id -> {relevant chunk id: 1}): what a fusion is
-    trained on in the user's own collection. Questions with no source judged relevant are left out.
+    """The collection's feedback as (query id -> question, query id -> {judged chunk id: 1 relevant, 0 not}):
+    what a fusion is trained on in the user's own collection. Questions with no source judged relevant are left
+    out.
 
     Raises:
         InputError: no source of this collection was judged relevant.
@@ -42,10 +43,10 @@ def feedback_qrels(cfg: PipelineConfig) -> tuple[dict[str, str], dict[str, dict[
     latest: dict[tuple[str, str], bool] = {}
     for j in RouteLog(ledger).judged_sources(cfg.collection):  # oldest first: the latest judgment wins
         latest[(j.question, j.chunk_id)] = j.relevant
-    relevant: dict[str, dict[str, int]] = {}
+    judged: dict[str, dict[str, int]] = {}
     for (question, chunk_id), ok in latest.items():
-        if ok:
-            relevant.setdefault(question, {})[chunk_id] = 1
+        judged.setdefault(question, {})[chunk_id] = int(ok)
+    relevant = {q: labels for q, labels in judged.items() if any(labels.values())}
     if not relevant:
         raise InputError(
             f"no source of collection {cfg.collection!r} was judged relevant in {ledger}: answer questions "

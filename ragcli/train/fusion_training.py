@@ -125,10 +125,14 @@ def gate_fusion(
     baseline: Sequence[Ranked],
     baseline_name: str = "hybrid",
     doc_of: Mapping[str, str] | None = None,
+    condensed: bool = False,
 ) -> GateVerdict:
     """The fused ranking against `baseline` (the config's RRF) on held-out queries, paired bootstrap on nDCG@10.
 
     `doc_of` maps the rankings' ids (chunks) to the documents `qrels` judges; without it they are the same.
+    `condensed`: judgments are incomplete (feedback judged only the sources an answer showed), so each ranking is
+    scored with its unjudged ids removed (condensed lists), not with them counted as irrelevant, which would
+    favour the ranking that chose what was shown.
     """
     ids = [str(i) for i in range(len(qrels))]
     sub = {i: dict(r) for i, r in zip(ids, qrels, strict=True)}
@@ -136,8 +140,11 @@ def gate_fusion(
     def docs(ranked: Ranked) -> list[str]:
         return [doc_of.get(c, c) if doc_of else c for c, _ in ranked]
 
-    base_run = {i: docs(r) for i, r in zip(ids, baseline, strict=True)}
-    new_run = {i: docs(model.fuse(d, s, 100)) for i, d, s in zip(ids, dense, sparse, strict=True)}
+    def judged(i: str, ranked: list[str]) -> list[str]:
+        return [d for d in ranked if d in sub[i]] if condensed else ranked
+
+    base_run = {i: judged(i, docs(r)) for i, r in zip(ids, baseline, strict=True)}
+    new_run = {i: judged(i, docs(model.fuse(d, s, 100))) for i, d, s in zip(ids, dense, sparse, strict=True)}
     return paired_bootstrap(
         per_query_ndcg(base_run, sub),
         per_query_ndcg(new_run, sub),
@@ -210,7 +217,8 @@ def train_fusion(
     collection holding the judged documents, `doc_id` = the qrels' ids), and gate it on the rest.
 
     With `by_chunk` the qrels judge chunk ids (feedback on an answer's sources, in the user's own collection)
-    rather than documents.
+    rather than documents, and only some of them: the gate then scores condensed rankings (unjudged chunks left
+    out).
 
     Saves `<home>/fusions/NAME/ragcli_fusion.json` (weights and card, the gate's verdict included).
     """
@@ -262,9 +270,7 @@ def train_fusion(
     verdict = None
     if held:
         if progress:
-            progress(
-                f"gate: {len(held)} held-out queries, the current ranking against the trained fusion"
-            )
+            progress(f"gate: {len(held)} held-out queries, the current ranking against the trained fusion")
         verdict = gate_fusion(
             model,
             [dense[q] for q in held],
@@ -273,6 +279,7 @@ def train_fusion(
             [current.fuse(dense[q], sparse[q], 100) if current else hybrid[q] for q in held],
             baseline_name=f"hybrid, fusion {cfg.retrieval.fusion}" if current else "hybrid",
             doc_of=doc_of,
+            condensed=by_chunk,
         )
         write_verdict(path, verdict)
     report = FusionReport(

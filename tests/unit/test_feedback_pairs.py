@@ -88,7 +88,7 @@ def test_feedback_labels_become_training_pairs(tmp_path: Path) -> None:
     from ragcli.train.feedback_pairs import feedback_qrels
 
     queries, qrels = feedback_qrels(cfg)
-    assert {queries[q]: set(r) for q, r in qrels.items()} == {
+    assert {queries[q]: {c for c, v in r.items() if v} for q, r in qrels.items()} == {
         "What is the hotel limit in Paris?": {sources[0][0]},
         "How long must passwords be?": {sources[1][1]},
     }
@@ -123,7 +123,7 @@ def test_feedback_cli_and_train_from_feedback(tmp_path: Path) -> None:
     )
     assert trained.exit_code == 0, trained.output
     # trained in the collection itself, on the judged chunks (not on a collection of the judged texts)
-    assert "feedback: 3 questions with 3 sources judged relevant, searched in collection fb" in trained.output
+    assert "feedback: 3 questions with 3 sources judged relevant (4 judged)" in trained.output
     card = json.loads((home / "fusions" / "fb" / "ragcli_fusion.json").read_text())
     assert card["collection"] == "fb" and card["data"]["labels"] == "feedback"
     assert card["data"]["train_queries"] == 3 and ", 3 relevant)" in trained.output  # chunk-level labels

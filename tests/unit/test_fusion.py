@@ -285,3 +285,18 @@ def test_reranker_and_embedder_gates_compare_against_the_configured_fusion(tmp_p
     verdict = gate_reranker(cfg, gs, Constant())
     assert verdict.baseline == "hybrid (fusion:bm)" and verdict.baseline_mean == 1.0
     assert _Ranker(parse_config(_cfg(home)), gs, 20).name == "hybrid"
+
+
+def test_condensed_gate_ignores_what_feedback_never_judged() -> None:
+    """Feedback judges only the sources an answer showed. A candidate ranking that puts an unjudged chunk first is
+    not punished for it with `condensed` (it may well be relevant), and is without."""
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("bm25_score")] = 5.0  # follows BM25, which ranks the unjudged "u" first
+    model = LearnedFusion("bm", weights, 0.0, [0.0] * len(FEATURES), [1.0] * len(FEATURES))
+    dense = [("r", 0.9), ("n", 0.8), ("u", 0.1)]
+    sparse = [("u", 9.0), ("r", 5.0), ("n", 1.0)]
+    baseline = [[("r", 1.0), ("n", 0.5), ("u", 0.1)] for _ in range(4)]
+    qrels = [{"r": 1, "n": 0} for _ in range(4)]  # "u" was never shown, so never judged
+    plain = gate_fusion(model, [dense] * 4, [sparse] * 4, qrels, baseline)
+    condensed = gate_fusion(model, [dense] * 4, [sparse] * 4, qrels, baseline, condensed=True)
+    assert plain.delta < 0 and condensed.delta == 0.0
