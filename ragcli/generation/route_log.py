@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcli.errors import InputError
+from ragcli.state.sqlite_file import open_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS routes (
@@ -80,6 +81,13 @@ class Judged:
     """Judged source by source (`--relevant` / `--irrelevant`), rather than read from a good answer's citations."""
 
 
+def _create_tables(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(routes)")}
+    if "tenant" not in columns:  # a ledger written before routes carried the tenant
+        db.execute("ALTER TABLE routes ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -93,22 +101,33 @@ class RouteLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(routes)")}
-            if "tenant" not in columns:  # a ledger written before routes carried the tenant
-                db.execute("ALTER TABLE routes ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
+        self._lock = threading.RLock()
+        # one connection in WAL mode with synchronous=NORMAL, as the ledger it sits beside: a query's two writes
+        # (its route and its sources) cost ~0.1 ms instead of an fsync each
+        self._db = open_wal(
+            path,
+            what="the route log in the ledger",
+            fix="point cost.ledger at another file, or move this one away",
+            schema=_create_tables,
+            synchronous_normal=True,
+        )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        """The connection inside one transaction (committed on exit, rolled back on an error), one thread at a
+        time."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     def record_route(
         self, query_id: str, question: str, tier: str, model: str, reason: str = "", tenant: str = ""

@@ -241,3 +241,5 @@ class Stages:
                 self.budget_store.close()
         if "answer_cache" in self.__dict__:
             self.answer_cache.close()
+        if "route_log" in self.__dict__:
+            self.route_log.close()
