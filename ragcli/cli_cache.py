@@ -251,6 +251,53 @@ def cache_stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         )
 
 
+@cache_app.command("judged")
+def cache_judged(
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the judged hits as pairs JSONL (text_a, text_b, label)."),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Precision of the cache on your own traffic: the hits `ragcli feedback` judged, by tier; `--out` writes
+    them as labeled pairs for `ragcli eval cache --pairs` and `ragcli train cache-verifier --pairs`."""
+    import json
+
+    from ragcli.cost.ledger import ledger_path
+    from ragcli.generation.route_log import RouteLog
+
+    with errors():
+        cfg = load(config)
+        pairs = RouteLog(ledger_path(cfg)).judged_hits()
+        by_tier: dict[str, dict[str, int]] = {}
+        for p in pairs:
+            t = by_tier.setdefault(p["tier"] or "?", {"judged": 0, "good": 0})
+            t["judged"] += 1
+            t["good"] += p["label"]
+        if out_file is not None:
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            out_file.write_text(
+                "".join(json.dumps({k: p[k] for k in ("text_a", "text_b", "label")}) + "\n" for p in pairs),
+                encoding="utf-8",
+            )
+        if as_json:
+            print_json({"tiers": by_tier, "pairs": len(pairs), "out": str(out_file) if out_file else None})
+            return
+        if not pairs:
+            out.print(
+                "no judged cache hits yet: `ragcli feedback QUERY_ID good|bad` on an answer served from the cache "
+                "(its trace has a `cache` stage)"
+            )
+            return
+        for tier, t in sorted(by_tier.items()):
+            out.print(
+                f"{tier}: {t['good']} of {t['judged']} judged hits good (precision {t['good'] / t['judged']:.3f})"
+            )
+        if out_file is not None:
+            out.print(f"wrote {len(pairs)} labeled pairs to {out_file}")
+
+
 @cache_app.command("list")
 def cache_list(
     config: ConfigOpt = None,

@@ -61,7 +61,10 @@ CREATE TABLE IF NOT EXISTS cache_links (
     query_id TEXT NOT NULL,
     entry_id TEXT NOT NULL,
     how TEXT NOT NULL CHECK (how IN ('stored', 'served')),
-    tenant TEXT NOT NULL DEFAULT ''
+    tenant TEXT NOT NULL DEFAULT '',
+    question TEXT NOT NULL DEFAULT '',
+    cached_question TEXT NOT NULL DEFAULT '',
+    tier TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS cache_links_query ON cache_links (query_id);
 """
@@ -156,16 +159,48 @@ class RouteLog:
                 [(query_id, n, collection, c, int(n in cited)) for n, c in sources],
             )
 
-    def link_cache(self, query_id: str, entry_id: str, how: str, tenant: str = "") -> None:
+    def link_cache(
+        self,
+        query_id: str,
+        entry_id: str,
+        how: str,
+        tenant: str = "",
+        *,
+        question: str = "",
+        cached_question: str = "",
+        tier: str = "",
+    ) -> None:
         """Remember that a query's answer was written to the cache as an entry (`stored`) or served from one
-        (`served`): a later `bad` verdict on either query drops the entry."""
+        (`served`, with the question asked, the cached question that answered it and the tier that matched): a
+        later `bad` verdict on either query drops the entry, and verdicts on served hits are cache labels."""
         if not query_id or not entry_id:
             return
         with self._lock, self._connect() as db:
             db.execute(
-                "INSERT INTO cache_links (query_id, entry_id, how, tenant) VALUES (?, ?, ?, ?)",
-                (query_id, entry_id, how, tenant),
+                "INSERT INTO cache_links (query_id, entry_id, how, tenant, question, cached_question, tier) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (query_id, entry_id, how, tenant, question, cached_question, tier),
             )
+
+    def judged_hits(self) -> list[dict[str, Any]]:
+        """Cache hits the user judged, oldest first, as labeled pairs for `ragcli eval cache` and
+        `ragcli train cache-verifier`: `text_a` the cached question, `text_b` the question asked, `label` 1 for a
+        good answer and 0 for a bad one (the latest verdict wins), and the `tier` that served it."""
+        with self._connect() as db:
+            rows = db.execute(
+                """
+                SELECT c.cached_question, c.question, c.tier,
+                    (SELECT f.verdict FROM feedback f WHERE f.query_id = c.query_id ORDER BY f.id DESC LIMIT 1)
+                FROM cache_links c
+                WHERE c.how = 'served' AND c.question != ''
+                    AND EXISTS (SELECT 1 FROM feedback f WHERE f.query_id = c.query_id)
+                ORDER BY c.rowid
+                """
+            ).fetchall()
+        return [
+            {"text_a": a, "text_b": b, "label": int(verdict == "good"), "tier": tier}
+            for a, b, tier, verdict in rows
+        ]
 
     def cache_entries_of(self, query_id: str) -> list[str]:
         """The cache entries a query's answer was written to or served from."""

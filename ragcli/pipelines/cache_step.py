@@ -104,7 +104,15 @@ def cache_lookup(question: str, stages: Stages, opts: QueryOptions, rec: Recorde
         s.detail.update(hit=True, tier=hit.tier, score=round(hit.score, 4), entry=hit.entry.id,
                         cached_question=hit.entry.question, saved_usd=saved)  # fmt: skip
     cache.served(hit, saved)
-    stages.route_log.link_cache(rec.query_id, hit.entry.id, "served", opts.tenant)
+    stages.route_log.link_cache(
+        rec.query_id,
+        hit.entry.id,
+        "served",
+        opts.tenant,
+        question=key,
+        cached_question=hit.entry.question,
+        tier=hit.tier,
+    )
     return Answer(
         question=question,
         text=hit.entry.answer,
