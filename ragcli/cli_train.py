@@ -352,6 +352,14 @@ def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
             f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
             highlight=False,
         )
+        if report.cut:
+            c, t, n = report.cut, report.cut["today"], report.cut["trained"]
+            out.print(
+                f"at the config's cut (top {c['top_k']}, min_relative_score {c['min_relative_score']}) on the "
+                f"held-out queries: today keeps {t['hits_kept']:.2f} hits per query with recall "
+                f"{t['recall']:.3f}, the trained fusion {n['hits_kept']:.2f} with recall {n['recall']:.3f}",
+                highlight=False,
+            )
     if verdict is not None:
         print_verdict(verdict, Path(report.path) / CARD, as_json)
     else:

@@ -43,6 +43,8 @@ class FusionReport:
     positives: int
     seconds: float
     weights: dict[str, float]
+    cut: dict[str, Any] | None = None
+    """On the held-out queries, what the config's packing cut keeps from each ranking (see `cut_effect`)."""
 
 
 def fit_logistic(x: Any, y: Any, *, l2: float = 1.0, iters: int = 30) -> tuple[Any, Any, Any, float]:
@@ -153,6 +155,25 @@ def gate_fusion(
     )
 
 
+def cut_effect(
+    rankings: Sequence[Ranked], qrels: Sequence[Mapping[str, int]], *, top_k: int, cut: float | None
+) -> dict[str, float]:
+    """What a packer keeping the top `top_k` hits whose score is at least `cut` x the best one would keep: hits
+    per query, and the share of the judged-relevant ids among them (the nDCG gate does not see this, yet it is
+    what a fusion changes in the prompt: its probabilities make the cut sharper or looser)."""
+    kept_total = found = relevant = 0
+    for ranked, rel in zip(rankings, qrels, strict=True):
+        top = ranked[:top_k]
+        if cut and top and top[0][1] > 0:
+            top = [(c, sc) for c, sc in top if sc >= cut * top[0][1]]
+        kept_total += len(top)
+        positives = {c for c, g in rel.items() if g > 0}
+        relevant += len(positives)
+        found += len(positives & {c for c, _ in top})
+    n = max(len(rankings), 1)
+    return {"hits_kept": kept_total / n, "recall": found / relevant if relevant else 0.0}
+
+
 def store_rankings(
     stages: Any, queries: Mapping[str, str], *, prefetch: int, progress: Progress | None = None
 ) -> tuple[dict[str, Ranked], dict[str, Ranked], dict[str, Ranked], dict[str, str]]:
@@ -259,12 +280,33 @@ def train_fusion(
         prefetch=prefetch,
     )
     model = fit_fusion(name, x, y, depth=depth, rrf_k=rrf_k, prefetch=prefetch)
+    cut = None
+    if held:  # the config's cut over each ranking's own scores, on ids the qrels judge (documents or chunks)
+
+        def as_judged(ranked: Ranked) -> Ranked:
+            seen: dict[str, float] = {}
+            for c, sc in ranked:
+                seen.setdefault(doc_of.get(c, c), sc)
+            return list(seen.items())
+
+        today = [current.fuse(dense[q], sparse[q], 100) if current else hybrid[q] for q in held]
+        judged = [qrels[q] for q in held]
+        k, rel_cut = cfg.retrieval.top_k, cfg.packing.min_relative_score
+        cut = {
+            "top_k": k,
+            "min_relative_score": rel_cut,
+            "today": cut_effect([as_judged(r) for r in today], judged, top_k=k, cut=rel_cut),
+            "trained": cut_effect(
+                [as_judged(model.fuse(dense[q], sparse[q], 100)) for q in held], judged, top_k=k, cut=rel_cut
+            ),
+        }
     model.card = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "weights_sha": hashlib.sha1(repr((model.weights, model.bias)).encode()).hexdigest()[:12],
         "embedder": cfg.embedder.model_dump(mode="json"),
         "collection": cfg.collection,
         "data": {**(data or {}), "train_queries": len(train_ids), "held_out_queries": len(held)},
+        **({"cut": cut} if cut else {}),
     }
     path = model.save(trained_dir("fusions", cfg.home_dir()) / name)
     verdict = None
@@ -290,6 +332,7 @@ def train_fusion(
         positives=int(y.sum()),
         seconds=round(time.perf_counter() - t0, 2),
         weights=dict(zip(FEATURES, model.weights, strict=True)),
+        cut=cut,
     )
     return report, verdict
 
@@ -297,6 +340,7 @@ def train_fusion(
 __all__ = [
     "CARD",
     "FusionReport",
+    "cut_effect",
     "fit_fusion",
     "fit_logistic",
     "gate_fusion",

@@ -168,6 +168,8 @@ def test_train_fusion_cli_then_the_query_path_uses_it(tmp_path: Path) -> None:
     assert "trained fusion tiny" in result.output and "deployment gate" in result.output
     card = json.loads((tmp_path / "home" / "fusions" / "tiny" / "ragcli_fusion.json").read_text())
     assert card["gate"]["queries"] == 3 and card["data"]["train_queries"] == 7
+    assert "at the config's cut (top 3, min_relative_score None)" in result.output
+    assert set(card["cut"]["today"]) == {"hits_kept", "recall"} and card["cut"]["trained"]["hits_kept"] == 3
 
     # with a fusion in the config, a new one is gated against that fusion, read before it could be replaced
     cfg2 = tmp_path / "cfg2.yaml"
@@ -300,3 +302,13 @@ def test_condensed_gate_ignores_what_feedback_never_judged() -> None:
     plain = gate_fusion(model, [dense] * 4, [sparse] * 4, qrels, baseline)
     condensed = gate_fusion(model, [dense] * 4, [sparse] * 4, qrels, baseline, condensed=True)
     assert plain.delta < 0 and condensed.delta == 0.0
+
+
+def test_cut_effect_counts_what_the_packing_cut_keeps() -> None:
+    from ragcli.train.fusion_training import cut_effect
+
+    rankings = [[("a", 0.9), ("b", 0.5), ("c", 0.05)], [("x", 0.2), ("y", 0.19)]]
+    qrels = [{"a": 1, "c": 1}, {"z": 1}]
+    assert cut_effect(rankings, qrels, top_k=3, cut=None) == {"hits_kept": 2.5, "recall": 2 / 3}
+    assert cut_effect(rankings, qrels, top_k=3, cut=0.1) == {"hits_kept": 2.0, "recall": 1 / 3}
+    assert cut_effect(rankings, qrels, top_k=1, cut=None) == {"hits_kept": 1.0, "recall": 1 / 3}
