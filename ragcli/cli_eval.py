@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ragcli.cli_support import (
     EXIT_INTERRUPTED,
+    CollectionOpt,
     ConfigOpt,
     JsonOpt,
     err,
@@ -140,6 +141,7 @@ def train_reranker_cmd(
     queries: QueriesOpt = None,
     qrels: QrelsOpt = None,
     from_feedback: FromFeedbackOpt = False,
+    collection: CollectionOpt = None,
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Encoder to start from (default: the packaged all-MiniLM-L6-v2)."),
@@ -175,7 +177,7 @@ def train_reranker_cmd(
     from ragcli.train.reranker_training import train_reranker
 
     with errors():
-        cfg = load(config)
+        cfg = load(config, collection)
         pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
         data = load_training_data(

@@ -21,6 +21,7 @@ from ragcli.cli_eval import (
     train_app,
 )
 from ragcli.cli_support import (
+    CollectionOpt,
     ConfigOpt,
     JsonOpt,
     err,
@@ -78,6 +79,7 @@ def train_embedder_cmd(
     queries: QueriesOpt = None,
     qrels: QrelsOpt = None,
     from_feedback: FromFeedbackOpt = False,
+    collection: CollectionOpt = None,
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Embedder to start from (default: the packaged all-MiniLM-L6-v2)."),
@@ -102,7 +104,7 @@ def train_embedder_cmd(
     from ragcli.train.reranker_data import load_training_data
 
     with errors():
-        cfg = load(config)
+        cfg = load(config, collection)
         pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
         data = load_training_data(
@@ -231,6 +233,7 @@ def train_fusion_cmd(
     queries: QueriesOpt = None,
     qrels: QrelsOpt = None,
     from_feedback: FromFeedbackOpt = False,
+    collection: CollectionOpt = None,
     depth: Annotated[
         int, typer.Option("--depth", min=2, max=200, help="How many of RRF's top candidates it re-orders.")
     ] = 20,
@@ -255,7 +258,7 @@ def train_fusion_cmd(
     from ragcli.train.gate_eval import labeled_set
 
     with errors():
-        cfg = load(config)
+        cfg = load(config, collection)
         if depth > prefetch:
             raise InputError(
                 f"--depth {depth} is more than --prefetch {prefetch}; lower --depth or raise --prefetch"

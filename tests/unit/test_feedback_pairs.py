@@ -118,6 +118,11 @@ def test_feedback_cli_and_train_from_feedback(tmp_path: Path) -> None:
         app, ["train", "fusion", "--from-feedback", "--pairs", "x.jsonl", "--name", "fb", "-c", str(cfg_file)]
     )
     assert both.exit_code != 0 and "one source of labels" in both.output
+    other = runner.invoke(
+        app,
+        ["train", "fusion", "--from-feedback", "--name", "fb", "--collection", "other", "-c", str(cfg_file)],
+    )
+    assert other.exit_code != 0 and "collection 'other'" in other.output
     trained = runner.invoke(
         app, ["train", "fusion", "--from-feedback", "--name", "fb", "--holdout", "0", "-c", str(cfg_file)]
     )
