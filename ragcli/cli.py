@@ -157,9 +157,11 @@ def _print_answer(ans: Any, *, streamed: bool) -> None:
     u = ans.usage
     usd = "unknown" if u.usd is None else f"${u.usd:.6f}"
     est = " (estimated)" if ans.token_count_estimated else ""
+    # the query id is what `ragcli feedback QUERY_ID good|bad --relevant N` takes
+    qid = f" · query {ans.query_id}" if ans.query_id else ""
     out.print(
         f"\n[dim]model {ans.model} · prompt {ans.prompt_tokens.get('total', 0)} tokens{est} · "
-        f"output {u.output_tokens} tokens · cost {usd}[/dim]"
+        f"output {u.output_tokens} tokens · cost {usd}{qid}[/dim]"
     )
 
 

@@ -4,6 +4,7 @@ read from a good answer's citations, and written as the pairs file `ragcli train
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,12 @@ def test_feedback_cli_and_train_from_feedback(tmp_path: Path) -> None:
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(_cfg(home)))
     runner = CliRunner()
+    # `ragcli query` prints the id that `ragcli feedback` takes
+    asked = runner.invoke(app, ["query", "What is the hotel limit in Paris?", "-c", str(cfg_file)])
+    assert asked.exit_code == 0, asked.output
+    shown_id = re.search(r"· query\s+([0-9a-f]+)", asked.output)
+    assert shown_id is not None, asked.output
+    assert runner.invoke(app, ["feedback", shown_id.group(1), "bad", "-c", str(cfg_file)]).exit_code == 0
     ok = runner.invoke(
         app, ["feedback", q1, "good", "--relevant", "1", "--irrelevant", "2", "-c", str(cfg_file)]
     )
