@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -196,7 +197,9 @@ def test_same_printout_as_the_local_path_and_the_file_goes_on_shutdown(tmp_path:
         assert w.returncode == here.returncode == 0, w.stderr[-2000:] + here.stderr[-2000:]
         assert "answered by" in w.stderr and "answered by" not in here.stderr
         assert "Sources" in here.stdout and "cost $" in here.stdout
-        assert w.stdout == here.stdout  # answer, sources, cost line (streamed here, printed whole there)
+        # answer, sources, cost line (streamed here, printed whole there); each query has its own id
+        assert "· query" in w.stdout and "· query" in here.stdout
+        assert _without_query_id(w.stdout) == _without_query_id(here.stdout)
     assert local[1].stdout.startswith("prompt (")
 
 
@@ -242,3 +245,7 @@ def test_config_id_tells_configs_apart(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     assert config_id(parse_config(rel)) != here  # a relative path names another folder from elsewhere
+
+
+def _without_query_id(printout: str) -> str:
+    return re.sub(r"\s*·\s+query\s+[0-9a-f]+", "", printout)
