@@ -280,6 +280,9 @@ def train_fusion(
         prefetch=prefetch,
     )
     model = fit_fusion(name, x, y, depth=depth, rrf_k=rrf_k, prefetch=prefetch)
+    # on the held-out queries: today's ranking and the judgments, for the cut report and the gate
+    today = [current.fuse(dense[q], sparse[q], 100) if current else hybrid[q] for q in held]
+    judged = [qrels[q] for q in held]
     cut = None
     if held:  # the config's cut over each ranking's own scores, on ids the qrels judge (documents or chunks)
 
@@ -289,8 +292,6 @@ def train_fusion(
                 seen.setdefault(doc_of.get(c, c), sc)
             return list(seen.items())
 
-        today = [current.fuse(dense[q], sparse[q], 100) if current else hybrid[q] for q in held]
-        judged = [qrels[q] for q in held]
         k, rel_cut = cfg.retrieval.top_k, cfg.packing.min_relative_score
         cut = {
             "top_k": k,
@@ -317,8 +318,8 @@ def train_fusion(
             model,
             [dense[q] for q in held],
             [sparse[q] for q in held],
-            [qrels[q] for q in held],
-            [current.fuse(dense[q], sparse[q], 100) if current else hybrid[q] for q in held],
+            judged,
+            today,
             baseline_name=f"hybrid, fusion {cfg.retrieval.fusion}" if current else "hybrid",
             doc_of=doc_of,
             condensed=by_chunk,
