@@ -314,29 +314,30 @@ def feedback(
     with errors():
         cfg = load(config)
         good, bad = _source_numbers(relevant, "--relevant"), _source_numbers(irrelevant, "--irrelevant")
-        RouteLog(ledger_path(cfg)).add_feedback(
-            query_id, verdict.strip().lower(), relevant=good, irrelevant=bad
-        )
+        verdict = verdict.strip().lower()
+        log = RouteLog(ledger_path(cfg))
+        try:
+            log.add_feedback(query_id, verdict, relevant=good, irrelevant=bad)
+            entries = log.cache_entries_of(query_id) if verdict == "bad" else []
+        finally:
+            log.close()
         judged = f" (sources relevant: {good or '-'}, not relevant: {bad or '-'})" if good or bad else ""
         out.print(f"recorded {verdict} for query {query_id}{judged}")
-        if verdict.strip().lower() == "bad":
-            dropped = drop_cached_answers(cfg, query_id)
+        if entries:
+            dropped = drop_cached_answers(cfg, entries)
             if dropped:
                 out.print(
                     f"dropped {dropped} answer-cache entr{'y' if dropped == 1 else 'ies'} holding that answer"
                 )
 
 
-def drop_cached_answers(cfg: PipelineConfig, query_id: str) -> int:
+def drop_cached_answers(cfg: PipelineConfig, ids: list[str]) -> int:
     """A bad verdict drops the cache entries the answer was written to or served from: better a miss than the
     same wrong answer again. Only the metadata goes (its vector, if any, then matches nothing), so this works
     while a gateway holds the cache's collection open."""
-    from ragcli.cost.ledger import ledger_path
     from ragcli.generation.cache_build import cache_db_path
-    from ragcli.generation.route_log import RouteLog
     from ragcli.generation.sqlite_cache_store import SqliteCacheStore
 
-    ids = RouteLog(ledger_path(cfg)).cache_entries_of(query_id)
     path = cache_db_path(cfg)
     if not ids or not path.is_file():
         return 0

@@ -176,14 +176,18 @@ def training_progress() -> Iterator[StepHook]:
         yield on_step
 
 
-def pairs_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None) -> Path:
-    """`--from-feedback`: write the collection's feedback labels as a pairs file and train on that."""
-    from ragcli.train.feedback_pairs import write_feedback_pairs
-
+def _feedback_only(pairs: Path | None, corpus: Path | None) -> None:
     if pairs is not None or corpus is not None:
         raise InputError(
             "--from-feedback replaces --pairs and --corpus/--queries/--qrels; give one source of labels"
         )
+
+
+def pairs_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None) -> Path:
+    """`--from-feedback`: write the collection's feedback labels as a pairs file and train on that."""
+    from ragcli.train.feedback_pairs import write_feedback_pairs
+
+    _feedback_only(pairs, corpus)
     made = write_feedback_pairs(cfg)
     err.print(
         f"feedback: {made.pairs} labeled pairs ({made.positives} relevant) over {made.queries} questions, "
@@ -315,10 +319,7 @@ def _fusion_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None, **t
     from ragcli.train.feedback_pairs import feedback_qrels
     from ragcli.train.fusion_training import train_fusion
 
-    if pairs is not None or corpus is not None:
-        raise InputError(
-            "--from-feedback replaces --pairs and --corpus/--queries/--qrels; give one source of labels"
-        )
+    _feedback_only(pairs, corpus)
     queries, qrels = feedback_qrels(cfg)
     err.print(
         f"feedback: {len(qrels)} questions with {sum(sum(r.values()) for r in qrels.values())} sources judged "

@@ -72,6 +72,10 @@ CREATE INDEX IF NOT EXISTS cache_links_query ON cache_links (query_id);
 _MARKER = re.compile(r"\[(\d+)\]")
 
 
+class UnknownQuery(InputError):
+    """A feedback names a query id the ledger has no answer for (or none for the caller's tenant)."""
+
+
 @dataclass(frozen=True)
 class Judged:
     """One relevance label from feedback: the question, the chunk it was shown and whether it was relevant."""
@@ -247,7 +251,7 @@ class RouteLog:
         if verdict not in ("good", "bad"):
             raise InputError(f"feedback must be `good` or `bad`, got {verdict!r}")
         if not self.known_query(query_id) or (tenant is not None and self._tenant_of(query_id) != tenant):
-            raise InputError(
+            raise UnknownQuery(
                 f"no query with id {query_id!r} in the ledger {self.path}; the id is printed by `ragcli query` "
                 "(trace) and listed by `ragcli cost`"
             )

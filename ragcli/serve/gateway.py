@@ -193,6 +193,8 @@ class Gateway:
         """Record a verdict on one of the caller's answers (and on its sources): labels for `ragcli train router`
         and `ragcli train reranker|embedder|fusion --from-feedback`. A query answered for another tenant, or
         by another pipeline, reads as not found."""
+        from ragcli.generation.route_log import UnknownQuery
+
         stages = self.pipeline(caller, req.model)
         try:
             stages.route_log.add_feedback(
@@ -202,15 +204,13 @@ class Gateway:
                 irrelevant=req.irrelevant,
                 tenant=caller.tenant,
             )
-        except InputError as exc:
-            if str(exc).startswith("no query with id"):  # its text names the ledger's path: not for callers
-                raise GatewayError(
-                    404,
-                    f"no answer with query id {req.query_id!r} from pipeline {req.model!r} for this key",
-                    code="query_not_found",
-                    param="query_id",
-                ) from None
-            raise
+        except UnknownQuery:  # its text names the ledger's path: not for callers
+            raise GatewayError(
+                404,
+                f"no answer with query id {req.query_id!r} from pipeline {req.model!r} for this key",
+                code="query_not_found",
+                param="query_id",
+            ) from None
         if req.verdict == "bad" and stages.config.cache.enabled:
             # better a miss than the same wrong answer again: drop what this answer wrote or was served from
             stages.answer_cache.drop(stages.route_log.cache_entries_of(req.query_id))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ragcli.config import PipelineConfig
 from ragcli.errors import InputError
+from ragcli.generation.route_log import Judged
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,30 @@ class FeedbackPairs:
     """Judged sources whose chunk is no longer in the collection (left out)."""
 
 
+def _judged(cfg: PipelineConfig) -> tuple[Path, list[Judged]]:
+    """The ledger's path and the collection's relevance labels from feedback, oldest first.
+
+    Raises:
+        InputError: feedback labels no source of this collection, naming the commands that make such labels.
+    """
+    from ragcli.cost.ledger import ledger_path
+    from ragcli.generation.route_log import RouteLog
+
+    ledger = ledger_path(cfg)
+    log = RouteLog(ledger)
+    try:
+        judged = log.judged_sources(cfg.collection)
+    finally:
+        log.close()
+    if not judged:
+        raise InputError(
+            f"no relevance labels from feedback for collection {cfg.collection!r} in {ledger}: answer questions "
+            "with `ragcli query`, then `ragcli feedback QUERY_ID good` (the sources it cited count as relevant) "
+            "or `ragcli feedback QUERY_ID good|bad --relevant 1,3 --irrelevant 2`"
+        )
+    return ledger, judged
+
+
 def feedback_qrels(cfg: PipelineConfig) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
     """The collection's feedback as (query id -> question, query id -> {judged chunk id: 1 relevant, 0 not}):
     what a fusion is trained on in the user's own collection. Questions with no source judged relevant are left
@@ -36,12 +61,9 @@ def feedback_qrels(cfg: PipelineConfig) -> tuple[dict[str, str], dict[str, dict[
     Raises:
         InputError: no source of this collection was judged relevant.
     """
-    from ragcli.cost.ledger import ledger_path
-    from ragcli.generation.route_log import RouteLog
-
-    ledger = ledger_path(cfg)
+    ledger, judged_sources = _judged(cfg)
     latest: dict[tuple[str, str], bool] = {}
-    for j in RouteLog(ledger).judged_sources(cfg.collection):  # oldest first: the latest judgment wins
+    for j in judged_sources:  # oldest first: the latest judgment wins
         latest[(j.question, j.chunk_id)] = j.relevant
     judged: dict[str, dict[str, int]] = {}
     for (question, chunk_id), ok in latest.items():
@@ -63,18 +85,9 @@ def write_feedback_pairs(cfg: PipelineConfig, out: Path | None = None) -> Feedba
     Raises:
         InputError: no feedback labels a source of this collection, naming the commands that make them.
     """
-    from ragcli.cost.ledger import ledger_path
-    from ragcli.generation.route_log import RouteLog
     from ragcli.pipelines.stages import Stages
 
-    ledger = ledger_path(cfg)
-    judged = RouteLog(ledger).judged_sources(cfg.collection)
-    if not judged:
-        raise InputError(
-            f"no relevance labels from feedback for collection {cfg.collection!r} in {ledger}: answer questions "
-            "with `ragcli query`, then `ragcli feedback QUERY_ID good` (the sources it cited count as relevant) "
-            "or `ragcli feedback QUERY_ID good|bad --relevant 1,3 --irrelevant 2`"
-        )
+    _, judged = _judged(cfg)
     stages = Stages.from_config(cfg)
     try:
         chunks = stages.store.get_chunks(sorted({j.chunk_id for j in judged}))
