@@ -108,7 +108,7 @@ class RouteLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         # one connection in WAL mode with synchronous=NORMAL, as the ledger it sits beside: a query's two writes
         # (its route and its sources) cost ~0.1 ms instead of an fsync each
         self._db = open_wal(
@@ -142,7 +142,7 @@ class RouteLog:
         """Remember which tier answered a query, and for which tenant (the last answer wins for one query id)."""
         if not query_id:
             return
-        with self._lock, self._connect() as db:
+        with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO routes (query_id, ts, question, tier, model, reason, tenant) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -156,7 +156,7 @@ class RouteLog:
         if not query_id or not sources:
             return
         cited = {int(n) for n in _MARKER.findall(answer)}
-        with self._lock, self._connect() as db:
+        with self._connect() as db:
             db.execute("DELETE FROM sources WHERE query_id = ?", (query_id,))
             db.executemany(
                 "INSERT INTO sources (query_id, number, collection, chunk_id, cited) VALUES (?, ?, ?, ?, ?)",
@@ -179,7 +179,7 @@ class RouteLog:
         later `bad` verdict on either query drops the entry, and verdicts on served hits are cache labels."""
         if not query_id or not entry_id:
             return
-        with self._lock, self._connect() as db:
+        with self._connect() as db:
             db.execute(
                 "INSERT INTO cache_links (query_id, entry_id, how, tenant, question, cached_question, tier) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -259,7 +259,7 @@ class RouteLog:
         if both:
             raise InputError(f"source(s) {both} given as both --relevant and --irrelevant; give each once")
         judged = [(n, 1) for n in dict.fromkeys(relevant)] + [(n, 0) for n in dict.fromkeys(irrelevant)]
-        with self._lock, self._connect() as db:
+        with self._connect() as db:
             if judged:
                 have = {
                     n for (n,) in db.execute("SELECT number FROM sources WHERE query_id = ?", (query_id,))
