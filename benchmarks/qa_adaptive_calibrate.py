@@ -35,6 +35,7 @@ from ragcli.eval.qa_index import collection_name, index_dataset  # noqa: E402
 from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
 from ragcli.generation.prompts import build_messages  # noqa: E402
 from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
+from ragcli.generation.sentence_model import load_sentence_model  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.ingest.build import build_embedder  # noqa: E402
 from ragcli.resources import offline_env, prepare_tiktoken, ragcli_home  # noqa: E402
@@ -51,7 +52,8 @@ def retrieve_all(set_name: str, spec: str, args: argparse.Namespace, cache: Embe
     limit = args.nq_limit if set_name == "nq" else args.limit
     items = ds.questions[:limit] if limit else ds.questions
     half = len(items) // 2
-    items = items[:half] if args.split == "tune" else items[half:]
+    if args.split != "all":
+        items = items[:half] if args.split == "tune" else items[half:]
     name, cfg = parse_variant(spec)
     cfg = cfg.model_copy(update={"collection": collection_name(ds, cfg)})
     queries = QueryVectors([q.question for q in items], cache, timed=3)
@@ -63,7 +65,17 @@ def retrieve_all(set_name: str, spec: str, args: argparse.Namespace, cache: Embe
     for item in items:
         hits.append(retrieve(item.question, st, opts, new_recorder(st, opts)).hits)
     log.info("%s %s: %d questions retrieved in %.0fs", set_name, name, len(items), time.perf_counter() - t0)
-    return {"ds": ds, "items": items, "hits": hits, "stages": st, "index": index, "name": name, "cfg": cfg}
+    model = load_sentence_model(cfg.packing.sentence_model) if cfg.packing.sentence_model else None
+    return {
+        "ds": ds,
+        "items": items,
+        "hits": hits,
+        "stages": st,
+        "index": index,
+        "name": name,
+        "cfg": cfg,
+        "sentence_model": model,
+    }
 
 
 def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[dict[str, Any]]:
@@ -73,12 +85,13 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
     llm_count = st.llm.count_tokens
     out = []
     for g in grid:
-        packer = TokenBudgetPacker(
+        packer = g.get("packer") or TokenBudgetPacker(
             llm_count,
             select_sentences=g["select"],
             order=cfg.packing.order,
             min_relative_score=g["rel"],
             max_score_gap=g.get("gap"),
+            sentence_model=run["sentence_model"] if g["select"] else None,
         )
         comp = SentenceCompressor(llm_count) if g["ratio"] or g.get("tokens") else None
         system = g.get("system") or cfg.prompt.system
@@ -110,7 +123,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
                 in_ctx += int(a)
         out.append(
             {
-                **{k: v for k, v in g.items() if k != "system"},
+                **{k: v for k, v in g.items() if k not in ("system", "packer")},
                 "aic": in_ctx / max(answerable, 1),
                 "tokens": tokens / max(hit_n, 1),
                 "recall": found / max(total, 1),
@@ -121,7 +134,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
         log.info(
             "%s %s: aic %.3f tokens %.0f hits %.2f",
             run["name"],
-            {k: v for k, v in g.items() if k != "system"},
+            {k: v for k, v in g.items() if k not in ("system", "packer")},
             r["aic"],
             r["tokens"],
             r["hits_used"],
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", nargs="+", default=["hotpotqa", "nq"], choices=sorted(SETS))
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--nq-limit", type=int, default=300)
-    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument("--split", choices=["tune", "report", "all"], default="tune")
     ap.add_argument(
         "--spec",
         action="append",

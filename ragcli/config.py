@@ -237,6 +237,23 @@ class PackingConfig(_Section):
     """`density` fills by relevance per token (the last hit trimmed at a sentence); `rank` in the ranked order."""
     expand_query: bool = True
     """With `select_sentences`: add the names found in the best sentences to the question (a second hop)."""
+    sentence_model: str | None = None
+    """With `select_sentences`: a learned sentence scorer interleaved with the lexical one, `packaged:qa-sentences`
+    (inside ragcli) or the path of a card (see ragcli/generation/sentence_model.py); None: lexical only."""
+
+    @model_validator(mode="after")
+    def _model_needs_selection(self) -> PackingConfig:
+        if self.sentence_model is not None and not self.sentence_model.strip():
+            raise ValueError(
+                "sentence_model is empty; use packaged:qa-sentences, a card's path, or leave it out"
+            )
+        if self.sentence_model and not self.select_sentences:
+            raise ValueError(
+                f"sentence_model {self.sentence_model!r} scores sentences, but select_sentences is false; "
+                "set select_sentences: true, or remove sentence_model"
+            )
+        return self
+
     min_relative_score: float | None = Field(None, ge=0.0, le=1.0)
     """Adaptive context: pack a hit only if its score is >= this share of the top hit's (None: off)."""
     max_score_gap: float | None = Field(None, ge=0.0)

@@ -93,6 +93,7 @@ def build_llm(cfg: PipelineConfig, prices: PriceTable) -> LLM:
 
 def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
     """The token-budget packer, counting tokens with the target LLM's own counter."""
+    from ragcli.generation.sentence_model import load_sentence_model
     from ragcli.generation.token_budget_packer import TokenBudgetPacker
 
     p = cfg.packing
@@ -107,6 +108,9 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
         min_relative_score=p.min_relative_score,
         max_score_gap=p.max_score_gap,
         min_hits=p.min_hits,
+        sentence_model=load_sentence_model(p.sentence_model)
+        if p.select_sentences and p.sentence_model
+        else None,
     )
 
 

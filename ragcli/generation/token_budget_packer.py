@@ -7,7 +7,8 @@ unit is a sentence: every sentence of every hit is scored against the question (
 best ones are kept while they fit (with `sentence_neighbors` on each side for context), and each hit shows its kept
 sentences in document order, gaps marked with `…`. A sentence is ranked with its chunk's title or section in
 front, and (`expand_query`) with the names found in the best sentences added to the question, a second hop for
-multi-hop questions.
+multi-hop questions. With a `sentence_model` (a logistic regression trained on questions with known answers,
+`sentence_model.py`) the model's ranking of the sentences is interleaved with that lexical one.
 
 Adaptive context (`min_relative_score`, `max_score_gap`): before packing, hits whose score falls off from the top
 hit's are dropped (the first `min_hits` always stay), so a question one chunk answers sends one chunk however
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ragcli.generation.sentence_model import SentenceModel, SentenceScores, interleave, sentence_features
 from ragcli.generation.sentence_selector import (
     LexicalSentenceSelector,
     Sentence,
@@ -82,6 +84,20 @@ class _Block:
         return GAP.join(runs)
 
 
+@dataclass
+class _Scored:
+    """One query's sentences (flat over its blocks) and their lexical scores."""
+
+    flat: list[tuple[_Block, int]]
+    plain: list[str]
+    own: list[float]
+    ranked: list[float]
+    hop_own: list[float]
+    hop_ranked: list[float]
+    lexical: list[float]
+    """The ranking used without a model: titled score plus half the second hop's, weighted by the hit's value."""
+
+
 def _label(chunk: Chunk) -> str:
     """The words that name what a chunk is about: its section path, else its source's file stem."""
     if chunk.section_path:
@@ -117,6 +133,7 @@ class TokenBudgetPacker:
         min_relative_score: float | None = None,
         max_score_gap: float | None = None,
         min_hits: int = 1,
+        sentence_model: SentenceModel | None = None,
     ) -> None:
         if sentence_neighbors < 0:
             raise ValueError(f"sentence_neighbors must be >= 0, got {sentence_neighbors}")
@@ -144,6 +161,7 @@ class TokenBudgetPacker:
         self.min_trim_tokens = max(1, min_trim_tokens)
         self.selector = selector or LexicalSentenceSelector()
         self.expand_query = expand_query
+        self.model = sentence_model
         self._sep_tokens: int | None = None
 
     # ------------------------------------------------------------------ public
@@ -285,8 +303,16 @@ class TokenBudgetPacker:
         block.cut_text = " ".join(words[:lo]) + " …"
         return True
 
-    def _select(self, question: str, blocks: list[_Block], budget: int) -> list[_Block] | None:
-        """Keep the sentences that bear on the question, best first, while they fit. None: nothing matched."""
+    def sentence_rows(self, question: str, hits: Sequence[Hit]) -> list[tuple[str, list[float]]]:
+        """(sentence, `sentence_model.FEATURES` row) for every sentence the packer would weigh for these hits,
+        as it sees them (after the adaptive cut-off): what a sentence model is trained on."""
+        scored = self._scored(question, self.relevant(self._blocks(hits)))
+        if scored is None:
+            return []
+        return list(zip(scored.plain, self._rows(question, scored), strict=True))
+
+    def _scored(self, question: str, blocks: list[_Block]) -> _Scored | None:
+        """Every sentence of the blocks scored against the question; None when none shares a word with it."""
         flat = [(b, i) for b in blocks for i in range(len(b.sentences))]
         plain = [b.chunk.text[s.start : s.end] for b in blocks for s in b.sentences]
         plain_terms = [Counter(terms(t)) for t in plain]
@@ -308,12 +334,38 @@ class TokenBudgetPacker:
         hop_own = self.selector.score_terms(hop, plain_terms) if hop else [0.0] * len(plain)
         hop_ranked = self.selector.score_terms(hop, labeled_terms) if hop else [0.0] * len(plain)
         hop_best = max(hop_ranked, default=0.0) or 1.0
+        lexical = [
+            (rank_score / best + 0.5 * hop_score / hop_best) * (0.5 + 0.5 * b.value)
+            for (b, _), rank_score, hop_score in zip(flat, ranked, hop_ranked, strict=True)
+        ]
+        return _Scored(flat, plain, own, ranked, hop_own, hop_ranked, lexical)
+
+    def _rows(self, question: str, scored: _Scored) -> list[list[float]]:
+        return sentence_features(
+            question,
+            scored.plain,
+            [i for _, i in scored.flat],
+            [b.value for b, _ in scored.flat],
+            [b.rank for b, _ in scored.flat],
+            SentenceScores(
+                titled=scored.ranked, own=scored.own, hop=scored.hop_ranked, combined=scored.lexical
+            ),
+        )
+
+    def _select(self, question: str, blocks: list[_Block], budget: int) -> list[_Block] | None:
+        """Keep the sentences that bear on the question, best first, while they fit. None: nothing matched."""
+        scored = self._scored(question, blocks)
+        if scored is None:
+            return None
+        order = scored.lexical
+        if self.model is not None:
+            # the model's ranking interleaved with the lexical one (sentence_model.py says why); any sentence may
+            # then qualify, since the model weighs more than shared words
+            order = interleave(scored.lexical, self.model.scores(self._rows(question, scored)))
         candidates = [
-            ((rank_score / best + 0.5 * hop_score / hop_best) * (0.5 + 0.5 * b.value), b, i)
-            for (b, i), score, rank_score, hop_match, hop_score in zip(
-                flat, own, ranked, hop_own, hop_ranked, strict=True
-            )
-            if max(score, hop_match) > 0 and max(score, hop_match) >= self.min_sentence_score
+            (score, b, i)
+            for score, (b, i), own, hop in zip(order, scored.flat, scored.own, scored.hop_own, strict=True)
+            if max(own, hop) >= self.min_sentence_score and (self.model is not None or max(own, hop) > 0)
         ]
         if not candidates:
             return None

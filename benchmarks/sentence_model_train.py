@@ -1,0 +1,236 @@
+"""Train the sentence model that `packing.sentence_model` names, on questions with known answers; measure it.
+
+For HotpotQA and NQ (`../shared/data`), the real pipeline of `--spec` retrieves once per question (as in
+`qa_adaptive_calibrate.py`); the real packer then lists every sentence it would weigh, with the features of
+`ragcli/generation/sentence_model.py`, and a sentence is labelled 1 when it holds a gold answer (yes/no questions
+and questions whose retrieved chunks hold no answer are left out). Only the **tune halves** are trained on:
+
+1. 5-fold cross-validation over the tune questions (folds by question, both sets pooled): answer in context and
+   cl100k prompt tokens of the held-out folds with the model against the lexical ranking alone, per budget;
+2. the model fitted on every tune question, written as a card (default: the packaged `qa-sentences`);
+3. that card measured once on the **report halves**, beside the lexical ranking, at the same budgets.
+
+Run: `RAGCLI_HOME=... .venv/bin/python benchmarks/sentence_model_train.py [--spec NAME=PRESET,k=v] [--out DIR]
+[--json F]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
+from qa_baselines import EmbeddingCache  # noqa: E402
+
+from ragcli.eval.qa_eval import answer_in_normalized, is_yes_no, normalize_answer  # noqa: E402
+from ragcli.generation.sentence_model import FEATURES, PACKAGED_DIR, SentenceModel  # noqa: E402
+from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
+from ragcli.resources import offline_env, prepare_tiktoken, ragcli_home  # noqa: E402
+
+log = logging.getLogger("sentence_model_train")
+SPEC = (
+    "lean=lean,ingest.sparse=true,retrieval.mode=hybrid,retrieval.fusion=packaged:minilm-scifact,"
+    "packing.sentence_model=null"
+)
+
+
+def labelled(run: dict[str, Any], idx: list[int], packer: TokenBudgetPacker, top_k: int) -> list[Any]:
+    """(features, labels) per question of `idx` that has a gold answer in its sentences."""
+    out = []
+    for i in idx:
+        item = run["items"][i]
+        if is_yes_no(item.answers) or not item.answers:
+            continue
+        rows = packer.sentence_rows(item.question, run["hits"][i][:top_k])
+        labels = [int(answer_in_normalized(item.answers, normalize_answer(text))) for text, _ in rows]
+        if any(labels):
+            out.append(([r for _, r in rows], labels))
+    return out
+
+
+def fit(questions: list[Any], c: float, name: str) -> SentenceModel:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray([r for rows, _ in questions for r in rows], dtype=float)
+    y = np.asarray([v for _, labels in questions for v in labels])
+    scaler = StandardScaler().fit(x)
+    scale = [s if s > 0 else 1.0 for s in scaler.scale_]
+    lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit((x - scaler.mean_) / scale, y)
+    return SentenceModel(
+        name=name,
+        weights=[float(w) for w in lr.coef_[0]],
+        bias=float(lr.intercept_[0]),
+        mean=[float(m) for m in scaler.mean_],
+        scale=[float(s) for s in scale],
+        card={"sentences": len(y), "positives": int(y.sum()), "questions": len(questions)},
+    )
+
+
+def subset(run: dict[str, Any], idx: list[int], name: str) -> dict[str, Any]:
+    return {
+        **run,
+        "items": [run["items"][i] for i in idx],
+        "hits": [run["hits"][i] for i in idx],
+        "name": name,
+    }
+
+
+def measure(
+    runs: dict[str, dict[str, Any]],
+    idx: dict[str, list[int]],
+    model: SentenceModel | None,
+    budgets: list[int],
+    count: Any,
+) -> dict[str, dict[int, tuple[float, float, int]]]:
+    """Answer in context, mean tokens and answerable questions per set and budget, for the questions `idx`."""
+    out: dict[str, dict[int, tuple[float, float, int]]] = {}
+    for set_name, run in runs.items():
+        sub = subset(run, idx[set_name], "model" if model else "lexical")
+        cfg = run["cfg"]
+        grid = [
+            {
+                "select": True,
+                "rel": None,
+                "budget": b,
+                "ratio": None,
+                "top_k": cfg.retrieval.top_k,
+                "packer": TokenBudgetPacker(
+                    run["stages"].llm.count_tokens,
+                    select_sentences=True,
+                    order=cfg.packing.order,
+                    sentence_model=model,
+                ),
+            }
+            for b in budgets
+        ]
+        answerable = sum(
+            1 for i in idx[set_name] if run["items"][i].answers and not is_yes_no(run["items"][i].answers)
+        )
+        out[set_name] = {r["budget"]: (r["aic"], r["tokens"], answerable) for r in sweep(sub, grid, count)}
+    return out
+
+
+def pooled(
+    parts: list[dict[str, dict[int, tuple[float, float, int]]]],
+) -> dict[str, dict[int, tuple[float, float]]]:
+    """Fold results pooled: answer in context weighted by answerable questions, tokens by folds."""
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for set_name in parts[0]:
+        out[set_name] = {}
+        for b in parts[0][set_name]:
+            rows = [p[set_name][b] for p in parts]
+            n = sum(r[2] for r in rows) or 1
+            out[set_name][b] = (sum(r[0] * r[2] for r in rows) / n, sum(r[1] for r in rows) / len(rows))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument(
+        "--spec", default=SPEC, help="NAME=PRESET,key=value,... whose retrieval and packer are used"
+    )
+    ap.add_argument("--nq-limit", type=int, default=300)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic regression")
+    ap.add_argument("--budgets", nargs="+", type=int, default=[128, 192, 256])
+    ap.add_argument("--name", default="qa-sentences")
+    ap.add_argument("--out", default=None, help="card folder (default: the packaged qa-sentences)")
+    ap.add_argument("--json", default="/tmp/sentence_model_train.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    offline_env()
+    prepare_tiktoken()
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base")
+
+    def count(text: str) -> int:
+        return len(enc.encode(text, disallowed_special=()))
+
+    cache = EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
+    ns = argparse.Namespace(data=args.data, limit=None, nq_limit=args.nq_limit, split="all")
+    runs = {s: retrieve_all(s, args.spec, ns, cache) for s in ("hotpotqa", "nq")}
+    tune = {s: list(range(len(r["items"]) // 2)) for s, r in runs.items()}
+    report = {s: list(range(len(r["items"]) // 2, len(r["items"]))) for s, r in runs.items()}
+    feats = {
+        s: TokenBudgetPacker(
+            r["stages"].llm.count_tokens, select_sentences=True, order=r["cfg"].packing.order
+        )
+        for s, r in runs.items()
+    }
+    top_k = {s: r["cfg"].retrieval.top_k for s, r in runs.items()}
+
+    # 1. cross-validation on the tune halves
+    k = args.folds
+    cv_model, cv_lexical = [], []
+    for fold in range(k):
+        train = [
+            q
+            for s, r in runs.items()
+            for q in labelled(r, [i for i in tune[s] if i % k != fold], feats[s], top_k[s])
+        ]
+        held = {s: [i for i in tune[s] if i % k == fold] for s in runs}
+        model = fit(train, args.c, args.name)
+        cv_model.append(measure(runs, held, model, args.budgets, count))
+        cv_lexical.append(measure(runs, held, None, args.budgets, count))
+    cv = {"model": pooled(cv_model), "lexical": pooled(cv_lexical)}
+
+    # 2. fit on every tune question and save the card
+    train = [q for s, r in runs.items() for q in labelled(r, tune[s], feats[s], top_k[s])]
+    model = fit(train, args.c, args.name)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    model.card.update(
+        {
+            "trained_on": "HotpotQA + NQ tune halves (qa_adaptive_calibrate.py's first halves; nq first "
+            f"{args.nq_limit}), label = the sentence holds a gold answer",
+            "spec": args.spec,
+            "c": args.c,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "commit": commit.strip(),
+        }
+    )
+    folder = Path(args.out) if args.out else PACKAGED_DIR / args.name
+    path = model.save(folder)
+    log.info("saved %s (%d sentences, %d questions)", path, model.card["sentences"], model.card["questions"])
+
+    # 3. the saved card on the report halves
+    rep = {
+        "model": measure(runs, report, model, args.budgets, count),
+        "lexical": measure(runs, report, None, args.budgets, count),
+    }
+    result = {
+        "spec": args.spec,
+        "features": list(FEATURES),
+        "weights": dict(zip(FEATURES, model.weights, strict=True)),
+        "cv_tune": cv,
+        "report": {m: {s: {b: v[:2] for b, v in d.items()} for s, d in r.items()} for m, r in rep.items()},
+    }
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    for label, table in (("cv on tune halves", cv), ("report halves", result["report"])):
+        print(f"\n{label}: answer in context / cl100k tokens")
+        for s in runs:
+            for b in args.budgets:
+                lex, mod = table["lexical"][s][b], table["model"][s][b]
+                print(
+                    f"  {s:9s} budget {b:4d}: lexical {lex[0]:.3f} / {lex[1]:.0f}   model {mod[0]:.3f} / {mod[1]:.0f}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
