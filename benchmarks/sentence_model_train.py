@@ -22,6 +22,7 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,22 @@ def pooled(
     return out
 
 
+def _floor_name(floor: float | None) -> str:
+    return "model, no floor" if floor is None else f"model, floor {floor:+.1f}"
+
+
+def choose_floor(
+    cv: dict[str, dict[str, dict[int, tuple[float, float]]]], floors: list[float | None], budget: int
+) -> float | None:
+    """The floor with the fewest tokens at `budget` whose answer-in-context is within one point of no floor's on
+    every set (no floor when none is)."""
+    free = cv[_floor_name(None)]
+    ok = [
+        f for f in floors if all(cv[_floor_name(f)][s][budget][0] >= free[s][budget][0] - 0.01 for s in free)
+    ]
+    return min(ok or [None], key=lambda f: sum(cv[_floor_name(f)][s][budget][1] for s in free))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -145,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nq-limit", type=int, default=300)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic regression")
-    ap.add_argument("--budgets", nargs="+", type=int, default=[128, 192, 256])
+    ap.add_argument("--budgets", nargs="+", type=int, default=[128, 256])
+    ap.add_argument(
+        "--floors",
+        nargs="+",
+        default=["none", "-1", "-0.5", "0", "0.5", "1"],
+        help="logit floors tried for sentences that share no word with the question (`none`: no floor)",
+    )
+    ap.add_argument("--choose-budget", type=int, default=256, help="the budget the floor is chosen at")
     ap.add_argument("--name", default="qa-sentences")
     ap.add_argument("--out", default=None, help="card folder (default: the packaged qa-sentences)")
     ap.add_argument("--json", default="/tmp/sentence_model_train.json")
@@ -173,9 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     top_k = {s: r["cfg"].retrieval.top_k for s, r in runs.items()}
 
-    # 1. cross-validation on the tune halves
+    # 1. cross-validation on the tune halves, for each floor (what a sentence sharing no word with the question
+    #    needs from the model to be packed)
+    floors = [None if f == "none" else float(f) for f in args.floors]
     k = args.folds
-    cv_model, cv_lexical = [], []
+    cv_parts: dict[str, list[Any]] = {"lexical": [], **{_floor_name(f): [] for f in floors}}
     for fold in range(k):
         train = [
             q
@@ -184,13 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         held = {s: [i for i in tune[s] if i % k == fold] for s in runs}
         model = fit(train, args.c, args.name)
-        cv_model.append(measure(runs, held, model, args.budgets, count))
-        cv_lexical.append(measure(runs, held, None, args.budgets, count))
-    cv = {"model": pooled(cv_model), "lexical": pooled(cv_lexical)}
+        for f in floors:
+            cv_parts[_floor_name(f)].append(measure(runs, held, replace(model, floor=f), args.budgets, count))
+        cv_parts["lexical"].append(measure(runs, held, None, args.budgets, count))
+    cv = {name: pooled(parts) for name, parts in cv_parts.items()}
+    floor = choose_floor(cv, floors, args.choose_budget)
+    log.info("floor chosen on the tune halves: %s", _floor_name(floor))
 
     # 2. fit on every tune question and save the card
     train = [q for s, r in runs.items() for q in labelled(r, tune[s], feats[s], top_k[s])]
-    model = fit(train, args.c, args.name)
+    model = replace(fit(train, args.c, args.name), floor=floor)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout
@@ -200,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.nq_limit}), label = the sentence holds a gold answer",
             "spec": args.spec,
             "c": args.c,
+            "floor_rule": f"the floor with the fewest CV tokens at budget {args.choose_budget} within one point "
+            "of no floor's answer-in-context on each set",
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "commit": commit.strip(),
         }
@@ -208,15 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     path = model.save(folder)
     log.info("saved %s (%d sentences, %d questions)", path, model.card["sentences"], model.card["questions"])
 
-    # 3. the saved card on the report halves
+    # 3. the saved card on the report halves (and without its floor)
     rep = {
-        "model": measure(runs, report, model, args.budgets, count),
         "lexical": measure(runs, report, None, args.budgets, count),
+        "model, no floor": measure(runs, report, replace(model, floor=None), args.budgets, count),
+        "model": measure(runs, report, model, args.budgets, count),
     }
     result = {
         "spec": args.spec,
         "features": list(FEATURES),
         "weights": dict(zip(FEATURES, model.weights, strict=True)),
+        "floor": floor,
         "cv_tune": cv,
         "report": {m: {s: {b: v[:2] for b, v in d.items()} for s, d in r.items()} for m, r in rep.items()},
     }
@@ -225,10 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{label}: answer in context / cl100k tokens")
         for s in runs:
             for b in args.budgets:
-                lex, mod = table["lexical"][s][b], table["model"][s][b]
-                print(
-                    f"  {s:9s} budget {b:4d}: lexical {lex[0]:.3f} / {lex[1]:.0f}   model {mod[0]:.3f} / {mod[1]:.0f}"
-                )
+                cells = "   ".join(f"{m} {v[s][b][0]:.3f} / {v[s][b][1]:.0f}" for m, v in table.items())
+                print(f"  {s:9s} budget {b:4d}: {cells}")
     return 0
 
 

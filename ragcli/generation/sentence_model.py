@@ -14,6 +14,10 @@ the model's best, and so on): on HotpotQA the lexical ranking is already good an
 in cross-validation; interleaved, each ranking's best sentences get in, and the lexical one going first did better
 on HotpotQA than the model going first (benchmarks/results/qa.md, 2026-12-03).
 
+A sentence that shares no word with the question is packed only when the model's logit clears the card's
+`floor`: without one, the leftover budget filled with whatever sentences the chunks had (the README's sample
+question sent 282 prompt tokens instead of 123). The training script picks the floor in cross-validation.
+
 A model is one JSON card; `packaged:qa-sentences` ships inside ragcli (trained by
 `benchmarks/sentence_model_train.py` on the tune halves of HotpotQA and NQ), or give a path to a card.
 """
@@ -148,6 +152,9 @@ class SentenceModel:
     bias: float
     mean: list[float]
     scale: list[float]
+    floor: float | None = None
+    """A sentence that shares no word with the question is packed only if its logit is at least this (None: any
+    sentence may fill what the budget leaves)."""
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     format: str = FORMAT
     card: dict[str, Any] = field(default_factory=dict)
@@ -187,7 +194,8 @@ class SentenceModel:
                 **{k: v for k, v in data.items() if k in known},
                 card={k: v for k, v in data.items() if k not in known},
             )
-            values = [float(v) for v in (*model.weights, *model.mean, *model.scale, model.bias)]
+            floor = [] if model.floor is None else [model.floor]
+            values = [float(v) for v in (*model.weights, *model.mean, *model.scale, model.bias, *floor)]
         except (TypeError, ValueError) as exc:
             raise ResourceMissing(f"{where} holds a damaged sentence model ({exc}); retrain it") from exc
         n = len(FEATURES)

@@ -8,7 +8,8 @@ best ones are kept while they fit (with `sentence_neighbors` on each side for co
 sentences in document order, gaps marked with `…`. A sentence is ranked with its chunk's title or section in
 front, and (`expand_query`) with the names found in the best sentences added to the question, a second hop for
 multi-hop questions. With a `sentence_model` (a logistic regression trained on questions with known answers,
-`sentence_model.py`) the model's ranking of the sentences is interleaved with that lexical one.
+`sentence_model.py`) the model's ranking of the sentences is interleaved with that lexical one, and a sentence
+sharing no word with the question qualifies when the model scores it above the card's floor.
 
 Adaptive context (`min_relative_score`, `max_score_gap`): before packing, hits whose score falls off from the top
 hit's are dropped (the first `min_hits` always stay), so a question one chunk answers sends one chunk however
@@ -358,14 +359,20 @@ class TokenBudgetPacker:
         if scored is None:
             return None
         order = scored.lexical
+        learned: list[float] | None = None
         if self.model is not None:
-            # the model's ranking interleaved with the lexical one (sentence_model.py says why); any sentence may
-            # then qualify, since the model weighs more than shared words
-            order = interleave(scored.lexical, self.model.scores(self._rows(question, scored)))
+            # the model's ranking interleaved with the lexical one (sentence_model.py says why)
+            learned = self.model.scores(self._rows(question, scored))
+            order = interleave(scored.lexical, learned)
+        floor = self.model.floor if self.model is not None else None
         candidates = [
             (score, b, i)
-            for score, (b, i), own, hop in zip(order, scored.flat, scored.own, scored.hop_own, strict=True)
-            if max(own, hop) >= self.min_sentence_score and (self.model is not None or max(own, hop) > 0)
+            for k, (score, (b, i), own, hop) in enumerate(
+                zip(order, scored.flat, scored.own, scored.hop_own, strict=True)
+            )
+            if max(own, hop) >= self.min_sentence_score
+            # a sentence qualifies on a shared word, or on the model's score where it has one
+            and (max(own, hop) > 0 or (learned is not None and (floor is None or learned[k] >= floor)))
         ]
         if not candidates:
             return None

@@ -83,6 +83,19 @@ def test_a_model_lets_in_the_answer_sentence_that_shares_no_word_with_the_questi
     assert learned.tokens <= 16
 
 
+def test_a_floor_keeps_unrelated_sentences_out_of_the_leftover_budget() -> None:
+    text = "The tower was built for a fair. Cats sleep a lot. Work ended in 1889."
+    hits = [hit(0, text, 1.0)]
+    question = "When was the tower built?"
+    model = digit_model()  # logit 5 for "1889", 0 for the others
+    free = TokenBudgetPacker(words, select_sentences=True, sentence_model=model).pack(question, hits, 40)
+    assert "Cats sleep" in free.text and "1889" in free.text
+    model.floor = 1.0
+    floored = TokenBudgetPacker(words, select_sentences=True, sentence_model=model).pack(question, hits, 40)
+    assert "Cats sleep" not in floored.text
+    assert "1889" in floored.text and "built for a fair" in floored.text
+
+
 def test_without_a_shared_word_anywhere_the_packer_still_falls_back_to_whole_chunks() -> None:
     hits = [hit(0, "Cats sleep. Dogs bark.", 1.0)]
     ctx = TokenBudgetPacker(words, select_sentences=True, sentence_model=digit_model()).pack(
@@ -125,6 +138,7 @@ def test_unknown_or_damaged_models_name_the_fix(tmp_path: Path) -> None:
         {**good, "bias": float("nan")},
         {**good, "scale": [0.0] * len(FEATURES)},
         {**good, "weights": ["a"] * len(FEATURES)},
+        {**good, "floor": float("inf")},
     ):
         card.write_text(json.dumps(bad), encoding="utf-8")
         with pytest.raises(ResourceMissing):
@@ -137,9 +151,11 @@ def test_unknown_or_damaged_models_name_the_fix(tmp_path: Path) -> None:
 def test_a_saved_card_round_trips(tmp_path: Path) -> None:
     model = digit_model()
     model.card["trained_on"] = "unit test"
+    model.floor = 0.5
     path = model.save(tmp_path / "m")
     again = load_sentence_model(str(path))
     assert again.weights == model.weights and again.card["trained_on"] == "unit test"
+    assert again.floor == 0.5
 
 
 def test_config_refuses_a_model_without_sentence_selection() -> None:
