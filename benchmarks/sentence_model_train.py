@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
 from qa_baselines import EmbeddingCache  # noqa: E402
 
-from ragcli.eval.qa_eval import answer_in_normalized, is_yes_no, normalize_answer  # noqa: E402
+from ragcli.eval.qa_eval import is_yes_no  # noqa: E402
 from ragcli.generation.sentence_model import FEATURES, PACKAGED_DIR, SentenceModel  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.resources import offline_env, prepare_tiktoken, ragcli_home  # noqa: E402
+from ragcli.train.sentence_model_training import DEFAULT_L2, fit_sentence_model, labeled_rows  # noqa: E402
 
 log = logging.getLogger("sentence_model_train")
 SPEC = (
@@ -46,37 +47,17 @@ SPEC = (
 
 
 def labelled(run: dict[str, Any], idx: list[int], packer: TokenBudgetPacker, top_k: int) -> list[Any]:
-    """(features, labels) per question of `idx` that has a gold answer in its sentences."""
-    out = []
-    for i in idx:
-        item = run["items"][i]
-        if is_yes_no(item.answers) or not item.answers:
-            continue
-        rows = packer.sentence_rows(item.question, run["hits"][i][:top_k])
-        labels = [int(answer_in_normalized(item.answers, normalize_answer(text))) for text, _ in rows]
-        if any(labels):
-            out.append(([r for _, r in rows], labels))
-    return out
+    """(features, labels) per question of `idx` with an answer that is not yes/no (`ragcli train
+    sentence-model`'s labeling; questions without a positive sentence are left out by the fit)."""
+    return [
+        labeled_rows(packer, run["items"][i].question, run["hits"][i][:top_k], run["items"][i].answers)
+        for i in idx
+        if run["items"][i].answers and not is_yes_no(run["items"][i].answers)
+    ]
 
 
-def fit(questions: list[Any], c: float, name: str) -> SentenceModel:
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.asarray([r for rows, _ in questions for r in rows], dtype=float)
-    y = np.asarray([v for _, labels in questions for v in labels])
-    scaler = StandardScaler().fit(x)
-    scale = [s if s > 0 else 1.0 for s in scaler.scale_]
-    lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit((x - scaler.mean_) / scale, y)
-    return SentenceModel(
-        name=name,
-        weights=[float(w) for w in lr.coef_[0]],
-        bias=float(lr.intercept_[0]),
-        mean=[float(m) for m in scaler.mean_],
-        scale=[float(s) for s in scale],
-        card={"sentences": len(y), "positives": int(y.sum()), "questions": len(questions)},
-    )
+def fit(questions: list[Any], l2: float, name: str) -> SentenceModel:
+    return fit_sentence_model(questions, name, l2=l2, floor=None)
 
 
 def subset(run: dict[str, Any], idx: list[int], name: str) -> dict[str, Any]:
@@ -161,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--nq-limit", type=int, default=300)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--c", type=float, default=0.1, help="inverse L2 strength of the logistic regression")
+    ap.add_argument("--l2", type=float, default=DEFAULT_L2, help="L2 strength of the logistic regression")
     ap.add_argument("--budgets", nargs="+", type=int, default=[128, 256])
     ap.add_argument(
         "--floors",
@@ -209,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             for q in labelled(r, [i for i in tune[s] if i % k != fold], feats[s], top_k[s])
         ]
         held = {s: [i for i in tune[s] if i % k == fold] for s in runs}
-        model = fit(train, args.c, args.name)
+        model = fit(train, args.l2, args.name)
         for f in floors:
             cv_parts[_floor_name(f)].append(measure(runs, held, replace(model, floor=f), args.budgets, count))
         cv_parts["lexical"].append(measure(runs, held, None, args.budgets, count))
@@ -219,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. fit on every tune question and save the card
     train = [q for s, r in runs.items() for q in labelled(r, tune[s], feats[s], top_k[s])]
-    model = replace(fit(train, args.c, args.name), floor=floor)
+    model = replace(fit(train, args.l2, args.name), floor=floor)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout
@@ -228,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "trained_on": "HotpotQA + NQ tune halves (qa_adaptive_calibrate.py's first halves; nq first "
             f"{args.nq_limit}), label = the sentence holds a gold answer",
             "spec": args.spec,
-            "c": args.c,
+            "l2": args.l2,
             "floor_rule": f"the floor with the fewest CV tokens at budget {args.choose_budget} within one point "
             "of no floor's answer-in-context on each set",
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -1,5 +1,5 @@
-"""`ragcli train embedder` and `ragcli train fusion`, and the deployment gate shared with `ragcli train reranker`:
-`ragcli.train`, registered on `train_app` (imported by `ragcli.cli`)."""
+"""`ragcli train embedder`, `ragcli train fusion` and `ragcli train sentence-model`, and the deployment gate
+shared with `ragcli train reranker`: `ragcli.train`, registered on `train_app` (imported by `ragcli.cli`)."""
 
 from __future__ import annotations
 
@@ -368,3 +368,71 @@ def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
         print_verdict(verdict, Path(report.path) / CARD, as_json)
     else:
         err.print("[yellow]--holdout 0: no deployment gate was run; the fusion is unverified[/yellow]")
+
+
+@train_app.command("sentence-model")
+def train_sentence_model_cmd(
+    questions: Annotated[
+        Path,
+        typer.Option(
+            "--questions",
+            help="JSONL of questions with answers: {question, answers: [...]} (or answer: a string) per line.",
+        ),
+    ],
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name", help="Name to save it under; use it as `packing.sentence_model: trained:NAME`."
+        ),
+    ],
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", min=16, help="Packing budget the gate compares at (default: the config's)."),
+    ] = None,
+    holdout: HoldoutOpt = 0.2,
+    collection: CollectionOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn which retrieved sentences hold the answer from your questions with answers, then gate it.
+
+    The questions are searched in the config's collection (ingest the documents first); the config must select
+    sentences (e.g. -c lean). No model runs at query time: a dot product per sentence.
+    """
+    from ragcli.generation.sentence_model import CARD
+    from ragcli.pipelines.stages import Stages
+    from ragcli.train.sentence_model_training import read_qa_pairs, train_sentence_model
+
+    with errors():
+        cfg = load(config, collection)
+        pairs = read_qa_pairs(questions)
+        stages = Stages.from_config(cfg)
+        try:
+            report, verdict = train_sentence_model(
+                stages,
+                pairs,
+                name=name,
+                holdout=holdout,
+                budget=budget,
+                data={"labels": str(questions)},
+                progress=lambda m: err.print(m, style="dim"),
+            )
+        finally:
+            stages.close()
+        if as_json:
+            print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
+        else:
+            out.print(
+                f"trained sentence model [bold]{report.name}[/bold] on {report.questions} questions "
+                f"({report.sentences} sentences, {report.positives} holding an answer) in {report.seconds:.1f}s; "
+                f"saved to {report.path}",
+                highlight=False,
+            )
+            out.print(
+                f"use it with `packing: {{select_sentences: true, sentence_model: trained:{report.name}}}`",
+                highlight=False,
+            )
+        if verdict is not None:
+            print_verdict(verdict, Path(report.path) / CARD, as_json)
+        else:
+            err.print("[yellow]--holdout 0: no deployment gate was run; the model is unverified[/yellow]")

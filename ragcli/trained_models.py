@@ -1,4 +1,4 @@
-"""Models trained on the user's labels (`ragcli train reranker|embedder|fusion`): where they live, their cards, gates.
+"""Models trained on the user's labels (`ragcli train reranker|embedder|fusion|sentence-model`): where they live, their cards, gates.
 
 A trained model is a folder `<home>/<kind>/<NAME>` holding the model and a card (JSON) that says what it was
 trained on and whether it passed its deployment gate. Configs name it `trained:NAME`. The stages read the card
@@ -19,11 +19,12 @@ from ragcli.resources import ragcli_home
 log = logging.getLogger(__name__)
 
 TRAINED_PREFIX = "trained:"
-Kind = Literal["rerankers", "embedders", "fusions"]
+Kind = Literal["rerankers", "embedders", "fusions", "sentence_models"]
 CARDS: dict[str, str] = {
     "rerankers": "ragcli_reranker.json",
     "embedders": "ragcli_embedder.json",
     "fusions": "ragcli_fusion.json",
+    "sentence_models": "ragcli_sentence_model.json",
 }
 """The card's file name per kind of model."""
 

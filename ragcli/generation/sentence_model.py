@@ -19,7 +19,8 @@ A sentence that shares no word with the question is packed only when the model's
 question sent 282 prompt tokens instead of 123). The training script picks the floor in cross-validation.
 
 A model is one JSON card; `packaged:qa-sentences` ships inside ragcli (trained by
-`benchmarks/sentence_model_train.py` on the tune halves of HotpotQA and NQ), or give a path to a card.
+`benchmarks/sentence_model_train.py` on the tune halves of HotpotQA and NQ); `ragcli train sentence-model` trains
+one on your own questions with answers (`trained:NAME`); or give a path to a card.
 """
 
 from __future__ import annotations
@@ -208,23 +209,34 @@ class SentenceModel:
         return model
 
 
-def load_sentence_model(spec: str) -> SentenceModel:
-    """The sentence model a config names: `packaged:NAME` (inside ragcli) or a card file or its folder.
+def load_sentence_model(spec: str, home: Path | None = None) -> SentenceModel:
+    """The sentence model a config names: `packaged:NAME` (inside ragcli), `trained:NAME` (under
+    `<home>/sentence_models`, made by `ragcli train sentence-model`), or a card file or its folder.
+
+    A model that failed its deployment gate still loads, with a warning: the config asked for it.
 
     Raises:
         ResourceMissing: nothing readable there, naming what is available.
     """
+    from ragcli.trained_models import TRAINED_PREFIX, trained_dir, warn_if_gated_out
+
     if spec.startswith(PACKAGED_PREFIX):
         folder = PACKAGED_DIR / spec[len(PACKAGED_PREFIX) :]
+    elif spec.startswith(TRAINED_PREFIX):
+        folder = trained_dir("sentence_models", home) / spec[len(TRAINED_PREFIX) :]
     else:
         given = Path(spec).expanduser()
         folder = given.parent if given.suffix == ".json" else given
     path = folder / CARD
     if not path.is_file():
         have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
+        have += sorted(
+            TRAINED_PREFIX + p.parent.name for p in trained_dir("sentence_models", home).glob(f"*/{CARD}")
+        )
         raise ResourceMissing(
-            f"sentence model {spec!r} not found at {str(path)!r} (packaged: {', '.join(have) or 'none'}); "
-            "name one of those or a card file, or remove packing.sentence_model"
+            f"sentence model {spec!r} not found at {str(path)!r} (have: {', '.join(have) or 'none'}); name "
+            "one of those or a card file, train one with `ragcli train sentence-model --questions F --name N`, "
+            "or remove packing.sentence_model"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -232,4 +244,6 @@ def load_sentence_model(spec: str) -> SentenceModel:
         raise ResourceMissing(f"{str(path)!r} is not valid JSON ({exc}); retrain it") from exc
     if not isinstance(data, dict):
         raise ResourceMissing(f"{str(path)!r} is not a sentence model card (a JSON object)")
-    return SentenceModel.from_json(data, repr(str(path)))
+    model = SentenceModel.from_json(data, repr(str(path)))
+    warn_if_gated_out(spec, folder, "sentence_models")
+    return model

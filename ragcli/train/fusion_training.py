@@ -47,8 +47,12 @@ class FusionReport:
     """On the held-out queries, what the config's packing cut keeps from each ranking (see `cut_effect`)."""
 
 
-def fit_logistic(x: Any, y: Any, *, l2: float = 1.0, iters: int = 30) -> tuple[Any, Any, Any, float]:
-    """(mean, scale, weights, bias) of an L2-regularised logistic regression on standardised features."""
+def fit_logistic(
+    x: Any, y: Any, *, l2: float = 1.0, iters: int = 30, balanced: bool = False
+) -> tuple[Any, Any, Any, float]:
+    """(mean, scale, weights, bias) of an L2-regularised logistic regression on standardised features.
+
+    `balanced` weighs each class's rows so that both classes count alike (rare positives)."""
     import numpy as np
 
     mean, scale = x.mean(0), x.std(0) + 1e-9
@@ -56,10 +60,15 @@ def fit_logistic(x: Any, y: Any, *, l2: float = 1.0, iters: int = 30) -> tuple[A
     w = np.zeros(z.shape[1])
     ridge = l2 * np.eye(len(w))
     ridge[-1, -1] = 0.0  # the bias is not shrunk
+    sw = np.ones(len(y))
+    if balanced:
+        pos = float(np.sum(y))
+        if 0 < pos < len(y):
+            sw = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * (len(y) - pos)))
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40.0, 40.0)))
-        grad = z.T @ (p - y) + ridge @ w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + ridge + 1e-9 * np.eye(len(w))
+        grad = z.T @ (sw * (p - y)) + ridge @ w
+        hess = (z * (sw * p * (1 - p))[:, None]).T @ z + ridge + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if float(np.abs(step).max()) < 1e-8:
