@@ -108,9 +108,11 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
         min_relative_score=p.min_relative_score,
         max_score_gap=p.max_score_gap,
         min_hits=p.min_hits,
-        sentence_model=load_sentence_model(p.sentence_model)
-        if p.select_sentences and p.sentence_model
-        else None,
+        sentence_model=(
+            load_sentence_model(p.sentence_model, cfg.home_dir())
+            if p.select_sentences and p.sentence_model
+            else None
+        ),
     )
 
 

@@ -190,7 +190,7 @@ def train_sentence_model(
     top_k = cfg.retrieval.top_k
     rows = [labeled_rows(lexical, by_id[q].question, hits[q][:top_k], by_id[q].answers) for q in train_ids]
     model = fit_sentence_model(rows, name, l2=l2, floor=floor)
-    folder = trained_dir("sentence_models") / name
+    folder = trained_dir("sentence_models", cfg.home_dir()) / name
     model.card.update(
         {
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
