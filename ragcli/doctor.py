@@ -54,6 +54,13 @@ def _packaged_fusion() -> str:
     )
 
 
+def _packaged_sentence_model() -> str:
+    from ragcli.generation.sentence_model import load_sentence_model
+
+    model = load_sentence_model("packaged:qa-sentences")
+    return f"packaged:qa-sentences ({len(model.weights)} weights, floor {model.floor}; used by the lean preset)"
+
+
 def run_checks() -> list[Check]:
     """Every resource the embedded default needs, in the order a query touches them."""
     resources.offline_env()
@@ -64,6 +71,7 @@ def run_checks() -> list[Check]:
         _check("embedding model", lambda: str(resources.embedding_model_dir())),
         _check("sentence-transformers", _module("sentence_transformers", "sentence-transformers")),
         _check("packaged fusion", _packaged_fusion),
+        _check("packaged sentence model", _packaged_sentence_model),
         _check("local LLM weights", lambda: str(resources.local_llm_gguf())),
         _check("llama-cpp-python", _module("llama_cpp", "llama-cpp-python (CMAKE_ARGS=-DGGML_NATIVE=OFF)")),
         _check("tiktoken files", _tiktoken),

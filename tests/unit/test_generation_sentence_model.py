@@ -164,3 +164,9 @@ def test_config_refuses_a_model_without_sentence_selection() -> None:
     with pytest.raises(ValidationError, match="sentence_model is empty"):
         PackingConfig(select_sentences=True, sentence_model=" ")
     assert PackingConfig(select_sentences=True, sentence_model="packaged:qa-sentences").sentence_model
+
+
+def test_doctor_finds_the_packaged_sentence_model() -> None:
+    from ragcli.doctor import _packaged_sentence_model
+
+    assert "packaged:qa-sentences (14 weights, floor 0.5" in _packaged_sentence_model()
