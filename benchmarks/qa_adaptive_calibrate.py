@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,22 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
     return out
 
 
+def harness() -> tuple[Callable[[str], int], EmbeddingCache]:
+    """Logging, the offline resources, the cl100k counter every prompt is scored with, and the question-vector
+    cache `qa_baselines.py` shares (under the home)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    offline_env()
+    prepare_tiktoken()
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base")
+
+    def count(text: str) -> int:
+        return len(enc.encode(text, disallowed_special=()))
+
+    return count, EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -184,17 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "hybrid=local,retrieval.top_k=8",
         "dense=local,retrieval.mode=dense,retrieval.top_k=8",
     ]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    offline_env()
-    prepare_tiktoken()
-    import tiktoken
-
-    enc = tiktoken.get_encoding("cl100k_base")
-
-    def count(text: str) -> int:
-        return len(enc.encode(text, disallowed_special=()))
-
-    cache = EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
+    count, cache = harness()
     results: list[dict[str, Any]] = []
     for set_name in args.sets:
         for spec in specs:

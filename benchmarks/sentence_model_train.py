@@ -30,13 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
-from qa_baselines import EmbeddingCache  # noqa: E402
+from qa_adaptive_calibrate import harness, retrieve_all, sweep  # noqa: E402
 
 from ragcli.eval.qa_eval import is_yes_no  # noqa: E402
 from ragcli.generation.sentence_model import FEATURES, PACKAGED_DIR, SentenceModel  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
-from ragcli.resources import offline_env, prepare_tiktoken, ragcli_home  # noqa: E402
 from ragcli.train.sentence_model_training import DEFAULT_L2, fit_sentence_model, labeled_rows  # noqa: E402
 
 log = logging.getLogger("sentence_model_train")
@@ -155,17 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="card folder (default: the packaged qa-sentences)")
     ap.add_argument("--json", default="/tmp/sentence_model_train.json")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    offline_env()
-    prepare_tiktoken()
-    import tiktoken
-
-    enc = tiktoken.get_encoding("cl100k_base")
-
-    def count(text: str) -> int:
-        return len(enc.encode(text, disallowed_special=()))
-
-    cache = EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
+    count, cache = harness()
     ns = argparse.Namespace(data=args.data, limit=None, nq_limit=args.nq_limit, split="all")
     runs = {s: retrieve_all(s, args.spec, ns, cache) for s in ("hotpotqa", "nq")}
     tune = {s: list(range(len(r["items"]) // 2)) for s, r in runs.items()}

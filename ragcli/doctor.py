@@ -58,7 +58,9 @@ def _packaged_sentence_model() -> str:
     from ragcli.generation.sentence_model import load_sentence_model
 
     model = load_sentence_model("packaged:qa-sentences")
-    return f"packaged:qa-sentences ({len(model.weights)} weights, floor {model.floor}; used by the lean preset)"
+    return (
+        f"packaged:qa-sentences ({len(model.weights)} weights, floor {model.floor}; used by the lean preset)"
+    )
 
 
 def run_checks() -> list[Check]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,3 +93,29 @@ def model_version(model_dir: Path, kind: Kind) -> str | None:
         return None
     version = card.get("weights_sha") or card.get("trained_at")
     return str(version)[:12] if version else None
+
+
+class CardModel:
+    """A small model saved as one JSON card: its dataclass fields, plus a free-form `card` dict (what it was
+    trained on, its gate's verdict) flattened beside them. Mixed into dataclasses that have a `card` field."""
+
+    card: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        return {**data.pop("card"), **data}
+
+    def save_card(self, folder: Path, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def card_fields(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor's keyword arguments from a card: known fields as they are, the rest into `card`."""
+        known = set(cls.__dataclass_fields__) - {"card"}  # type: ignore[attr-defined]
+        return {
+            **{k: v for k, v in data.items() if k in known},
+            "card": {k: v for k, v in data.items() if k not in known},
+        }

@@ -29,12 +29,13 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragcli.errors import ResourceMissing
 from ragcli.generation.sentence_selector import terms
+from ragcli.trained_models import CardModel
 
 FORMAT = "ragcli-sentence-model/1"
 CARD = "ragcli_sentence_model.json"
@@ -145,7 +146,7 @@ def interleave(first: Sequence[float], second: Sequence[float]) -> list[float]:
 
 
 @dataclass
-class SentenceModel:
+class SentenceModel(CardModel):
     """A logistic regression over `FEATURES` (standardised with `mean` and `scale`)."""
 
     name: str
@@ -171,15 +172,8 @@ class SentenceModel:
             out.append(z)
         return out
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {**data.pop("card"), **data}
-
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / CARD
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return self.save_card(folder, CARD)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> SentenceModel:
@@ -189,12 +183,8 @@ class SentenceModel:
                 f"{FORMAT!r} with features {', '.join(FEATURES)}); retrain it with "
                 "benchmarks/sentence_model_train.py, or remove packing.sentence_model"
             )
-        known = set(cls.__dataclass_fields__) - {"card"}
         try:
-            model = cls(
-                **{k: v for k, v in data.items() if k in known},
-                card={k: v for k, v in data.items() if k not in known},
-            )
+            model = cls(**cls.card_fields(data))
             floor = [] if model.floor is None else [model.floor]
             values = [float(v) for v in (*model.weights, *model.mean, *model.scale, model.bias, *floor)]
         except (TypeError, ValueError) as exc:

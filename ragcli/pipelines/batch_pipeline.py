@@ -28,6 +28,7 @@ from ragcli.config import OpenAICompatibleLLMConfig
 from ragcli.cost.ledger import LedgerRow
 from ragcli.cost.provider_usage import openai_usage
 from ragcli.errors import BackendError, BudgetExceeded, InputError
+from ragcli.jsonl import read_objects
 from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, prepare, retrieve
 from ragcli.pipelines.route_step import generate_routed, route
 from ragcli.pipelines.stages import Stages
@@ -50,20 +51,10 @@ class BatchReport:
 
 def read_questions(path: Path) -> list[dict[str, Any]]:
     """Lines `{"id": ..., "question": ..., "where": ...}` (`id` defaults to the line number; `where` optional)."""
-    if not path.is_file():
-        raise InputError(
-            f"questions file {str(path)!r} does not exist; give a JSONL file with a `question` per line"
-        )
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{n}: not valid JSON ({exc})") from None
-        if not isinstance(rec, dict) or not str(rec.get("question") or "").strip():
+    for n, rec in read_objects(path, "questions file", "a `question` per line"):
+        if not str(rec.get("question") or "").strip():
             raise InputError(f'{path}:{n}: each line needs a non-empty "question"')
         qid = str(rec.get("id", n))
         if qid in seen:

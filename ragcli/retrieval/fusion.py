@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragcli.errors import ResourceMissing
+from ragcli.trained_models import CardModel
 from ragcli.types import Hit
 
 Ranked = list[tuple[str, float]]
@@ -86,7 +87,7 @@ def candidate_features(
 
 
 @dataclass
-class LearnedFusion:
+class LearnedFusion(CardModel):
     """A logistic regression over `FEATURES` (standardised with `mean` and `scale`) that re-orders RRF's top."""
 
     name: str
@@ -145,15 +146,8 @@ class LearnedFusion:
         )
         return [Hit(by_id[d].chunk, s) for d, s in ranked]
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {**data.pop("card"), **data}
-
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / CARD
-        path.write_text(json.dumps(self.to_json(), indent=2), encoding="utf-8")
-        return path
+        return self.save_card(folder, CARD)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> LearnedFusion:
@@ -162,11 +156,7 @@ class LearnedFusion:
                 f"{where} is not a fusion model this ragcli reads (format {data.get('format')!r}, expected "
                 f"{FORMAT!r} with features {', '.join(FEATURES)}); retrain it with `ragcli train fusion`"
             )
-        known = set(cls.__dataclass_fields__) - {"card"}
-        model = cls(
-            **{k: v for k, v in data.items() if k in known},
-            card={k: v for k, v in data.items() if k not in known},
-        )
+        model = cls(**cls.card_fields(data))
         n = len(FEATURES)
         if not (len(model.weights) == len(model.mean) == len(model.scale) == n) or not all(
             math.isfinite(v) for v in (*model.weights, *model.mean, *model.scale, model.bias)

@@ -28,6 +28,7 @@ from ragcli.errors import InputError
 from ragcli.eval.normalize import answer_in_normalized, is_yes_no, normalize_answer
 from ragcli.generation.sentence_model import FEATURES, SentenceModel
 from ragcli.generation.token_budget_packer import TokenBudgetPacker
+from ragcli.jsonl import read_objects
 from ragcli.train.deployment_gate import GateVerdict, paired_bootstrap
 from ragcli.train.gate_eval import split_queries
 from ragcli.types import Hit
@@ -65,20 +66,8 @@ class SentenceModelReport:
 def read_qa_pairs(path: Path) -> list[QAPair]:
     """Questions with answers from a JSONL file: `question` and `answers` (a list) or `answer` (a string);
     `id` optional. Bad lines raise an error naming the line."""
-    if not path.is_file():
-        raise InputError(
-            f"questions file {str(path)!r} not found; give a JSONL file of {{question, answers}}"
-        )
     pairs: list[QAPair] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{n}: not JSON ({exc}); one object per line") from exc
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{n}: expected a JSON object with question and answers")
+    for n, row in read_objects(path, "questions file", "a {question, answers} object per line"):
         question = row.get("question")
         answers = row.get("answers", row.get("answer"))
         if isinstance(answers, str):

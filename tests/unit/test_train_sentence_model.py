@@ -88,7 +88,7 @@ def test_train_sentence_model_refuses_whole_chunk_packing_and_bad_files(tmp_path
     bad = CliRunner().invoke(
         app, ["train", "sentence-model", "--questions", str(questions), "--name", "x", "-c", str(cfg_file)]
     )
-    assert bad.exit_code != 0 and "qa.jsonl:2: not JSON" in bad.output
+    assert bad.exit_code != 0 and "qa.jsonl:2: not valid JSON" in bad.output
 
     whole = _cfg(home)
     whole["packing"] = {"budget_tokens": 64}
@@ -117,7 +117,7 @@ def test_read_qa_pairs_names_the_line_and_the_fix(tmp_path: Path) -> None:
         f.write_text(text + "\n")
         with pytest.raises(InputError, match=message):
             read_qa_pairs(f)
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="does not exist"):
         read_qa_pairs(tmp_path / "missing.jsonl")
 
 
