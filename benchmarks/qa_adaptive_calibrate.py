@@ -20,7 +20,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from qa_baselines import SETS, CachedEmbedder, EmbeddingCache, QueryVectors, parse_variant  # noqa: E402
+from qa_baselines import SETS, CachedEmbedder, EmbeddingCache, QueryVectors, harness, parse_variant  # noqa: E402
 
 from ragcli.eval.qa_data import load_qa  # noqa: E402
 from ragcli.eval.qa_eval import score_prompt  # noqa: E402
@@ -39,7 +38,6 @@ from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E4
 from ragcli.generation.sentence_model import load_sentence_model  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.ingest.build import build_embedder  # noqa: E402
-from ragcli.resources import offline_env, prepare_tiktoken, ragcli_home  # noqa: E402
 
 log = logging.getLogger("qa_adaptive_calibrate")
 
@@ -141,22 +139,6 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
             r["hits_used"],
         )
     return out
-
-
-def harness() -> tuple[Callable[[str], int], EmbeddingCache]:
-    """Logging, the offline resources, the cl100k counter every prompt is scored with, and the question-vector
-    cache `qa_baselines.py` shares (under the home)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    offline_env()
-    prepare_tiktoken()
-    import tiktoken
-
-    enc = tiktoken.get_encoding("cl100k_base")
-
-    def count(text: str) -> int:
-        return len(enc.encode(text, disallowed_special=()))
-
-    return count, EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -539,6 +539,22 @@ def _budget(raw: str) -> int | None:
     return None if raw == "config" else int(raw)
 
 
+def harness() -> tuple[Callable[[str], int], EmbeddingCache]:
+    """Logging, the offline resources, the cl100k counter every prompt is scored with, and the question-vector
+    cache `qa_baselines.py` shares (under the home)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    offline_env()
+    prepare_tiktoken()
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base")
+
+    def count(text: str) -> int:
+        return len(enc.encode(text, disallowed_special=()))
+
+    return count, EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
+
+
 def main(argv: list[str] | None = None) -> int:
     default_data = os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -566,20 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "qa.md"))
     args = ap.parse_args(argv)
     args.described = {}
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    offline_env()
-    prepare_tiktoken()
-    import tiktoken
-
-    enc = tiktoken.get_encoding("cl100k_base")
-
-    def count(text: str) -> int:
-        return len(enc.encode(text, disallowed_special=()))
-
+    count, cache = harness()
     price = PriceTable.load().price(args.model)
     if price is None:
         raise SystemExit(f"no price for {args.model!r} in ragcli's price table")
-    cache = EmbeddingCache(ragcli_home() / "bench_cache" / "embeddings.sqlite")
     out = Path(args.out)
     started = datetime.now(UTC)
     all_rows: list[Row] = []
