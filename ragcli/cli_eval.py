@@ -27,7 +27,7 @@ eval_app = typer.Typer(
     help="Measure retrieval quality and answer-in-context against tokens and dollars.", no_args_is_help=True
 )
 train_app = typer.Typer(
-    help="Train models on your own labels (rerankers, embedders), gated on held-out labels.",
+    help="Train models on your own labels (rerankers, embedders, fusions, sentence models), gated on held-out labels.",
     no_args_is_help=True,
 )
 

@@ -239,7 +239,14 @@ class PackingConfig(_Section):
     """With `select_sentences`: add the names found in the best sentences to the question (a second hop)."""
     sentence_model: str | None = None
     """With `select_sentences`: a learned sentence scorer interleaved with the lexical one, `packaged:qa-sentences`
-    (inside ragcli) or the path of a card (see ragcli/generation/sentence_model.py); None: lexical only."""
+    (inside ragcli), `trained:NAME` (`ragcli train sentence-model`) or the path of a card; None: lexical only."""
+
+    min_relative_score: float | None = Field(None, ge=0.0, le=1.0)
+    """Adaptive context: pack a hit only if its score is >= this share of the top hit's (None: off)."""
+    max_score_gap: float | None = Field(None, ge=0.0)
+    """Adaptive context: pack a hit only if it scores at most this much below the top hit (None: off)."""
+    min_hits: int = Field(1, ge=1)
+    """Adaptive context: the first hits packed whatever their scores."""
 
     @model_validator(mode="after")
     def _model_needs_selection(self) -> PackingConfig:
@@ -253,13 +260,6 @@ class PackingConfig(_Section):
                 "set select_sentences: true, or remove sentence_model"
             )
         return self
-
-    min_relative_score: float | None = Field(None, ge=0.0, le=1.0)
-    """Adaptive context: pack a hit only if its score is >= this share of the top hit's (None: off)."""
-    max_score_gap: float | None = Field(None, ge=0.0)
-    """Adaptive context: pack a hit only if it scores at most this much below the top hit (None: off)."""
-    min_hits: int = Field(1, ge=1)
-    """Adaptive context: the first hits packed whatever their scores."""
 
 
 DEFAULT_SYSTEM_PROMPT = (

@@ -1,4 +1,5 @@
-"""Models trained on the user's labels (`ragcli train reranker|embedder|fusion|sentence-model`): where they live, their cards, gates.
+"""Models trained on the user's labels (`ragcli train reranker|embedder|fusion|sentence-model`): where they live,
+their cards, their gates.
 
 A trained model is a folder `<home>/<kind>/<NAME>` holding the model and a card (JSON) that says what it was
 trained on and whether it passed its deployment gate. Configs name it `trained:NAME`. The stages read the card

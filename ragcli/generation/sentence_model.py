@@ -3,11 +3,11 @@
 The lexical scorer of `sentence_selector.py` ranks a sentence by the question's words it shares (BM25, with its
 chunk's title in front and a second hop through the names of the best sentences). That finds the sentence that
 *restates* the question, which on multi-hop questions leads to the answer; on single-hop questions it often
-misses the sentence that *answers*: "who sings does he love me" shares every word with the song's introduction
-and none with "... recorded by Reba McEntire". `SentenceModel` is a logistic regression over cheap per-sentence
-features (the lexical scores, the chunk's retrieval score and rank, the sentence's position and length, whether it
-holds a number or a name the question lacks) trained on questions with known answers, label = the sentence holds
-the answer. No model runs: a dot product per sentence.
+misses the sentence that *answers*, a later sentence of the same paragraph that shares few or none of the
+question's words (on NQ, `lean` kept the answer in 87-90 % of prompts). `SentenceModel` is a logistic regression
+over cheap per-sentence features (the lexical scores, the chunk's retrieval score and rank, the sentence's
+position and length, whether it holds a number or a name the question lacks) trained on questions with known
+answers, label = the sentence holds the answer. No model runs: a dot product per sentence.
 
 The packer does not replace the lexical ranking with it but interleaves the two (the lexical best sentence, then
 the model's best, and so on): on HotpotQA the lexical ranking is already good and the model alone lost 4-11 points
@@ -16,7 +16,8 @@ on HotpotQA than the model going first (benchmarks/results/qa.md, 2026-12-03).
 
 A sentence that shares no word with the question is packed only when the model's logit clears the card's
 `floor`: without one, the leftover budget filled with whatever sentences the chunks had (the README's sample
-question sent 282 prompt tokens instead of 123). The training script picks the floor in cross-validation.
+question sent 282 prompt tokens instead of 123). The benchmark script picks the floor in cross-validation
+(+0.5), which `ragcli train sentence-model` uses too.
 
 A model is one JSON card; `packaged:qa-sentences` ships inside ragcli (trained by
 `benchmarks/sentence_model_train.py` on the tune halves of HotpotQA and NQ); `ragcli train sentence-model` trains

@@ -163,14 +163,14 @@ def train_sentence_model(
     usable = [p for p in pairs if not is_yes_no(p.answers)]
     if len(usable) < 2:
         raise InputError(f"{len(usable)} questions with a non-yes/no answer; label more questions")
+    by_id = {p.id: p for p in usable}
+    if len(by_id) != len(usable):
+        raise InputError("question ids repeat; give each line a unique 'id' (or leave ids out)")
     budget = budget or cfg.packing.budget_tokens or 256
     if progress:
         progress(f"searching {len(usable)} labeled questions in collection {cfg.collection}")
     opts = QueryOptions(no_answer=True)
     hits = {p.id: retrieve(p.question, stages, opts, new_recorder(stages, opts)).hits for p in usable}
-    by_id = {p.id: p for p in usable}
-    if len(by_id) != len(usable):
-        raise InputError("question ids repeat; give each line a unique 'id' (or leave ids out)")
     train_ids, held = split_queries(list(by_id), holdout) if holdout > 0 else (list(by_id), [])
     # the packing a new model would replace (the config's, read before the new card is saved, which may replace
     # the one it names), and the same packing without a model, whose sentence lists the model learns from
@@ -203,7 +203,8 @@ def train_sentence_model(
         return report, None
     if progress:
         progress(
-            f"gate: packing {len(held)} held-out questions at {budget} tokens, with and without the model"
+            f"gate: packing {len(held)} held-out questions at {budget} tokens, with the new model and with "
+            "the config's packing"
         )
     learned = _with_model(lexical, model)
     base = [answer_kept(current, by_id[q].question, hits[q][:top_k], by_id[q].answers, budget) for q in held]
