@@ -63,9 +63,10 @@ def test_pretrained_reranker_loads_by_path_and_quantized_backends_keep_its_score
     onnx8 = CrossEncoderReranker(str(local_cross_encoder), backend="onnx_int8").score(
         "q", [t for _, t in DOCS]
     )
-    assert (local_cross_encoder / "model.onnx").is_file() and (
-        local_cross_encoder / "model.int8.onnx"
+    assert (local_cross_encoder / "model.fused.onnx").is_file() and (
+        local_cross_encoder / "model.fused.int8.onnx"
     ).is_file()
+    assert not list(local_cross_encoder.glob(".*onnx*"))  # no half-written or intermediate graph left behind
     assert max(abs(a - b) for a, b in zip(fp32, onnx, strict=True)) < 1e-4
     assert max(abs(a - b) for a, b in zip(fp32, onnx8, strict=True)) < 0.05
     # loaded once per process: a second reranker on the same folder shares the model
