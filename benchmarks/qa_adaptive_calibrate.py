@@ -64,7 +64,11 @@ def retrieve_all(set_name: str, spec: str, args: argparse.Namespace, cache: Embe
     for item in items:
         hits.append(retrieve(item.question, st, opts, new_recorder(st, opts)).hits)
     log.info("%s %s: %d questions retrieved in %.0fs", set_name, name, len(items), time.perf_counter() - t0)
-    model = load_sentence_model(cfg.packing.sentence_model) if cfg.packing.sentence_model else None
+    model = (
+        load_sentence_model(cfg.packing.sentence_model, cfg.home_dir())
+        if cfg.packing.sentence_model
+        else None
+    )
     return {
         "ds": ds,
         "items": items,
