@@ -3,7 +3,7 @@ shared with `ragcli train reranker`: `ragcli.train`, registered on `train_app` (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,6 +69,22 @@ def print_verdict(verdict: Any, card: Path, as_json: bool) -> None:
             "[yellow]a config naming this model will warn at startup; label more queries or change the "
             "training settings[/yellow]"
         )
+
+
+def print_trained(
+    report: Any, verdict: Any, card: Path, as_json: bool, lines: Sequence[str], what: str = "model"
+) -> None:
+    """A trained model's outcome: the report and the gate as one JSON object, or `lines` (what was trained and
+    how to use it) then the gate's verdict; a model trained with `--holdout 0` is flagged as unverified."""
+    if as_json:
+        print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
+    else:
+        for line in lines:
+            out.print(line, highlight=False)
+    if verdict is not None:
+        print_verdict(verdict, card, as_json)
+    else:
+        err.print(f"[yellow]--holdout 0: no deployment gate was run; the {what} is unverified[/yellow]")
 
 
 @train_app.command("embedder")
@@ -143,24 +159,19 @@ def train_embedder_cmd(
                 progress=lambda m: err.print(m, style="dim"),
             )
             write_verdict(Path(report.path) / CARD, verdict)
-        if as_json:
-            print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
-        else:
-            out.print(
+        print_trained(
+            report,
+            verdict,
+            Path(report.path) / CARD,
+            as_json,
+            [
                 f"trained embedder [bold]{report.name}[/bold] on {report.pairs} pairs of {report.queries} queries "
                 f"in {report.seconds:.0f}s, final loss {report.final_loss:.3f}; saved to {report.path}",
-                highlight=False,
-            )
-            out.print(
                 f"use it with `embedder: {{type: sentence_transformers, model: trained:{report.name}}}`. "
                 "[bold]Its vectors differ from the old model's: re-index[/bold] with `ragcli ingest` on the same "
                 "folders (collections embedded with another model are re-embedded; the others are untouched).",
-                highlight=False,
-            )
-        if verdict is not None:
-            print_verdict(verdict, Path(report.path) / CARD, as_json)
-        else:
-            err.print("[yellow]--holdout 0: no deployment gate was run; the model is unverified[/yellow]")
+            ],
+        )
 
 
 @contextmanager
@@ -344,30 +355,19 @@ def _fusion_from_feedback(cfg: Any, pairs: Path | None, corpus: Path | None, **t
 def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
     from ragcli.retrieval.fusion import CARD
 
-    if as_json:
-        print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
-    else:
-        out.print(
-            f"trained fusion [bold]{report.name}[/bold] on {report.queries} queries ({report.candidates} "
-            f"candidates, {report.positives} relevant) in {report.seconds:.1f}s; saved to {report.path}",
-            highlight=False,
+    lines = [
+        f"trained fusion [bold]{report.name}[/bold] on {report.queries} queries ({report.candidates} "
+        f"candidates, {report.positives} relevant) in {report.seconds:.1f}s; saved to {report.path}",
+        f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
+    ]
+    if report.cut:
+        c, t, n = report.cut, report.cut["today"], report.cut["trained"]
+        lines.append(
+            f"at the config's cut (top {c['top_k']}, min_relative_score {c['min_relative_score']}) on the "
+            f"held-out queries: today keeps {t['hits_kept']:.2f} hits per query with recall "
+            f"{t['recall']:.3f}, the trained fusion {n['hits_kept']:.2f} with recall {n['recall']:.3f}"
         )
-        out.print(
-            f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
-            highlight=False,
-        )
-        if report.cut:
-            c, t, n = report.cut, report.cut["today"], report.cut["trained"]
-            out.print(
-                f"at the config's cut (top {c['top_k']}, min_relative_score {c['min_relative_score']}) on the "
-                f"held-out queries: today keeps {t['hits_kept']:.2f} hits per query with recall "
-                f"{t['recall']:.3f}, the trained fusion {n['hits_kept']:.2f} with recall {n['recall']:.3f}",
-                highlight=False,
-            )
-    if verdict is not None:
-        print_verdict(verdict, Path(report.path) / CARD, as_json)
-    else:
-        err.print("[yellow]--holdout 0: no deployment gate was run; the fusion is unverified[/yellow]")
+    print_trained(report, verdict, Path(report.path) / CARD, as_json, lines, "fusion")
 
 
 @train_app.command("sentence-model")
@@ -419,20 +419,15 @@ def train_sentence_model_cmd(
             )
         finally:
             stages.close()
-        if as_json:
-            print_json({"report": to_jsonable(report), "gate": to_jsonable(verdict)})
-        else:
-            out.print(
+        print_trained(
+            report,
+            verdict,
+            Path(report.path) / CARD,
+            as_json,
+            [
                 f"trained sentence model [bold]{report.name}[/bold] on {report.questions} questions "
                 f"({report.sentences} sentences, {report.positives} holding an answer) in {report.seconds:.1f}s; "
                 f"saved to {report.path}",
-                highlight=False,
-            )
-            out.print(
                 f"use it with `packing: {{select_sentences: true, sentence_model: trained:{report.name}}}`",
-                highlight=False,
-            )
-        if verdict is not None:
-            print_verdict(verdict, Path(report.path) / CARD, as_json)
-        else:
-            err.print("[yellow]--holdout 0: no deployment gate was run; the model is unverified[/yellow]")
+            ],
+        )
