@@ -27,9 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from qa_baselines import SETS, CachedEmbedder, EmbeddingCache, QueryVectors, harness, parse_variant  # noqa: E402
+from qa_baselines import (  # noqa: E402
+    SETS,
+    CachedEmbedder,
+    EmbeddingCache,
+    QueryVectors,
+    harness,
+    load_split,
+    parse_variant,
+)
 
-from ragcli.eval.qa_data import load_qa  # noqa: E402
 from ragcli.eval.qa_eval import score_prompt  # noqa: E402
 from ragcli.eval.qa_index import collection_name, index_dataset  # noqa: E402
 from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
@@ -47,12 +54,7 @@ def retrieve_all(set_name: str, spec: str, args: argparse.Namespace, cache: Embe
     from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, retrieve
     from ragcli.pipelines.stages import Stages
 
-    ds = load_qa(Path(args.data) / SETS[set_name], "hotpotqa" if set_name == "hotpotqa" else "nq")
-    limit = args.nq_limit if set_name == "nq" else args.limit
-    items = ds.questions[:limit] if limit else ds.questions
-    half = len(items) // 2
-    if args.split != "all":
-        items = items[:half] if args.split == "tune" else items[half:]
+    ds, items = load_split(Path(args.data) / SETS[set_name], set_name, args.limit, args.nq_limit, args.split)
     name, cfg = parse_variant(spec)
     cfg = cfg.model_copy(update={"collection": collection_name(ds, cfg)})
     queries = QueryVectors([q.question for q in items], cache, timed=3)

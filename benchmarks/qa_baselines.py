@@ -457,6 +457,22 @@ def commit() -> str:
 # ---------------------------------------------------------------- main
 
 
+def load_split(
+    path: Path, set_name: str, limit: int | None, nq_limit: int | None, split: str
+) -> tuple[QADataset, list[QAItem]]:
+    """A QA set and the questions every QA benchmark asks of it: the file's first `limit` (`nq_limit` for NQ),
+    then their first half (`tune`), their second half (`report`) or all of them (`all`)."""
+    ds = load_qa(path, "hotpotqa" if set_name == "hotpotqa" else "nq")
+    cap = nq_limit if set_name == "nq" else limit
+    items = ds.questions[:cap] if cap else ds.questions
+    half = len(items) // 2
+    if split == "tune":
+        items = items[:half]
+    elif split == "report":
+        items = items[half:]
+    return ds, items
+
+
 def run_set(
     set_name: str,
     path: Path,
@@ -465,14 +481,7 @@ def run_set(
     price: Price,
     cache: EmbeddingCache,
 ) -> list[Row]:
-    ds = load_qa(path, "hotpotqa" if set_name == "hotpotqa" else "nq")
-    limit = args.nq_limit if set_name == "nq" else args.limit
-    items = ds.questions[:limit] if limit else ds.questions
-    half = len(items) // 2
-    if args.split == "tune":
-        items = items[:half]
-    elif args.split == "report":
-        items = items[half:]
+    ds, items = load_split(path, set_name, args.limit, args.nq_limit, args.split)
     log.info("%s: %d questions, %d pooled paragraphs", set_name, len(items), len(ds.paragraphs))
     args.described[set_name] = (
         f"{len(items)} of the file's {len(ds.questions)} questions (split: {args.split}), asked against all "

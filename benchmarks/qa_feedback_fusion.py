@@ -23,8 +23,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SETS = {"hotpotqa": "hotpotqa/questions.jsonl", "nq": "nq_open/questions.jsonl"}
+from qa_baselines import SETS, load_split  # noqa: E402
 
 
 def main() -> None:
@@ -36,17 +37,13 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="default: fb-<set>")
     args = ap.parse_args()
     from ragcli.config import load_config
-    from ragcli.eval.qa_data import load_qa
     from ragcli.eval.qa_index import collection_name, index_dataset
     from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, prepare, retrieve
     from ragcli.pipelines.stages import Stages
     from ragcli.resources import offline_env, ragcli_home
 
     offline_env()
-    ds = load_qa(Path(args.data) / SETS[args.set], "hotpotqa" if args.set == "hotpotqa" else "nq")
-    limit = args.nq_limit if args.set == "nq" else args.limit
-    items = ds.questions[:limit] if limit else ds.questions
-    tune = items[: len(items) // 2]
+    ds, tune = load_split(Path(args.data) / SETS[args.set], args.set, args.limit, args.nq_limit, "tune")
     base = load_config("local")
     cfg = base.model_copy(update={"collection": collection_name(ds, base), "home": str(ragcli_home())})
     stages = Stages.from_config(cfg)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SETS = {"hotpotqa": "hotpotqa/questions.jsonl", "nq": "nq_open/questions.jsonl"}
+from qa_baselines import SETS, load_split  # noqa: E402
 
 
 def main() -> None:
@@ -33,12 +34,8 @@ def main() -> None:
     ap.add_argument("--nq-limit", type=int, default=300, help="NQ questions (as the harness's --nq-limit)")
     ap.add_argument("--name", default=None, help="default: qa-<set>")
     args = ap.parse_args()
-    from ragcli.eval.qa_data import load_qa
 
-    ds = load_qa(Path(args.data) / SETS[args.set], "hotpotqa" if args.set == "hotpotqa" else "nq")
-    limit = args.nq_limit if args.set == "nq" else args.limit
-    items = ds.questions[:limit] if limit else ds.questions
-    tune = items[: len(items) // 2]
+    ds, tune = load_split(Path(args.data) / SETS[args.set], args.set, args.limit, args.nq_limit, "tune")
     folder = Path(tempfile.mkdtemp(prefix=f"qa-fusion-{args.set}-"))
     with (folder / "corpus.jsonl").open("w") as fh:
         for pid, p in ds.paragraphs.items():
