@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,22 @@ def hotpot_items(data: Path) -> list[dict[str, Any]]:
         text = "\n\n".join(f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"])
         items.append({"question": row["question_text"], "golds": golds, "text": text})
     return items
+
+
+def hotpot_halves(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`hotpot_items` split as every compression sweep splits them: (tune half, report half)."""
+    items = hotpot_items(data)
+    half = len(items) // 2
+    return items[:half], items[half:]
+
+
+def answer_kept(comp: Any, items: Sequence[dict[str, Any]], ratio: float) -> float:
+    """Share of `items` whose gold answer is still in their paragraphs after `comp` compresses them to `ratio`."""
+    target = CompressionTarget(ratio=ratio)
+    kept = sum(
+        answer_in_text(it["golds"], comp.compress(it["question"], it["text"], target).text) for it in items
+    )
+    return kept / len(items)
 
 
 def bm25_pick(count: Callable[[str], int]) -> Method:

@@ -15,12 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compression import hotpot_items  # noqa: E402
+from compression import answer_kept, hotpot_halves  # noqa: E402
 
 import ragcli.generation.sentence_compressor as sc  # noqa: E402
 from ragcli.cost.tokens import counter_for  # noqa: E402
-from ragcli.eval.normalize import answer_in_text  # noqa: E402
-from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
 
 
 def main() -> None:
@@ -29,23 +27,15 @@ def main() -> None:
     ap.add_argument("--split", choices=("tune", "report"), default="tune")
     args = ap.parse_args()
     count = counter_for("gpt-4").count
-    items = hotpot_items(args.data)
-    half = len(items) // 2
-    its = items[:half] if args.split == "tune" else items[half:]
+    tune, report = hotpot_halves(args.data)
+    its = tune if args.split == "tune" else report
     print(f"| {args.split} half | best units read | bridge weight | 3x kept | 5x kept |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for reads in (3, 6):
         sc._BRIDGE_FROM = reads  # how many best units are read for titles
         for weight in (0.0, 0.25, 0.5, 1.0, 2.0):
             comp = sc.SentenceCompressor(count, bridge_weight=weight)
-            kept = []
-            for ratio in (3.0, 5.0):
-                target = CompressionTarget(ratio=ratio)
-                hits = sum(
-                    answer_in_text(it["golds"], comp.compress(it["question"], it["text"], target).text)
-                    for it in its
-                )
-                kept.append(hits / len(its))
+            kept = [answer_kept(comp, its, ratio) for ratio in (3.0, 5.0)]
             print(f"| {len(its)} | {reads} | {weight} | {kept[0]:.1%} | {kept[1]:.1%} |", flush=True)
 
 

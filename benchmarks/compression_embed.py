@@ -19,11 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compression import hotpot_items  # noqa: E402
+from compression import answer_kept, hotpot_halves  # noqa: E402
 
 from ragcli.cost.tokens import counter_for  # noqa: E402
-from ragcli.eval.normalize import answer_in_text  # noqa: E402
-from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
 from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
 
 
@@ -51,22 +49,14 @@ def main() -> None:
         return np.stack([cache[t] for t in texts])
 
     count = counter_for("gpt-4").count
-    items = hotpot_items(args.data)
-    half = len(items) // 2
+    halves = hotpot_halves(args.data)
     print("| half | embed weight | 3x kept | 5x kept | seconds |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for split, its in (("tune", items[:half]), ("report", items[half:])):
+    for split, its in zip(("tune", "report"), halves, strict=True):
         for w in [0.0, *args.weights]:
             comp = SentenceCompressor(count, embed=embed if w else None, embed_weight=w or 1.0)
             t0 = time.perf_counter()
-            kept = []
-            for ratio in (3.0, 5.0):
-                target = CompressionTarget(ratio=ratio)
-                hits = sum(
-                    answer_in_text(it["golds"], comp.compress(it["question"], it["text"], target).text)
-                    for it in its
-                )
-                kept.append(hits / len(its))
+            kept = [answer_kept(comp, its, ratio) for ratio in (3.0, 5.0)]
             took = time.perf_counter() - t0
             print(f"| {split} | {w or '-'} | {kept[0]:.1%} | {kept[1]:.1%} | {took:.0f} |", flush=True)
 

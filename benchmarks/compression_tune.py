@@ -14,11 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compression import hotpot_items  # noqa: E402
+from compression import answer_kept, hotpot_halves  # noqa: E402
 
 from ragcli.cost.tokens import counter_for  # noqa: E402
-from ragcli.eval.normalize import answer_in_text  # noqa: E402
-from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
 from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
 
 
@@ -27,8 +25,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args()
     count = counter_for("gpt-4").count
-    items = hotpot_items(args.data)
-    tune = items[: len(items) // 2]
+    tune, _ = hotpot_halves(args.data)
     grid = {
         "hop_weight": (0.25, 0.5, 1.0, 1.5, 2.5),
         "prior_weight": (0.1, 0.25, 0.5, 1.0),
@@ -38,16 +35,7 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: |")
     for hop, prior, lead in itertools.product(*grid.values()):
         comp = SentenceCompressor(count, hop_weight=hop, prior_weight=prior, lead_weight=lead)
-        kept = []
-        for ratio in (3.0, 5.0):
-            k = sum(
-                answer_in_text(
-                    it["golds"],
-                    comp.compress(it["question"], it["text"], CompressionTarget(ratio=ratio)).text,
-                )
-                for it in tune
-            )
-            kept.append(k / len(tune))
+        kept = [answer_kept(comp, tune, ratio) for ratio in (3.0, 5.0)]
         print(f"| {hop} | {prior} | {lead} | {kept[0]:.1%} | {kept[1]:.1%} |", flush=True)
 
 
