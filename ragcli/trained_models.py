@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+from ragcli.errors import ResourceMissing
 from ragcli.resources import ragcli_home
 
 log = logging.getLogger(__name__)
 
 TRAINED_PREFIX = "trained:"
+PACKAGED_PREFIX = "packaged:"
 Kind = Literal["rerankers", "embedders", "fusions", "sentence_models"]
 CARDS: dict[str, str] = {
     "rerankers": "ragcli_reranker.json",
@@ -48,6 +50,25 @@ def read_card(model_dir: Path, kind: Kind) -> dict[str, Any] | None:
         log.warning("model card %s is not valid JSON; ignoring it", path)
         return None
     return card if isinstance(card, dict) else None
+
+
+def model_folder(spec: str, kind: Kind, packaged_dir: Path, home: Path | None = None) -> Path:
+    """The folder a config's model name points at: `packaged:NAME` under `packaged_dir` (inside ragcli),
+    `trained:NAME` under `<home>/<kind>`, else the folder given, or the folder of the card file given."""
+    if spec.startswith(PACKAGED_PREFIX):
+        return packaged_dir / spec[len(PACKAGED_PREFIX) :]
+    if spec.startswith(TRAINED_PREFIX):
+        return trained_dir(kind, home) / spec[len(TRAINED_PREFIX) :]
+    given = Path(spec).expanduser()
+    return given.parent if given.suffix == ".json" else given
+
+
+def read_card_json(path: Path, fix: str) -> Any:
+    """The parsed JSON of a model's card file; `fix` ends the error when it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ResourceMissing(f"{str(path)!r} is not valid JSON ({exc}); {fix}") from exc
 
 
 def gate_of(model_dir: Path, kind: Kind) -> dict[str, Any] | None:
@@ -111,6 +132,19 @@ class CardModel:
         path = folder / name
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         return path
+
+    @classmethod
+    def checked_fields(
+        cls, data: Mapping[str, Any], where: str, *, what: str, fmt: str, features: Sequence[str], fix: str
+    ) -> dict[str, Any]:
+        """`card_fields` of a card whose format and feature list this ragcli reads; else an error naming both
+        and `fix`."""
+        if data.get("format") != fmt or list(data.get("features", ())) != list(features):
+            raise ResourceMissing(
+                f"{where} is not a {what} this ragcli reads (format {data.get('format')!r}, expected "
+                f"{fmt!r} with features {', '.join(features)}); {fix}"
+            )
+        return cls.card_fields(data)
 
     @classmethod
     def card_fields(cls, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,6 @@ one on your own questions with answers (`trained:NAME`); or give a path to a car
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ from typing import Any
 
 from ragcli.errors import ResourceMissing
 from ragcli.generation.sentence_selector import terms
-from ragcli.trained_models import CardModel
+from ragcli.trained_models import PACKAGED_PREFIX, CardModel
 
 FORMAT = "ragcli-sentence-model/1"
 CARD = "ragcli_sentence_model.json"
@@ -61,7 +60,6 @@ FEATURES = (
 _NAME = re.compile(r"\b[A-Z][\w'-]+")
 _DIGIT = re.compile(r"\d")
 
-PACKAGED_PREFIX = "packaged:"
 PACKAGED_DIR = Path(__file__).resolve().parent / "sentence_models"
 
 
@@ -178,14 +176,16 @@ class SentenceModel(CardModel):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> SentenceModel:
-        if data.get("format") != FORMAT or list(data.get("features", ())) != list(FEATURES):
-            raise ResourceMissing(
-                f"{where} is not a sentence model this ragcli reads (format {data.get('format')!r}, expected "
-                f"{FORMAT!r} with features {', '.join(FEATURES)}); retrain it with "
-                "benchmarks/sentence_model_train.py, or remove packing.sentence_model"
-            )
+        fields = cls.checked_fields(
+            data,
+            where,
+            what="sentence model",
+            fmt=FORMAT,
+            features=FEATURES,
+            fix="retrain it with benchmarks/sentence_model_train.py, or remove packing.sentence_model",
+        )
         try:
-            model = cls(**cls.card_fields(data))
+            model = cls(**fields)
             floor = [] if model.floor is None else [model.floor]
             values = [float(v) for v in (*model.weights, *model.mean, *model.scale, model.bias, *floor)]
         except (TypeError, ValueError) as exc:
@@ -209,15 +209,15 @@ def load_sentence_model(spec: str, home: Path | None = None) -> SentenceModel:
     Raises:
         ResourceMissing: nothing readable there, naming what is available.
     """
-    from ragcli.trained_models import TRAINED_PREFIX, trained_dir, warn_if_gated_out
+    from ragcli.trained_models import (
+        TRAINED_PREFIX,
+        model_folder,
+        read_card_json,
+        trained_dir,
+        warn_if_gated_out,
+    )
 
-    if spec.startswith(PACKAGED_PREFIX):
-        folder = PACKAGED_DIR / spec[len(PACKAGED_PREFIX) :]
-    elif spec.startswith(TRAINED_PREFIX):
-        folder = trained_dir("sentence_models", home) / spec[len(TRAINED_PREFIX) :]
-    else:
-        given = Path(spec).expanduser()
-        folder = given.parent if given.suffix == ".json" else given
+    folder = model_folder(spec, "sentence_models", PACKAGED_DIR, home)
     path = folder / CARD
     if not path.is_file():
         have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
@@ -229,10 +229,7 @@ def load_sentence_model(spec: str, home: Path | None = None) -> SentenceModel:
             "one of those or a card file, train one with `ragcli train sentence-model --questions F --name N`, "
             "or remove packing.sentence_model"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ResourceMissing(f"{str(path)!r} is not valid JSON ({exc}); retrain it") from exc
+    data = read_card_json(path, "retrain it")
     if not isinstance(data, dict):
         raise ResourceMissing(f"{str(path)!r} is not a sentence model card (a JSON object)")
     model = SentenceModel.from_json(data, repr(str(path)))

@@ -12,7 +12,6 @@ It is trained by `ragcli train fusion` (`ragcli.train.fusion_training`) and save
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ragcli.errors import ResourceMissing
-from ragcli.trained_models import CardModel
+from ragcli.trained_models import PACKAGED_PREFIX, CardModel
 from ragcli.types import Hit
 
 Ranked = list[tuple[str, float]]
 """(id, score), best first."""
 
 FORMAT = "ragcli-fusion/1"
+RETRAIN = "retrain it with `ragcli train fusion`"
 CARD = "ragcli_fusion.json"
 """The one file of a fusion model: weights and card together."""
 FEATURES = (
@@ -151,23 +151,18 @@ class LearnedFusion(CardModel):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> LearnedFusion:
-        if data.get("format") != FORMAT or list(data.get("features", ())) != list(FEATURES):
-            raise ResourceMissing(
-                f"{where} is not a fusion model this ragcli reads (format {data.get('format')!r}, expected "
-                f"{FORMAT!r} with features {', '.join(FEATURES)}); retrain it with `ragcli train fusion`"
-            )
-        model = cls(**cls.card_fields(data))
+        fields = cls.checked_fields(
+            data, where, what="fusion model", fmt=FORMAT, features=FEATURES, fix=RETRAIN
+        )
+        model = cls(**fields)
         n = len(FEATURES)
         if not (len(model.weights) == len(model.mean) == len(model.scale) == n) or not all(
             math.isfinite(v) for v in (*model.weights, *model.mean, *model.scale, model.bias)
         ):
-            raise ResourceMissing(
-                f"{where} holds a damaged fusion model; retrain it with `ragcli train fusion`"
-            )
+            raise ResourceMissing(f"{where} holds a damaged fusion model; {RETRAIN}")
         return model
 
 
-PACKAGED_PREFIX = "packaged:"
 PACKAGED_DIR = Path(__file__).resolve().parent / "fusions"
 """Fusions that ship inside ragcli (`packaged:NAME`): `minilm-scifact`, the `local` preset's."""
 
@@ -181,23 +176,15 @@ def load_fusion(spec: str, home: Path | None = None) -> LearnedFusion:
     Raises:
         ResourceMissing: nothing readable there, naming the command that makes one.
     """
-    from ragcli.trained_models import TRAINED_PREFIX, trained_dir, warn_if_gated_out
+    from ragcli.trained_models import model_folder, read_card_json, trained_dir, warn_if_gated_out
 
-    if spec.startswith(PACKAGED_PREFIX):
-        name = spec[len(PACKAGED_PREFIX) :]
-        folder = PACKAGED_DIR / name
-        if not (folder / CARD).is_file():
-            have = sorted(p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
-            raise ResourceMissing(
-                f"no packaged fusion {spec!r} (packaged: {', '.join(PACKAGED_PREFIX + h for h in have)}); "
-                "use one of those, trained:NAME, or rrf"
-            )
-    elif spec.startswith(TRAINED_PREFIX):
-        name = spec[len(TRAINED_PREFIX) :]
-        folder = trained_dir("fusions", home) / name
-    else:
-        given = Path(spec).expanduser()
-        folder = given.parent if given.suffix == ".json" else given
+    folder = model_folder(spec, "fusions", PACKAGED_DIR, home)
+    if spec.startswith(PACKAGED_PREFIX) and not (folder / CARD).is_file():
+        have = sorted(p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
+        raise ResourceMissing(
+            f"no packaged fusion {spec!r} (packaged: {', '.join(PACKAGED_PREFIX + h for h in have)}); "
+            "use one of those, trained:NAME, or rrf"
+        )
     path = folder / CARD
     if not path.is_file():
         have = sorted(p.parent.name for p in trained_dir("fusions", home).glob(f"*/{CARD}"))
@@ -206,12 +193,6 @@ def load_fusion(spec: str, home: Path | None = None) -> LearnedFusion:
             "train one with `ragcli train fusion --corpus C --queries Q --qrels R --name NAME`, or set "
             "retrieval.fusion: rrf"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ResourceMissing(
-            f"{str(path)!r} is not valid JSON ({exc}); retrain it with `ragcli train fusion`"
-        ) from exc
-    model = LearnedFusion.from_json(data, repr(str(path)))
+    model = LearnedFusion.from_json(read_card_json(path, RETRAIN), repr(str(path)))
     warn_if_gated_out(spec, folder, "fusions")
     return model
