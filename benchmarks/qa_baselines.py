@@ -457,6 +457,20 @@ def commit() -> str:
 # ---------------------------------------------------------------- main
 
 
+def tune_half_args(description: str, name_prefix: str) -> argparse.Namespace:
+    """The command line of a script that trains on one set's tune half: --data, --set, --limit, --nq-limit, --name
+    (default `<name_prefix>-<set>`)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--set", choices=sorted(SETS), required=True)
+    ap.add_argument("--limit", type=int, default=None, help="HotpotQA questions (as the harness's --limit)")
+    ap.add_argument("--nq-limit", type=int, default=300, help="NQ questions (as the harness's --nq-limit)")
+    ap.add_argument("--name", default=None, help=f"default: {name_prefix}-<set>")
+    args = ap.parse_args()
+    args.name = args.name or f"{name_prefix}-{args.set}"
+    return args
+
+
 def load_split(
     path: Path, set_name: str, limit: int | None, nq_limit: int | None, split: str
 ) -> tuple[QADataset, list[QAItem]]:

@@ -12,8 +12,6 @@ read here. The simulated queries, routes and judgments go into the ledger of `RA
 
 from __future__ import annotations
 
-import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,17 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from qa_baselines import SETS, load_split  # noqa: E402
+from qa_baselines import SETS, load_split, tune_half_args  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--set", choices=sorted(SETS), required=True)
-    ap.add_argument("--limit", type=int, default=None, help="HotpotQA questions (as the harness's --limit)")
-    ap.add_argument("--nq-limit", type=int, default=300, help="NQ questions (as the harness's --nq-limit)")
-    ap.add_argument("--name", default=None, help="default: fb-<set>")
-    args = ap.parse_args()
+    args = tune_half_args(__doc__.splitlines()[0], "fb")
     from ragcli.config import load_config
     from ragcli.eval.qa_index import collection_name, index_dataset
     from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, prepare, retrieve
@@ -78,7 +70,7 @@ def main() -> None:
         "fusion",
         "--from-feedback",
         "--name",
-        args.name or f"fb-{args.set}",
+        args.name,
         "-c",
         str(cfg_file),
     ]

@@ -11,9 +11,7 @@ it; the report half is never read here.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,17 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from qa_baselines import SETS, load_split  # noqa: E402
+from qa_baselines import SETS, load_split, tune_half_args  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--set", choices=sorted(SETS), required=True)
-    ap.add_argument("--limit", type=int, default=None, help="HotpotQA questions (as the harness's --limit)")
-    ap.add_argument("--nq-limit", type=int, default=300, help="NQ questions (as the harness's --nq-limit)")
-    ap.add_argument("--name", default=None, help="default: qa-<set>")
-    args = ap.parse_args()
+    args = tune_half_args(__doc__.splitlines()[0], "qa")
 
     ds, tune = load_split(Path(args.data) / SETS[args.set], args.set, args.limit, args.nq_limit, "tune")
     folder = Path(tempfile.mkdtemp(prefix=f"qa-fusion-{args.set}-"))
@@ -59,7 +51,7 @@ def main() -> None:
         "--qrels",
         str(folder / "qrels.tsv"),
         "--name",
-        args.name or f"qa-{args.set}",
+        args.name,
         "-c",
         "local",
     ]
