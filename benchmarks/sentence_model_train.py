@@ -44,13 +44,18 @@ SPEC = (
 )
 
 
+def answerable(item: Any) -> bool:
+    """A question with an answer that is not yes/no: the ones answer-in-context is scored on."""
+    return bool(item.answers) and not is_yes_no(item.answers)
+
+
 def labelled(run: dict[str, Any], idx: list[int], packer: TokenBudgetPacker, top_k: int) -> list[Any]:
     """(features, labels) per question of `idx` with an answer that is not yes/no (`ragcli train
     sentence-model`'s labeling; questions without a positive sentence are left out by the fit)."""
     return [
         labeled_rows(packer, run["items"][i].question, run["hits"][i][:top_k], run["items"][i].answers)
         for i in idx
-        if run["items"][i].answers and not is_yes_no(run["items"][i].answers)
+        if answerable(run["items"][i])
     ]
 
 
@@ -95,10 +100,8 @@ def measure(
             }
             for b in budgets
         ]
-        answerable = sum(
-            1 for i in idx[set_name] if run["items"][i].answers and not is_yes_no(run["items"][i].answers)
-        )
-        out[set_name] = {r["budget"]: (r["aic"], r["tokens"], answerable) for r in sweep(sub, grid, count)}
+        n = sum(answerable(run["items"][i]) for i in idx[set_name])
+        out[set_name] = {r["budget"]: (r["aic"], r["tokens"], n) for r in sweep(sub, grid, count)}
     return out
 
 
