@@ -264,12 +264,15 @@ def cache_judged(
     them as labeled pairs for `ragcli eval cache --pairs` and `ragcli train cache-verifier --pairs`."""
     import json
 
-    from ragcli.cost.ledger import ledger_path
-    from ragcli.generation.route_log import RouteLog
+    from ragcli.state.build import open_route_log
 
     with errors():
         cfg = load(config)
-        pairs = RouteLog(ledger_path(cfg)).judged_hits()
+        log = open_route_log(cfg)
+        try:
+            pairs = log.judged_hits()
+        finally:
+            log.close()
         by_tier: dict[str, dict[str, int]] = {}
         for p in pairs:
             t = by_tier.setdefault(p["tier"] or "?", {"judged": 0, "good": 0})

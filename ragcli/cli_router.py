@@ -285,12 +285,15 @@ def labels_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Export routed queries that have feedback as outcomes for `ragcli train router`."""
-    from ragcli.cost.ledger import ledger_path
-    from ragcli.generation.route_log import RouteLog
+    from ragcli.state.build import open_route_log
 
     with errors():
         cfg = load(config)
-        n = RouteLog(ledger_path(cfg)).write_labels(out_file)
+        log = open_route_log(cfg)
+        try:
+            n = log.write_labels(out_file)
+        finally:
+            log.close()
         out.print(f"wrote {n} labelled queries to {out_file}")
 
 
@@ -308,14 +311,13 @@ def feedback(
 ) -> None:
     """Record whether an answer was good, and which of its sources bore on the question: labels for training a
     router (`ragcli router labels`) and a reranker, embedder or fusion (`ragcli train ... --from-feedback`)."""
-    from ragcli.cost.ledger import ledger_path
-    from ragcli.generation.route_log import RouteLog
+    from ragcli.state.build import open_route_log
 
     with errors():
         cfg = load(config)
         good, bad = _source_numbers(relevant, "--relevant"), _source_numbers(irrelevant, "--irrelevant")
         verdict = verdict.strip().lower()
-        log = RouteLog(ledger_path(cfg))
+        log = open_route_log(cfg)
         try:
             log.add_feedback(query_id, verdict, relevant=good, irrelevant=bad)
             entries = log.cache_entries_of(query_id) if verdict == "bad" else []

@@ -104,10 +104,18 @@ class RouteLog:
 
     Args:
         path: The ledger's SQLite file (created when missing).
+
+    The SQL is written once for SQLite and PostgreSQL (`?` parameters, `ON CONFLICT` upserts): the PostgreSQL
+    route log (`ragcli.state.postgres_route_log`) runs the same methods on its own tables.
     """
 
+    tables = ""
+    """Prefix of the table names (PostgreSQL's are `ledger_routes`, ... beside `ledger_calls`)."""
+    _link_order = "c.rowid"
+    """What orders cache links oldest first."""
+
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path: Path | str = path
         self._lock = threading.Lock()
         # one connection in WAL mode with synchronous=NORMAL, as the ledger it sits beside: a query's two writes
         # (its route and its sources) cost ~0.1 ms instead of an fsync each
@@ -144,8 +152,10 @@ class RouteLog:
             return
         with self._connect() as db:
             db.execute(
-                "INSERT OR REPLACE INTO routes (query_id, ts, question, tier, model, reason, tenant) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {self.tables}routes (query_id, ts, question, tier, model, reason, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (query_id) DO UPDATE SET ts = excluded.ts, "
+                "question = excluded.question, tier = excluded.tier, model = excluded.model, "
+                "reason = excluded.reason, tenant = excluded.tenant",
                 (query_id, _now(), question, tier, model, reason, tenant),
             )
 
@@ -157,9 +167,9 @@ class RouteLog:
             return
         cited = {int(n) for n in _MARKER.findall(answer)}
         with self._connect() as db:
-            db.execute("DELETE FROM sources WHERE query_id = ?", (query_id,))
+            db.execute(f"DELETE FROM {self.tables}sources WHERE query_id = ?", (query_id,))
             db.executemany(
-                "INSERT INTO sources (query_id, number, collection, chunk_id, cited) VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO {self.tables}sources (query_id, number, collection, chunk_id, cited) VALUES (?, ?, ?, ?, ?)",
                 [(query_id, n, collection, c, int(n in cited)) for n, c in sources],
             )
 
@@ -181,7 +191,7 @@ class RouteLog:
             return
         with self._connect() as db:
             db.execute(
-                "INSERT INTO cache_links (query_id, entry_id, how, tenant, question, cached_question, tier) "
+                f"INSERT INTO {self.tables}cache_links (query_id, entry_id, how, tenant, question, cached_question, tier) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (query_id, entry_id, how, tenant, question, cached_question, tier),
             )
@@ -192,13 +202,13 @@ class RouteLog:
         good answer and 0 for a bad one (the latest verdict wins), and the `tier` that served it."""
         with self._connect() as db:
             rows = db.execute(
-                """
+                f"""
                 SELECT c.cached_question, c.question, c.tier,
-                    (SELECT f.verdict FROM feedback f WHERE f.query_id = c.query_id ORDER BY f.id DESC LIMIT 1)
-                FROM cache_links c
+                    (SELECT f.verdict FROM {self.tables}feedback f WHERE f.query_id = c.query_id ORDER BY f.id DESC LIMIT 1)
+                FROM {self.tables}cache_links c
                 WHERE c.how = 'served' AND c.question != ''
-                    AND EXISTS (SELECT 1 FROM feedback f WHERE f.query_id = c.query_id)
-                ORDER BY c.rowid
+                    AND EXISTS (SELECT 1 FROM {self.tables}feedback f WHERE f.query_id = c.query_id)
+                ORDER BY {self._link_order}
                 """
             ).fetchall()
         return [
@@ -210,24 +220,32 @@ class RouteLog:
         """The cache entries a query's answer was written to or served from."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT DISTINCT entry_id FROM cache_links WHERE query_id = ? ORDER BY entry_id", (query_id,)
+                f"SELECT DISTINCT entry_id FROM {self.tables}cache_links WHERE query_id = ? ORDER BY entry_id",
+                (query_id,),
             ).fetchall()
         return [str(r[0]) for r in rows]
 
     def known_query(self, query_id: str) -> bool:
         """True when the ledger has a call, a route or a cache answer for this query id."""
         with self._connect() as db:
-            if db.execute("SELECT 1 FROM routes WHERE query_id = ? LIMIT 1", (query_id,)).fetchone():
+            if db.execute(
+                f"SELECT 1 FROM {self.tables}routes WHERE query_id = ? LIMIT 1", (query_id,)
+            ).fetchone():
                 return True
-            if db.execute("SELECT 1 FROM cache_links WHERE query_id = ? LIMIT 1", (query_id,)).fetchone():
+            if db.execute(
+                f"SELECT 1 FROM {self.tables}cache_links WHERE query_id = ? LIMIT 1", (query_id,)
+            ).fetchone():
                 return True
-            has_calls = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
-            ).fetchone()
-            return bool(
-                has_calls
-                and db.execute("SELECT 1 FROM calls WHERE query_id = ? LIMIT 1", (query_id,)).fetchone()
-            )
+            return self._has_call(db, query_id)
+
+    def _has_call(self, db: Any, query_id: str) -> bool:
+        """True when the ledger's `calls` table (in the same SQLite file) has a row of this query."""
+        has_calls = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
+        ).fetchone()
+        return bool(
+            has_calls and db.execute("SELECT 1 FROM calls WHERE query_id = ? LIMIT 1", (query_id,)).fetchone()
+        )
 
     def add_feedback(
         self,
@@ -262,7 +280,10 @@ class RouteLog:
         with self._connect() as db:
             if judged:
                 have = {
-                    n for (n,) in db.execute("SELECT number FROM sources WHERE query_id = ?", (query_id,))
+                    n
+                    for (n,) in db.execute(
+                        f"SELECT number FROM {self.tables}sources WHERE query_id = ?", (query_id,)
+                    )
                 }
                 unknown = sorted(n for n, _ in judged if n not in have)
                 if unknown:
@@ -277,19 +298,22 @@ class RouteLog:
                     )
             now = _now()
             db.execute(
-                "INSERT INTO feedback (ts, query_id, verdict) VALUES (?, ?, ?)", (now, query_id, verdict)
+                f"INSERT INTO {self.tables}feedback (ts, query_id, verdict) VALUES (?, ?, ?)",
+                (now, query_id, verdict),
             )
             db.executemany(
-                "INSERT INTO source_feedback (ts, query_id, number, relevant) VALUES (?, ?, ?, ?)",
+                f"INSERT INTO {self.tables}source_feedback (ts, query_id, number, relevant) VALUES (?, ?, ?, ?)",
                 [(now, query_id, n, r) for n, r in judged],
             )
 
     def _tenant_of(self, query_id: str) -> str | None:
         with self._connect() as db:
-            row = db.execute("SELECT tenant FROM routes WHERE query_id = ?", (query_id,)).fetchone()
+            row = db.execute(
+                f"SELECT tenant FROM {self.tables}routes WHERE query_id = ?", (query_id,)
+            ).fetchone()
             if row is None:  # an answer served from the cache has no route
                 row = db.execute(
-                    "SELECT tenant FROM cache_links WHERE query_id = ? LIMIT 1", (query_id,)
+                    f"SELECT tenant FROM {self.tables}cache_links WHERE query_id = ? LIMIT 1", (query_id,)
                 ).fetchone()
         return None if row is None else str(row[0])
 
@@ -303,11 +327,11 @@ class RouteLog:
             rows = db.execute(
                 f"""
                 SELECT r.question, s.collection, s.chunk_id, s.cited,
-                    (SELECT sf.relevant FROM source_feedback sf
+                    (SELECT sf.relevant FROM {self.tables}source_feedback sf
                         WHERE sf.query_id = s.query_id AND sf.number = s.number ORDER BY sf.id DESC LIMIT 1),
-                    (SELECT COUNT(*) FROM source_feedback sf WHERE sf.query_id = s.query_id),
-                    (SELECT f.verdict FROM feedback f WHERE f.query_id = s.query_id ORDER BY f.id DESC LIMIT 1)
-                FROM sources s JOIN routes r ON r.query_id = s.query_id
+                    (SELECT COUNT(*) FROM {self.tables}source_feedback sf WHERE sf.query_id = s.query_id),
+                    (SELECT f.verdict FROM {self.tables}feedback f WHERE f.query_id = s.query_id ORDER BY f.id DESC LIMIT 1)
+                FROM {self.tables}sources s JOIN {self.tables}routes r ON r.query_id = s.query_id
                 WHERE 1 = 1 {where}
                 ORDER BY r.ts, s.query_id, s.number
                 """,
@@ -325,8 +349,8 @@ class RouteLog:
         """Outcome lines (ragcli's format) for every routed query with feedback; the latest verdict wins."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT r.question, r.tier, f.verdict FROM routes r JOIN feedback f ON f.query_id = r.query_id "
-                "WHERE f.id = (SELECT MAX(id) FROM feedback WHERE query_id = r.query_id) ORDER BY r.ts"
+                f"SELECT r.question, r.tier, f.verdict FROM {self.tables}routes r JOIN {self.tables}feedback f ON f.query_id = r.query_id "
+                f"WHERE f.id = (SELECT MAX(id) FROM {self.tables}feedback WHERE query_id = r.query_id) ORDER BY r.ts"
             ).fetchall()
         return [{"prompt": q, "outcomes": {tier: verdict}} for q, tier, verdict in rows]
 

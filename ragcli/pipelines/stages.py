@@ -159,10 +159,15 @@ class Stages:
 
     @cached_property
     def route_log(self) -> RouteLog:
-        """Which tier answered each query (for `ragcli feedback` labels), beside the ledger."""
+        """Which tier answered each query (for `ragcli feedback` labels), beside the ledger: in the PostgreSQL
+        state when there is one, so that every host sees every answer's route, sources and verdicts."""
         from ragcli.cost.ledger import ledger_path
         from ragcli.generation.route_log import RouteLog
 
+        if self.shared_state is not None and self.shared_state.db is not None:
+            from ragcli.state.postgres_route_log import PostgresRouteLog
+
+            return PostgresRouteLog(self.shared_state.db)
         return RouteLog(ledger_path(self.config))
 
     @cached_property

@@ -1,8 +1,8 @@
-"""Open the shared state of a config: ledger, budget store and API keys, on SQLite or PostgreSQL.
+"""Open the shared state of a config: ledger, budget store, API keys and route log, on SQLite or PostgreSQL.
 
-`state.dsn_env` names an environment variable holding a PostgreSQL DSN: when it is set, all three live in that
-database (several processes and hosts share them exactly). Otherwise the ledger and budgets are in the ledger's
-SQLite file (`cost.ledger`) and the keys in `state.keys` (default `<home>/keys.sqlite`).
+`state.dsn_env` names an environment variable holding a PostgreSQL DSN: when it is set, all of them live in that
+database (several processes and hosts share them exactly). Otherwise the ledger, budgets and route log are in the
+ledger's SQLite file (`cost.ledger`) and the keys in `state.keys` (default `<home>/keys.sqlite`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ragcli.config import PipelineConfig
     from ragcli.cost.protocols import BudgetStore
+    from ragcli.generation.route_log import RouteLog
     from ragcli.serve.key_store import KeyStore
     from ragcli.state.postgres_database import PostgresDatabase
 
@@ -61,3 +62,18 @@ def open_state(cfg: PipelineConfig, *, max_connections: int = 8) -> State:
     keys_file = getattr(section, "keys", None) if section is not None else None
     keys = Path(keys_file).expanduser() if keys_file else cfg.home_dir() / "keys.sqlite"
     return State(Ledger(path), SqliteBudgetStore(path), SqliteKeyStore(keys), f"{path} (keys: {keys})")
+
+
+def open_route_log(cfg: PipelineConfig) -> RouteLog:
+    """The route log (tiers, sources, cache links, feedback) of a config, for a command that needs only it: in the
+    PostgreSQL state when `state.dsn_env` is set (closing it closes that connection), else in the ledger's file."""
+    dsn_env = state_dsn_env(cfg)
+    if dsn_env:
+        from ragcli.state.postgres_database import PostgresDatabase, dsn_from_env
+        from ragcli.state.postgres_route_log import PostgresRouteLog
+
+        return PostgresRouteLog(PostgresDatabase(dsn_from_env(dsn_env), max_connections=2), owned=True)
+    from ragcli.cost.ledger import ledger_path
+    from ragcli.generation.route_log import RouteLog
+
+    return RouteLog(ledger_path(cfg))

@@ -105,6 +105,55 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX IF NOT EXISTS ledger_call_parts_call ON ledger_call_parts (call_id);
         """,
     ),
+    (
+        5,
+        "route log: tiers, sources, cache links and feedback of each query",
+        """
+        CREATE TABLE IF NOT EXISTS ledger_routes (
+            query_id TEXT PRIMARY KEY,
+            ts TEXT NOT NULL,
+            question TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            model TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            tenant TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE IF NOT EXISTS ledger_feedback (
+            id BIGSERIAL PRIMARY KEY,
+            ts TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('good', 'bad'))
+        );
+        CREATE INDEX IF NOT EXISTS ledger_feedback_query ON ledger_feedback (query_id);
+        CREATE TABLE IF NOT EXISTS ledger_sources (
+            query_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            collection TEXT NOT NULL,
+            chunk_id TEXT NOT NULL,
+            cited INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (query_id, number)
+        );
+        CREATE TABLE IF NOT EXISTS ledger_source_feedback (
+            id BIGSERIAL PRIMARY KEY,
+            ts TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            relevant INTEGER NOT NULL CHECK (relevant IN (0, 1))
+        );
+        CREATE INDEX IF NOT EXISTS ledger_source_feedback_query ON ledger_source_feedback (query_id);
+        CREATE TABLE IF NOT EXISTS ledger_cache_links (
+            id BIGSERIAL PRIMARY KEY,
+            query_id TEXT NOT NULL,
+            entry_id TEXT NOT NULL,
+            how TEXT NOT NULL CHECK (how IN ('stored', 'served')),
+            tenant TEXT NOT NULL DEFAULT '',
+            question TEXT NOT NULL DEFAULT '',
+            cached_question TEXT NOT NULL DEFAULT '',
+            tier TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX IF NOT EXISTS ledger_cache_links_query ON ledger_cache_links (query_id);
+        """,
+    ),
 )
 
 

@@ -29,17 +29,16 @@ class FeedbackPairs:
     """Judged sources whose chunk is no longer in the collection (left out)."""
 
 
-def _judged(cfg: PipelineConfig) -> tuple[Path, list[Judged]]:
-    """The ledger's path and the collection's relevance labels from feedback, oldest first.
+def _judged(cfg: PipelineConfig) -> tuple[str, list[Judged]]:
+    """Where the route log is (a file, or a redacted PostgreSQL DSN) and the collection's relevance labels from feedback, oldest first.
 
     Raises:
         InputError: feedback labels no source of this collection, naming the commands that make such labels.
     """
-    from ragcli.cost.ledger import ledger_path
-    from ragcli.generation.route_log import RouteLog
+    from ragcli.state.build import open_route_log
 
-    ledger = ledger_path(cfg)
-    log = RouteLog(ledger)
+    log = open_route_log(cfg)
+    ledger = str(log.path)
     try:
         judged = log.judged_sources(cfg.collection)
     finally:
