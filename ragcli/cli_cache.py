@@ -234,12 +234,11 @@ def cache_calibrate(
 @cache_app.command("stats")
 def cache_stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Entries, lookups, hits by tier and dollars saved."""
-    from ragcli.generation.cache_build import cache_db_path
-    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+    from ragcli.generation.cache_build import open_cache_meta
 
     with errors():
         cfg = load(config)
-        with SqliteCacheStore(cache_db_path(cfg)) as meta:
+        with open_cache_meta(cfg) as meta:
             s = meta.stats(time.time())
         if as_json:
             print_json(s)
@@ -308,12 +307,11 @@ def cache_list(
     as_json: JsonOpt = False,
 ) -> None:
     """The newest cached answers."""
-    from ragcli.generation.cache_build import cache_db_path
-    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+    from ragcli.generation.cache_build import open_cache_meta
 
     with errors():
         cfg = load(config)
-        with SqliteCacheStore(cache_db_path(cfg)) as meta:
+        with open_cache_meta(cfg) as meta:
             entries = meta.entries(limit)
         rows = [
             {

@@ -337,13 +337,12 @@ def drop_cached_answers(cfg: PipelineConfig, ids: list[str]) -> int:
     """A bad verdict drops the cache entries the answer was written to or served from: better a miss than the
     same wrong answer again. Only the metadata goes (its vector, if any, then matches nothing), so this works
     while a gateway holds the cache's collection open."""
-    from ragcli.generation.cache_build import cache_db_path
-    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+    from ragcli.generation.cache_build import existing_cache_meta
 
-    path = cache_db_path(cfg)
-    if not ids or not path.is_file():
+    meta = existing_cache_meta(cfg) if ids else None
+    if meta is None:
         return 0
-    with SqliteCacheStore(path) as meta:
+    with meta:
         return len(meta.delete_ids(ids))
 
 

@@ -1,8 +1,8 @@
 """The `cache:` config section -> an `AnswerCache`; the scope of a query; the hook a re-ingest calls.
 
 `invalidate_cited(cfg, chunk_ids, doc_ids)` is what the ingest pipeline calls when it replaces or removes
-chunks: it opens only the SQLite metadata (never the vector collection, which another process may hold), so
-it is cheap and safe during an ingest. The orphaned vector points it leaves are ignored by lookups (the
+chunks: it opens only the metadata (never the vector collection, which another process may hold), so it is
+cheap and safe during an ingest. The orphaned vector points it leaves are ignored by lookups (the
 metadata decides) and removed by the next `clear` or invalidation made through an open cache.
 """
 
@@ -18,7 +18,7 @@ from ragcli.config import PipelineConfig
 from ragcli.errors import ResourceMissing
 from ragcli.generation.answer_cache import AnswerCache
 from ragcli.generation.cache_protocols import CacheScope, PairVerifier
-from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+from ragcli.generation.sqlite_cache_store import SqlCacheStore, SqliteCacheStore
 from ragcli.ingest.protocols import Embedder
 from ragcli.retrieval.filters import Filter
 from ragcli.retrieval.protocols import VectorStore
@@ -29,6 +29,29 @@ log = logging.getLogger(__name__)
 def cache_db_path(cfg: PipelineConfig) -> Path:
     """The cache's SQLite file: `cache.db`, or `<home>/answer_cache.sqlite`."""
     return Path(cfg.cache.db).expanduser() if cfg.cache.db else cfg.home_dir() / "answer_cache.sqlite"
+
+
+def open_cache_meta(cfg: PipelineConfig) -> SqlCacheStore:
+    """The cache's entry metadata: in the PostgreSQL state when `state.dsn_env` is set (shared by every host),
+    else the SQLite file `cache_db_path` (created when missing)."""
+    from ragcli.state.build import state_dsn_env
+
+    dsn_env = state_dsn_env(cfg)
+    if dsn_env:
+        from ragcli.state.postgres_cache_store import PostgresCacheStore
+        from ragcli.state.postgres_database import PostgresDatabase, dsn_from_env
+
+        return PostgresCacheStore(PostgresDatabase(dsn_from_env(dsn_env), max_connections=4), owned=True)
+    return SqliteCacheStore(cache_db_path(cfg))
+
+
+def existing_cache_meta(cfg: PipelineConfig) -> SqlCacheStore | None:
+    """`open_cache_meta`, or `None` when the cache has never been used here (no SQLite file: none is created)."""
+    from ragcli.state.build import state_dsn_env
+
+    if not state_dsn_env(cfg) and not cache_db_path(cfg).is_file():
+        return None
+    return open_cache_meta(cfg)
 
 
 def pipeline_version(cfg: PipelineConfig) -> str:
@@ -121,13 +144,14 @@ def load_verifier(cfg: PipelineConfig, embedder: Embedder | None = None) -> Pair
 def build_answer_cache(
     cfg: PipelineConfig, embedder: Embedder, *, index: VectorStore | None = None
 ) -> AnswerCache:
-    """The configured answer cache over the configured store type (its own collection) and SQLite metadata."""
+    """The configured answer cache over the configured store type (its own collection) and its metadata
+    (`open_cache_meta`)."""
     from ragcli.retrieval.build import build_store
 
     c = cfg.cache
     verifier = load_verifier(cfg, embedder) if c.semantic == "verifier" else None
     return AnswerCache(
-        SqliteCacheStore(cache_db_path(cfg)),
+        open_cache_meta(cfg),
         index or build_store(cfg, c.collection),
         embedder,
         verifier=verifier,
@@ -140,12 +164,15 @@ def build_answer_cache(
 def invalidate_cited(cfg: PipelineConfig, chunk_ids: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> int:
     """Drop cached answers that cited any of these chunks or documents (the ingest pipeline's hook).
 
-    Cheap when there is no cache file: nothing is created.
+    Cheap when there is no cache file: nothing is created. With the PostgreSQL state it always looks: another
+    host's cached answers may cite these chunks.
     """
-    path = cache_db_path(cfg)
-    if not path.is_file() or (not chunk_ids and not doc_ids):
+    if not chunk_ids and not doc_ids:
         return 0
-    with SqliteCacheStore(path) as meta:
+    meta = existing_cache_meta(cfg)
+    if meta is None:
+        return 0
+    with meta:
         dropped = meta.delete_citing(chunk_ids, doc_ids)
     if dropped:
         log.info("answer cache: dropped %d entries citing replaced or removed chunks", len(dropped))

@@ -1,10 +1,16 @@
-"""The answer cache's entry metadata on SQLite (WAL mode): entries, the chunks they cited, lookup counters."""
+"""The answer cache's entry metadata: entries, the chunks they cited, lookup counters.
+
+`SqlCacheStore` holds the SQL, written once for SQLite and PostgreSQL (`?` parameters, no dialect's own
+functions); `SqliteCacheStore` runs it on one SQLite file (WAL mode) and `PostgresCacheStore`
+(`ragcli.state.postgres_cache_store`) in the shared state's database, so hosts share the cache's entries.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -56,23 +62,17 @@ _COLS = (
 )
 
 
-class SqliteCacheStore:
-    """Cache metadata in one SQLite file; safe to share between threads.
+class SqlCacheStore:
+    """The cache metadata's SQL over a connection that `_tx` opens (one transaction per call)."""
 
-    Args:
-        path: The database file (created with its folder).
-    """
+    tables = ""
+    """Prefix of the table names (PostgreSQL's are `cache_entries`, `cache_cited`, `cache_counters`)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path).expanduser()
-        self._lock = threading.Lock()
-        self._db = open_wal(
-            self.path,
-            what="the answer cache",
-            fix="point cache.db at another file, or move this one away",
-            schema=lambda db: db.executescript(_SCHEMA),
-            synchronous_normal=True,
-        )
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """A cursor-like object (`execute` returning rows, `executemany`) inside one transaction."""
+        raise NotImplementedError
+        yield
 
     # ---------------------------------------------------------------- writes
 
@@ -99,44 +99,43 @@ class SqliteCacheStore:
             vector,
         )
         cited = [(entry.id, c.chunk_id, c.doc_id, c.content_hash, c.source) for c in entry.cited]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("DELETE FROM cited WHERE entry_id = ?", (entry.id,))
-                self._db.execute(
-                    f"INSERT OR REPLACE INTO entries ({_COLS}) VALUES ({','.join('?' * 17)})", row
+        t = self.tables
+        with self._tx() as db:
+            db.execute(f"DELETE FROM {t}cited WHERE entry_id = ?", (entry.id,))
+            db.execute(f"DELETE FROM {t}entries WHERE id = ?", (entry.id,))
+            db.execute(f"INSERT INTO {t}entries ({_COLS}) VALUES ({','.join('?' * 17)})", row)
+            if cited:
+                db.executemany(
+                    f"INSERT INTO {t}cited (entry_id, chunk_id, doc_id, content_hash, source) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    cited,
                 )
-                self._db.executemany("INSERT INTO cited VALUES (?,?,?,?,?)", cited)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     def record_lookup(self, tier: Tier | None, entry_id: str | None = None, saved_usd: float = 0.0) -> None:
         name = f"{tier}_hits" if tier else "misses"
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO counters (name, value) VALUES (?, 1) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        t = self.tables
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO {t}counters (name, value) VALUES (?, 1) "
+                f"ON CONFLICT (name) DO UPDATE SET value = {t}counters.value + 1",
                 (name,),
             )
             if tier and entry_id:
-                self._db.execute(
-                    "UPDATE entries SET hits = hits + 1, saved_usd = saved_usd + ? WHERE id = ?",
+                db.execute(
+                    f"UPDATE {t}entries SET hits = hits + 1, saved_usd = saved_usd + ? WHERE id = ?",
                     (float(saved_usd), entry_id),
                 )
 
     def _delete(self, ids: list[str]) -> list[str]:
         if not ids:
             return []
-        with self._lock:
-            self._db.execute("BEGIN")
+        t = self.tables
+        with self._tx() as db:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
-                self._db.execute(f"DELETE FROM entries WHERE id IN ({marks})", part)
-                self._db.execute(f"DELETE FROM cited WHERE entry_id IN ({marks})", part)
-            self._db.execute("COMMIT")
+                db.execute(f"DELETE FROM {t}entries WHERE id IN ({marks})", part)
+                db.execute(f"DELETE FROM {t}cited WHERE entry_id IN ({marks})", part)
         return ids
 
     def delete_ids(self, ids: Sequence[str]) -> list[str]:
@@ -145,8 +144,8 @@ class SqliteCacheStore:
         return self._delete(present)
 
     def _ids(self, sql: str, args: Sequence[Any]) -> list[str]:
-        with self._lock:
-            return [str(r[0]) for r in self._db.execute(sql, list(args)).fetchall()]
+        with self._tx() as db:
+            return [str(r[0]) for r in db.execute(sql, list(args)).fetchall()]
 
     def delete_citing(self, chunk_ids: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> list[str]:
         found: set[str] = set()
@@ -155,44 +154,53 @@ class SqliteCacheStore:
                 part = values[start : start + 500]
                 marks = ",".join("?" * len(part))
                 found.update(
-                    self._ids(f"SELECT DISTINCT entry_id FROM cited WHERE {column} IN ({marks})", part)
+                    self._ids(
+                        f"SELECT DISTINCT entry_id FROM {self.tables}cited WHERE {column} IN ({marks})", part
+                    )
                 )
         return self._delete(sorted(found))
 
     def delete_source(self, source: str) -> list[str]:
         folder = source.rstrip("/") + "/"
         ids = self._ids(
-            "SELECT DISTINCT entry_id FROM cited WHERE source = ? OR substr(source, 1, ?) = ?",
+            f"SELECT DISTINCT entry_id FROM {self.tables}cited "
+            "WHERE source = ? OR substr(source, 1, CAST(? AS INTEGER)) = ? ORDER BY entry_id",
             (source, len(folder), folder),
         )
         return self._delete(ids)
 
     def delete_expired(self, now: float) -> list[str]:
         return self._delete(
-            self._ids("SELECT id FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,))
+            self._ids(
+                f"SELECT id FROM {self.tables}entries WHERE expires IS NOT NULL AND expires <= ? ORDER BY id",
+                (now,),
+            )
         )
 
     def delete_all(self) -> list[str]:
-        ids = self._ids("SELECT id FROM entries", ())
-        with self._lock:
-            self._db.execute("DELETE FROM entries")
-            self._db.execute("DELETE FROM cited")
+        t = self.tables
+        with self._tx() as db:
+            ids = [str(r[0]) for r in db.execute(f"SELECT id FROM {t}entries ORDER BY id").fetchall()]
+            db.execute(f"DELETE FROM {t}entries")
+            db.execute(f"DELETE FROM {t}cited")
         return ids
 
     # ---------------------------------------------------------------- reads
 
     def _rows(self, where: str, args: Sequence[Any]) -> list[CacheEntry]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_COLS} FROM entries {where}", list(args)).fetchall()
+        t = self.tables
+        with self._tx() as db:
+            rows = db.execute(f"SELECT {_COLS} FROM {t}entries {where}", list(args)).fetchall()
             ids = [r[0] for r in rows]
             cited: dict[str, list[CitedChunk]] = {}
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
-                for c in self._db.execute(
-                    f"SELECT entry_id, chunk_id, doc_id, content_hash, source FROM cited WHERE entry_id IN ({marks})",
+                for c in db.execute(
+                    f"SELECT entry_id, chunk_id, doc_id, content_hash, source FROM {t}cited "
+                    f"WHERE entry_id IN ({marks})",
                     part,
-                ):
+                ).fetchall():
                     cited.setdefault(c[0], []).append(CitedChunk(c[1], c[2], c[3], c[4]))
         return [self._entry(r, cited.get(r[0], [])) for r in rows]
 
@@ -212,7 +220,7 @@ class SqliteCacheStore:
             expires=r[13],
             hits=r[14],
             saved_usd=r[15],
-            vector=None if r[16] is None else np.frombuffer(r[16], dtype=np.float32).copy(),
+            vector=None if r[16] is None else np.frombuffer(bytes(r[16]), dtype=np.float32).copy(),
         )
 
     def get(self, ids: Sequence[str]) -> list[CacheEntry]:
@@ -234,13 +242,14 @@ class SqliteCacheStore:
         return self._rows("WHERE scope_key = ? ORDER BY created DESC LIMIT ?", (scope_key, limit))
 
     def stats(self, now: float) -> CacheStats:
-        with self._lock:
-            n, expired, saved, scopes = self._db.execute(
-                "SELECT count(*), coalesce(sum(expires IS NOT NULL AND expires <= ?), 0), "
-                "coalesce(sum(saved_usd), 0), count(DISTINCT scope_key) FROM entries",
+        t = self.tables
+        with self._tx() as db:
+            n, expired, saved, scopes = db.execute(
+                "SELECT count(*), coalesce(sum(CASE WHEN expires IS NOT NULL AND expires <= ? THEN 1 ELSE 0 END), 0), "
+                f"coalesce(sum(saved_usd), 0), count(DISTINCT scope_key) FROM {t}entries",
                 (now,),
             ).fetchone()
-            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            counters = dict(db.execute(f"SELECT name, value FROM {t}counters").fetchall())
         exact, semantic = int(counters.get("exact_hits", 0)), int(counters.get("semantic_hits", 0))
         return CacheStats(
             entries=int(n),
@@ -253,11 +262,44 @@ class SqliteCacheStore:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        raise NotImplementedError
 
-    def __enter__(self) -> SqliteCacheStore:
+    def __enter__(self) -> SqlCacheStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SqliteCacheStore(SqlCacheStore):
+    """Cache metadata in one SQLite file; safe to share between threads.
+
+    Args:
+        path: The database file (created with its folder).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.Lock()
+        self._db = open_wal(
+            self.path,
+            what="the answer cache",
+            fix="point cache.db at another file, or move this one away",
+            schema=lambda db: db.executescript(_SCHEMA),
+            synchronous_normal=True,
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -11,7 +11,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -154,7 +154,61 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX IF NOT EXISTS ledger_cache_links_query ON ledger_cache_links (query_id);
         """,
     ),
+    (
+        6,
+        "answer cache: entries, the chunks they cited, lookup counters",
+        """
+        CREATE TABLE IF NOT EXISTS cache_entries (
+            id TEXT PRIMARY KEY,
+            scope_key TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            question TEXT NOT NULL,
+            norm TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            citations TEXT NOT NULL,
+            model TEXT NOT NULL,
+            input_tokens BIGINT NOT NULL DEFAULT 0,
+            cached_tokens BIGINT NOT NULL DEFAULT 0,
+            output_tokens BIGINT NOT NULL DEFAULT 0,
+            usd DOUBLE PRECISION,
+            created DOUBLE PRECISION NOT NULL,
+            expires DOUBLE PRECISION,
+            hits BIGINT NOT NULL DEFAULT 0,
+            saved_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            vector BYTEA
+        );
+        CREATE INDEX IF NOT EXISTS cache_entries_exact ON cache_entries (scope_key, norm);
+        CREATE TABLE IF NOT EXISTS cache_cited (
+            entry_id TEXT NOT NULL,
+            chunk_id TEXT NOT NULL,
+            doc_id TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX IF NOT EXISTS cache_cited_entry ON cache_cited (entry_id);
+        CREATE INDEX IF NOT EXISTS cache_cited_chunk ON cache_cited (chunk_id);
+        CREATE INDEX IF NOT EXISTS cache_cited_doc ON cache_cited (doc_id);
+        CREATE INDEX IF NOT EXISTS cache_cited_source ON cache_cited (source);
+        CREATE TABLE IF NOT EXISTS cache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL DEFAULT 0);
+        """,
+    ),
 )
+
+
+class QmarkCursor:
+    """A psycopg cursor that takes SQLite-style `?` parameters: the route log and the cache metadata run one SQL
+    text on both databases (theirs holds no literal `?` or `%`)."""
+
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        self._cur.execute(sql.replace("?", "%s"), tuple(args))
+        return self._cur
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
 
 
 def dsn_from_env(dsn_env: str) -> str:

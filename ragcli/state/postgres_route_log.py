@@ -10,27 +10,12 @@ runs the methods of `RouteLog` unchanged on the `ledger_routes`, `ledger_feedbac
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ragcli.generation.route_log import RouteLog
-from ragcli.state.postgres_database import PostgresDatabase
-
-
-class _Cursor:
-    """A psycopg cursor that takes the route log's `?` parameters (its SQL holds no literal `?` or `%`)."""
-
-    def __init__(self, cur: Any) -> None:
-        self._cur = cur
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        self._cur.execute(sql.replace("?", "%s"), tuple(args))
-        return self._cur
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+from ragcli.state.postgres_database import PostgresDatabase, QmarkCursor
 
 
 class PostgresRouteLog(RouteLog):
@@ -52,7 +37,7 @@ class PostgresRouteLog(RouteLog):
     @contextmanager
     def _connect(self) -> Iterator[Any]:
         with self.db.transaction() as cur:
-            yield _Cursor(cur)
+            yield QmarkCursor(cur)
 
     def _has_call(self, db: Any, query_id: str) -> bool:
         return (

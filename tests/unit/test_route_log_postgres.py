@@ -50,11 +50,15 @@ def two_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[A
 def test_the_same_labels_on_sqlite_and_postgres(two_logs: tuple[Any, Any]) -> None:
     here, there = two_logs
     here.record_route("q1", "hotel limit?", "small", "smollm2", "rule: short", tenant="acme")
-    here.record_route("q1", "hotel limit in Paris?", "big", "gpt-4o", "router 0.91", tenant="acme")  # last wins
+    here.record_route(
+        "q1", "hotel limit in Paris?", "big", "gpt-4o", "router 0.91", tenant="acme"
+    )  # last wins
     here.record_sources("q1", "docs", [(1, "c-a"), (2, "c-b"), (3, "c-c")], "It is 250 euros [1][3].")
     here.record_route("q2", "taxi?", "small", "smollm2", tenant="acme")
     here.record_sources("q2", "docs", [(1, "c-d")], "Taxis are fine [1].")
-    here.link_cache("q3", "e-9", "served", "acme", question="taxis ok?", cached_question="taxi?", tier="semantic")
+    here.link_cache(
+        "q3", "e-9", "served", "acme", question="taxis ok?", cached_question="taxi?", tier="semantic"
+    )
     here.link_cache("q2", "e-9", "stored", "acme")
 
     # verdicts given on the other host
@@ -144,4 +148,7 @@ def test_feedback_on_another_host_labels_the_answer(
     out = tmp_path / "labels.jsonl"
     exported = runner.invoke(app, ["router", "labels", "--out", str(out), "-c", str(cfg_b)])
     assert exported.exit_code == 0, exported.output
-    assert yaml.safe_load(out.read_text()) == {"prompt": "What is the hotel limit?", "outcomes": {"scripted": "good"}}
+    assert yaml.safe_load(out.read_text()) == {
+        "prompt": "What is the hotel limit?",
+        "outcomes": {"scripted": "good"},
+    }

@@ -1,0 +1,42 @@
+"""The answer cache's entry metadata on PostgreSQL: every host that shares the state shares the cache's entries.
+
+The metadata store decides what exists (the vector index is a hint), so with `state.dsn_env` an exact repeat is
+served on any host, an entry judged bad or citing a re-ingested chunk is dropped for all of them, and `ragcli
+cache stats` counts every host's lookups. Semantic matches are shared too when the cache's collection is on a
+Qdrant server; over the embedded engine each host only finds the entries it wrote itself. Same SQL as the
+SQLite store (`SqlCacheStore`), on the `cache_entries`, `cache_cited` and `cache_counters` tables (migration 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ragcli.generation.sqlite_cache_store import SqlCacheStore
+from ragcli.state.postgres_database import PostgresDatabase, QmarkCursor
+
+
+class PostgresCacheStore(SqlCacheStore):
+    """Cache metadata in a PostgreSQL database; safe to share between threads (a pooled connection per call).
+
+    Args:
+        db: the state database (migrated on open).
+        owned: close `db` with the store.
+    """
+
+    tables = "cache_"
+
+    def __init__(self, db: PostgresDatabase, *, owned: bool = False) -> None:
+        self.db = db
+        self.path = db._where  # what reports show as its location (password redacted)
+        self._owned = owned
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self.db.transaction() as cur:
+            yield QmarkCursor(cur)
+
+    def close(self) -> None:
+        if self._owned:
+            self.db.close()
