@@ -70,7 +70,7 @@ class SentenceTransformersEmbedderConfig(_Section):
     """`all-MiniLM-L6-v2` is the packaged model (offline); otherwise a local folder or a hub id."""
     batch_size: int = Field(32, ge=1, le=4096)
     device: str = "cpu"
-    backend: Literal["auto", "fastest", "torch", "onnx", "openvino"] = "auto"
+    backend: Literal["auto", "fastest", "torch", "onnx", "openvino", "openvino_int8"] = "auto"
     """`auto`: ONNX Runtime on a CPU when it is installed (the same vectors as torch, the least memory, no torch
     import), else torch. `fastest`: as `auto`, but an ingest's large batches go to torch where this machine
     measured it faster (once per machine, remembered under `<home>/onnx/`): 1.47-1.55x faster ingests on an

@@ -10,7 +10,7 @@
 # that needed it, after `bash scripts/test.sh` passes on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=local,openai,anthropic,flag,serve,bench,dev
+EXTRAS=local,openai,anthropic,flag,serve,openvino,bench,dev
 
 if [ "${1:-}" = "--from-venv" ]; then
   venv=${2:?usage: lock.sh --from-venv VENV}

@@ -124,15 +124,23 @@ class OnnxEncoder:
         else:
             raise ResourceMissing(f"{model_dir}: only mean or CLS pooling runs under ONNX; use backend torch")
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (the export and the session need it)
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise ResourceMissing(
                 f"onnxruntime is not installed ({exc}); run `pip install onnxruntime` or use backend torch"
             ) from exc
-        path = export_onnx(model_dir)
+        self._tok: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tok.enable_truncation(max_tokens)
+        self._tok.enable_padding(pad_id=self._tok.token_to_id("[PAD]") or 0)
+        self._open(export_onnx(model_dir), threads or usable_cores())
+
+    def _open(self, path: Path, threads: int) -> None:
+        """Load the exported graph into ONNX Runtime (a subclass runs it elsewhere)."""
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or usable_cores()
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -143,19 +151,28 @@ class OnnxEncoder:
         opts.enable_mem_pattern = False
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tok: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tok.enable_truncation(max_tokens)
-        self._tok.enable_padding(pad_id=self._tok.token_to_id("[PAD]") or 0)
+
+    def _hidden(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The last hidden state of one batch."""
+        return np.asarray(self._session.run(None, feeds)[0])
+
+    def feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model's inputs for `texts` (padded to the longest, truncated at `max_tokens`)."""
+        enc = self._tok.encode_batch(list(texts))
+        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.asarray([e.attention_mask for e in enc], dtype=np.int64),
+        }
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.asarray([e.type_ids for e in enc], dtype=np.int64)
+        return feeds
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One forward pass over `texts` (one batch; sort by length before calling to keep padding small)."""
-        enc = self._tok.encode_batch(list(texts))
-        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.asarray([e.type_ids for e in enc], dtype=np.int64)
-        hidden = self._session.run(None, feeds)[0]
+        feeds = self.feeds(texts)
+        mask = feeds["attention_mask"]
+        hidden = self._hidden(feeds)
         if self._pool == "cls":
             pooled = hidden[:, 0]
         else:
