@@ -82,4 +82,6 @@ def run_checks() -> list[Check]:
         _check("openai SDK", _module("openai", "openai"), required=False),
         _check("anthropic SDK", _module("anthropic", "anthropic"), required=False),
         _check("FlagEmbedding", _module("FlagEmbedding", "FlagEmbedding"), required=False),
+        _check("OpenVINO (int8 embeddings)", _module("openvino", "'ragcli[openvino]'"), required=False),
+        _check("NNCF (quantizes them once)", _module("nncf", "'ragcli[openvino]'"), required=False),
     ]

@@ -127,7 +127,8 @@ class OpenVinoInt8Encoder(OnnxEncoder):
     def _hidden(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if self._request is None:
             return super()._hidden(feeds)
-        return np.array(self._request.infer(feeds)[0])
+        # the output's own buffer, not a copy: `encode` pools it before the next inference overwrites it
+        return np.asarray(self._request.infer(feeds, share_inputs=True, share_outputs=True)[0])
 
     def _quantize(self, path: Path, threads: int) -> dict[str, Any]:
         """Quantize on half of the calibration texts, check on the other half; the verdict as a card."""
