@@ -200,7 +200,7 @@ class CrossEncoderRerankerConfig(_Section):
     dedupe_threshold: float | None = Field(0.95, ge=0.0, le=1.0)
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(256, ge=16)
-    backend: Literal["torch", "int8", "onnx", "onnx_int8"] = "torch"
+    backend: Literal["torch", "int8", "onnx", "onnx_int8", "openvino_int8"] = "torch"
     """`int8`: torch's dynamic int8 quantization on the CPU (about 1.6x faster; reorders close scores); `onnx`
     (needs onnxruntime) keeps the scores exactly; `onnx_int8`: ONNX Runtime's per-channel int8, about as fast as
     `int8` with scores much closer to fp32 (benchmarks/results/retrieval_trained.md)."""

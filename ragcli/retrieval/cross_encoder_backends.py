@@ -26,8 +26,8 @@ from ragcli.errors import ResourceMissing
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["torch", "int8", "onnx", "onnx_int8"]
-BACKENDS: tuple[str, ...] = ("torch", "int8", "onnx", "onnx_int8")
+Backend = Literal["torch", "int8", "onnx", "onnx_int8", "openvino_int8"]
+BACKENDS: tuple[str, ...] = ("torch", "int8", "onnx", "onnx_int8", "openvino_int8")
 Scorer = Callable[[str, Sequence[str]], list[float]]
 """(query, passages) -> one logit per passage."""
 PairScorer = Callable[[Sequence[str], Sequence[str]], list[float]]
@@ -77,6 +77,10 @@ def _load(path: str, backend: str, max_length: int, batch_size: int, device: str
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
+    if backend == "openvino_int8":
+        from ragcli.retrieval.reranker_int8 import openvino_scorer
+
+        return tok, openvino_scorer(Path(path), tok, max_length, batch_size)
     model = AutoModelForSequenceClassification.from_pretrained(path).eval().to(device)
     if backend == "int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
@@ -149,19 +153,12 @@ def _onnx_scorer(
     return score
 
 
-def _export_fused(path: str, tok: Any, model: Any, target: Path) -> None:
-    """Export the model with eager attention and let ONNX Runtime's transformer optimizer fuse it.
-
-    The eager graph is the one the optimizer recognises: it fuses the attention, the embeddings' layer norm, the
-    residual layer norms and the GELUs into single kernels (torch's SDPA export leaves them as dozens of small
-    ops). Same fp32 scores; measured side by side on SciFact pairs at 128 tokens, 1.11x faster in fp32 and 1.13x
-    in int8 (benchmarks/results/retrieval_trained.md). An architecture the optimizer cannot fuse keeps the plain
-    eager graph.
-    """
+def export_eager(path: str, tok: Any, model: Any, target: Path) -> Any:
+    """Export the model with eager attention (the graph ONNX Runtime's optimizer and NNCF recognise) to `target`;
+    returns the exported model's config."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    eager = target.with_name(f".{target.stem}.eager.onnx")
     try:
         export_model = AutoModelForSequenceClassification.from_pretrained(
             path, attn_implementation="eager"
@@ -174,14 +171,27 @@ def _export_fused(path: str, tok: Any, model: Any, target: Path) -> None:
     torch.onnx.export(
         export_model,
         tuple(enc[n] for n in names),
-        str(eager),
+        str(target),
         input_names=names,
         output_names=["logits"],
         dynamic_axes={**axes, "logits": {0: "batch"}},
         opset_version=17,
         dynamo=False,
     )
-    cfg = export_model.config
+    return export_model.config
+
+
+def _export_fused(path: str, tok: Any, model: Any, target: Path) -> None:
+    """Export the model with eager attention and let ONNX Runtime's transformer optimizer fuse it.
+
+    The eager graph is the one the optimizer recognises: it fuses the attention, the embeddings' layer norm, the
+    residual layer norms and the GELUs into single kernels (torch's SDPA export leaves them as dozens of small
+    ops). Same fp32 scores; measured side by side on SciFact pairs at 128 tokens, 1.11x faster in fp32 and 1.13x
+    in int8 (benchmarks/results/retrieval_trained.md). An architecture the optimizer cannot fuse keeps the plain
+    eager graph.
+    """
+    eager = target.with_name(f".{target.stem}.eager.onnx")
+    cfg = export_eager(path, tok, model, eager)
     tmp = target.with_name(f".{target.name}.part")
     try:
         from onnxruntime.transformers.optimizer import optimize_model
