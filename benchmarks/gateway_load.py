@@ -327,14 +327,9 @@ def main() -> None:
     dsn_env = None
     cluster = None
     if args.state == "postgres":
-        from tests.unit.postgres_support import LocalCluster, _bindir
+        from tests.unit.postgres_support import start_local_cluster
 
-        bindir = _bindir()
-        if bindir is None:
-            sys.exit("PostgreSQL binaries not found: apt-get install postgresql")
-        cluster = LocalCluster(bindir)
-        cluster.start()
-        os.environ["RAGCLI_PG_DSN"] = cluster.admin_dsn
+        cluster = start_local_cluster("RAGCLI_PG_DSN")
         dsn_env = "RAGCLI_PG_DSN"
     try:
         report = run(home, dsn_env, args)

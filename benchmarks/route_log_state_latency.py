@@ -12,7 +12,6 @@ route and its numbered sources (two transactions). Reports p50/p95 of `answer()`
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -59,14 +58,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300, help="per route log")
     ap.add_argument("--out", type=Path, default=None, help="append a markdown section to this file")
     args = ap.parse_args()
-    from tests.unit.postgres_support import LocalCluster, _bindir
+    from tests.unit.postgres_support import start_local_cluster
 
-    bindir = _bindir()
-    if bindir is None:
-        sys.exit("PostgreSQL binaries not found: apt-get install postgresql")
-    cluster = LocalCluster(bindir)
-    cluster.start()
-    os.environ["RAGCLI_PG_DSN"] = cluster.admin_dsn
+    cluster = start_local_cluster("RAGCLI_PG_DSN")
     home = Path(tempfile.mkdtemp(prefix="ragcli-routelog-bench-"))
     load0, started = loadavg(), datetime.now(UTC)
     try:

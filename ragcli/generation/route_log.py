@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcli.errors import InputError
-from ragcli.state.sqlite_file import open_wal
+from ragcli.state.sqlite_file import locked_transaction, open_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS routes (
@@ -128,17 +128,11 @@ class RouteLog:
         )
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self) -> Iterator[Any]:
         """The connection inside one transaction (committed on exit, rolled back on an error), one thread at a
         time."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with locked_transaction(self._db, self._lock) as db:
+            yield db
 
     def close(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ragcli.generation.cache_protocols import CacheEntry, CacheScope, CacheStats, CitedChunk, Tier
-from ragcli.state.sqlite_file import open_wal
+from ragcli.state.sqlite_file import locked_transaction, open_wal
 from ragcli.types import Citation, Usage
 
 _SCHEMA = """
@@ -291,14 +291,8 @@ class SqliteCacheStore(SqlCacheStore):
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with locked_transaction(self._db, self._lock) as db:
+            yield db
 
     def close(self) -> None:
         with self._lock:

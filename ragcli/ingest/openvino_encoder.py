@@ -57,6 +57,24 @@ def activation_matmuls(onnx_path: Path) -> list[str]:
     ]
 
 
+def quantize_int8(onnx_path: Path, batches: Sequence[dict[str, np.ndarray]]) -> Any:
+    """NNCF's static int8 of a BERT-family graph (the embedder's or a cross-encoder's), calibrated on `batches` of
+    its inputs: SmoothQuant, one scale per channel, attention's activation products left in fp32. Needs nncf."""
+    import nncf
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)  # its per-layer notes are not the user's business
+    with contextlib.redirect_stdout(sys.stderr):  # nor its progress bars on stdout (`--json` output)
+        return nncf.quantize(
+            ov.Core().read_model(str(onnx_path)),
+            nncf.Dataset(list(batches)),
+            model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(batches),
+            ignored_scope=nncf.IgnoredScope(names=activation_matmuls(onnx_path), validate=False),
+        )
+
+
 class OpenVinoInt8Encoder(OnnxEncoder):
     """`OnnxEncoder`'s tokenizer and pooling over the int8 OpenVINO model (see the module's docstring).
 
@@ -139,20 +157,11 @@ class OpenVinoInt8Encoder(OnnxEncoder):
             raise ResourceMissing(
                 f"quantizing the embedding model needs nncf ({exc}); run `pip install 'ragcli[openvino]'`"
             ) from exc
-        nncf.set_log_level(logging.ERROR)  # its per-layer notes and progress bars are not the user's business
         t0 = time.perf_counter()
         texts = self._calibration[:MAX_CALIBRATION]
         fit, check = texts[0::2], texts[1::2]
         batches = [self.feeds(fit[i : i + 8]) for i in range(0, len(fit), 8)]
-        with contextlib.redirect_stdout(sys.stderr):  # its progress bars: never on stdout (`--json` output)
-            quantized = nncf.quantize(
-                ov.Core().read_model(str(path)),
-                nncf.Dataset(batches),
-                model_type=nncf.ModelType.TRANSFORMER,
-                preset=nncf.QuantizationPreset.MIXED,
-                subset_size=len(batches),
-                ignored_scope=nncf.IgnoredScope(names=activation_matmuls(path), validate=False),
-            )
+        quantized = quantize_int8(path, batches)
         ir = path.parent / _IR
         ov.save_model(quantized, str(ir))
         reference = np.vstack([self.encode(check[i : i + 16]) for i in range(0, len(check), 16)])

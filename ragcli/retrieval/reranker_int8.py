@@ -88,7 +88,7 @@ def quantize_cross_encoder(
         ) from exc
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ragcli.ingest.openvino_encoder import activation_matmuls
+    from ragcli.ingest.openvino_encoder import quantize_int8
     from ragcli.retrieval.cross_encoder_backends import export_eager
 
     t0 = time.perf_counter()
@@ -102,15 +102,7 @@ def quantize_cross_encoder(
         used = list(pairs)[:MAX_PAIRS]
         fit, check = used[0::2], used[1::2]
         batches = [_feeds(tok, fit[i : i + 8], max_length, wanted) for i in range(0, len(fit), 8)]
-        nncf.set_log_level(logging.ERROR)
-        quantized = nncf.quantize(
-            ov.Core().read_model(str(eager)),
-            nncf.Dataset(batches),
-            model_type=nncf.ModelType.TRANSFORMER,
-            preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(batches),
-            ignored_scope=nncf.IgnoredScope(names=activation_matmuls(eager), validate=False),
-        )
+        quantized = quantize_int8(eager, batches)
         request = ov.Core().compile_model(quantized, "CPU").create_infer_request()
         fp32, int8 = [], []
         for i in range(0, len(check), 16):

@@ -9,34 +9,12 @@ SQLite store (`SqlCacheStore`), on the `cache_entries`, `cache_cited` and `cache
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from ragcli.generation.sqlite_cache_store import SqlCacheStore
-from ragcli.state.postgres_database import PostgresDatabase, QmarkCursor
+from ragcli.state.postgres_database import PostgresTables
 
 
-class PostgresCacheStore(SqlCacheStore):
-    """Cache metadata in a PostgreSQL database; safe to share between threads (a pooled connection per call).
-
-    Args:
-        db: the state database (migrated on open).
-        owned: close `db` with the store.
-    """
+class PostgresCacheStore(PostgresTables, SqlCacheStore):
+    """Cache metadata in a PostgreSQL database (`PostgresTables`: its constructor, connection and `close`)."""
 
     tables = "cache_"
-
-    def __init__(self, db: PostgresDatabase, *, owned: bool = False) -> None:
-        self.db = db
-        self.path = db._where  # what reports show as its location (password redacted)
-        self._owned = owned
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self.db.transaction() as cur:
-            yield QmarkCursor(cur)
-
-    def close(self) -> None:
-        if self._owned:
-            self.db.close()
+    _tx = PostgresTables._qmark

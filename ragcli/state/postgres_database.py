@@ -13,6 +13,7 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ragcli.errors import BackendError, ConfigError, InputError
@@ -209,6 +210,30 @@ class QmarkCursor:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self._cur.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+
+
+class PostgresTables:
+    """A store whose tables live in the state database and whose SQL (shared with its SQLite twin) takes `?`
+    parameters: one pooled connection and transaction per `_qmark()`. Safe to share between threads.
+
+    Args:
+        db: the state database (migrated on open).
+        owned: close `db` with the store (a command that opened the database for it alone).
+    """
+
+    def __init__(self, db: PostgresDatabase, *, owned: bool = False) -> None:
+        self.db = db
+        self.path: Path | str = db._where  # what messages show as its location (password redacted)
+        self._owned = owned
+
+    @contextmanager
+    def _qmark(self) -> Iterator[QmarkCursor]:
+        with self.db.transaction() as cur:
+            yield QmarkCursor(cur)
+
+    def close(self) -> None:
+        if self._owned:
+            self.db.close()
 
 
 def dsn_from_env(dsn_env: str) -> str:

@@ -10,41 +10,21 @@ runs the methods of `RouteLog` unchanged on the `ledger_routes`, `ledger_feedbac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ragcli.generation.route_log import RouteLog
-from ragcli.state.postgres_database import PostgresDatabase, QmarkCursor
+from ragcli.state.postgres_database import PostgresTables
 
 
-class PostgresRouteLog(RouteLog):
-    """`RouteLog` in a PostgreSQL database. Safe to share between threads (one pooled connection per call).
-
-    Args:
-        db: the state database (migrated on open).
-        owned: close `db` with the route log (a command that opened the database for it alone).
-    """
+class PostgresRouteLog(PostgresTables, RouteLog):
+    """`RouteLog` in a PostgreSQL database (`PostgresTables`: its constructor, connection and `close`)."""
 
     tables = "ledger_"
     _link_order = "c.id"
-
-    def __init__(self, db: PostgresDatabase, *, owned: bool = False) -> None:
-        self.db = db
-        self.path = db._where  # what messages show as its location (password redacted)
-        self._owned = owned
-
-    @contextmanager
-    def _connect(self) -> Iterator[Any]:
-        with self.db.transaction() as cur:
-            yield QmarkCursor(cur)
+    _connect = PostgresTables._qmark
 
     def _has_call(self, db: Any, query_id: str) -> bool:
         return (
             db.execute("SELECT 1 FROM ledger_calls WHERE query_id = ? LIMIT 1", (query_id,)).fetchone()
             is not None
         )
-
-    def close(self) -> None:
-        if self._owned:
-            self.db.close()

@@ -8,8 +8,10 @@ stop fifty threads opening one new file from failing. `open_wal` retries the who
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ragcli.errors import InputError
@@ -53,3 +55,17 @@ def open_wal(
             if db is not None:
                 db.close()
             raise InputError(f"cannot open {what} at {path}: {exc}; {fix}") from exc
+
+
+@contextmanager
+def locked_transaction(db: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
+    """`db` inside one transaction (committed on exit, rolled back on an error), one thread at a time: the shared
+    connection of a store opened by `open_wal` (autocommit mode, so the transaction is explicit)."""
+    with lock:
+        db.execute("BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

@@ -110,6 +110,20 @@ class LocalCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def start_local_cluster(env: str) -> LocalCluster:
+    """A started throwaway cluster with its admin DSN exported as `env` (for the benchmarks); exits with the fix
+    when the PostgreSQL binaries are missing. Stop it with `.stop()`."""
+    import sys
+
+    bindir = _bindir()
+    if bindir is None:
+        sys.exit("PostgreSQL binaries not found: apt-get install postgresql")
+    cluster = LocalCluster(bindir)
+    cluster.start()
+    os.environ[env] = cluster.admin_dsn
+    return cluster
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     """A DSN to a server where tests may create databases."""
