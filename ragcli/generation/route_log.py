@@ -6,7 +6,8 @@ why) and `feedback` (`ragcli feedback QUERY_ID good|bad`): joined, they are outc
 (`ragcli router labels`), each line labelling the tier that answered. `sources` (the numbered sources of each
 answer, by chunk id, and whether the answer cited them; never their text) and `source_feedback`
 (`ragcli feedback QUERY_ID good --relevant 1,3 --irrelevant 2`): relevance labels a reranker, an embedder or a
-fusion can be trained on (`ragcli train ... --from-feedback`).
+fusion can be trained on (`ragcli train ... --from-feedback`). With the PostgreSQL state (`state.dsn_env`) the same
+tables, prefixed `ledger_`, are in that database (`ragcli.state.postgres_route_log`), shared by every host.
 """
 
 from __future__ import annotations
