@@ -22,8 +22,8 @@ from ragcli.types import Usage, Vectors
 log = logging.getLogger(__name__)
 
 BULK_TEXTS = 256
-BACKENDS = ("torch", "onnx", "openvino", "openvino_int8", "auto", "fastest")
 """A call with at least this many texts is a bulk embed (an ingest's buffer), where `fastest` may use torch."""
+BACKENDS = ("torch", "onnx", "openvino", "openvino_int8", "auto", "fastest")
 
 
 def _resolve_trained(model: str, home: Path | None) -> tuple[str, str]:
@@ -200,7 +200,12 @@ class SentenceTransformerEmbedder:
         return self._backend
 
     def _load(self, texts: Sequence[str] = ()) -> Any:
-        if self.backend == "openvino_int8" and self._folder is not None:
+        if self.backend == "openvino_int8":
+            if self._folder is None:
+                raise ResourceMissing(
+                    f"embedder backend openvino_int8 needs a local model folder, got {self._name!r}; download it "
+                    "to a folder, or use backend onnx"
+                )
             return self._load_int8(texts)
         if self._model is None and self.backend == "onnx" and self._folder is not None:
             from ragcli.ingest.onnx_encoder import OnnxEncoder

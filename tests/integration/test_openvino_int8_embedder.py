@@ -17,7 +17,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
 from ragcli.config import parse_config
-from ragcli.errors import InputError
+from ragcli.errors import InputError, ResourceMissing
 from ragcli.ingest.openvino_encoder import MIN_CALIBRATION, OpenVinoInt8Encoder, activation_matmuls
 from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
 
@@ -125,3 +125,5 @@ def test_config_names_the_backend() -> None:
     assert cfg.embedder.backend == "openvino_int8"
     with pytest.raises(InputError, match="openvino_int8"):
         SentenceTransformerEmbedder(backend="int8")
+    with pytest.raises(ResourceMissing, match="needs a local model folder"):
+        SentenceTransformerEmbedder("some-org/some-model", backend="openvino_int8").embed(["a question"])
