@@ -74,7 +74,10 @@ class SentenceTransformersEmbedderConfig(_Section):
     """`auto`: ONNX Runtime on a CPU when it is installed (the same vectors as torch, the least memory, no torch
     import), else torch. `fastest`: as `auto`, but an ingest's large batches go to torch where this machine
     measured it faster (once per machine, remembered under `<home>/onnx/`): 1.47-1.55x faster ingests on an
-    AVX-512 Xeon, at ~200 MB more memory (a 20 MB file peaked above 1.5 GB); queries stay on ONNX Runtime."""
+    AVX-512 Xeon, at ~200 MB more memory (a 20 MB file peaked above 1.5 GB); queries stay on ONNX Runtime.
+    `openvino_int8` (extra `openvino`): the model quantized once per machine on the first large batch and run by
+    OpenVINO, used only if every checked vector keeps cosine >= 0.99 to fp32; 2.6x ONNX Runtime on that Xeon with
+    the same SciFact nDCG@10."""
 
 
 class HashEmbedderConfig(_Section):
@@ -203,7 +206,8 @@ class CrossEncoderRerankerConfig(_Section):
     backend: Literal["torch", "int8", "onnx", "onnx_int8", "openvino_int8"] = "torch"
     """`int8`: torch's dynamic int8 quantization on the CPU (about 1.6x faster; reorders close scores); `onnx`
     (needs onnxruntime) keeps the scores exactly; `onnx_int8`: ONNX Runtime's per-channel int8, about as fast as
-    `int8` with scores much closer to fp32 (benchmarks/results/retrieval_trained.md)."""
+    `int8` with scores much closer to fp32 (benchmarks/results/retrieval_trained.md); `openvino_int8` (extra
+    `openvino`): quantized once by `ragcli train quantize-reranker`, 1.5x `onnx_int8` with scores closer still."""
 
 
 class FlagRerankerConfig(_Section):
