@@ -54,6 +54,8 @@ from ragcli.config import load_config
 from ragcli.pipelines.stages import Stages
 mode, home, path = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = load_config("local", overrides={"collection": "big", "home": home})
+if mode == "minilm" and os.environ.get("RAGCLI_BENCH_EMBED_BACKEND"):
+    cfg.embedder.backend = os.environ["RAGCLI_BENCH_EMBED_BACKEND"]
 if mode != "minilm":
     from ragcli.config import HashEmbedderConfig
     cfg.embedder = HashEmbedderConfig(dim=384)
@@ -113,7 +115,12 @@ def main() -> None:
     ap.add_argument("--skip-before", action="store_true")
     ap.add_argument("--minilm-only", action="store_true", help="only the MiniLM starts (run 3)")
     ap.add_argument("--starts", type=int, default=2, help="MiniLM starts of --seconds each (run 3)")
+    ap.add_argument(
+        "--backend", default=None, help="the MiniLM runs' embedder.backend (default: the preset's)"
+    )
     args = ap.parse_args()
+    if args.backend:
+        os.environ["RAGCLI_BENCH_EMBED_BACKEND"] = args.backend  # read by the child processes
     load_start = loadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -186,6 +193,7 @@ def main() -> None:
             f"python benchmarks/ingest_large_file.py --mb {args.mb:g} --seconds {args.seconds:g}"
             + (" --minilm-only" if args.minilm_only else " --skip-before" if args.skip_before else "")
             + (f" --starts {args.starts}" if args.starts != 2 else "")
+            + (f" --backend {args.backend}" if args.backend else "")
         )
         + f"- load average at start {load_start}, at end {load_end} (2 cores)\n\n"
         f"One {size / 1e6:.1f} MB .txt file (the Gutenberg Pride and Prejudice repeated, each paragraph numbered by its copy so that no chunk text repeats). Peak RSS is the "
@@ -195,7 +203,8 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- |\n" + table + "\n"
     )
     print(body)
-    write_section("Peak memory and resume on a 20 MB text file", body)
+    title = "Peak memory and resume on a 20 MB text file"
+    write_section(f"{title}, backend {args.backend}" if args.backend else title, body)
 
 
 if __name__ == "__main__":

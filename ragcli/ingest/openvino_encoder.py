@@ -39,6 +39,11 @@ MIN_CALIBRATION = 128
 MAX_CALIBRATION = 256
 MIN_COSINE = 0.99
 """The lowest cosine between an int8 and an fp32 vector of the same text that the int8 model may reach."""
+RUNTIME_CACHE = {"CPU_RUNTIME_CACHE_CAPACITY": 64}
+"""OpenVINO keeps compiled kernels per input shape (5,000 shapes by default), and length-sorted batches bring a new
+shape almost every call: the 20 MB file's ingest peaked at 1,911 MB with the default (ONNX Runtime fp32: 1,407).
+With 64 shapes kept, 240 batches of random shapes ran as fast (85.7 s vs 86.6 s) at 1,037 MB instead of 1,730
+(0 kept: 978 MB, 90.9 s)."""
 _CARD = "model.int8.json"
 _IR = "model.int8.xml"
 
@@ -138,7 +143,7 @@ class OpenVinoInt8Encoder(OnnxEncoder):
     def _compile(ov: Any, ir: Path, threads: int) -> Any:
         core = ov.Core()
         compiled = core.compile_model(
-            str(ir), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+            str(ir), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **RUNTIME_CACHE}
         )
         return compiled.create_infer_request()
 

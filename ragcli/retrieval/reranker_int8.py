@@ -151,7 +151,11 @@ def openvino_scorer(folder: Path, tok: Any, max_length: int, batch_size: int) ->
         raise ResourceMissing(
             f"reranker backend openvino_int8 needs openvino ({exc}); run `pip install 'ragcli[openvino]'`"
         ) from exc
-    compiled = ov.Core().compile_model(str(folder / IR), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    from ragcli.ingest.openvino_encoder import RUNTIME_CACHE
+
+    compiled = ov.Core().compile_model(
+        str(folder / IR), "CPU", {"PERFORMANCE_HINT": "LATENCY", **RUNTIME_CACHE}
+    )
     request = compiled.create_infer_request()
     wanted = {i.get_any_name() for i in compiled.inputs}
 
