@@ -33,6 +33,17 @@ Scorer = Callable[[str, Sequence[str]], list[float]]
 PairScorer = Callable[[Sequence[str], Sequence[str]], list[float]]
 """(first texts, second texts) -> one logit per pair (the answer cache's verifier scores question pairs)."""
 
+DERIVED_FILES = (
+    "model.onnx",
+    "model.int8.onnx",
+    "model.fused.onnx",
+    "model.fused.int8.onnx",
+    "model.int8.xml",
+    "model.int8.bin",
+    "ragcli_int8.json",
+)
+"""What the back-ends derive from a model folder's weights, once: stale when the weights change (a retrain)."""
+
 _LOADED: dict[tuple[str, str, int, int, str], tuple[Any, PairScorer]] = {}
 _LOCK = threading.Lock()
 

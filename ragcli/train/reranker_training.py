@@ -217,6 +217,10 @@ def train_reranker(
     if positive_weight is None:
         positive_weight = (len(rows) - n_pos) / n_pos if n_pos else 1.0
     path = rerankers_dir(home) / name
+    from ragcli.retrieval.cross_encoder_backends import DERIVED_FILES
+
+    for derived in DERIVED_FILES:  # exported or quantized from the weights this training replaces
+        (path / derived).unlink(missing_ok=True)
     recent = fine_tune_cross_encoder(
         rows,
         path,

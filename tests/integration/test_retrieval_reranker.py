@@ -45,35 +45,28 @@ def _hits(texts: list[str]) -> list[Hit]:
     return [Hit(Chunk(id=str(i), doc_id=f"d{i}", text=t, source="s"), 0.0) for i, t in enumerate(texts)]
 
 
+def result_args(pairs_file: Path) -> list[str]:
+    """`ragcli train reranker`'s arguments for the tiny model: 1 epoch, no mined negatives, no gate, JSON out."""
+    return ["--pairs", str(pairs_file), "--name", "tiny", "--epochs", "1", "--max-length", "64", "--batch-size", "4",
+            "--negatives", "0", "--holdout", "0", "--json"]  # fmt: skip
+
+
 def test_train_load_by_name_and_rerank(pairs_file: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "reranker",
-            "--pairs",
-            str(pairs_file),
-            "--name",
-            "tiny",
-            "--epochs",
-            "1",
-            "--max-length",
-            "64",
-            "--batch-size",
-            "4",
-            "--negatives",
-            "0",
-            "--holdout",
-            "0",
-            "--json",
-        ],
-    )
+    result = runner.invoke(app, ["train", "reranker", *result_args(pairs_file)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["pairs"] == 8 and report["positives"] == 4 and report["negatives_source"] == "labeled only"
     folder = Path(report["path"])
     assert folder.name == "tiny" and (folder / "ragcli_reranker.json").is_file()
+    # a retrain under the same name drops what the back-ends derived from the old weights (exports, int8 models)
+    from ragcli.retrieval.cross_encoder_backends import DERIVED_FILES
+
+    for derived in DERIVED_FILES:
+        (folder / derived).write_text("stale")
+    again = runner.invoke(app, ["train", "reranker", *result_args(pairs_file)])
+    assert again.exit_code == 0, again.output
+    assert not [d for d in DERIVED_FILES if (folder / d).exists()]
 
     cfg = parse_config(
         {
