@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from pathlib import Path
 
@@ -23,16 +22,13 @@ from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbed
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+TEXTS_FILE = Path(__file__).with_name("int8_texts.txt")
 
 
 def _sentences() -> list[str]:
-    """Real text of every length, prose, lists and tables: the sentences of the README and the results."""
-    out = []
-    for doc in (ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md"):
-        parts = re.split(r"(?<=[.!?])\s+|\n\s*\n|\n- ", doc.read_text(encoding="utf-8"))
-        out += [" ".join(p.split()) for p in parts if len(p.split()) >= 6]
-    return out
+    """Real text of every length, prose, lists and tables: 235 sentences of the README and the results as they
+    were on 2026-12-03, one per line (a fixed file, so that editing the docs never moves the calibration)."""
+    return [line for line in TEXTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 TEXTS = _sentences()
