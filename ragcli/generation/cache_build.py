@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragcli.config import PipelineConfig
 from ragcli.errors import ResourceMissing
@@ -23,6 +24,9 @@ from ragcli.ingest.protocols import Embedder
 from ragcli.retrieval.filters import Filter
 from ragcli.retrieval.protocols import VectorStore
 
+if TYPE_CHECKING:
+    from ragcli.state.postgres_database import PostgresDatabase
+
 log = logging.getLogger(__name__)
 
 
@@ -31,9 +35,14 @@ def cache_db_path(cfg: PipelineConfig) -> Path:
     return Path(cfg.cache.db).expanduser() if cfg.cache.db else cfg.home_dir() / "answer_cache.sqlite"
 
 
-def open_cache_meta(cfg: PipelineConfig) -> SqlCacheStore:
+def open_cache_meta(cfg: PipelineConfig, db: PostgresDatabase | None = None) -> SqlCacheStore:
     """The cache's entry metadata: in the PostgreSQL state when `state.dsn_env` is set (shared by every host),
-    else the SQLite file `cache_db_path` (created when missing)."""
+    else the SQLite file `cache_db_path` (created when missing).
+
+    Args:
+        db: the state database a `Stages` already holds (used, not closed); without it one is opened for the
+            store alone and closed with it.
+    """
     from ragcli.state.build import state_dsn_env
 
     dsn_env = state_dsn_env(cfg)
@@ -41,17 +50,19 @@ def open_cache_meta(cfg: PipelineConfig) -> SqlCacheStore:
         from ragcli.state.postgres_cache_store import PostgresCacheStore
         from ragcli.state.postgres_database import PostgresDatabase, dsn_from_env
 
+        if db is not None:
+            return PostgresCacheStore(db)
         return PostgresCacheStore(PostgresDatabase(dsn_from_env(dsn_env), max_connections=4), owned=True)
     return SqliteCacheStore(cache_db_path(cfg))
 
 
-def existing_cache_meta(cfg: PipelineConfig) -> SqlCacheStore | None:
+def existing_cache_meta(cfg: PipelineConfig, db: PostgresDatabase | None = None) -> SqlCacheStore | None:
     """`open_cache_meta`, or `None` when the cache has never been used here (no SQLite file: none is created)."""
     from ragcli.state.build import state_dsn_env
 
     if not state_dsn_env(cfg) and not cache_db_path(cfg).is_file():
         return None
-    return open_cache_meta(cfg)
+    return open_cache_meta(cfg, db)
 
 
 def pipeline_version(cfg: PipelineConfig) -> str:
@@ -142,7 +153,11 @@ def load_verifier(cfg: PipelineConfig, embedder: Embedder | None = None) -> Pair
 
 
 def build_answer_cache(
-    cfg: PipelineConfig, embedder: Embedder, *, index: VectorStore | None = None
+    cfg: PipelineConfig,
+    embedder: Embedder,
+    *,
+    index: VectorStore | None = None,
+    db: PostgresDatabase | None = None,
 ) -> AnswerCache:
     """The configured answer cache over the configured store type (its own collection) and its metadata
     (`open_cache_meta`)."""
@@ -151,7 +166,7 @@ def build_answer_cache(
     c = cfg.cache
     verifier = load_verifier(cfg, embedder) if c.semantic == "verifier" else None
     return AnswerCache(
-        open_cache_meta(cfg),
+        open_cache_meta(cfg, db),
         index or build_store(cfg, c.collection),
         embedder,
         verifier=verifier,
@@ -161,15 +176,22 @@ def build_answer_cache(
     )
 
 
-def invalidate_cited(cfg: PipelineConfig, chunk_ids: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> int:
+def invalidate_cited(
+    cfg: PipelineConfig,
+    chunk_ids: Sequence[str] = (),
+    doc_ids: Sequence[str] = (),
+    *,
+    db: PostgresDatabase | None = None,
+) -> int:
     """Drop cached answers that cited any of these chunks or documents (the ingest pipeline's hook).
 
     Cheap when there is no cache file: nothing is created. With the PostgreSQL state it always looks: another
-    host's cached answers may cite these chunks.
+    host's cached answers may cite these chunks; pass the ingest's own state database as `db`, or every replaced
+    document would open (and migrate) a connection of its own.
     """
     if not chunk_ids and not doc_ids:
         return 0
-    meta = existing_cache_meta(cfg)
+    meta = existing_cache_meta(cfg, db)
     if meta is None:
         return 0
     with meta:

@@ -301,7 +301,8 @@ def _delete_stale(run: _Run, p: _Pending) -> None:
     stale = [cid for cid in p.previous.chunk_ids if cid not in new_ids]
     if stale:
         run.stages.store.delete_chunks(stale)
-        invalidate_cited(run.stages.config, stale)  # a cached answer citing a replaced chunk is never served
+        # a cached answer citing a replaced chunk is never served
+        invalidate_cited(run.stages.config, stale, db=run.stages.state_db)
         run.tick("delete")
 
 
@@ -489,6 +490,6 @@ def _prune(
     if not gone:
         return 0
     removed = stages.store.delete_documents(gone)
-    invalidate_cited(stages.config, doc_ids=gone)
+    invalidate_cited(stages.config, doc_ids=gone, db=stages.state_db)
     log.info("pruned %d documents (%d chunks)", len(gone), removed)
     return removed

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ragcli.retrieval.fusion import LearnedFusion
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
     from ragcli.state.build import State
+    from ragcli.state.postgres_database import PostgresDatabase
 
 
 @dataclass
@@ -164,10 +165,10 @@ class Stages:
         from ragcli.cost.ledger import ledger_path
         from ragcli.generation.route_log import RouteLog
 
-        if self.shared_state is not None and self.shared_state.db is not None:
+        if self.state_db is not None:
             from ragcli.state.postgres_route_log import PostgresRouteLog
 
-            return PostgresRouteLog(self.shared_state.db)
+            return PostgresRouteLog(self.state_db)
         return RouteLog(ledger_path(self.config))
 
     @cached_property
@@ -218,6 +219,12 @@ class Stages:
             return self.shared_state.budgets
         return SqliteBudgetStore(ledger_path(self.config))
 
+    @property
+    def state_db(self) -> PostgresDatabase | None:
+        """The PostgreSQL state's database when there is one: the route log and the cache's entries share its
+        pool (opened once, closed with the `Stages`)."""
+        return self.shared_state.db if self.shared_state is not None else None
+
     @cached_property
     def shared_state(self) -> State | None:
         """The PostgreSQL state (ledger, budgets, keys) when `state.dsn_env` is set; `None`: SQLite files."""
@@ -231,7 +238,9 @@ class Stages:
         from ragcli.generation.cache_build import build_answer_cache
 
         given = self.given_answer_cache
-        return given if given is not None else build_answer_cache(self.config, self.embedder)
+        return (
+            given if given is not None else build_answer_cache(self.config, self.embedder, db=self.state_db)
+        )
 
     def close(self) -> None:
         if "store" in self.__dict__:

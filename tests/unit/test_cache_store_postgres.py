@@ -128,6 +128,10 @@ def test_hosts_share_the_cache(pg_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp
 
         monkeypatch.setenv("RAGCLI_PG_DSN", pg_dsn)
         cfg = parse_config({"home": str(tmp_path / "c"), "state": {"dsn_env": "RAGCLI_PG_DSN"}})
+        assert (
+            invalidate_cited(cfg, chunk_ids=["nothing"], db=a.meta.db) == 0
+        )  # the ingest's own pool, kept open
+        assert a.meta.db.schema_version() > 0
         assert invalidate_cited(cfg, chunk_ids=["c1"]) == 1
         assert a.lookup("What is the hotel limit?", SCOPE).hit is None
         assert b.lookup("What is the hotel limit?", SCOPE).hit is None
