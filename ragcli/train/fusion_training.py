@@ -76,6 +76,17 @@ def fit_logistic(
     return mean, scale, w[:-1], float(w[-1])
 
 
+def logistic_fields(x: Any, y: Any, *, l2: float = 1.0, balanced: bool = False) -> dict[str, Any]:
+    """`fit_logistic` as a model card's fields: `weights`, `bias`, `mean`, `scale` (plain floats)."""
+    mean, scale, w, b = fit_logistic(x, y, l2=l2, balanced=balanced)
+    return {
+        "weights": [float(v) for v in w],
+        "bias": float(b),
+        "mean": [float(v) for v in mean],
+        "scale": [float(v) for v in scale],
+    }
+
+
 def training_rows(
     dense: Sequence[Ranked],
     sparse: Sequence[Ranked],
@@ -115,13 +126,9 @@ def fit_fusion(
             "documents in hybrid's top candidates; label more queries or check that the qrels' document ids are "
             "the corpus's"
         )
-    mean, scale, w, b = fit_logistic(x, y, l2=l2)
     return LearnedFusion(
         name=name,
-        weights=[float(v) for v in w],
-        bias=b,
-        mean=[float(v) for v in mean],
-        scale=[float(v) for v in scale],
+        **logistic_fields(x, y, l2=l2),
         depth=depth,
         prefetch=prefetch,
         rrf_k=rrf_k,

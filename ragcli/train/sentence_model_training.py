@@ -103,7 +103,7 @@ def fit_sentence_model(
     """A class-balanced logistic regression on the rows of the questions that have a positive sentence."""
     import numpy as np
 
-    from ragcli.train.fusion_training import fit_logistic
+    from ragcli.train.fusion_training import logistic_fields
 
     useful = [(rows, labels) for rows, labels in questions if any(labels)]
     if not useful:
@@ -113,13 +113,9 @@ def fit_sentence_model(
         )
     x = np.asarray([r for rows, _ in useful for r in rows], dtype=np.float64)
     y = np.asarray([v for _, labels in useful for v in labels], dtype=np.float64)
-    mean, scale, w, b = fit_logistic(x, y, l2=l2, balanced=True)
     return SentenceModel(
         name=name,
-        weights=[float(v) for v in w],
-        bias=b,
-        mean=[float(v) for v in mean],
-        scale=[float(v) for v in scale],
+        **logistic_fields(x, y, l2=l2, balanced=True),
         floor=floor,
         card={"questions": len(useful), "sentences": len(y), "positives": int(y.sum()), "l2": l2},
     )
