@@ -71,3 +71,33 @@ def test_quantize_then_rerank_or_refuse(cross_encoder: Path, tmp_path: Path) -> 
     b = np.array([fp32.score(q, [p])[0] for q, p in zip(queries, passages, strict=True)])
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     assert np.corrcoef(ra, rb)[0, 1] >= 0.9  # pairs it was neither calibrated nor checked on
+
+
+def test_passage_cut_keeps_the_whole_passages_ids() -> None:
+    """The tokenizer sees long passages cut at a space; the ids must be those of the whole passages, whatever the
+    lengths of query and passage (short ones, long ones, one long word with no space, a query longer than half)."""
+    from transformers import AutoTokenizer
+
+    from ragcli.resources import embedding_model_dir
+    from ragcli.retrieval.reranker_int8 import _feeds
+
+    tok = AutoTokenizer.from_pretrained(str(embedding_model_dir()))
+    text = " ".join(TEXTS)
+    passages = [
+        TEXTS[0],
+        text[:3000],
+        text[1000:1800],
+        "x" * 2000,
+        "antidisestablishment" * 60 + " " + text[:900],
+        text[: 128 * 6 + 7],
+    ]
+    wanted = {"input_ids", "attention_mask", "token_type_ids"}
+    for query in ("short question?", " ".join(TEXTS[5:9]), TEXTS[20][:200]):
+        for max_length in (32, 128, 256):
+            pairs = [(query, p) for p in passages]
+            got = _feeds(tok, pairs, max_length, wanted)
+            whole = tok(
+                [query] * len(passages), passages, padding=True, truncation=True, max_length=max_length
+            )
+            for key in wanted:
+                assert np.array_equal(got[key], np.asarray(whole[key])), (query[:20], max_length, key)
