@@ -207,7 +207,7 @@ class CrossEncoderRerankerConfig(_Section):
     """`int8`: torch's dynamic int8 quantization on the CPU (about 1.6x faster; reorders close scores); `onnx`
     (needs onnxruntime) keeps the scores exactly; `onnx_int8`: ONNX Runtime's per-channel int8, about as fast as
     `int8` with scores much closer to fp32 (benchmarks/results/retrieval_trained.md); `openvino_int8` (extra
-    `openvino`): quantized once by `ragcli train quantize-reranker`, 1.5x `onnx_int8` with scores closer still."""
+    `openvino`): quantized once by `ragcli train quantize-reranker`, 1.6-1.7x `onnx_int8` with scores closer still."""
 
 
 class FlagRerankerConfig(_Section):
