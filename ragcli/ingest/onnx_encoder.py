@@ -132,7 +132,8 @@ class OnnxEncoder:
             ) from exc
         self._tok: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tok.enable_truncation(max_tokens)
-        self._tok.enable_padding(pad_id=self._tok.token_to_id("[PAD]") or 0)
+        self._tok.no_padding()  # `feeds_of` pads each batch to its longest member
+        self._pad_id = self._tok.token_to_id("[PAD]") or 0
         self._open(export_onnx(model_dir), threads or usable_cores())
 
     def _open(self, path: Path, threads: int) -> None:
@@ -156,21 +157,36 @@ class OnnxEncoder:
         """The last hidden state of one batch."""
         return np.asarray(self._session.run(None, feeds)[0])
 
+    def tokenize(self, texts: Sequence[str]) -> list[Any]:
+        """Each text's encoding as the model reads it: truncated at `max_tokens`, not padded (its length is the
+        text's token count, so a caller that sorts by length tokenizes once)."""
+        return list(self._tok.encode_batch(list(texts)))
+
+    def feeds_of(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The model's inputs for one batch of `tokenize`'s encodings, padded to the longest."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = types
+        return feeds
+
     def feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The model's inputs for `texts` (padded to the longest, truncated at `max_tokens`)."""
-        enc = self._tok.encode_batch(list(texts))
-        ids = np.asarray([e.ids for e in enc], dtype=np.int64)
-        feeds = {
-            "input_ids": ids,
-            "attention_mask": np.asarray([e.attention_mask for e in enc], dtype=np.int64),
-        }
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.asarray([e.type_ids for e in enc], dtype=np.int64)
-        return feeds
+        return self.feeds_of(self.tokenize(texts))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One forward pass over `texts` (one batch; sort by length before calling to keep padding small)."""
-        feeds = self.feeds(texts)
+        return self.encode_tokenized(self.tokenize(texts))
+
+    def encode_tokenized(self, encodings: Sequence[Any]) -> np.ndarray:
+        """`encode` of texts already tokenized by `tokenize`."""
+        feeds = self.feeds_of(encodings)
         mask = feeds["attention_mask"]
         hidden = self._hidden(feeds)
         if self._pool == "cls":

@@ -313,20 +313,24 @@ class SentenceTransformerEmbedder:
         """Embed texts; returns L2-normalised vectors in the input order and the tokens the model read."""
         if not texts:
             return Embeddings(np.zeros((0, self.dim), dtype=np.float32), Usage(usd=0.0))
-        counts = self.tokenizer.count_many(texts)
         limit = self.max_tokens
-        # Sorting by length keeps padding small inside each batch: the forward pass costs the longest member.
-        order = sorted(range(len(texts)), key=lambda i: counts[i])
         model = self._bulk_model(texts) if len(texts) >= BULK_TEXTS else self._load(texts)
         from ragcli.ingest.onnx_encoder import OnnxEncoder  # light: numpy only until an encoder is built
 
+        encodings = model.tokenize(texts) if isinstance(model, OnnxEncoder) else None
+        # truncated at the window either way: what the model reads
+        counts = (
+            [len(e.ids) for e in encodings] if encodings is not None else self.tokenizer.count_many(texts)
+        )
+        # Sorting by length keeps padding small inside each batch: the forward pass costs the longest member.
+        order = sorted(range(len(texts)), key=lambda i: counts[i])
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
             try:
                 batch = [texts[i] for i in idx]
-                if isinstance(model, OnnxEncoder):
-                    vecs = model.encode(batch)
+                if encodings is not None:
+                    vecs = model.encode_tokenized([encodings[i] for i in idx])
                 else:
                     vecs = model.encode(
                         batch,

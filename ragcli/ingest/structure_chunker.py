@@ -320,12 +320,11 @@ class StructureChunker:
             text = d.text()
             if not text:
                 continue
-            for piece in self._force_fit(text, d.path, limits):
+            for piece, tokens in self._force_fit(text, d.path, limits):
                 ordinal = len(chunks)
                 probe = Chunk(
                     id="", doc_id=document.id, text=piece, source=document.source, section_path=d.path
                 )
-                tokens = self._counter.count(embedding_text(probe, breadcrumb=self._breadcrumb))
                 chunks.append(
                     replace(
                         probe,
@@ -339,11 +338,19 @@ class StructureChunker:
                 )
         return chunks
 
-    def _force_fit(self, text: str, path: tuple[str, ...], limits: ChunkLimits) -> list[str]:
-        """Guarantee the hard maximum on the real count (pieces' counts can differ from the whole's)."""
+    def _force_fit(self, text: str, path: tuple[str, ...], limits: ChunkLimits) -> list[tuple[str, int]]:
+        """Guarantee the hard maximum on the real count (pieces' counts can differ from the whole's); each piece
+        with the tokens the model reads for it (its embedding text's count, special tokens included)."""
         probe = Chunk(id="", doc_id="", text=text, source="", section_path=path)
-        if self._counter.count(embedding_text(probe, breadcrumb=self._breadcrumb)) <= limits.max_tokens:
-            return [text]
+
+        def count(piece: str) -> int:
+            return self._counter.count(
+                embedding_text(replace(probe, text=piece), breadcrumb=self._breadcrumb)
+            )
+
+        whole = count(text)
+        if whole <= limits.max_tokens:
+            return [(text, whole)]
         log.debug("chunk over the maximum after packing; cutting between words")
         words = text.split(" ")
         out: list[str] = []
@@ -352,24 +359,20 @@ class StructureChunker:
             lo, hi = start + 1, len(words)
             while lo < hi:  # the longest prefix that fits
                 mid = (lo + hi + 1) // 2
-                cand = replace(probe, text=" ".join(words[start:mid]))
-                if (
-                    self._counter.count(embedding_text(cand, breadcrumb=self._breadcrumb))
-                    <= limits.max_tokens
-                ):
+                if count(" ".join(words[start:mid])) <= limits.max_tokens:
                     lo = mid
                 else:
                     hi = mid - 1
             piece = " ".join(words[start:lo])
-            if self._counter.count(
-                embedding_text(replace(probe, text=piece), breadcrumb=self._breadcrumb)
-            ) > (limits.max_tokens):  # one "word" alone is too long: a token covers at least one character
+            if (
+                count(piece) > limits.max_tokens
+            ):  # one "word" alone is too long: a token covers >= 1 character
                 room = max(1, self._budget(path, limits))
                 out.extend(piece[i : i + room] for i in range(0, len(piece), room))
             else:
                 out.append(piece)
             start = lo
-        return out
+        return [(piece, count(piece)) for piece in out]
 
 
 def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:

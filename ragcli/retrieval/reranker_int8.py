@@ -121,7 +121,7 @@ def quantize_cross_encoder(
         used = list(pairs)[:MAX_PAIRS]
         fit, check = used[0::2], used[1::2]
         batches = [_feeds(tok, fit[i : i + 8], max_length, wanted) for i in range(0, len(fit), 8)]
-        quantized = quantize_int8(eager, batches, attention_fp32=False)
+        quantized = quantize_int8(eager, batches, fp32="none")
         request = ov.Core().compile_model(quantized, "CPU").create_infer_request()
         fp32, int8 = [], []
         for i in range(0, len(check), 16):
@@ -141,7 +141,7 @@ def quantize_cross_encoder(
         "calibration_pairs": len(fit),
         "checked_pairs": len(check),
         "max_length": max_length,
-        "attention_fp32": False,
+        "fp32_products": "none",
         "openvino": ov.__version__,
         "nncf": nncf.__version__,
         "seconds": round(time.perf_counter() - t0, 1),

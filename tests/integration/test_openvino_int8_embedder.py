@@ -17,7 +17,12 @@ pytest.importorskip("nncf")
 
 from ragcli.config import parse_config
 from ragcli.errors import InputError, ResourceMissing
-from ragcli.ingest.openvino_encoder import MIN_CALIBRATION, OpenVinoInt8Encoder, activation_matmuls
+from ragcli.ingest.openvino_encoder import (
+    MIN_CALIBRATION,
+    RECIPE,
+    OpenVinoInt8Encoder,
+    activation_matmuls,
+)
 from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.integration
@@ -72,6 +77,9 @@ def test_quantized_once_and_close_to_fp32(
     assert card["calibration_texts"] == card["checked_texts"] == MIN_CALIBRATION // 2
     names = activation_matmuls(folder / "model.onnx")
     assert len(names) == 12 and all("attention" in n for n in names)  # Q·Kᵀ and weights·V of 6 layers
+    softmax = activation_matmuls(folder / "model.onnx", softmax_only=True)
+    assert len(softmax) == 6 and set(softmax) < set(names)  # weights·V only: it stays fp32
+    assert card["recipe"] == RECIPE and card["fp32_products"] == "softmax"
     int8 = SentenceTransformerEmbedder(backend="openvino_int8")
     fp32 = SentenceTransformerEmbedder(backend="onnx")
     other = TEXTS[MIN_CALIBRATION:]  # texts it was not quantized on
