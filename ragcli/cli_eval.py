@@ -167,12 +167,26 @@ def train_reranker_cmd(
     gate_depth: Annotated[
         int, typer.Option("--gate-depth", min=2, help="Candidates re-ordered in the gate.")
     ] = 20,
+    quantize: Annotated[
+        bool | None,
+        typer.Option(
+            "--quantize/--no-quantize",
+            help="Also make its int8 model for `reranker.backend: openvino_int8` from the training pairs "
+            "(default: when the openvino extra is installed).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a cross-encoder reranker on your labeled pairs (hard negatives mined from your index, random
     ones from the corpus, a class-weighted loss), then gate it against your current ranking on held-out queries."""
-    from ragcli.cli_train import gate_trained_reranker, held_out_split, pairs_from_feedback, training_progress
+    from ragcli.cli_train import (
+        gate_trained_reranker,
+        held_out_split,
+        pairs_from_feedback,
+        quantize_trained_reranker,
+        training_progress,
+    )
     from ragcli.train.reranker_data import load_training_data
     from ragcli.train.reranker_training import train_reranker
 
@@ -223,6 +237,13 @@ def train_reranker_cmd(
             gate_trained_reranker(cfg, report, gs, depth=gate_depth, max_length=max_length, as_json=as_json)
         else:
             err.print("[yellow]--holdout 0: no deployment gate was run; the reranker is unverified[/yellow]")
+        quantize_trained_reranker(
+            Path(report.path),
+            [(p.query, p.passage) for p in data.pairs],
+            max_length=max_length,
+            as_json=as_json,
+            asked=quantize,
+        )
 
 
 # ---------------------------------------------------------------- eval qa

@@ -462,8 +462,35 @@ def quantize_reranker_cmd(
         if as_json:
             print_json(card)
             return
-        verdict = f"kept: {folder / IR}" if card["accepted"] else "NOT kept: use backend onnx_int8"
-        out.print(
-            f"int8 reranker: Spearman {card['spearman']:.4f} with fp32 on {card['checked_pairs']} held-out pairs "
-            f"(needs {card['min_spearman_required']}); {verdict} ({card['seconds']:.0f} s)"
-        )
+        _print_int8_card(card, folder / IR, out)
+
+
+def _print_int8_card(card: dict[str, Any], ir: Path, console: Any) -> None:
+    verdict = f"kept: {ir}" if card["accepted"] else "NOT kept: use backend onnx_int8"
+    console.print(
+        f"int8 reranker: Spearman {card['spearman']:.4f} with fp32 on {card['checked_pairs']} held-out pairs "
+        f"(needs {card['min_spearman_required']}); {verdict} ({card['seconds']:.0f} s)"
+    )
+
+
+def quantize_trained_reranker(
+    folder: Path, pairs: Sequence[tuple[str, str]], *, max_length: int, as_json: bool, asked: bool | None
+) -> None:
+    """After `ragcli train reranker`: the int8 model for `reranker.backend: openvino_int8`, quantized on a seeded
+    shuffle of the training pairs. `asked` None: where the openvino extra is installed; True: required."""
+    import random
+    from importlib.util import find_spec
+
+    from ragcli.retrieval.reranker_int8 import IR, MIN_PAIRS, quantize_cross_encoder
+
+    if asked is False:
+        return
+    console = err if as_json else out
+    if asked is None and (find_spec("openvino") is None or find_spec("nncf") is None):
+        return
+    if len(pairs) < MIN_PAIRS:
+        console.print(f"[yellow]int8 reranker not made: {len(pairs)} training pairs < {MIN_PAIRS}[/yellow]")
+        return
+    mixed = list(pairs)
+    random.Random(0).shuffle(mixed)  # many queries in the calibration half, not the first few
+    _print_int8_card(quantize_cross_encoder(folder, mixed, max_length=max_length), folder / IR, console)
