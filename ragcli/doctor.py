@@ -84,4 +84,11 @@ def run_checks() -> list[Check]:
         _check("FlagEmbedding", _module("FlagEmbedding", "FlagEmbedding"), required=False),
         _check("OpenVINO (int8 embeddings)", _module("openvino", "'ragcli[openvino]'"), required=False),
         _check("NNCF (quantizes them once)", _module("nncf", "'ragcli[openvino]'"), required=False),
+        _check("int8 embedding model", _int8_embedder, required=False),
     ]
+
+
+def _int8_embedder() -> str:
+    from ragcli.ingest.openvino_encoder import int8_status
+
+    return int8_status(resources.embedding_model_dir())

@@ -49,9 +49,14 @@ def model_key(model_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def export_dir(model_dir: Path) -> Path:
+    """Where the model's ONNX export (and what is derived from it, such as the int8 model) lives."""
+    return cache_dir("onnx") / f"{model_dir.name}-{model_key(model_dir)}"
+
+
 def export_onnx(model_dir: Path) -> Path:
     """The model's transformer as ONNX (last hidden state out), exported once and cached; needs torch once."""
-    target = cache_dir("onnx") / f"{model_dir.name}-{model_key(model_dir)}" / "model.onnx"
+    target = export_dir(model_dir) / "model.onnx"
     if target.is_file():
         return target
     t0 = time.perf_counter()

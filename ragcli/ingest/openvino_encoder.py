@@ -110,6 +110,34 @@ def quantize_int8(onnx_path: Path, batches: Sequence[dict[str, np.ndarray]], *, 
         )
 
 
+def int8_status(model_dir: Path) -> str:
+    """What the int8 model of `model_dir` is on this machine (`ragcli doctor`).
+
+    Raises:
+        ResourceMissing: not made yet, or made and refused by its check: the detail says what happens instead.
+    """
+    from ragcli.ingest.onnx_encoder import export_dir
+
+    card_path = export_dir(model_dir) / _CARD
+    if not card_path.is_file():
+        raise ResourceMissing(
+            f"not quantized yet on this machine: the first ingest of >= {MIN_CALIBRATION} chunks with "
+            "embedder.backend openvino_int8 makes it (~30-50 s, once)"
+        )
+    card = json.loads(card_path.read_text())
+    if not card.get("accepted"):
+        raise ResourceMissing(
+            f"refused by its check (min cosine {card.get('min_cosine')} < {MIN_COSINE}): openvino_int8 runs fp32; "
+            f"delete {card_path} to try again"
+        )
+    old = card.get("recipe", 1) < RECIPE and "min_cosine_tried" not in card
+    stale = " (made before recipe 2; the next large ingest tries it)" if old else ""
+    return (
+        f"recipe {card.get('recipe', 1)}, min cosine to fp32 {card.get('min_cosine')} on "
+        f"{card.get('checked_texts')} texts, made {card.get('created')}{stale}"
+    )
+
+
 class OpenVinoInt8Encoder(OnnxEncoder):
     """`OnnxEncoder`'s tokenizer and pooling over the int8 OpenVINO model (see the module's docstring).
 

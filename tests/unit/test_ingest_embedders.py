@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -119,3 +120,32 @@ def test_a_paid_embedder_is_priced_with_the_configs_prices() -> None:
     embedder = Stages.from_config(cfg).embedder
     assert embedder._prices is not None  # type: ignore[attr-defined]
     assert embedder._prices.price("text-embedding-3-small").input == 7.0  # type: ignore[attr-defined]
+
+
+def test_doctor_says_what_the_int8_embedding_model_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not made yet, made (which recipe, how close to fp32), or refused by its check: each with what happens."""
+    import json
+
+    from ragcli.errors import ResourceMissing
+    from ragcli.ingest.onnx_encoder import export_dir
+    from ragcli.ingest.openvino_encoder import int8_status
+
+    monkeypatch.setenv("RAGCLI_HOME", str(tmp_path))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with pytest.raises(ResourceMissing, match=r"not quantized yet.*openvino_int8 makes it"):
+        int8_status(model)
+    card = export_dir(model) / "model.int8.json"
+    card.parent.mkdir(parents=True)
+    card.write_text(
+        json.dumps({"accepted": True, "min_cosine": 0.9951, "checked_texts": 128, "created": "x"})
+    )
+    assert "recipe 1" in int8_status(model) and "the next large ingest tries it" in int8_status(model)
+    card.write_text(json.dumps({"accepted": True, "recipe": 2, "min_cosine": 0.9958, "checked_texts": 128}))
+    assert int8_status(model).startswith("recipe 2, min cosine to fp32 0.9958 on 128 texts")
+    card.write_text(json.dumps({"accepted": False, "min_cosine": 0.97}))
+    with pytest.raises(ResourceMissing, match=r"refused by its check.*runs fp32"):
+        int8_status(model)
