@@ -318,7 +318,7 @@ class SentenceTransformerEmbedder:
         from ragcli.ingest.onnx_encoder import OnnxEncoder  # light: numpy only until an encoder is built
 
         encodings = model.tokenize(texts) if isinstance(model, OnnxEncoder) else None
-        # truncated at the window either way: what the model reads
+        # an encoding is already cut at the window; `count_many`'s counts are capped at it below
         counts = (
             [len(e.ids) for e in encodings] if encodings is not None else self.tokenizer.count_many(texts)
         )

@@ -364,9 +364,8 @@ class StructureChunker:
                 else:
                     hi = mid - 1
             piece = " ".join(words[start:lo])
-            if (
-                count(piece) > limits.max_tokens
-            ):  # one "word" alone is too long: a token covers >= 1 character
+            if count(piece) > limits.max_tokens:
+                # one "word" alone is too long: a token covers at least one character
                 room = max(1, self._budget(path, limits))
                 out.extend(piece[i : i + room] for i in range(0, len(piece), room))
             else:
