@@ -107,19 +107,17 @@ def test_train_reranker_quantizes_where_asked(tmp_path: Path, monkeypatch: pytes
     """`ragcli train reranker --quantize` leaves the int8 model beside the trained one, from its training pairs."""
     monkeypatch.setenv("RAGCLI_HOME", str(tmp_path / "home"))
     pairs_file = tmp_path / "pairs.jsonl"
-    rows = [(TEXTS[i], TEXTS[i + 1], 1) for i in range(0, 80)] + [
+    rows = [(TEXTS[i], TEXTS[i + 1], 1) for i in range(80)] + [
         (TEXTS[i], TEXTS[i + 40], 0) for i in range(80)
     ]
-    pairs_file.write_text(
-        "".join(json.dumps({"query": q, "passage": p, "label": y}) + "\n" for q, p, y in rows)
-    )
+    lines = [json.dumps({"query": q, "passage": p, "label": y}) for q, p, y in rows]
+    pairs_file.write_text("\n".join(lines) + "\n")
     args = ["train", "reranker", "--pairs", str(pairs_file), "--name", "q8", "--epochs", "1", "--max-length", "64",
             "--batch-size", "16", "--negatives", "0", "--holdout", "0", "--json"]  # fmt: skip
     done = CliRunner().invoke(app, [*args, "--quantize"])
     assert done.exit_code == 0, done.output
-    folder = Path(
-        json.loads(done.stdout)["path"]
-    )  # stdout stays one JSON object; the int8 verdict is on stderr
+    # stdout stays one JSON object; the int8 verdict is on stderr
+    folder = Path(json.loads(done.stdout)["path"])
     card = json.loads((folder / CARD).read_text())
     assert card["max_length"] == 64 and card["calibration_pairs"] == card["checked_pairs"] == 80
     assert "int8 reranker: Spearman" in done.stderr
