@@ -73,11 +73,11 @@ class SentenceTransformersEmbedderConfig(_Section):
     backend: Literal["auto", "fastest", "torch", "onnx", "openvino", "openvino_int8"] = "auto"
     """`auto`: ONNX Runtime on a CPU when it is installed (the same vectors as torch, the least memory, no torch
     import), else torch. `fastest`: as `auto`, but an ingest's large batches go to torch where this machine
-    measured it faster (once per machine, remembered under `<home>/onnx/`): 1.47-1.55x faster ingests on an
-    AVX-512 Xeon, at ~200 MB more memory (a 20 MB file peaked above 1.5 GB); queries stay on ONNX Runtime.
-    `openvino_int8` (extra `openvino`): the model quantized once per machine on the first large batch and run by
-    OpenVINO, used only if every checked vector keeps cosine >= 0.99 to fp32; 2.6x ONNX Runtime on that Xeon with
-    the same SciFact nDCG@10."""
+    measured it faster (once per machine and export, remembered under `<home>/onnx/`; since the eager-attention
+    export ONNX Runtime is the faster on an AVX-512 Xeon, where torch was 1.47-1.55x faster before); queries stay
+    on ONNX Runtime. `openvino_int8` (extra `openvino`): the model quantized once per machine on the first large
+    batch and run by OpenVINO, used only if every checked vector keeps cosine >= 0.99 to fp32; 1.56-1.82x
+    LlamaIndex's ingest speed on SciFact on that Xeon, 2.6x ONNX Runtime with the same nDCG@10 (old export)."""
 
 
 class HashEmbedderConfig(_Section):
