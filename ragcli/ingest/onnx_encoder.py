@@ -77,7 +77,8 @@ def export_onnx(model_dir: Path) -> Path:
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     try:
         hf = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-    except (TypeError, ValueError):  # a model class without the choice: its default attention (_EXPORT_VERSION)
+    except (TypeError, ValueError):
+        # a model class without the choice keeps its default attention (see _EXPORT_VERSION)
         hf = AutoModel.from_pretrained(str(model_dir)).eval()
 
     class Encoder(torch.nn.Module):
