@@ -54,6 +54,11 @@ until then its accepted model keeps running."""
 _FP32_PRODUCTS = {1: "attention", 2: "softmax"}
 
 
+def _before_recipe_2(card: dict[str, Any]) -> bool:
+    """A card made before recipe 2 existed (not one where recipe 2 was tried and recipe 1 kept)."""
+    return card.get("recipe", 1) < RECIPE and "min_cosine_tried" not in card
+
+
 def activation_matmuls(onnx_path: Path, *, softmax_only: bool = False) -> list[str]:
     """Names of the MatMul nodes that multiply two activations (attention's Q·Kᵀ and weights·V), not a weight;
     with `softmax_only`, only those fed by a softmax (weights·V), through any masking or cast on the way."""
@@ -130,8 +135,7 @@ def int8_status(model_dir: Path) -> str:
             f"refused by its check (min cosine {card.get('min_cosine')} < {MIN_COSINE}): openvino_int8 runs fp32; "
             f"delete {card_path} to try again"
         )
-    old = card.get("recipe", 1) < RECIPE and "min_cosine_tried" not in card
-    stale = " (made before recipe 2; the next large ingest tries it)" if old else ""
+    stale = " (made before recipe 2; the next large ingest tries it)" if _before_recipe_2(card) else ""
     return (
         f"recipe {card.get('recipe', 1)}, min cosine to fp32 {card.get('min_cosine')} on "
         f"{card.get('checked_texts')} texts, made {card.get('created')}{stale}"
@@ -175,10 +179,7 @@ class OpenVinoInt8Encoder(OnnxEncoder):
         card = json.loads(card_path.read_text()) if card_path.is_file() else None
         if card is not None and card.get("accepted") and not (path.parent / _IR).is_file():
             card = None  # the model was deleted: quantize again
-        before_recipe_2 = (
-            card is not None and card.get("recipe", 1) < RECIPE and "min_cosine_tried" not in card
-        )
-        if before_recipe_2 and len(self._calibration) >= MIN_CALIBRATION:
+        if card is not None and _before_recipe_2(card) and len(self._calibration) >= MIN_CALIBRATION:
             card = None  # made before recipe 2 was tried: try it (RECIPE)
         if card is None:
             if len(self._calibration) < MIN_CALIBRATION:

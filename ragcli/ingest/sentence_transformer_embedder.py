@@ -317,7 +317,10 @@ class SentenceTransformerEmbedder:
         model = self._bulk_model(texts) if len(texts) >= BULK_TEXTS else self._load(texts)
         from ragcli.ingest.onnx_encoder import OnnxEncoder  # light: numpy only until an encoder is built
 
-        encodings = model.tokenize(texts) if isinstance(model, OnnxEncoder) else None
+        try:
+            encodings = model.tokenize(texts) if isinstance(model, OnnxEncoder) else None
+        except Exception as exc:
+            raise BackendError(f"embedding with {self._name!r} failed: {exc}") from exc
         # an encoding is already cut at the window; `count_many`'s counts are capped at it below
         counts = (
             [len(e.ids) for e in encodings] if encodings is not None else self.tokenizer.count_many(texts)

@@ -164,9 +164,10 @@ def _onnx_scorer(
     return score
 
 
-def export_eager(path: str, tok: Any, model: Any, target: Path) -> Any:
+def export_eager(path: str, tok: Any, model: Any | None, target: Path) -> Any:
     """Export the model with eager attention (the graph ONNX Runtime's optimizer and NNCF recognise) to `target`;
-    returns the exported model's config."""
+    returns the exported model's config. `model`: the one already loaded, exported as it is where the model class
+    has no eager choice (`None`: loaded then)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -176,6 +177,8 @@ def export_eager(path: str, tok: Any, model: Any, target: Path) -> Any:
         ).eval()
     except (TypeError, ValueError):  # a model class without the choice: its default attention
         export_model = model
+        if export_model is None:
+            export_model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     enc = tok(["q"], ["p"], return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
     axes = {n: {0: "batch", 1: "seq"} for n in names}

@@ -70,8 +70,8 @@ def _feeds(
         "return_tensors": "np",
     }
     window = max_length - tok.num_special_tokens_to_add(pair=True)
-    query_tokens = {q: len(tok(q, add_special_tokens=False)["input_ids"]) for q in set(queries)}
-    if max(query_tokens.values()) * 2 <= window:
+    longest_query = max(len(tok(q, add_special_tokens=False)["input_ids"]) for q in set(queries))
+    if longest_query * 2 <= window:
         passages = [_cut(p, max_length * _CHARS_PER_TOKEN) for p in whole]
         enc = tok(queries, passages, **kw)
         short = enc["attention_mask"].sum(axis=1) < max_length
@@ -105,16 +105,15 @@ def quantize_cross_encoder(
         raise ResourceMissing(
             f"quantizing a reranker needs openvino and nncf ({exc}); run `pip install 'ragcli[openvino]'`"
         ) from exc
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from ragcli.ingest.openvino_encoder import quantize_int8
     from ragcli.retrieval.cross_encoder_backends import export_eager
 
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
     eager = folder / ".model.int8-source.onnx"
-    export_eager(str(folder), tok, model, eager)
+    export_eager(str(folder), tok, None, eager)
     try:
         reference = ort.InferenceSession(str(eager), providers=["CPUExecutionProvider"])
         wanted = {i.name for i in reference.get_inputs()}
