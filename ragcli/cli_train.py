@@ -258,13 +258,22 @@ def train_fusion_cmd(
             "--prefetch", min=10, max=1000, help="Hits each of the dense and BM25 searches returns."
         ),
     ] = 100,
+    sentences: Annotated[
+        bool,
+        typer.Option(
+            "--sentences/--no-sentences",
+            help="Also read how well each candidate's best sentence and first line match the question (the "
+            "collection's embedder embeds a chunk's sentences once, when it is first a candidate).",
+        ),
+    ] = False,
     holdout: HoldoutOpt = 0.2,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn how to weigh hybrid search's dense and BM25 scores from your labeled queries, then gate it.
 
-    No model runs at query time: two searches and a dot product replace the store's rank fusion.
+    No model runs at query time: two searches and a dot product replace the store's rank fusion. With
+    `--sentences` the query path also embeds each new candidate chunk's sentences once (kept under the home).
     """
     from ragcli.eval.beir import BeirDoc, load_corpus
     from ragcli.eval.retrieval_eval import build_index, eval_config
@@ -280,7 +289,14 @@ def train_fusion_cmd(
             )
         if from_feedback:
             report, verdict = _fusion_from_feedback(
-                cfg, pairs, corpus, name=name, holdout=holdout, depth=depth, prefetch=prefetch
+                cfg,
+                pairs,
+                corpus,
+                name=name,
+                holdout=holdout,
+                depth=depth,
+                prefetch=prefetch,
+                sentences=sentences,
             )
             _print_fusion(report, verdict, as_json)
             return
@@ -317,6 +333,7 @@ def train_fusion_cmd(
                 prefetch=prefetch,
                 data={"labels": str(pairs or qrels), "documents": len(docs)},
                 progress=lambda m: err.print(m, style="dim"),
+                sentences=sentences,
             )
         finally:
             stages.close()
@@ -360,6 +377,11 @@ def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
         f"candidates, {report.positives} relevant) in {report.seconds:.1f}s; saved to {report.path}",
         f"use it with `retrieval: {{mode: hybrid, fusion: trained:{report.name}}}` (no re-index needed)",
     ]
+    if "sentence_max" in report.weights:
+        lines.append(
+            "it reads sentence features: each new candidate chunk's sentences are embedded once at query time "
+            "(kept in <home>/sentence_vectors.sqlite; the training queries' candidates are there already)"
+        )
     if report.cut:
         c, t, n = report.cut, report.cut["today"], report.cut["trained"]
         lines.append(

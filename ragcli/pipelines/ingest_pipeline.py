@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragcli.errors import BackendError, ConfigError, InputError
+from ragcli.errors import BackendError, ConfigError, InputError, RagError
 from ragcli.generation.cache_build import invalidate_cited
 from ragcli.ingest.file_checks import (
     EmptyDocumentError,
@@ -38,6 +38,7 @@ from ragcli.pipelines.ingest_producer import Prepared, PrepareFn, prepared_files
 from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.payload import CORE_FIELDS, DOC_FIELDS
 from ragcli.retrieval.protocols import StoredDocument
+from ragcli.retrieval.sentence_vectors import SentenceVectors
 from ragcli.types import Chunk, Document, FileResult, IngestReport, Metadata, MetaValue, Usage
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class _Run:
     chunks_written: int = 0
     calls: dict[str, int] = field(default_factory=dict)
     crash_at: tuple[str, int] | None = None
+    sentences: SentenceVectors | None = None
+    """Set when the config's fusion reads sentence features: new chunks' sentences are embedded here, once."""
 
     def tick(self, what: str) -> None:
         self.calls[what] = self.calls.get(what, 0) + 1
@@ -272,6 +275,13 @@ def _flush(run: _Run) -> None:
         t0 = time.perf_counter()
         sparse_all = encoder.encode(unique)
         run.timed("sparse", time.perf_counter() - t0)
+    if run.sentences is not None:  # the fusion's sentence features: embedded now rather than at a query
+        t0 = time.perf_counter()
+        try:
+            run.sentences.matrices([c.text for p in batch for c in p.chunks])
+        except BackendError as exc:  # the chunks are still searchable: the query path embeds them later
+            log.warning("sentence vectors not made at ingest (%s); queries will make them", exc)
+        run.timed("sentences", time.perf_counter() - t0)
     offset = 0
     for p in batch:
         idx = [row[t] for t in texts[offset : offset + len(p.chunks)]]
@@ -291,6 +301,20 @@ def _flush(run: _Run) -> None:
         run.tell(p.n, p.path, p.done_before + len(p.chunks), p.total)
     # every buffer embeds in new shapes and fragments the heap: hand the freed pages back, or RSS grows per batch
     release_free_heap()
+
+
+def _sentence_vectors(stages: Stages) -> SentenceVectors | None:
+    """The store's sentence vectors when the config's fusion reads them; None otherwise, or when the fusion cannot
+    be loaded (the query path reports that; an ingest does not need it)."""
+    cfg = stages.config
+    if cfg.retrieval.mode != "hybrid" or cfg.retrieval.fusion == "rrf":
+        return None
+    try:
+        fusion = stages.fusion
+        return stages.sentence_vectors if fusion is not None and fusion.uses_sentences else None
+    except RagError as exc:
+        log.info("no sentence vectors at ingest: %s", exc)
+        return None
 
 
 def _delete_stale(run: _Run, p: _Pending) -> None:
@@ -425,6 +449,7 @@ def ingest(
         files_total=len(files),
         progress=progress,
         crash_at=(crash.split(":")[0], int(crash.split(":")[1])) if ":" in crash else None,
+        sentences=_sentence_vectors(stages),
     )
     report = run.report
     store = stages.store

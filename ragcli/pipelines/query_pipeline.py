@@ -113,6 +113,10 @@ def search_hits(
                 SearchRequest(sparse=sparse, mode="sparse", limit=n, filter=query_filter),
             ]
         )
+        if fusion.uses_sentences:
+            return fusion.fuse_hits(
+                dense_hits, sparse_hits, limit, query_vector=dense, sentences=stages.sentence_vectors
+            )
         return fusion.fuse_hits(dense_hits, sparse_hits, limit)
     request = SearchRequest(
         dense=dense,

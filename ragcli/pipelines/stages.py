@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ragcli.ingest.protocols import Chunker, Embedder, Parser
     from ragcli.retrieval.fusion import LearnedFusion
     from ragcli.retrieval.protocols import Reranker, SparseEncoder, VectorStore
+    from ragcli.retrieval.sentence_vectors import SentenceVectors
     from ragcli.state.build import State
     from ragcli.state.postgres_database import PostgresDatabase
 
@@ -109,6 +110,14 @@ class Stages:
 
         given = self.given_fusion
         return given if given is not None else build_fusion(self.config)
+
+    @cached_property
+    def sentence_vectors(self) -> SentenceVectors:
+        """The collection's chunks' sentence vectors, for a fusion that reads sentence features; kept in
+        `<home>/sentence_vectors.sqlite` (by chunk text and embedding model)."""
+        from ragcli.retrieval.build import build_sentence_vectors
+
+        return build_sentence_vectors(self.config, self.embedder)
 
     @cached_property
     def reranker(self) -> Reranker | None:
@@ -257,3 +266,5 @@ class Stages:
             self.answer_cache.close()
         if "route_log" in self.__dict__:
             self.route_log.close()
+        if "sentence_vectors" in self.__dict__:
+            self.sentence_vectors.close()

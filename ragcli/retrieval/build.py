@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragcli.config import (
     CrossEncoderRerankerConfig,
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ragcli.retrieval.fusion import LearnedFusion
+    from ragcli.retrieval.sentence_vectors import SentenceVectors
 
 
 def edge_store_path(cfg: PipelineConfig, collection: str | None = None) -> Path:
@@ -78,6 +79,24 @@ def build_sparse_encoder(cfg: PipelineConfig) -> SparseEncoder | None:
 
     bm = cfg.retrieval.bm25
     return Bm25SparseEncoder(k=bm.k, b=bm.b, avg_len=bm.avg_len, language=bm.language)
+
+
+def build_sentence_vectors(cfg: PipelineConfig, embedder: Any) -> SentenceVectors:
+    """Sentence vectors by the collection's embedder, kept in `<home>/sentence_vectors.sqlite`.
+
+    Raises:
+        ConfigError: the embedder is a paid API: every new candidate's sentences would be billed per query.
+    """
+    from ragcli.config import OpenAIEmbedderConfig
+    from ragcli.retrieval.sentence_vectors import SentenceVectors
+
+    if isinstance(cfg.embedder, OpenAIEmbedderConfig):
+        raise ConfigError(
+            f"retrieval.fusion {cfg.retrieval.fusion!r} reads sentence features, which embed the candidates' "
+            f"sentences with the collection's embedder; {cfg.embedder.model!r} is a paid API: use a fusion trained "
+            "without --sentences, or a local embedder"
+        )
+    return SentenceVectors(embedder, cfg.home_dir() / "sentence_vectors.sqlite")
 
 
 def build_fusion(cfg: PipelineConfig) -> LearnedFusion | None:

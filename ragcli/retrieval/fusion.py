@@ -6,6 +6,10 @@ RRF (the store's hybrid search) uses ranks only: a document the dense model find
 RRF rank, and each score relative to the query's other candidates (gap to the best, z-score). So it costs two
 searches instead of one and a dot product: no model runs at query time.
 
+A fusion trained with `--sentences` also reads `SENTENCE_FEATURES`: the cosine between the question and each
+candidate's best sentence and its first line (`ragcli.retrieval.sentence_vectors`). Those need the candidates'
+sentence vectors: embedded by the collection's embedder the first time a chunk is a candidate, then kept.
+
 It is trained by `ragcli train fusion` (`ragcli.train.fusion_training`) and saved as one JSON card under
 `<home>/fusions/NAME/`; a config uses it with `retrieval: {mode: hybrid, fusion: trained:NAME}`.
 """
@@ -13,14 +17,17 @@ It is trained by `ragcli train fusion` (`ragcli.train.fusion_training`) and save
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragcli.errors import ResourceMissing
 from ragcli.trained_models import PACKAGED_PREFIX, CardModel
 from ragcli.types import Hit
+
+if TYPE_CHECKING:
+    from ragcli.retrieval.sentence_vectors import SentenceVectors
 
 Ranked = list[tuple[str, float]]
 """(id, score), best first."""
@@ -41,6 +48,9 @@ FEATURES = (
     "bm25_z",
 )
 """What the model reads per candidate, in this order (the card stores it; a card with another list is refused)."""
+SENTENCE_FEATURES = ("sentence_max", "sentence_first", "sentence_max_gap", "sentence_first_gap")
+"""What a fusion trained with sentences reads after `FEATURES`: the cosine of the question with the candidate's
+best sentence and with its first line (a title, a heading), and each one's gap to the query's best candidate."""
 
 
 def rrf(rankings: Sequence[Ranked], *, k: int = 60, limit: int = 100) -> Ranked:
@@ -64,9 +74,11 @@ def _side(ranking: Ranked, prefetch: int) -> tuple[dict[str, tuple[int, float]],
 
 
 def candidate_features(
-    dense: Ranked, sparse: Ranked, head: Sequence[str], *, rrf_k: int, prefetch: int
+    dense: Ranked, sparse: Ranked, head: Sequence[str], *, rrf_k: int, prefetch: int, sentences: Any = None
 ) -> Any:
-    """The `FEATURES` of each id of `head` (RRF's top candidates, in RRF order): an array (len(head), 9)."""
+    """The `FEATURES` of each id of `head` (RRF's top candidates, in RRF order): an array (len(head), 9).
+
+    `sentences`, an array (len(head), 2) of `SentenceVectors.scores`, adds the 4 `SENTENCE_FEATURES`."""
     import numpy as np
 
     dpos, dmiss, dfloor = _side(dense, prefetch)
@@ -83,7 +95,18 @@ def candidate_features(
             extra += [col - col.max(), (col - col.mean()) / (col.std() + 1e-6)]
         else:
             extra += [col, col]
-    return np.hstack([x, np.stack(extra, axis=1)]) if len(head) else np.zeros((0, len(FEATURES)))
+    if sentences is not None:
+        sv = np.asarray(sentences, dtype=np.float64).reshape(len(head), 2)
+        if len(head):
+            extra += [sv[:, 0], sv[:, 1], sv[:, 0] - sv[:, 0].max(), sv[:, 1] - sv[:, 1].max()]
+        else:
+            extra += [sv[:, 0], sv[:, 1], sv[:, 0], sv[:, 1]]
+    width = len(FEATURES) + (len(SENTENCE_FEATURES) if sentences is not None else 0)
+    return np.hstack([x, np.stack(extra, axis=1)]) if len(head) else np.zeros((0, width))
+
+
+SentenceScores = Callable[[Sequence[str]], Any]
+"""Candidate ids -> an array (len(ids), 2): each one's best-sentence and first-line cosine with the question."""
 
 
 @dataclass
@@ -109,6 +132,11 @@ class LearnedFusion(CardModel):
     def model_name(self) -> str:
         return f"fusion:{self.name}"
 
+    @property
+    def uses_sentences(self) -> bool:
+        """Whether the model reads `SENTENCE_FEATURES` (trained with `--sentences`)."""
+        return len(self.features) > len(FEATURES)
+
     def probabilities(self, x: Any) -> Any:
         """The model's chance that each candidate (a row of `candidate_features`) is relevant."""
         import numpy as np
@@ -116,18 +144,29 @@ class LearnedFusion(CardModel):
         z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
-    def fuse(self, dense: Ranked, sparse: Ranked, limit: int) -> Ranked:
+    def fuse(
+        self, dense: Ranked, sparse: Ranked, limit: int, sentence_scores: SentenceScores | None = None
+    ) -> Ranked:
         """RRF of the two rankings with its top `depth` re-ordered by the model; (id, score), best first.
 
         The head's score is the model's probability; the tail keeps RRF's order with scores scaled from RRF's
         to stay below the head's lowest, so a score cut-off downstream still reads a falling list.
+        `sentence_scores` gives a model that `uses_sentences` its candidates' sentence cosines.
         """
         fused = rrf([dense, sparse], k=self.rrf_k, limit=max(limit, self.depth))
         head = fused[: self.depth]
         if not head:
             return []
+        ids = [d for d, _ in head]
+        sentences = None
+        if self.uses_sentences:
+            if sentence_scores is None:
+                raise ValueError(f"{self.model_name} reads sentence features: pass sentence_scores")
+            sentences = sentence_scores(ids)
         p = self.probabilities(
-            candidate_features(dense, sparse, [d for d, _ in head], rrf_k=self.rrf_k, prefetch=self.prefetch)
+            candidate_features(
+                dense, sparse, ids, rrf_k=self.rrf_k, prefetch=self.prefetch, sentences=sentences
+            )
         )
         order = sorted(range(len(head)), key=lambda i: -float(p[i]))  # stable: ties keep RRF's order
         out: Ranked = [(head[i][0], float(p[i])) for i in order]
@@ -136,13 +175,35 @@ class LearnedFusion(CardModel):
             out += [(d, low * s / edge if edge > 0 else 0.0) for d, s in fused[len(head) :]]
         return out[:limit]
 
-    def fuse_hits(self, dense: Sequence[Hit], sparse: Sequence[Hit], limit: int) -> list[Hit]:
-        """`fuse` over store hits (by chunk id): what the query path calls with the two searches' results."""
+    def fuse_hits(
+        self,
+        dense: Sequence[Hit],
+        sparse: Sequence[Hit],
+        limit: int,
+        *,
+        query_vector: Any = None,
+        sentences: SentenceVectors | None = None,
+    ) -> list[Hit]:
+        """`fuse` over store hits (by chunk id): what the query path calls with the two searches' results.
+
+        A model that `uses_sentences` needs the question's vector and the `SentenceVectors` of the collection's
+        embedder."""
         by_id: dict[str, Hit] = {}
         for h in (*dense, *sparse):
             by_id.setdefault(h.chunk.id, h)
+        scores: SentenceScores | None = None
+        if self.uses_sentences:
+            if sentences is None or query_vector is None:
+                raise ValueError(
+                    f"{self.model_name} reads sentence features: pass query_vector and sentences"
+                )
+            vectors = sentences
+
+            def scores(ids: Sequence[str]) -> Any:
+                return vectors.scores(query_vector, [by_id[d].chunk.text for d in ids])
+
         ranked = self.fuse(
-            [(h.chunk.id, h.score) for h in dense], [(h.chunk.id, h.score) for h in sparse], limit
+            [(h.chunk.id, h.score) for h in dense], [(h.chunk.id, h.score) for h in sparse], limit, scores
         )
         return [Hit(by_id[d].chunk, s) for d, s in ranked]
 
@@ -151,11 +212,10 @@ class LearnedFusion(CardModel):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> LearnedFusion:
-        fields = cls.checked_fields(
-            data, where, what="fusion model", fmt=FORMAT, features=FEATURES, fix=RETRAIN
-        )
+        known = (*FEATURES, *SENTENCE_FEATURES) if len(data.get("features", ())) > len(FEATURES) else FEATURES
+        fields = cls.checked_fields(data, where, what="fusion model", fmt=FORMAT, features=known, fix=RETRAIN)
         model = cls(**fields)
-        n = len(FEATURES)
+        n = len(known)
         if not (len(model.weights) == len(model.mean) == len(model.scale) == n) or not all(
             math.isfinite(v) for v in (*model.weights, *model.mean, *model.scale, model.bias)
         ):
