@@ -73,8 +73,8 @@ class SentenceVectors:
 
             def schema(db: sqlite3.Connection) -> None:
                 db.execute(
-                    "CREATE TABLE IF NOT EXISTS sentence_vectors "
-                    "(key TEXT PRIMARY KEY, model TEXT NOT NULL, rows INTEGER NOT NULL, vectors BLOB NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS sentence_vectors (key TEXT NOT NULL, model TEXT NOT NULL, "
+                    "rows INTEGER NOT NULL, vectors BLOB NOT NULL, PRIMARY KEY (key, model))"
                 )
 
             self._db = open_wal(

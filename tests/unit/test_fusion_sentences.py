@@ -84,10 +84,14 @@ def test_sentence_vectors_embed_a_chunk_once_and_keep_it_in_the_file(tmp_path: P
         def model_name(self) -> str:
             return "another-model"
 
-    renamed = SentenceVectors(Renamed(), path)  # vectors of another model are never mixed in
+    renamed = SentenceVectors(Renamed(), path)  # vectors of another model are never mixed in ...
     renamed.matrices(texts[:1])
     assert renamed.embedded == 3
     renamed.close()
+    first = SentenceVectors(CountingEmbedder(), path)  # ... nor do they replace the first model's
+    first.matrices(texts)
+    assert first.embedded == 0
+    first.close()
 
 
 def test_a_damaged_cache_file_names_itself_and_the_fix(tmp_path: Path) -> None:
