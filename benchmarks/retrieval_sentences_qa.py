@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from trained_common import cache_path, commit, loadavg, machine, replace_section  # noqa: E402
+from trained_common import cache_path, commit, hotpot_pool, loadavg, machine, replace_section  # noqa: E402
 
 
 def main() -> None:
@@ -43,30 +43,18 @@ def main() -> None:
 
     from ragcli.cost.tokens import counter_for
     from ragcli.eval.normalize import answer_in_text, is_yes_no
-    from ragcli.eval.qa_data import load_qa
-    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
-    from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
     from ragcli.retrieval.sentence_vectors import SentenceVectors
-    from ragcli.train.exact_ranking import Bm25Index, dense_rank, rrf
+    from ragcli.train.exact_ranking import dense_rank, rrf
     from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
 
     t_start, load0 = time.time(), loadavg()
     home = Path(args.home)
-    ds = load_qa(Path(args.data) / "hotpotqa" / "questions.jsonl", "hotpotqa")
-    pids = list(ds.paragraphs)
-    texts = [f"{ds.paragraphs[p].title}: {ds.paragraphs[p].text}" for p in pids]
+    pool = hotpot_pool(Path(args.data), home, args.report)
+    ds, pids, texts, bm, base, dvec = pool.ds, pool.pids, pool.texts, pool.bm, pool.base, pool.dvec
+    report_q, fit_q, gate_q = pool.report_q, pool.fit_q, pool.gate_q
     chunk_text = {p: f"{ds.paragraphs[p].title}\n{ds.paragraphs[p].text}" for p in pids}
     row = {p: i for i, p in enumerate(pids)}
-    report_q = ds.questions[: args.report]
-    rest = ds.questions[args.report :]
-    cut = len(rest) - len(rest) // 5
-    fit_q, gate_q = rest[:cut], rest[cut:]
     count = counter_for("gpt-4o-mini")
-    bm = Bm25Index(pids, texts, Bm25SparseEncoder())
-    base = SentenceTransformerEmbedder()
-    bp = cache_path(home, "hotpot-base-corpus")
-    dvec = np.load(bp) if bp.is_file() else base.embed(texts).vectors
-    np.save(bp, dvec)
     vectors = SentenceVectors(base, cache_path(home, "hotpot-sentence-vectors", ".sqlite"), memory=len(pids))
     t0 = time.perf_counter()
     for start in range(0, len(pids), 256):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,41 @@ def scifact_split(
         tids[int(0.6 * n) : int(0.8 * n)],
         tids[int(0.8 * n) :],
     )
+
+
+@dataclass
+class HotpotPool:
+    """HotpotQA's questions over one pooled corpus of their paragraphs (`title: text`), split as the issue-15
+    HotpotQA benchmarks split it: the first `report` questions measured, the rest fit (4/5) and gate (1/5); BM25
+    with the store's encoder and the packaged MiniLM's paragraph vectors (cached under the home)."""
+
+    ds: Any
+    pids: list[str]
+    texts: list[str]
+    report_q: list[Any]
+    fit_q: list[Any]
+    gate_q: list[Any]
+    bm: Any
+    base: Any
+    dvec: Any
+
+
+def hotpot_pool(data: Path, home: Path, report: int) -> HotpotPool:
+    import numpy as np
+
+    from ragcli.eval.qa_data import load_qa
+    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from ragcli.retrieval.bm25_sparse_encoder import Bm25SparseEncoder
+    from ragcli.train.exact_ranking import Bm25Index
+
+    ds = load_qa(data / "hotpotqa" / "questions.jsonl", "hotpotqa")
+    pids = list(ds.paragraphs)
+    texts = [f"{ds.paragraphs[p].title}: {ds.paragraphs[p].text}" for p in pids]
+    rest = ds.questions[report:]
+    cut = len(rest) - len(rest) // 5
+    base = SentenceTransformerEmbedder()
+    bp = cache_path(home, "hotpot-base-corpus")
+    dvec = np.load(bp) if bp.is_file() else base.embed(texts).vectors
+    np.save(bp, dvec)
+    bm = Bm25Index(pids, texts, Bm25SparseEncoder())
+    return HotpotPool(ds, pids, texts, ds.questions[:report], rest[:cut], rest[cut:], bm, base, dvec)
