@@ -263,7 +263,7 @@ def train_fusion_cmd(
         typer.Option(
             "--sentences/--no-sentences",
             help="Also read how well each candidate's best sentence and first line match the question (the "
-            "collection's embedder embeds a chunk's sentences once, when it is first a candidate).",
+            "collection's embedder embeds a chunk's sentences once: at ingest, or when it is first a candidate).",
         ),
     ] = False,
     holdout: HoldoutOpt = 0.2,
@@ -273,7 +273,7 @@ def train_fusion_cmd(
     """Learn how to weigh hybrid search's dense and BM25 scores from your labeled queries, then gate it.
 
     No model runs at query time: two searches and a dot product replace the store's rank fusion. With
-    `--sentences` the query path also embeds each new candidate chunk's sentences once (kept under the home).
+    `--sentences` a chunk's sentences are also embedded once (at ingest, or when it is first a candidate).
     """
     from ragcli.eval.beir import BeirDoc, load_corpus
     from ragcli.eval.retrieval_eval import build_index, eval_config
@@ -379,8 +379,9 @@ def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
     ]
     if "sentence_max" in report.weights:
         lines.append(
-            "it reads sentence features: each new candidate chunk's sentences are embedded once at query time "
-            "(kept in <home>/sentence_vectors.sqlite; the training queries' candidates are there already)"
+            "it reads sentence features: a chunk's sentences are embedded once, at ingest under a config that names "
+            "it, else when the chunk is first a candidate (kept in <home>/sentence_vectors.sqlite; the training "
+            "queries' candidates are there already)"
         )
     if report.cut:
         c, t, n = report.cut, report.cut["today"], report.cut["trained"]

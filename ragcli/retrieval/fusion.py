@@ -8,7 +8,8 @@ searches instead of one and a dot product: no model runs at query time.
 
 A fusion trained with `--sentences` also reads `SENTENCE_FEATURES`: the cosine between the question and each
 candidate's best sentence and its first line (`ragcli.retrieval.sentence_vectors`). Those need the candidates'
-sentence vectors: embedded by the collection's embedder the first time a chunk is a candidate, then kept.
+sentence vectors: embedded by the collection's embedder at ingest (under a config that names such a fusion) or the
+first time a chunk is a candidate, then kept.
 
 It is trained by `ragcli train fusion` (`ragcli.train.fusion_training`) and saved as one JSON card under
 `<home>/fusions/NAME/`; a config uses it with `retrieval: {mode: hybrid, fusion: trained:NAME}`.

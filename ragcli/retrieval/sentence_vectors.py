@@ -6,10 +6,9 @@ can also read, for each of its candidates, the cosine between the question and t
 sentence, and the cosine with its first line (a title or heading). On SciFact's train queries (5-fold CV) these
 two lift the trained fusion from +0.029 to +0.046 nDCG@10 over RRF (`benchmarks/retrieval_fusion_cv.py`).
 
-The sentences are embedded with the collection's own (local) embedder when a chunk is first a candidate, and
-kept, by the chunk text's hash, in memory and in a SQLite file under the home, so a chunk is embedded once:
-`ragcli train fusion --sentences` embeds the training queries' candidates, which fills the file for the chunks
-most often asked about.
+The sentences are embedded with the collection's own (local) embedder, once per chunk text and model, and kept
+in memory and in a SQLite file under the home: at ingest under a config whose fusion reads them, by `ragcli train
+fusion --sentences` for its queries' candidates, and otherwise when a chunk is first a candidate.
 """
 
 from __future__ import annotations
