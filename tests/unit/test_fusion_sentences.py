@@ -27,6 +27,7 @@ from ragcli.retrieval.fusion import (
     SENTENCE_FEATURES,
     candidate_features,
     load_fusion,
+    rrf,
 )
 from ragcli.retrieval.sentence_vectors import MAX_SEGMENTS, SentenceVectors, segments
 from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
@@ -142,7 +143,7 @@ def test_a_fusion_with_sentences_learns_them_saves_them_and_needs_them(tmp_path:
         [d for d, _, _ in held],
         [s for _, s, _ in held],
         [{r: 1} for _, _, r in held],
-        [candidate_rrf(d, s) for d, s, _ in held],
+        [rrf([d, s], k=60, limit=100) for d, s, _ in held],
         sentence_scores=[_scorer(r, rng) for _, _, r in held],
     )
     assert verdict.deployable and verdict.delta > 0.3
@@ -159,12 +160,6 @@ def test_a_fusion_with_sentences_learns_them_saves_them_and_needs_them(tmp_path:
         0,
         len(FEATURES) + len(SENTENCE_FEATURES),
     )
-
-
-def candidate_rrf(dense: list[tuple[str, float]], sparse: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    from ragcli.retrieval.fusion import rrf
-
-    return rrf([dense, sparse], k=60, limit=100)
 
 
 def _cfg(home: Path, fusion: str = "rrf") -> dict[str, object]:
