@@ -113,11 +113,8 @@ def search_hits(
                 SearchRequest(sparse=sparse, mode="sparse", limit=n, filter=query_filter),
             ]
         )
-        if fusion.uses_sentences:
-            return fusion.fuse_hits(
-                dense_hits, sparse_hits, limit, query_vector=dense, sentences=stages.sentence_vectors
-            )
-        return fusion.fuse_hits(dense_hits, sparse_hits, limit)
+        sentences = stages.sentence_vectors if fusion.uses_sentences else None
+        return fusion.fuse_hits(dense_hits, sparse_hits, limit, query_vector=dense, sentences=sentences)
     request = SearchRequest(
         dense=dense,
         sparse=sparse,

@@ -96,12 +96,9 @@ def candidate_features(
             extra += [col - col.max(), (col - col.mean()) / (col.std() + 1e-6)]
         else:
             extra += [col, col]
-    if sentences is not None:
+    if sentences is not None and len(head):
         sv = np.asarray(sentences, dtype=np.float64).reshape(len(head), 2)
-        if len(head):
-            extra += [sv[:, 0], sv[:, 1], sv[:, 0] - sv[:, 0].max(), sv[:, 1] - sv[:, 1].max()]
-        else:
-            extra += [sv[:, 0], sv[:, 1], sv[:, 0], sv[:, 1]]
+        extra += [sv[:, 0], sv[:, 1], sv[:, 0] - sv[:, 0].max(), sv[:, 1] - sv[:, 1].max()]
     width = len(FEATURES) + (len(SENTENCE_FEATURES) if sentences is not None else 0)
     return np.hstack([x, np.stack(extra, axis=1)]) if len(head) else np.zeros((0, width))
 

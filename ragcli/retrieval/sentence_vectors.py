@@ -4,7 +4,8 @@ A chunk's vector averages all of its sentences, so a chunk that holds the one se
 claim's evidence, a fact's statement) can rank below one that is vaguely about the topic throughout. The fusion
 can also read, for each of its candidates, the cosine between the question and the chunk's best-matching
 sentence, and the cosine with its first line (a title or heading). On SciFact's train queries (5-fold CV) these
-two lift the trained fusion from +0.029 to +0.046 nDCG@10 over RRF (`benchmarks/retrieval_fusion_cv.py`).
+two lift the trained fusion from +0.029 to +0.046 nDCG@10 over RRF
+(`benchmarks/retrieval_fusion_sentences_cv.py`).
 
 The sentences are embedded with the collection's own (local) embedder, once per chunk text and model, and kept
 in memory and in a SQLite file under the home: at ingest under a config whose fusion reads them, by `ragcli train
@@ -103,13 +104,11 @@ class SentenceVectors:
                 for start in range(0, len(missing), 500):
                     part = missing[start : start + 500]
                     marks = ",".join("?" * len(part))
-                    for k, m, rows, blob in db.execute(
-                        f"SELECT key, model, rows, vectors FROM sentence_vectors WHERE key IN ({marks})", part
+                    for k, rows, blob in db.execute(
+                        f"SELECT key, rows, vectors FROM sentence_vectors WHERE model = ? AND key IN ({marks})",
+                        [model, *part],
                     ):
-                        if m == model:
-                            found[k] = (
-                                np.frombuffer(blob, dtype=np.float16).reshape(rows, -1).astype(np.float32)
-                            )
+                        found[k] = np.frombuffer(blob, dtype=np.float16).reshape(rows, -1).astype(np.float32)
         todo: dict[str, list[str]] = {}
         for k, t in zip(keys, texts, strict=True):
             if k not in found and k not in todo:

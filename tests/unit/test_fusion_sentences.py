@@ -31,8 +31,7 @@ from ragcli.retrieval.fusion import (
 )
 from ragcli.retrieval.sentence_vectors import MAX_SEGMENTS, SentenceVectors, segments
 from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
+from tests.unit.test_fusion import SAMPLES, _cfg
 
 
 class CountingEmbedder(HashEmbedder):
@@ -160,17 +159,6 @@ def test_a_fusion_with_sentences_learns_them_saves_them_and_needs_them(tmp_path:
         0,
         len(FEATURES) + len(SENTENCE_FEATURES),
     )
-
-
-def _cfg(home: Path, fusion: str = "rrf") -> dict[str, object]:
-    return {
-        "home": str(home),
-        "collection": "t",
-        "store": {"type": "qdrant", "location": ":memory:"},
-        "embedder": {"type": "hash", "dim": 64},
-        "ingest": {"sparse": True},
-        "retrieval": {"mode": "hybrid", "fusion": fusion, "top_k": 3},
-    }
 
 
 def test_train_fusion_with_sentences_then_the_query_path_reads_them(tmp_path: Path) -> None:
