@@ -127,6 +127,7 @@ def build_compressor(cfg: PipelineConfig, llm: LLM, embed: EmbedFn | None = None
             prune_words=c.prune_words,
             embed=embed if c.use_embeddings else None,
             fill=c.fill,
+            pair_weight=1.0 if c.block_pairs else 0.0,
         )
     if isinstance(c, LLMLinguaCompressionConfig):
         from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor

@@ -1,0 +1,132 @@
+"""The compressor's block pair prior: features, the packaged model, and when the compressor uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragcli.config import parse_config
+from ragcli.errors import ConfigError
+from ragcli.generation.block_pairs import (
+    PAIR_FEATURES,
+    BlockPairModel,
+    asked_kind,
+    packaged_pair_model,
+    pair_features,
+    title_name,
+)
+from ragcli.generation.compression_types import CompressionTarget
+from ragcli.generation.sentence_compressor import SentenceCompressor
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+# A bridge question: the tower's paragraph names its designer, whose own paragraph holds the answer. The
+# distractors share the question's words ("tower", "designer", "born", "Lyon") but name no other paragraph.
+MULTI_HOP = [
+    (
+        "Tower of Lights",
+        "The Tower of Lights in Lyon was designed by Marcel Dupont. It opened to visitors in a spring festival.",
+    ),
+    ("Marcel Dupont (engineer)", "Marcel Dupont was a French engineer born in 1851. He studied in Paris."),
+    (
+        "Lyon Water Tower",
+        "The Lyon Water Tower was built in 1880. Its designer is unknown and was born abroad.",
+    ),
+    ("Towers of Lyon", "The towers of Lyon have lights. Their designers were born in the region."),
+    ("River Rhone", "The Rhone flows through Lyon to the sea. Boats carry goods along it."),
+]
+QUESTION = "In what year was the designer of the Tower of Lights born?"
+
+
+def text_of(paragraphs: list[tuple[str, str]]) -> str:
+    return "\n\n".join(f"{t}\n{b}" for t, b in paragraphs)
+
+
+def test_titles_and_the_asked_kind() -> None:
+    assert title_name("The Fault in Our Stars (film)") == "The Fault in Our Stars"
+    assert asked_kind("Which French ace pilot and adventurer flew L'Oiseau Blanc?") == [
+        "french",
+        "ace",
+        "pilot",
+    ]
+    assert asked_kind("Who was the writer of These Boots?") == ["writer"]
+    assert asked_kind("When did it open?") == []
+
+
+def test_pair_features_mark_the_link_between_two_paragraphs() -> None:
+    comp = SentenceCompressor(words)
+    pairs, rows = comp.block_pairs(QUESTION, text_of(MULTI_HOP))
+    assert len(pairs) == 10 and rows.shape == (10, len(PAIR_FEATURES))
+    link = rows[:, PAIR_FEATURES.index("link")]
+    assert [p for p, v in zip(pairs, link, strict=True) if v] == [(0, 1)]  # only the tower names Dupont
+    named = rows[:, PAIR_FEATURES.index("title_named_sum")]
+    assert named[pairs.index((0, 1))] == 1.0  # the question names "Tower of Lights", not "Marcel Dupont"
+    # one paragraph alone is not a pair; untitled blocks give no pairs to score
+    assert comp.block_pairs(QUESTION, text_of(MULTI_HOP[:1]))[0] == []
+    untitled = "\n\n".join(body for _, body in MULTI_HOP)
+    assert comp.block_pairs(QUESTION, untitled)[0] == []
+    direct = pair_features("a b", ["A", "B"], ["x", "y"], [0, 1], ["x", "y"], [0.0, 0.0])
+    assert direct[0] == [(0, 1)] and np.all(np.isfinite(direct[1]))
+
+
+def test_packaged_model_ranks_the_linked_pair_first() -> None:
+    model = packaged_pair_model()
+    assert model.weights.shape == (len(PAIR_FEATURES),) and "HotpotQA" in model.trained_on
+    pairs, rows = SentenceCompressor(words).block_pairs(QUESTION, text_of(MULTI_HOP))
+    scores = model.pair_scores(rows)
+    assert pairs[int(np.argmax(scores))] == (0, 1)
+    priors = model.block_priors(pairs, rows, len(MULTI_HOP))
+    assert sorted(range(len(MULTI_HOP)), key=lambda i: -priors[i])[:2] in ([0, 1], [1, 0])
+
+
+def test_the_compressor_keeps_the_second_hop_with_the_pair_prior() -> None:
+    text = text_of(MULTI_HOP)
+    target = CompressionTarget(tokens=34)
+    assert "1851" in SentenceCompressor(words).compress(QUESTION, text, target).text
+    assert "1851" not in SentenceCompressor(words, pair_weight=0.0).compress(QUESTION, text, target).text
+    # the pair prior does it alone: without the bridge bonus and the fill too
+    paired = SentenceCompressor(words, bridge_weight=0.0, fill=False)
+    plain = SentenceCompressor(words, pair_weight=0.0, bridge_weight=0.0, fill=False)
+    assert "1851" in paired.compress(QUESTION, text, target).text
+    assert "1851" not in plain.compress(QUESTION, text, target).text
+
+
+def test_block_scores_and_untitled_text_keep_the_plain_prior() -> None:
+    """The caller's scores (the retriever's) win over the pair prior; text without titles has no pairs."""
+    text = text_of(MULTI_HOP)
+    target = CompressionTarget(tokens=24)
+    scores = [0.1, 0.2, 0.9, 0.8, 0.1]
+    on, off = SentenceCompressor(words), SentenceCompressor(words, pair_weight=0.0)
+    assert (
+        on.compress(QUESTION, text, target, block_scores=scores).text
+        == off.compress(QUESTION, text, target, block_scores=scores).text
+    )
+    untitled = "\n\n".join(body for _, body in MULTI_HOP)
+    assert on.compress(QUESTION, untitled, target).text == off.compress(QUESTION, untitled, target).text
+
+
+def test_model_cards_are_checked() -> None:
+    card = packaged_pair_model().to_json()
+    again = BlockPairModel.from_json(card)
+    assert np.allclose(again.weights, packaged_pair_model().weights)
+    with pytest.raises(ConfigError, match=r"compression_pairs\.py --write"):
+        BlockPairModel.from_json({**card, "features": ["bm25_sum"]})
+    with pytest.raises(ConfigError, match="17 weights"):
+        BlockPairModel.from_json({**card, "weights": [1.0]})
+    with pytest.raises(ValueError, match="pair_weight"):
+        SentenceCompressor(words, pair_weight=-1.0)
+
+
+def test_config_turns_the_pair_prior_off() -> None:
+    from ragcli.generation.build import build_compressor
+    from ragcli.generation.scripted_llm import ScriptedLLM
+
+    on = build_compressor(parse_config({"compression": {"type": "sentences"}}), ScriptedLLM())
+    off = build_compressor(
+        parse_config({"compression": {"type": "sentences", "block_pairs": False}}), ScriptedLLM()
+    )
+    assert isinstance(on, SentenceCompressor) and on.pair_weight == 1.0
+    assert isinstance(off, SentenceCompressor) and off.pair_weight == 0.0
