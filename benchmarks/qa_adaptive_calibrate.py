@@ -98,7 +98,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
             max_score_gap=g.get("gap"),
             sentence_model=run["sentence_model"] if g["select"] else None,
         )
-        comp = SentenceCompressor(llm_count) if g["ratio"] or g.get("tokens") else None
+        comp = g.get("compressor") or (SentenceCompressor(llm_count) if g["ratio"] or g.get("tokens") else None)
         system = g.get("system") or cfg.prompt.system
         hit_n = in_ctx = answerable = found = total = tokens = used_hits = 0
         for item, hits in zip(run["items"], run["hits"], strict=True):
@@ -128,7 +128,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
                 in_ctx += int(a)
         out.append(
             {
-                **{k: v for k, v in g.items() if k not in ("system", "packer")},
+                **{k: v for k, v in g.items() if k not in ("system", "packer", "compressor")},
                 "aic": in_ctx / max(answerable, 1),
                 "tokens": tokens / max(hit_n, 1),
                 "recall": found / max(total, 1),
@@ -139,7 +139,7 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
         log.info(
             "%s %s: aic %.3f tokens %.0f hits %.2f",
             run["name"],
-            {k: v for k, v in g.items() if k not in ("system", "packer")},
+            {k: v for k, v in g.items() if k not in ("system", "packer", "compressor")},
             r["aic"],
             r["tokens"],
             r["hits_used"],

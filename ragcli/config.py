@@ -313,9 +313,10 @@ class SentenceCompressionConfig(_Section):
     """Spend what whole sentences leave of the target on the leading words of the next best one (ending " …"),
     so the ratio reached is the ratio asked; false keeps whole sentences only."""
     block_pairs: bool = True
-    """When the prompt part's blocks have titles and no retrieval scores come with them (a system prompt, a
-    document given whole), rank them in pairs: a multi-hop question's two paragraphs cover it together and one
-    names the other's title (a model packaged with ragcli, trained on HotpotQA). False ranks each block alone."""
+    """When the prompt part's blocks have titles (the packed sources' headers, a document's headings), also rank
+    them in pairs: a multi-hop question's two paragraphs cover it together and one names the other's title (a
+    model packaged with ragcli, trained on HotpotQA), beside the retriever's scores. False ranks each block
+    alone."""
 
 
 class LLMLinguaCompressionConfig(_Section):

@@ -8,8 +8,8 @@ is of the kind the question asks for ("which company" -> "... is a company").
 
 `pair_features` describes each pair of titled blocks; `BlockPairModel` weighs those features (a linear ranker
 trained so that the supporting pair outscores every other pair of its question, `benchmarks/compression_pairs.py`
-on HotpotQA). A block's prior is the score of the best pair it belongs to. The compressor uses it as the coarse
-prior when the caller gives no block scores and at least two blocks have titles.
+on HotpotQA). A block's prior is the score of the best pair it belongs to. The compressor adds it to its coarse
+prior (beside the retriever's scores when the caller gives them) when at least two blocks have titles.
 """
 
 from __future__ import annotations
@@ -54,13 +54,16 @@ MAX_BLOCKS = 40
 PACKAGED = Path(__file__).with_name("block_pairs.json")
 
 _QUALIFIER = re.compile(r"\s*\(.*\)$")
+_MARKER = re.compile(r"^\[\d+\]\s*")
+_SECTION = re.compile(r"\s+\|\s.*$")
 _ASKED = re.compile(r"\b(?:which|what|whose)\s+(.*)", re.IGNORECASE)
 _ASKED_WHO = re.compile(r"\bwho\s+(?:was|is|were|are)\s+(?:the\s+)?(\w+)", re.IGNORECASE)
 
 
 def title_name(title: str) -> str:
-    """A title without its qualifier: "The Fault in Our Stars (film)" -> "The Fault in Our Stars"."""
-    return _QUALIFIER.sub("", title).strip()
+    """A title without its citation marker, section path and qualifier: "The Fault in Our Stars (film)" and
+    "[2] The Fault in Our Stars (film) | Plot" (a packed source's header) -> "The Fault in Our Stars"."""
+    return _QUALIFIER.sub("", _SECTION.sub("", _MARKER.sub("", title.strip()))).strip()
 
 
 def asked_kind(question: str) -> list[str]:

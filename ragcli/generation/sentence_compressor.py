@@ -9,9 +9,9 @@ Works on any long prompt part: packed context (`[n] source` blocks), a system pr
    object, a table, a run-on list) is split further at line breaks and commas, never inside a protected span.
 3. **Scores**: BM25 of each unit against the question, ranked with its block's header in front (later sentences
    say "he" where the title names him), plus a second hop (the names in the best units join the question, for
-   multi-hop questions), plus the block's prior (the reranker's or retriever's score when given; else, for
-   titled blocks, the score of the best pair of blocks it is in (`block_pairs`: a multi-hop question's two
-   paragraphs); else the block's own BM25), plus a small bonus for a block's first sentence, plus (optional) embedding similarity.
+   multi-hop questions), plus the block's prior (the reranker's or retriever's score when given, and for titled
+   blocks the score of the best pair of blocks it is in (`block_pairs`: a multi-hop question's two paragraphs);
+   with neither, the block's own BM25), plus a small bonus for a block's first sentence, plus (optional) embedding similarity.
    Units holding a code or quoted string of the question (`question_keys`) are must-keeps.
 4. **Selection**: units by score while they fit the budget (`CompressionTarget.budget`), then smaller ones into
    what is left, so the ratio asked for is met closely; output in the original order.
@@ -80,6 +80,7 @@ class _Block:
     end: int
     header: tuple[int, int] | None
     prior: float = 0.0
+    """The block's weighted coarse score (added to each of its units' scores)."""
     header_cost: int = 0
 
 
@@ -109,9 +110,10 @@ class SentenceCompressor:
         bridge_weight: added to the first sentence of a block whose title one of the best sentences of another
             block names (a multi-hop question's second paragraph). Tuned on the HotpotQA tune half like the
             weights above (5x: 78.9 -> 81.7 %; the report half, untouched, 91.7 -> 92.7 %).
-        pair_weight: weight of the block pair prior (`ragcli.generation.block_pairs`), used instead of the
-            per-block BM25 prior when the caller gives no block scores and at least two blocks have titles; 0
-            turns it off. Measured on HotpotQA in 2-fold CV (benchmarks/compression_pairs.py).
+        pair_weight: weight of the block pair prior (`ragcli.generation.block_pairs`) when at least two blocks
+            have titles: added to the caller's block scores (at `prior_weight`), or in place of the per-block
+            BM25 prior when there are none; 0 turns it off. Measured on HotpotQA in 2-fold CV
+            (benchmarks/compression_pairs.py).
         pair_model: the pair model; default the packaged one.
     """
 
@@ -291,18 +293,24 @@ class SentenceCompressor:
         hop = expansion_terms(question, plain, ranked) if self.expand_query and q_terms else []
         hop_ranked = self.selector.score_terms(hop, labeled) if hop else [0.0] * len(units)
         hop_best = max(hop_ranked, default=0.0) or 1.0
-        # The coarse prior: the caller's block scores (reranker, retriever); else for titled blocks the best pair
-        # each is in (a multi-hop question's two paragraphs); else each block's own BM25.
-        prior_weight = self.prior_weight
+        # The coarse prior: the caller's block scores (reranker, retriever), plus for titled blocks the best pair
+        # each is in (a multi-hop question's two paragraphs); else each block's own BM25. Each part is scaled to
+        # [0, 1] over the blocks, then weighted.
+        parts: list[tuple[float, list[float]]] = []
         if block_scores is not None and len(block_scores) == len(blocks):
-            raw = [float(s) for s in block_scores]
-        elif (paired := self._pair_priors(question, text, blocks, units, plain, ranked)) is not None:
-            raw, prior_weight = paired, self.pair_weight
-        else:
-            raw = self.selector.score_terms(q_terms, [Counter(terms(text[b.start : b.end])) for b in blocks])
-        lo, hi = min(raw), max(raw)
-        for b, r in zip(blocks, raw, strict=True):
-            b.prior = 0.0 if hi - lo <= 1e-12 else (r - lo) / (hi - lo)
+            parts.append((self.prior_weight, [float(s) for s in block_scores]))
+        paired = self._pair_priors(question, text, blocks, units, plain, ranked)
+        if paired is not None:
+            parts.append((self.pair_weight, paired))
+        if not parts:
+            own = self.selector.score_terms(q_terms, [Counter(terms(text[b.start : b.end])) for b in blocks])
+            parts.append((self.prior_weight, own))
+        for b in blocks:
+            b.prior = 0.0
+        for weight, raw in parts:
+            lo, hi = min(raw), max(raw)
+            for b, r in zip(blocks, raw, strict=True):
+                b.prior += 0.0 if hi - lo <= 1e-12 else weight * (r - lo) / (hi - lo)
         sims = self._similarities(question, plain)
         bridged = self._bridged(text, blocks, units, plain, ranked) if self.bridge_weight else set()
         exact = [k for k in keys if _is_exact_key(k)]
@@ -310,7 +318,7 @@ class SentenceCompressor:
             u.score = (
                 ranked[i] / best
                 + self.hop_weight * hop_ranked[i] / hop_best
-                + prior_weight * blocks[u.block].prior
+                + blocks[u.block].prior
                 + (self.lead_weight if u.index == 0 else 0.0)
                 + self.embed_weight * sims[i]
                 + (self.bridge_weight if u.index == 0 and u.block in bridged else 0.0)

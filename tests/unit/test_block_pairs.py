@@ -47,6 +47,7 @@ def text_of(paragraphs: list[tuple[str, str]]) -> str:
 
 def test_titles_and_the_asked_kind() -> None:
     assert title_name("The Fault in Our Stars (film)") == "The Fault in Our Stars"
+    assert title_name("[2] The Fault in Our Stars (film) | Plot") == "The Fault in Our Stars"
     assert asked_kind("Which French ace pilot and adventurer flew L'Oiseau Blanc?") == [
         "french",
         "ace",
@@ -64,6 +65,10 @@ def test_pair_features_mark_the_link_between_two_paragraphs() -> None:
     assert [p for p, v in zip(pairs, link, strict=True) if v] == [(0, 1)]  # only the tower names Dupont
     named = rows[:, PAIR_FEATURES.index("title_named_sum")]
     assert named[pairs.index((0, 1))] == 1.0  # the question names "Tower of Lights", not "Marcel Dupont"
+    # the packed context's headers ("[n] source | section") name the same titles
+    packed = "\n\n".join(f"[{i + 1}] {t} | Overview\n{b}" for i, (t, b) in enumerate(MULTI_HOP))
+    packed_rows = comp.block_pairs(QUESTION, packed)[1]
+    assert np.array_equal(packed_rows[:, PAIR_FEATURES.index("link")], link)
     # one paragraph alone is not a pair; untitled blocks give no pairs to score
     assert comp.block_pairs(QUESTION, text_of(MULTI_HOP[:1]))[0] == []
     untitled = "\n\n".join(body for _, body in MULTI_HOP)
@@ -94,18 +99,22 @@ def test_the_compressor_keeps_the_second_hop_with_the_pair_prior() -> None:
     assert "1851" not in plain.compress(QUESTION, text, target).text
 
 
-def test_block_scores_and_untitled_text_keep_the_plain_prior() -> None:
-    """The caller's scores (the retriever's) win over the pair prior; text without titles has no pairs."""
+def test_retrieval_scores_and_pairs_add_up_and_untitled_text_has_no_pairs() -> None:
+    """The caller's scores (the retriever's) still count beside the pair prior; text without titles has no
+    pairs, so its compression does not change."""
     text = text_of(MULTI_HOP)
-    target = CompressionTarget(tokens=24)
-    scores = [0.1, 0.2, 0.9, 0.8, 0.1]
-    on, off = SentenceCompressor(words), SentenceCompressor(words, pair_weight=0.0)
-    assert (
-        on.compress(QUESTION, text, target, block_scores=scores).text
-        == off.compress(QUESTION, text, target, block_scores=scores).text
-    )
+    target = CompressionTarget(tokens=20)
+    favour_river = [0.0, 0.0, 0.0, 0.0, 1.0]
+    on = SentenceCompressor(words, prior_weight=3.0)
+    assert "River Rhone" in on.compress(QUESTION, text, target, block_scores=favour_river).text
+    assert "River Rhone" not in on.compress(QUESTION, text, target).text
     untitled = "\n\n".join(body for _, body in MULTI_HOP)
-    assert on.compress(QUESTION, untitled, target).text == off.compress(QUESTION, untitled, target).text
+    assert (
+        on.compress(QUESTION, untitled, target).text
+        == SentenceCompressor(words, prior_weight=3.0, pair_weight=0.0)
+        .compress(QUESTION, untitled, target)
+        .text
+    )
 
 
 def test_model_cards_are_checked() -> None:

@@ -1,0 +1,135 @@
+"""End to end at a quarter of LlamaIndex's tokens: compression with and without the block pair prior.
+
+    .venv/bin/python benchmarks/qa_compress_pairs.py [--data ../shared/data] [--caps 96 128 160] [--out F.md]
+
+The real query pipeline retrieves once per question (`qa_adaptive_calibrate.retrieve_all`: the pooled corpus, the
+`lean` preset with hybrid retrieval, top 12); then the same hits are packed whole (1,024 tokens) and compressed to
+each context cap by `SentenceCompressor` with the retriever's scores as block scores:
+- without the pair prior (`pair_weight=0`, the compressor before the pair prior);
+- with the packaged pair model (trained on all HotpotQA questions: in-sample for HotpotQA);
+- HotpotQA only: with a model that never saw the question (the span-answer questions shuffled into two folds,
+  seed 0; each fold compressed with a model trained on the other fold plus the yes/no questions, as in
+  `compression_pairs.py`).
+Beside them, `lean`'s own sentence packer on the top 8 at budgets 128 and 160. Scored like `qa_baselines.py`:
+answer in context (question removed), cl100k tokens of the whole prompt. All 261 HotpotQA questions (218 with a
+span answer) and NQ's first 300.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import compression_pairs  # noqa: E402
+from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
+from qa_baselines import harness  # noqa: E402
+
+from ragcli.generation.compression_types import Compressed, CompressionTarget  # noqa: E402
+from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
+
+SPEC = "hybrid=lean,ingest.sparse=true,retrieval.mode=hybrid,retrieval.top_k=12"
+
+
+class PerQuestion:
+    """Compresses each question with the compressor whose pair model never saw it."""
+
+    def __init__(self, by_question: dict[str, SentenceCompressor], fallback: SentenceCompressor) -> None:
+        self.by_question = by_question
+        self.fallback = fallback
+
+    def compress(
+        self, question: str, text: str, target: CompressionTarget, *, block_scores: Any = None
+    ) -> Compressed:
+        comp = self.by_question.get(question, self.fallback)
+        return comp.compress(question, text, target, block_scores=block_scores)
+
+
+def fold_compressors(data: Path, count: Any) -> PerQuestion:
+    rows = compression_pairs.load(data)
+    compression_pairs.featurize(SentenceCompressor(count), rows)
+    spans = [r for r in rows if r["span"]]
+    yes_no = [r for r in rows if not r["span"]]
+    order = list(spans)
+    random.Random(0).shuffle(order)
+    folds = [order[: len(order) // 2], order[len(order) // 2 :]]
+    by_question: dict[str, SentenceCompressor] = {}
+    for f, test in enumerate(folds):
+        comp = SentenceCompressor(count, pair_model=compression_pairs.train(folds[1 - f] + yes_no))
+        by_question.update({r["question"]: comp for r in test})
+    # yes/no questions are not scored (no span answer); the packaged model covers them
+    return PerQuestion(by_question, SentenceCompressor(count))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--caps", nargs="+", type=int, default=[96, 128, 160])
+    ap.add_argument("--nq-limit", type=int, default=300)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    count, cache = harness()
+    ns = argparse.Namespace(data=args.data, limit=None, nq_limit=args.nq_limit, split="all")
+    lines = [
+        "| set | context | cap / budget | answer in context | prompt tokens |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for set_name in ("hotpotqa", "nq"):
+        run = retrieve_all(set_name, SPEC, ns, cache)
+        llm_count = run["stages"].llm.count_tokens
+        variants: list[tuple[str, Any]] = [
+            ("whole top 12, compressed, no pair prior", SentenceCompressor(llm_count, pair_weight=0.0)),
+            ("whole top 12, compressed, packaged pair model", SentenceCompressor(llm_count)),
+        ]
+        if set_name == "hotpotqa":
+            variants.append(
+                (
+                    "whole top 12, compressed, pair model from the other fold",
+                    fold_compressors(Path(args.data), llm_count),
+                )
+            )
+        grid = [
+            {
+                "select": False,
+                "rel": None,
+                "budget": 1024,
+                "ratio": None,
+                "tokens": cap,
+                "cap": cap,
+                "top_k": 12,
+                "compressor": comp,
+                "name": name,
+            }
+            for name, comp in variants
+            for cap in args.caps
+        ] + [
+            {
+                "select": True,
+                "rel": None,
+                "budget": b,
+                "ratio": None,
+                "top_k": 8,
+                "cap": b,
+                "name": "lean's sentence packer, top 8",
+            }
+            for b in (128, 160)
+        ]
+        for r in sweep(run, grid, count):
+            lines.append(
+                f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
