@@ -98,7 +98,9 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
             max_score_gap=g.get("gap"),
             sentence_model=run["sentence_model"] if g["select"] else None,
         )
-        comp = g.get("compressor") or (SentenceCompressor(llm_count) if g["ratio"] or g.get("tokens") else None)
+        comp = g.get("compressor") or (
+            SentenceCompressor(llm_count) if g["ratio"] or g.get("tokens") else None
+        )
         system = g.get("system") or cfg.prompt.system
         hit_n = in_ctx = answerable = found = total = tokens = used_hits = 0
         for item, hits in zip(run["items"], run["hits"], strict=True):
