@@ -63,6 +63,13 @@ def _packaged_sentence_model() -> str:
     )
 
 
+def _packaged_pair_model() -> str:
+    from ragcli.generation.block_pairs import packaged_pair_model
+
+    model = packaged_pair_model()
+    return f"block pairs ({len(model.weights)} weights, {model.trained_on}; used by compression)"
+
+
 def run_checks() -> list[Check]:
     """Every resource the embedded default needs, in the order a query touches them."""
     resources.offline_env()
@@ -74,6 +81,7 @@ def run_checks() -> list[Check]:
         _check("sentence-transformers", _module("sentence_transformers", "sentence-transformers")),
         _check("packaged fusion", _packaged_fusion),
         _check("packaged sentence model", _packaged_sentence_model),
+        _check("packaged block pair model", _packaged_pair_model),
         _check("local LLM weights", lambda: str(resources.local_llm_gguf())),
         _check("llama-cpp-python", _module("llama_cpp", "llama-cpp-python (CMAKE_ARGS=-DGGML_NATIVE=OFF)")),
         _check("tiktoken files", _tiktoken),

@@ -139,3 +139,9 @@ def test_config_turns_the_pair_prior_off() -> None:
     )
     assert isinstance(on, SentenceCompressor) and on.pair_weight == 1.0
     assert isinstance(off, SentenceCompressor) and off.pair_weight == 0.0
+
+
+def test_doctor_finds_the_packaged_pair_model() -> None:
+    from ragcli.doctor import _packaged_pair_model
+
+    assert "17 weights" in _packaged_pair_model()
