@@ -2,17 +2,17 @@
 
     .venv/bin/python benchmarks/qa_compress_pairs.py [--data ../shared/data] [--caps 96 128 160] [--out F.md]
 
-The real query pipeline retrieves once per question (`qa_adaptive_calibrate.retrieve_all`: the pooled corpus, the
-`lean` preset with hybrid retrieval, top 12); then the same hits are packed whole (1,024 tokens) and compressed to
-each context cap by `SentenceCompressor` with the retriever's scores as block scores:
+The real query pipeline retrieves once per question (`qa_adaptive_calibrate.retrieve_all`: the pooled
+corpus, the `lean` preset with hybrid retrieval, top 12); then the same hits are packed whole (1,024 tokens)
+and compressed to each context cap by `SentenceCompressor` with the retriever's scores as block scores:
 - without the pair prior (`pair_weight=0`, the compressor before the pair prior);
 - with the packaged pair model (trained on all HotpotQA questions: in-sample for HotpotQA);
 - HotpotQA only: with a model that never saw the question (the span-answer questions shuffled into two folds,
   seed 0; each fold compressed with a model trained on the other fold plus the yes/no questions, as in
   `compression_pairs.py`).
-Beside them, `lean`'s own sentence packer on the top 8 at budgets 128 and 160. Scored like `qa_baselines.py`:
-answer in context (question removed), cl100k tokens of the whole prompt. All 261 HotpotQA questions (218 with a
-span answer) and NQ's first 300.
+Beside them, `lean`'s own sentence packer on the top 8 at budgets 128 and 160. Scored like
+`qa_baselines.py`: answer in context (question removed), cl100k tokens of the whole prompt. All 261 HotpotQA
+questions (218 with a span answer) and NQ's first 300.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Works on any long prompt part: packed context (`[n] source` blocks), a system pr
    say "he" where the title names him), plus a second hop (the names in the best units join the question, for
    multi-hop questions), plus the block's prior (the reranker's or retriever's score when given, and for titled
    blocks the score of the best pair of blocks it is in (`block_pairs`: a multi-hop question's two paragraphs);
-   with neither, the block's own BM25), plus a small bonus for a block's first sentence, plus (optional) embedding similarity.
+   with neither, the block's own BM25), plus a small bonus for a block's first sentence, plus (optional)
+   embedding similarity.
    Units holding a code or quoted string of the question (`question_keys`) are must-keeps.
 4. **Selection**: units by score while they fit the budget (`CompressionTarget.budget`), then smaller ones into
    what is left, so the ratio asked for is met closely; output in the original order.
