@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from trained_common import commit, machine  # noqa: E402
 
 from ragcli.eval.cache_pairs import LabeledPair, load_pairs, split_pairs  # noqa: E402
 
@@ -61,13 +62,6 @@ def read(scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> str
     return f"{threshold:.4f} | {precision:.3f} ({n} hits) | {labels[hit].sum() / labels.sum():.3f}"
 
 
-def commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -88,7 +82,7 @@ def main() -> None:
         "# Fine-tuned encoder cosine on QQP (issue 10)",
         "",
         f"- date {datetime.now(UTC).isoformat(timespec='minutes')}, commit {commit()}, "
-        f"{platform.machine()} {os.cpu_count()} cores; command `python benchmarks/cache_finetune_cosine.py "
+        f"{machine()}; command `python benchmarks/cache_finetune_cosine.py "
         f"{' '.join(sys.argv[1:])}`",
         f"- QQP {len(pairs)} pairs: fine-tuning {len(fit)}, calibration {len(calib)} "
         f"({int(cal_y.sum())} label 1), report {len(report)} ({int(rep_y.sum())} label 1)",

@@ -19,7 +19,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from trained_common import commit, machine  # noqa: E402
 
 from ragcli.cost.tokens import counter_for  # noqa: E402
 from ragcli.eval.normalize import answer_in_text, is_yes_no  # noqa: E402
@@ -102,13 +104,6 @@ def run(comp: SentenceCompressor, rows: list[dict[str, Any]], ratio: float) -> l
     return out
 
 
-def commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -126,7 +121,7 @@ def main() -> None:
     lines = [
         "# Block pair prior for the compressor: 2-fold CV on HotpotQA",
         "",
-        f"- date {datetime.now(UTC).isoformat(timespec='minutes')}, commit {commit()}, "
+        f"- date {datetime.now(UTC).isoformat(timespec='minutes')}, commit {commit()}, {machine()}, "
         f"command `python benchmarks/compression_pairs.py {' '.join(sys.argv[1:])}`",
         f"- {len(spans)} span-answer questions (evaluated), {len(yes_no)} yes/no (training only); "
         f"{sum(r['aligned'] for r in rows)} of {len(rows)} with one block per paragraph; seeds {args.seeds}, "

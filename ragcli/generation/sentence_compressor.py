@@ -300,9 +300,10 @@ class SentenceCompressor:
         parts: list[tuple[float, list[float]]] = []
         if block_scores is not None and len(block_scores) == len(blocks):
             parts.append((self.prior_weight, [float(s) for s in block_scores]))
-        paired = self._pair_priors(question, text, blocks, units, plain, ranked)
-        if paired is not None:
-            parts.append((self.pair_weight, paired))
+        found = self._pair_rows(question, text, blocks, units, plain, ranked) if self.pair_weight else None
+        if found is not None:
+            model = self._pair_model or packaged_pair_model()
+            parts.append((self.pair_weight, model.block_priors(found[0], found[1], len(blocks))))
         if not parts:
             own = self.selector.score_terms(q_terms, [Counter(terms(text[b.start : b.end])) for b in blocks])
             parts.append((self.prior_weight, own))
@@ -365,23 +366,6 @@ class SentenceCompressor:
         return pair_features(
             question, titles, bodies, [u.block for u in units], plain, ranked, selector=self.selector
         )
-
-    def _pair_priors(
-        self,
-        question: str,
-        text: str,
-        blocks: list[_Block],
-        units: list[_Unit],
-        plain: list[str],
-        ranked: Sequence[float],
-    ) -> list[float] | None:
-        if not self.pair_weight:
-            return None
-        found = self._pair_rows(question, text, blocks, units, plain, ranked)
-        if found is None:
-            return None
-        model = self._pair_model or packaged_pair_model()
-        return model.block_priors(found[0], found[1], len(blocks))
 
     def _bridged(
         self, text: str, blocks: list[_Block], units: list[_Unit], plain: list[str], ranked: Sequence[float]
