@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from trained_common import commit, machine  # noqa: E402
+from trained_common import commit, emit, machine  # noqa: E402
 
 from ragcli.eval.cache_pairs import LabeledPair, load_pairs, split_pairs  # noqa: E402
 
@@ -111,10 +111,7 @@ def main() -> None:
                 lines.append(f"| {name} | {target:.2f} | {calibrated} | {in_sample} |")
             if seconds:
                 lines.append(f"| (fine-tuning took {seconds:.0f} s) | | | | | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from trained_common import commit, machine  # noqa: E402
+from trained_common import commit, emit, machine  # noqa: E402
 
 from ragcli.cost.tokens import counter_for  # noqa: E402
 from ragcli.eval.normalize import answer_in_text, is_yes_no  # noqa: E402
@@ -166,10 +166,7 @@ def main() -> None:
         model = train(rows, args.c)
         PACKAGED.write_text(json.dumps(model.to_json(), indent=2) + "\n", encoding="utf-8")
         lines += ["", f"Wrote {PACKAGED.relative_to(ROOT)} (trained on every question: {model.trained_on})."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

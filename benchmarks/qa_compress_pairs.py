@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import compression_pairs  # noqa: E402
 from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
 from qa_baselines import harness  # noqa: E402
+from trained_common import emit  # noqa: E402
 
 from ragcli.generation.compression_types import Compressed, CompressionTarget  # noqa: E402
 from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
@@ -125,10 +126,7 @@ def main() -> None:
                 f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} |"
             )
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,14 @@ def commit() -> str:
     ).stdout.strip()
 
 
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print a results table's markdown lines and, given `out`, write them there too."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
