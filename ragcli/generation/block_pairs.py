@@ -44,13 +44,13 @@ PAIR_FEATURES = (
     "link",  # one block's text names the other's title
     "link_both",
     "link_sentence",  # the best-scoring sentence that names the other's title
-    "link_from_named",  # that, from a block whose title the question names
+    "link_from_named",  # that, times the share of the naming block's title the question holds
     "coverage_min",
     "asked_kind_sum",  # the question's "which X" words in a block's opening sentence
     "asked_kind_max",
 )
 MAX_BLOCKS = 40
-"""Above this many titled blocks the pairs are not scored (the plain per-block prior is used)."""
+"""Above this many blocks no pairs are scored (the per-block prior alone is used)."""
 PACKAGED = Path(__file__).with_name("block_pairs.json")
 
 _QUALIFIER = re.compile(r"\s*\(.*\)$")
