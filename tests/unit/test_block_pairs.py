@@ -24,7 +24,7 @@ def words(text: str) -> int:
 
 
 # A bridge question: the tower's paragraph names its designer, whose own paragraph holds the answer. The
-# distractors share the question's words ("tower", "designer", "born", "Lyon") but name no other paragraph.
+# distractors share the question's words ("tower", "designer", "born", "lights") but name no other paragraph.
 MULTI_HOP = [
     (
         "Tower of Lights",
