@@ -12,9 +12,7 @@ hybrid (RRF k=60) on the held-out folds. Writes the `fusion-cv` section of resul
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -27,8 +25,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from trained_common import (  # noqa: E402
     base_encode,
+    bench_parser,
     cache_path,
     commit,
+    enter_home,
     late_interaction_scores,
     loadavg,
     machine,
@@ -41,16 +41,10 @@ SCORES = ("dense_score", "bm25_score", "late", "cross", "finetuned")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--home", default=str(Path("~/.ragcli-bench").expanduser()))
+    ap = bench_parser(__doc__)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
     args = ap.parse_args()
-    os.environ["RAGCLI_HOME"] = args.home
-    from ragcli.resources import offline_env
-
-    offline_env()
+    home = enter_home(args)
     import numpy as np
 
     from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
@@ -60,7 +54,6 @@ def main() -> None:
     from ragcli.train.fusion_training import fit_logistic
 
     t0, load0 = time.time(), loadavg()
-    home = Path(args.home)
     corpus, qtext, train, test, fit_q, fuse_q, gate_q = scifact_split(Path(args.data))
     eval_q = sorted(set(test) | set(fuse_q) | set(gate_q))
     all_q = sorted(set(eval_q) | set(fit_q))  # the row order of the cached query encodings

@@ -13,8 +13,6 @@ the query's best), and both. Writes the `fusion-sentences-cv` section of results
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import sys
 import time
@@ -24,20 +22,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from trained_common import base_encode, cache_path, commit, loadavg, machine, replace_section, scifact_split  # noqa: E402
+from trained_common import (  # noqa: E402
+    base_encode,
+    bench_parser,
+    cache_path,
+    commit,
+    enter_home,
+    loadavg,
+    machine,
+    replace_section,
+    scifact_split,
+)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--home", default=str(Path("~/.ragcli-bench").expanduser()))
+    ap = bench_parser(__doc__)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
     args = ap.parse_args()
-    os.environ["RAGCLI_HOME"] = args.home
-    from ragcli.resources import offline_env
-
-    offline_env()
+    home = enter_home(args)
     import numpy as np
 
     from ragcli.config import load_config
@@ -50,7 +52,6 @@ def main() -> None:
     from ragcli.train.fusion_training import fit_logistic
 
     t0, load0 = time.time(), loadavg()
-    home = Path(args.home)
     corpus, qtext, train, _test, fit_q, fuse_q, gate_q = scifact_split(Path(args.data))
     pool = fit_q + fuse_q
     asked = pool + gate_q  # the gate's queries are ranked and scored only after the choice, below

@@ -14,8 +14,6 @@ context (yes/no questions left out). Writes the `hotpotqa-sentences` section of 
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,21 +22,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from trained_common import cache_path, commit, hotpot_pool, loadavg, machine, replace_section  # noqa: E402
+from trained_common import (  # noqa: E402
+    bench_parser,
+    cache_path,
+    commit,
+    enter_home,
+    hotpot_pool,
+    loadavg,
+    machine,
+    replace_section,
+)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--home", default=str(Path("~/.ragcli-bench").expanduser()))
+    ap = bench_parser(__doc__)
     ap.add_argument("--report", type=int, default=100)
     ap.add_argument("--budgets", type=int, nargs="*", default=[128, 256, 512])
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
     args = ap.parse_args()
-    os.environ["RAGCLI_HOME"] = args.home
-    from ragcli.resources import offline_env
-
-    offline_env()
+    home = enter_home(args)
     import numpy as np
 
     from ragcli.cost.tokens import counter_for
@@ -48,7 +49,6 @@ def main() -> None:
     from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
 
     t_start, load0 = time.time(), loadavg()
-    home = Path(args.home)
     pool = hotpot_pool(Path(args.data), home, args.report)
     ds, pids, texts, bm, base, dvec = pool.ds, pool.pids, pool.texts, pool.bm, pool.base, pool.dvec
     report_q, fit_q, gate_q = pool.report_q, pool.fit_q, pool.gate_q

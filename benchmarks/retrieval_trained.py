@@ -18,9 +18,7 @@ so a phase that was run is not run again. Writes benchmarks/results/retrieval_tr
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -33,8 +31,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from trained_common import (  # noqa: E402
     base_encode,
+    bench_parser,
     cache_path,
     commit,
+    enter_home,
     late_interaction_scores,
     loadavg,
     logistic_fit,
@@ -120,10 +120,7 @@ def train_models(
 
 
 def main() -> None:
-    default_data = os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data")
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=default_data)
-    ap.add_argument("--home", default=str(Path("~/.ragcli-bench").expanduser()))
+    ap = bench_parser(__doc__)
     ap.add_argument("--phase", nargs="*", default=list(PHASES), choices=PHASES)
     ap.add_argument("--emb-epochs", type=int, default=1)
     ap.add_argument("--emb-lr", type=float, default=2e-5)
@@ -136,7 +133,6 @@ def main() -> None:
     )
     ap.add_argument("--ce-random", type=int, default=2, help="random negatives per fit query")
     ap.add_argument("--depth", type=int, default=20, help="candidates re-ordered on top of hybrid")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
     ap.add_argument("--train-only", action="store_true", help="train the models of --phase and stop")
     ap.add_argument(
         "--limit-queries",
@@ -152,10 +148,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    os.environ["RAGCLI_HOME"] = args.home
-    from ragcli.resources import offline_env
-
-    offline_env()
+    home = enter_home(args)
     import numpy as np
 
     from ragcli.eval.metrics import evaluate
@@ -165,7 +158,6 @@ def main() -> None:
 
     t_start = time.time()
     load_start = loadavg()
-    home = Path(args.home)
     corpus, qtext, train, test, fit_q, fuse_q, gate_q = scifact_split(Path(args.data))
     n = len(train)
     fit = {q: train[q] for q in fit_q}

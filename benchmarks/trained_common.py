@@ -3,6 +3,7 @@ late-interaction (MaxSim) scoring, a small logistic regression, and cross-encode
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import time
@@ -12,6 +13,25 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The parser these benchmarks share: `--data`, `--home` (their models and caches, kept between runs) and
+    `--out` (results/retrieval_trained.md); each script adds its own options."""
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("RAGCLI_DATA") or str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--home", default=str(Path("~/.ragcli-bench").expanduser()))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "retrieval_trained.md"))
+    return ap
+
+
+def enter_home(args: argparse.Namespace) -> Path:
+    """Point ragcli at `--home`, offline (before any model loads); returns the home."""
+    os.environ["RAGCLI_HOME"] = args.home
+    from ragcli.resources import offline_env
+
+    offline_env()
+    return Path(args.home)
 
 
 def machine() -> str:
