@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from trained_common import (  # noqa: E402
+    answer_in_context_rows,
     bench_parser,
     cache_path,
     commit,
@@ -40,10 +41,9 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="*", default=[128, 256, 512])
     args = ap.parse_args()
     home = enter_home(args)
-    import numpy as np
 
     from ragcli.cost.tokens import counter_for
-    from ragcli.eval.normalize import answer_in_text, is_yes_no
+    from ragcli.eval.normalize import is_yes_no
     from ragcli.retrieval.sentence_vectors import SentenceVectors
     from ragcli.train.exact_ranking import dense_rank, rrf
     from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
@@ -53,7 +53,6 @@ def main() -> None:
     ds, pids, texts, bm, base, dvec = pool.ds, pool.pids, pool.texts, pool.bm, pool.base, pool.dvec
     report_q, fit_q, gate_q = pool.report_q, pool.fit_q, pool.gate_q
     chunk_text = {p: f"{ds.paragraphs[p].title}\n{ds.paragraphs[p].text}" for p in pids}
-    row = {p: i for i, p in enumerate(pids)}
     count = counter_for("gpt-4o-mini")
     vectors = SentenceVectors(base, cache_path(home, "hotpot-sentence-vectors", ".sqlite"), memory=len(pids))
     t0 = time.perf_counter()
@@ -102,36 +101,8 @@ def main() -> None:
         f"{len(fit_q)} other questions, gated on {len(gate_q)} more",
         f"- gate, fusion: {v_plain.summary()}",
         f"- gate, fusion with sentences: {v_sent.summary()}",
-        "- packing: whole paragraphs in ranked order until the budget (cl100k tokens) is full; tokens are the "
-        "context's, mean per question",
-        "",
-        "| ranking | budget | answer in context | mean context tokens | supporting recall@5 |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for label, ranked in runs.items():
-        recall = np.mean(
-            [
-                len(set(report_q[i].supporting) & {d for d, _ in ranked[i][:5]})
-                / max(1, len(report_q[i].supporting))
-                for i in range(len(report_q))
-            ]
-        )
-        for budget in args.budgets:
-            hit, toks = 0, []
-            for i in scored:
-                ctx, used = [], 0
-                for d, _ in ranked[i]:
-                    n = count(texts[row[d]])
-                    if used + n > budget:
-                        break
-                    ctx.append(texts[row[d]])
-                    used += n
-                toks.append(used)
-                hit += answer_in_text(report_q[i].answers, "\n".join(ctx))
-            lines.append(
-                f"| {label} | {budget} | {100 * hit / len(scored):.1f} % | {np.mean(toks):.0f} | {recall:.3f} |"
-            )
-            print(lines[-1], flush=True)
+    lines += answer_in_context_rows(runs, report_q, args.budgets, dict(zip(pids, texts, strict=True)), count)
     vectors.close()
     replace_section(Path(args.out), "hotpotqa-sentences", "\n".join(lines))
 

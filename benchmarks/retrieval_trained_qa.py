@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from trained_common import (  # noqa: E402
+    answer_in_context_rows,
     bench_parser,
     cache_path,
     commit,
@@ -45,7 +46,7 @@ def main() -> None:
     import numpy as np
 
     from ragcli.cost.tokens import counter_for
-    from ragcli.eval.normalize import answer_in_text, is_yes_no
+    from ragcli.eval.normalize import is_yes_no
     from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
     from ragcli.train.cross_encoder_training import Pair
     from ragcli.train.deployment_gate import paired_bootstrap, per_query_ndcg, write_verdict
@@ -127,37 +128,8 @@ def main() -> None:
         + f", gated on {len(gate_q)} more: {verdict.summary()}",
         f"- trained score fusion (`ragcli train fusion`'s model) fitted on the same {len(fit_q)} questions "
         f"({int(y.sum())} supporting of {len(y)} candidates), gated on the same {len(gate_q)}: {fverdict.summary()}",
-        "- packing: whole paragraphs in ranked order until the budget (cl100k tokens) is full; tokens are the "
-        "context's, mean per question",
-        "",
-        "| ranking | budget | answer in context | mean context tokens | supporting recall@5 |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for label, ranked in runs.items():
-        recall = np.mean(
-            [
-                len(set(report_q[i].supporting) & {d for d, _ in ranked[i][:5]})
-                / max(1, len(report_q[i].supporting))
-                for i in range(len(report_q))
-            ]
-        )
-        for budget in args.budgets:
-            hit, toks = 0, []
-            for i in scored:
-                ctx, used = [], 0
-                for d, _ in ranked[i]:
-                    t = texts[pids.index(d)]
-                    n = count(t)
-                    if used + n > budget:
-                        break
-                    ctx.append(t)
-                    used += n
-                toks.append(used)
-                hit += answer_in_text(report_q[i].answers, "\n".join(ctx))
-            lines.append(
-                f"| {label} | {budget} | {100 * hit / len(scored):.1f} % | {np.mean(toks):.0f} | {recall:.3f} |"
-            )
-            print(lines[-1], flush=True)
+    lines += answer_in_context_rows(runs, report_q, args.budgets, dict(zip(pids, texts, strict=True)), count)
     replace_section(Path(args.out), "hotpotqa", "\n".join(lines))
 
 

@@ -7,7 +7,7 @@ import argparse
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,3 +240,51 @@ def hotpot_pool(data: Path, home: Path, report: int) -> HotpotPool:
     np.save(bp, dvec)
     bm = Bm25Index(pids, texts, Bm25SparseEncoder())
     return HotpotPool(ds, pids, texts, ds.questions[:report], rest[:cut], rest[cut:], bm, base, dvec)
+
+
+def answer_in_context_rows(
+    runs: Mapping[str, Sequence[Sequence[tuple[str, float]]]],
+    questions: Sequence[Any],
+    budgets: Sequence[int],
+    text_of: Mapping[str, str],
+    count: Callable[[str], int],
+) -> list[str]:
+    """The HotpotQA answer-in-context table: per ranking and budget, whole paragraphs in ranked order until the
+    budget (tokens by `count`) is full; answer in context over the questions with a non-yes/no answer, mean
+    context tokens, and supporting recall@5 over all `questions` (each ranking has one list per question)."""
+    import numpy as np
+
+    from ragcli.eval.normalize import answer_in_text, is_yes_no
+
+    scored = [i for i, q in enumerate(questions) if q.answers and not is_yes_no(q.answers)]
+    lines = [
+        "- packing: whole paragraphs in ranked order until the budget (cl100k tokens) is full; tokens are the "
+        "context's, mean per question",
+        "",
+        "| ranking | budget | answer in context | mean context tokens | supporting recall@5 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, ranked in runs.items():
+        recall = np.mean(
+            [
+                len(set(q.supporting) & {d for d, _ in ranked[i][:5]}) / max(1, len(q.supporting))
+                for i, q in enumerate(questions)
+            ]
+        )
+        for budget in budgets:
+            hit, toks = 0, []
+            for i in scored:
+                ctx, used = [], 0
+                for d, _ in ranked[i]:
+                    n = count(text_of[d])
+                    if used + n > budget:
+                        break
+                    ctx.append(text_of[d])
+                    used += n
+                toks.append(used)
+                hit += answer_in_text(questions[i].answers, "\n".join(ctx))
+            lines.append(
+                f"| {label} | {budget} | {100 * hit / len(scored):.1f} % | {np.mean(toks):.0f} | {recall:.3f} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
