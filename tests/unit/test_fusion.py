@@ -10,6 +10,7 @@ import json
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from ragcli.pipelines.query_pipeline import QueryOptions, retrieve
 from ragcli.pipelines.recorder import Recorder
 from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.fusion import FEATURES, LearnedFusion, candidate_features, load_fusion, rrf
+from ragcli.train.deployment_gate import GateVerdict
 from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
@@ -56,31 +58,47 @@ def test_features_of_missing_candidates_follow_what_each_search_returned() -> No
     assert candidate_features([], [], [], rrf_k=60, prefetch=2).shape == (0, len(FEATURES))
 
 
+Synthetic = tuple[list[tuple[str, float]], list[tuple[str, float]], str]
+"""One query: its dense ranking, its BM25 ranking, its relevant document."""
+
+
+def _rows(queries: list[Synthetic], **kw: Any) -> tuple[Any, Any]:
+    """`training_rows` of synthetic queries (depth 20, RRF k=60, prefetch 30)."""
+    return training_rows(
+        [d for d, _, _ in queries],
+        [s for _, s, _ in queries],
+        [{r: 1} for _, _, r in queries],
+        depth=20,
+        rrf_k=60,
+        prefetch=30,
+        **kw,
+    )
+
+
+def _gate(model: LearnedFusion, queries: list[Synthetic], **kw: Any) -> GateVerdict:
+    """`gate_fusion` of a model on synthetic queries, against RRF (k=60)."""
+    return gate_fusion(
+        model,
+        [d for d, _, _ in queries],
+        [s for _, s, _ in queries],
+        [{r: 1} for _, _, r in queries],
+        [rrf([d, s], k=60, limit=100) for d, s, _ in queries],
+        **kw,
+    )
+
+
 def test_fit_learns_what_rrf_misses_and_the_gate_sees_it() -> None:
     rng = random.Random(0)
     train = [_query(rng) for _ in range(60)]
     held = [_query(rng) for _ in range(40)]
-    x, y = training_rows(
-        [d for d, _, _ in train],
-        [s for _, s, _ in train],
-        [{r: 1} for _, _, r in train],
-        depth=20,
-        rrf_k=60,
-        prefetch=30,
-    )
+    x, y = _rows(train)
     assert x.shape == (60 * 20, len(FEATURES)) and 0 < y.sum() <= 60
     model = fit_fusion("synthetic", x, y, depth=20, rrf_k=60, prefetch=30)
     dense, sparse, rel = held[0]
     fused = model.fuse(dense, sparse, 10)
     assert fused[0][0] == rel and len(fused) == 10
     assert [s for _, s in fused] == sorted((s for _, s in fused), reverse=True)  # a falling list
-    verdict = gate_fusion(
-        model,
-        [d for d, _, _ in held],
-        [s for _, s, _ in held],
-        [{r: 1} for _, _, r in held],
-        [rrf([d, s], k=60, limit=100) for d, s, _ in held],
-    )
+    verdict = _gate(model, held)
     assert verdict.deployable and verdict.delta > 0.2
     with pytest.raises(InputError, match="both relevant and other"):
         fit_fusion("none", x, np.zeros(len(y)))

@@ -27,11 +27,10 @@ from ragcli.retrieval.fusion import (
     SENTENCE_FEATURES,
     candidate_features,
     load_fusion,
-    rrf,
 )
 from ragcli.retrieval.sentence_vectors import MAX_SEGMENTS, SentenceVectors, segments
-from ragcli.train.fusion_training import fit_fusion, gate_fusion, training_rows
-from tests.unit.test_fusion import SAMPLES, _cfg
+from ragcli.train.fusion_training import fit_fusion
+from tests.unit.test_fusion import SAMPLES, _cfg, _gate, _rows
 
 
 class CountingEmbedder(HashEmbedder):
@@ -121,15 +120,7 @@ def test_a_fusion_with_sentences_learns_them_saves_them_and_needs_them(tmp_path:
     rng = random.Random(0)
     train = [_query(rng) for _ in range(60)]
     held = [_query(rng) for _ in range(30)]
-    x, y = training_rows(
-        [d for d, _, _ in train],
-        [s for _, s, _ in train],
-        [{r: 1} for _, _, r in train],
-        depth=20,
-        rrf_k=60,
-        prefetch=30,
-        sentence_scores=[_scorer(r, rng) for _, _, r in train],
-    )
+    x, y = _rows(train, sentence_scores=[_scorer(r, rng) for _, _, r in train])
     assert x.shape == (60 * 20, len(FEATURES) + len(SENTENCE_FEATURES))
     model = fit_fusion("sent", x, y, depth=20, rrf_k=60, prefetch=30)
     assert model.uses_sentences and model.features == [*FEATURES, *SENTENCE_FEATURES]
@@ -137,14 +128,7 @@ def test_a_fusion_with_sentences_learns_them_saves_them_and_needs_them(tmp_path:
     assert model.fuse(dense, sparse, 5, _scorer(rel, rng))[0][0] == rel
     with pytest.raises(ValueError, match="sentence_scores"):
         model.fuse(dense, sparse, 5)
-    verdict = gate_fusion(
-        model,
-        [d for d, _, _ in held],
-        [s for _, s, _ in held],
-        [{r: 1} for _, _, r in held],
-        [rrf([d, s], k=60, limit=100) for d, s, _ in held],
-        sentence_scores=[_scorer(r, rng) for _, _, r in held],
-    )
+    verdict = _gate(model, held, sentence_scores=[_scorer(r, rng) for _, _, r in held])
     assert verdict.deployable and verdict.delta > 0.3
 
     model.save(tmp_path / "sent")
