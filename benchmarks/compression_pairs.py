@@ -10,6 +10,7 @@
   (`pair_weight=0`, the per-block BM25 prior as before) runs on the same prompts. Answer kept at 2x, 3x, 5x and
   10x, ratio reached, prompts within 10 % of the ratio, ms per 1k tokens. Also split by the file's halves
   (the first half is nearly all bridge questions, the second mostly comparisons), as earlier tables were.
+- `--unit-words N`: the compressor's `max_unit_words` (features and compression alike; default the product's).
 - `--write`: train on every question and write `ragcli/generation/block_pairs.json` (the packaged model).
 """
 
@@ -109,12 +110,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--c", type=float, default=1.0, help="inverse regularisation of the ranker")
+    ap.add_argument(
+        "--unit-words",
+        type=int,
+        default=25,
+        help="longest unit before splitting (60 before 2026-12-03 night)",
+    )
     ap.add_argument("--write", action="store_true", help="train on all questions, write the packaged model")
     ap.add_argument("--out", type=Path, help="also write the markdown here")
     args = ap.parse_args()
     count = counter_for("gpt-4").count
     rows = load(args.data)
-    featurize(SentenceCompressor(count), rows)
+    featurize(SentenceCompressor(count, max_unit_words=args.unit_words), rows)
     spans = [r for r in rows if r["span"]]
     yes_no = [r for r in rows if not r["span"]]
     half = {r["id"]: ("first" if i < len(spans) // 2 else "second") for i, r in enumerate(spans)}
@@ -125,20 +132,20 @@ def main() -> None:
         f"command `python benchmarks/compression_pairs.py {' '.join(sys.argv[1:])}`",
         f"- {len(spans)} span-answer questions (evaluated), {len(yes_no)} yes/no (training only); "
         f"{sum(r['aligned'] for r in rows)} of {len(rows)} with one block per paragraph; seeds {args.seeds}, "
-        f"ranker C={args.c}",
+        f"ranker C={args.c}, units <= {args.unit_words} words",
         "",
     ]
     # per (method, ratio): one result per question per seed
     results: dict[tuple[str, float], list[dict[str, float]]] = {}
     which: dict[tuple[str, float], list[str]] = {}
-    plain = SentenceCompressor(count, pair_weight=0.0)
+    plain = SentenceCompressor(count, pair_weight=0.0, max_unit_words=args.unit_words)
     for seed in args.seeds:
         order = list(spans)
         random.Random(seed).shuffle(order)
         folds = [order[: len(order) // 2], order[len(order) // 2 :]]
         for f, test in enumerate(folds):
             model = train(folds[1 - f] + yes_no, args.c)
-            paired = SentenceCompressor(count, pair_model=model)
+            paired = SentenceCompressor(count, pair_model=model, max_unit_words=args.unit_words)
             for ratio in RATIOS:
                 for name, comp in (("pairs", paired), ("plain", plain)):
                     results.setdefault((name, ratio), []).extend(run(comp, test, ratio))

@@ -1,6 +1,7 @@
 """End to end at a quarter of LlamaIndex's tokens: compression with and without the block pair prior.
 
     .venv/bin/python benchmarks/qa_compress_pairs.py [--data ../shared/data] [--caps 96 128 160] [--out F.md]
+        [--unit-words 25] [--no-plain]
 
 The real query pipeline retrieves once per question (`qa_adaptive_calibrate.retrieve_all`: the pooled
 corpus, the `lean` preset with hybrid retrieval, top 12); then the same hits are packed whole (1,024 tokens)
@@ -10,7 +11,9 @@ and compressed to each context cap by `SentenceCompressor` with the retriever's 
 - HotpotQA only: with a model that never saw the question (the span-answer questions shuffled into two folds,
   seed 0; each fold compressed with a model trained on the other fold plus the yes/no questions, as in
   `compression_pairs.py`).
-Beside them, `lean`'s own sentence packer on the top 8 at budgets 128 and 160. Scored like
+`--unit-words 60 25` runs the compressors once per longest unit (`max_unit_words`: longer sentences are split
+at commas and parentheses; 60 was the default before 2026-12-03, 25 after), each with pair models featurized the
+same way. Beside them, `lean`'s own sentence packer on the top 8 at budgets 128 and 160. Scored like
 `qa_baselines.py`: answer in context (question removed), cl100k tokens of the whole prompt. All 261 HotpotQA
 questions (218 with a span answer) and NQ's first 300.
 """
@@ -52,9 +55,9 @@ class PerQuestion:
         return comp.compress(question, text, target, block_scores=block_scores)
 
 
-def fold_compressors(data: Path, count: Any) -> PerQuestion:
+def fold_compressors(data: Path, count: Any, unit_words: int = 25) -> PerQuestion:
     rows = compression_pairs.load(data)
-    compression_pairs.featurize(SentenceCompressor(count), rows)
+    compression_pairs.featurize(SentenceCompressor(count, max_unit_words=unit_words), rows)
     spans = [r for r in rows if r["span"]]
     yes_no = [r for r in rows if not r["span"]]
     order = list(spans)
@@ -62,10 +65,11 @@ def fold_compressors(data: Path, count: Any) -> PerQuestion:
     folds = [order[: len(order) // 2], order[len(order) // 2 :]]
     by_question: dict[str, SentenceCompressor] = {}
     for f, test in enumerate(folds):
-        comp = SentenceCompressor(count, pair_model=compression_pairs.train(folds[1 - f] + yes_no))
+        model = compression_pairs.train(folds[1 - f] + yes_no)
+        comp = SentenceCompressor(count, pair_model=model, max_unit_words=unit_words)
         by_question.update({r["question"]: comp for r in test})
     # yes/no questions are not scored (no span answer); the packaged model covers them
-    return PerQuestion(by_question, SentenceCompressor(count))
+    return PerQuestion(by_question, SentenceCompressor(count, max_unit_words=unit_words))
 
 
 def main() -> None:
@@ -73,6 +77,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--caps", nargs="+", type=int, default=[96, 128, 160])
     ap.add_argument("--nq-limit", type=int, default=300)
+    ap.add_argument("--unit-words", nargs="+", type=int, default=[25], help="longest unit before splitting")
+    ap.add_argument("--no-plain", action="store_true", help="skip the compressors without the pair prior")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     count, cache = harness()
@@ -84,17 +90,29 @@ def main() -> None:
     for set_name in ("hotpotqa", "nq"):
         run = retrieve_all(set_name, SPEC, ns, cache)
         llm_count = run["stages"].llm.count_tokens
-        variants: list[tuple[str, Any]] = [
-            ("whole top 12, compressed, no pair prior", SentenceCompressor(llm_count, pair_weight=0.0)),
-            ("whole top 12, compressed, packaged pair model", SentenceCompressor(llm_count)),
-        ]
-        if set_name == "hotpotqa":
+        variants: list[tuple[str, Any]] = []
+        for w in args.unit_words:
+            tag = f", units <= {w} words" if len(args.unit_words) > 1 else ""
+            if not args.no_plain:
+                variants.append(
+                    (
+                        f"whole top 12, compressed, no pair prior{tag}",
+                        SentenceCompressor(llm_count, pair_weight=0.0, max_unit_words=w),
+                    )
+                )
             variants.append(
                 (
-                    "whole top 12, compressed, pair model from the other fold",
-                    fold_compressors(Path(args.data), llm_count),
+                    f"whole top 12, compressed, packaged pair model{tag}",
+                    SentenceCompressor(llm_count, max_unit_words=w),
                 )
             )
+            if set_name == "hotpotqa":
+                variants.append(
+                    (
+                        f"whole top 12, compressed, pair model from the other fold{tag}",
+                        fold_compressors(Path(args.data), llm_count, w),
+                    )
+                )
         grid = [
             {
                 "select": False,
