@@ -242,3 +242,24 @@ def test_bridge_lifts_the_paragraph_a_best_sentence_names() -> None:
     bridged = SentenceCompressor(words, bridge_weight=2.0, expand_query=False, fill=False)
     assert "1851" not in plain.compress(q, text, target).text
     assert "1851" in bridged.compress(q, text, target).text
+
+
+def test_a_long_sentence_is_cut_into_clauses_and_the_one_that_answers_is_kept() -> None:
+    lead = (
+        "Sir Alexander Chapman Ferguson, CBE (born 31 December 1941 in Glasgow, Scotland, the elder son of a "
+        "plater's helper) is a Scottish former football manager and player, who managed Manchester United from "
+        "1986 to 2013, the longest spell of any manager there."
+    )
+    text = (
+        f"Alex Ferguson\n{lead}\n\nOld Trafford\nOld Trafford is a football stadium in Greater Manchester. "
+        "It is the home of Manchester United."
+    )
+    question = "Which years did Alex Ferguson manage Manchester United?"
+    cut = SentenceCompressor(words).compress(question, text, CompressionTarget(tokens=24))
+    assert "from 1986 to 2013" in cut.text and words(cut.text) <= 24
+    assert "plater's helper" not in cut.text  # the parenthesis went, the answering clause stayed
+    # with whole sentences up to 60 words the lead does not fit at all and the answer is lost
+    whole = SentenceCompressor(words, max_unit_words=60, fill=False).compress(
+        question, text, CompressionTarget(tokens=24)
+    )
+    assert "1986" not in whole.text
