@@ -2,9 +2,10 @@
 
 Works on any long prompt part: packed context (`[n] source` blocks), a system prompt, few-shot demonstrations.
 
-1. **Blocks** are the text's paragraphs (split at blank lines). A block's short first line (a title, a `[n] source
-   | section` header) is its header: it is kept, whole, whenever any sentence of the block is kept, because it
-   names what the sentences are about and carries the citation marker.
+1. **Blocks** are the packed sources when the text has `[n] ` header lines (a source's sections, blank lines
+   included, stay in its block), else the text's paragraphs (split at blank lines). A block's header (its
+   `[n] source | section` line, or a paragraph's short title line) is kept, whole, whenever any sentence of the
+   block is kept, because it names what the sentences are about and carries the citation marker.
 2. **Units** are the sentences of each block (`split_sentences`); a unit longer than `max_unit_words` (a long
    encyclopedia lead with its dates and alternative names in parentheses, a JSON object, a table, a run-on list)
    is split further at line breaks, commas, semicolons and parentheses, never inside a protected span, so the
@@ -50,6 +51,8 @@ EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 """Texts -> L2-normalised vectors, one row per text (an `Embedder`'s `embed(...).vectors`)."""
 
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_SOURCE_LINE = re.compile(r"^\[\d+\] ", re.MULTILINE)
+"""A packed source's header line (`[n] path | section`): where a block starts when the text has them."""
 _SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+|\s+(?=\()|(?<=\))\s+")
 """Where an overlong unit is split: line breaks, after a comma or semicolon, around a parenthesis."""
 _WORD = re.compile(r"\S+")
@@ -240,9 +243,20 @@ class SentenceCompressor:
     def _split(self, text: str, spans: list[Span]) -> tuple[list[_Block], list[_Unit]]:
         blocks: list[_Block] = []
         units: list[_Unit] = []
-        starts = [0] + [m.end() for m in _BLOCK_BREAK.finditer(text)]
-        ends = [m.start() for m in _BLOCK_BREAK.finditer(text)] + [len(text)]
-        for bstart, bend in zip(starts, ends, strict=True):
+        sources = [m.start() for m in _SOURCE_LINE.finditer(text)]
+        if sources:
+            # packed sources: a block runs from its `[n] ` line to the next one, blank lines (a chunk's sections)
+            # included, so that its header (the citation) comes with any of its sentences
+            starts = ([0] if text[: sources[0]].strip() else []) + sources
+            ranges = list(zip(starts, [*starts[1:], len(text)], strict=True))
+        else:
+            breaks = list(_BLOCK_BREAK.finditer(text))
+            ranges = list(
+                zip([0] + [m.end() for m in breaks], [m.start() for m in breaks] + [len(text)], strict=True)
+            )
+        for bstart, bend in ranges:
+            while bend > bstart and text[bend - 1].isspace():
+                bend -= 1
             body = text[bstart:bend]
             if not body.strip():
                 continue
@@ -250,15 +264,23 @@ class SentenceCompressor:
             first_break = body.find("\n")
             if first_break > 0:
                 line = body[:first_break].strip()
-                if line and len(line.split()) <= _HEADER_MAX_WORDS and line[-1] not in ".!?:;,":
+                if _SOURCE_LINE.match(body) or (
+                    line and len(line.split()) <= _HEADER_MAX_WORDS and line[-1] not in ".!?:;,"
+                ):
                     header = (bstart, bstart + first_break)
+            elif _SOURCE_LINE.match(body):
+                header = (bstart, bend)  # a source with no text under its header
             blocks.append(_Block(bstart, bend, header))
             body_start = header[1] if header else bstart
             index = 0
-            for s in split_sentences(text[body_start:bend]):
-                for a, b in self._pieces(text, body_start + s.start, body_start + s.end, spans):
-                    units.append(_Unit(len(blocks) - 1, a, b, index))
-                    index += 1
+            # a block's paragraphs (a source's sections) one after another; a heading line is a unit of its own
+            cuts = [body_start] + [m.end() for m in _BLOCK_BREAK.finditer(text, body_start, bend)]
+            ends = [m.start() for m in _BLOCK_BREAK.finditer(text, body_start, bend)] + [bend]
+            for pstart, pend in zip(cuts, ends, strict=True):
+                for sent in split_sentences(text[pstart:pend]):
+                    for a, b in self._pieces(text, pstart + sent.start, pstart + sent.end, spans):
+                        units.append(_Unit(len(blocks) - 1, a, b, index))
+                        index += 1
         return blocks, units
 
     def _pieces(self, text: str, start: int, end: int, spans: list[Span]) -> list[tuple[int, int]]:

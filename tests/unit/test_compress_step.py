@@ -8,6 +8,7 @@ import pytest
 
 from ragcli.config import parse_config
 from ragcli.generation.build import build_compressor
+from ragcli.generation.compression_types import CompressionTarget
 from ragcli.generation.scripted_llm import ScriptedLLM
 from ragcli.generation.sentence_compressor import SentenceCompressor
 from ragcli.ingest.plain_text_parser import PlainTextParser
@@ -75,3 +76,31 @@ def test_retrieval_query_replaces_the_search_text_not_the_question() -> None:
         assert "hotel limit Paris" not in ans.prompt[-1].content
     finally:
         s.close()
+
+
+def test_a_kept_sentence_keeps_its_source_header_and_citation() -> None:
+    # the packed source holds its document's sections (blank lines inside): the sentence that answers is in a
+    # later section, and its `[n]` header must still come with it, or the answer loses its citation
+    s = _stages({"type": "sentences", "ratio": 3.0, "min_tokens": 0})
+    try:
+        ans = answer("What is the hotel limit per night in Paris?", s, QueryOptions(no_answer=True))
+        text = ans.prompt[-1].content
+        assert "250 euros" in text
+        cited = [c for c in ans.citations if "travel-policy" in c.source]
+        assert cited and f"[{cited[0].number}] " in text
+    finally:
+        s.close()
+
+
+def test_sources_with_sections_are_one_block_each() -> None:
+    packed = (
+        "[1] policy.md | Travel\nHotels\n\nThe hotel limit is 180 euros. In Paris it is 250 euros.\n\n"
+        "Meals\n\nMeals are paid up to 60 euros a day. Alcohol is not paid.\n\n"
+        "[2] handbook.md | Security\nLaptops lock after five minutes. Passwords rotate yearly."
+    )
+    comp = SentenceCompressor(lambda t: len(t.split()))
+    out = comp.compress("hotel limit in Paris", packed, CompressionTarget(tokens=24)).text
+    assert out.startswith("[1] policy.md | Travel\n") and "250 euros" in out
+    # the retriever's scores line up with the sources, not with the sections
+    steered = comp.compress("", packed, CompressionTarget(tokens=12), block_scores=[0.0, 1.0]).text
+    assert steered.startswith("[2] handbook.md")
