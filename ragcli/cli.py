@@ -143,6 +143,28 @@ def doctor(as_json: JsonOpt = False) -> None:
 # ---------------------------------------------------------------- query, chat
 
 
+class _Streamer:
+    """Prints an answer's tokens as they come; `used` says whether any came (a cache hit or a refusal streams
+    none, and its text is then printed whole)."""
+
+    def __init__(self) -> None:
+        self.used = False
+
+    def __call__(self, token: str) -> None:
+        self.used = True
+        out.print(token, end="", highlight=False, markup=False)
+
+
+def _cache_note(ans: Any) -> str:
+    """' · from the cache (exact, saved $X)' when the answer was served by the answer cache, else ''."""
+    for t in getattr(ans, "trace", None) or []:
+        if getattr(t, "stage", "") == "cache" and t.detail.get("hit"):
+            saved = t.detail.get("saved_usd")
+            cost = "" if saved is None else f", saved ${saved:.6f}"
+            return f" · from the cache ({t.detail.get('tier', '?')}{cost})"
+    return ""
+
+
 def _print_answer(ans: Any, *, streamed: bool) -> None:
     for warning in ans.warnings:
         warn(warning)
@@ -161,7 +183,7 @@ def _print_answer(ans: Any, *, streamed: bool) -> None:
     qid = f" · query {ans.query_id}" if ans.query_id else ""
     out.print(
         f"\n[dim]model {ans.model} · prompt {ans.prompt_tokens.get('total', 0)} tokens{est} · "
-        f"output {u.output_tokens} tokens · cost {usd}{qid}[/dim]"
+        f"output {u.output_tokens} tokens · cost {usd}{_cache_note(ans)}{qid}[/dim]"
     )
 
 
@@ -226,15 +248,13 @@ def query(
         stages = Stages.from_config(cfg)
         open_store(stages)  # a store held by another process is found before models load
         try:
-            streaming = stream and not as_json and not no_answer
+            streamer = _Streamer() if stream and not as_json and not no_answer else None
             opts = QueryOptions(
                 where=where,
                 budget_tokens=budget_tokens,
                 no_answer=no_answer,
                 no_cache=no_cache,
-                on_token=(lambda s: out.print(s, end="", highlight=False, markup=False))
-                if streaming
-                else None,
+                on_token=streamer,
             )
             ans = answer(question, stages, opts)
         finally:
@@ -242,7 +262,9 @@ def query(
         if as_json:
             print_json(ans)
             return
-        _show_answer(ans, show_prompt=show_prompt, no_answer=no_answer, streamed=streaming)
+        _show_answer(
+            ans, show_prompt=show_prompt, no_answer=no_answer, streamed=bool(streamer and streamer.used)
+        )
 
 
 def _served(cfg: Any, question: str, options: dict[str, Any], *, as_json: bool, show_prompt: bool) -> bool:
@@ -334,15 +356,17 @@ def chat(
                     err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
                     continue
                 out.print("bot> ", end="")
+                streamer = _Streamer()
                 opts = QueryOptions(
                     where=where,
                     history=conv.history(),
                     retrieval_query=conv.retrieval_query(line),
-                    on_token=lambda s: out.print(s, end="", highlight=False, markup=False),
+                    on_token=streamer,
                 )
                 ans = answer(line, stages, opts)
-                out.print()
-                _print_answer(ans, streamed=True)
+                if streamer.used:
+                    out.print()
+                _print_answer(ans, streamed=streamer.used)
                 total = total + ans.usage
                 turn = conv.add(line, ans.text)
                 out.print(

@@ -55,3 +55,22 @@ def test_config_show_json() -> None:
     result = runner.invoke(app, ["config", "show", "local", "--json"])
     assert result.exit_code == 0
     assert '"type": "qdrant_edge"' in result.output
+
+
+def test_a_cache_hit_prints_its_answer_and_says_it_came_from_the_cache(tmp_path: Path) -> None:
+    # a streamed query prints the tokens as they come; a cache hit streams none, so its text is printed whole
+    cfg = tmp_path / "cached.yaml"
+    cfg.write_text(
+        "collection: t\nstore: {type: qdrant_edge}\nembedder: {type: hash, dim: 64}\n"
+        "llm: {type: scripted, replies: ['The limit is 250 euros [1].']}\n"
+        "cache: {enabled: true, semantic: 'off'}\n"
+    )
+    docs = Path(__file__).resolve().parents[2] / "samples" / "docs" / "travel-policy.md"
+    assert runner.invoke(app, ["ingest", "-c", str(cfg), str(docs)]).exit_code == 0
+    q = "What is the hotel limit in Paris?"
+    first = runner.invoke(app, ["query", "-c", str(cfg), q])
+    assert first.exit_code == 0 and "250 euros" in first.output and "from the cache" not in first.output
+    second = runner.invoke(app, ["query", "-c", str(cfg), q])
+    assert second.exit_code == 0, second.output
+    text = " ".join(second.output.split())  # the console wraps long lines
+    assert text.startswith("The limit is 250 euros") and "from the cache (exact" in text
