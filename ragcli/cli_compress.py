@@ -24,15 +24,22 @@ def eval_compress(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer kept, ratio reached and ms per 1k tokens of the sentence compressor (tokens: the config's LLM,
-    or cl100k for API models)."""
+    """Answer kept, ratio reached and ms per 1k tokens of the config's compressor (its `compression:` section;
+    the sentence compressor's defaults when the config has none). Tokens are cl100k, so that runs compare
+    across configs; the ratio asked here replaces the config's target."""
     from ragcli.cost.tokens import counter_for
     from ragcli.eval.compression_eval import evaluate_compression
+    from ragcli.generation.build import build_compressor
     from ragcli.generation.sentence_compressor import SentenceCompressor
 
     with errors():
-        load(config)  # validates the config; the counter is cl100k so runs compare across configs
-        comp = SentenceCompressor(counter_for("gpt-4").count, prune_words=prune_words)
+        cfg = load(config)
+        count = counter_for("gpt-4").count
+        comp = build_compressor(cfg, count) if cfg.compression.type != "none" else None
+        if comp is None:
+            comp = SentenceCompressor(count, prune_words=prune_words)
+        elif prune_words and isinstance(comp, SentenceCompressor):
+            comp.prune_words = True
         report = evaluate_compression(comp, questions, fmt, ratio, limit=limit)
         if as_json:
             print_json(report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 
 from ragcli.config import (
     AnthropicLLMConfig,
@@ -116,14 +117,17 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
     )
 
 
-def build_compressor(cfg: PipelineConfig, llm: LLM, embed: EmbedFn | None = None) -> Compressor | None:
-    """The `compression:` stage, counting with the target LLM's tokenizer; `None` when it is off."""
+def build_compressor(
+    cfg: PipelineConfig, count_tokens: Callable[[str], int], embed: EmbedFn | None = None
+) -> Compressor | None:
+    """The `compression:` stage, counting with `count_tokens` (the target LLM's tokenizer in the query path);
+    `None` when it is off."""
     c = cfg.compression
     if isinstance(c, SentenceCompressionConfig):
         from ragcli.generation.sentence_compressor import SentenceCompressor
 
         return SentenceCompressor(
-            llm.count_tokens,
+            count_tokens,
             prune_words=c.prune_words,
             embed=embed if c.use_embeddings else None,
             fill=c.fill,
@@ -132,5 +136,5 @@ def build_compressor(cfg: PipelineConfig, llm: LLM, embed: EmbedFn | None = None
     if isinstance(c, LLMLinguaCompressionConfig):
         from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor
 
-        return LLMLinguaCompressor(llm.count_tokens, model=c.model, long=c.long, device=c.device)
+        return LLMLinguaCompressor(count_tokens, model=c.model, long=c.long, device=c.device)
     return None

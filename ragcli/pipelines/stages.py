@@ -195,7 +195,9 @@ class Stages:
         given = self.given_compressor
         if given is not None:
             return given
-        return build_compressor(self.config, self.llm, lambda texts: self.embedder.embed(texts).vectors)
+        return build_compressor(
+            self.config, self.llm.count_tokens, lambda texts: self.embedder.embed(texts).vectors
+        )
 
     @cached_property
     def prices(self) -> PriceTable:

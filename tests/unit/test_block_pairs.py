@@ -133,9 +133,9 @@ def test_config_turns_the_pair_prior_off() -> None:
     from ragcli.generation.build import build_compressor
     from ragcli.generation.scripted_llm import ScriptedLLM
 
-    on = build_compressor(parse_config({"compression": {"type": "sentences"}}), ScriptedLLM())
+    on = build_compressor(parse_config({"compression": {"type": "sentences"}}), ScriptedLLM().count_tokens)
     off = build_compressor(
-        parse_config({"compression": {"type": "sentences", "block_pairs": False}}), ScriptedLLM()
+        parse_config({"compression": {"type": "sentences", "block_pairs": False}}), ScriptedLLM().count_tokens
     )
     assert isinstance(on, SentenceCompressor) and on.pair_weight == 1.0
     assert isinstance(off, SentenceCompressor) and off.pair_weight == 0.0

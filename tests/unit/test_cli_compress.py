@@ -57,6 +57,15 @@ def test_eval_compress_json(tmp_path: Path) -> None:
     assert data["items"] == 8 and 0 <= data["answer_kept"] <= 1 and data["ratio_reached"] >= 1.5
 
 
+def test_eval_compress_reads_the_configs_compression_section(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("compression: {type: sentences, prune_words: true, block_pairs: false}\n")
+    args = ["eval", "compress", "--questions", str(_hotpot(tmp_path)), "--format", "hotpotqa", "--json"]
+    default = json.loads(CliRunner().invoke(app, args).output)
+    configured = json.loads(CliRunner().invoke(app, [*args, "-c", str(cfg)]).output)
+    assert default["method"] == "sentences" and configured["method"] == "sentences+words"
+
+
 def test_eval_compress_bad_format_is_a_usage_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["eval", "compress", "--questions", str(_hotpot(tmp_path)), "--format", "zip"]

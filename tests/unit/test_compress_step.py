@@ -62,8 +62,8 @@ def test_compress_step_shrinks_the_context_to_the_ratio(ratio: float) -> None:
 
 
 def test_compression_is_off_by_default_and_in_local() -> None:
-    assert build_compressor(parse_config({}), ScriptedLLM()) is None
-    comp = build_compressor(parse_config({"compression": {"type": "sentences"}}), ScriptedLLM())
+    assert build_compressor(parse_config({}), ScriptedLLM().count_tokens) is None
+    comp = build_compressor(parse_config({"compression": {"type": "sentences"}}), ScriptedLLM().count_tokens)
     assert isinstance(comp, SentenceCompressor)
 
 

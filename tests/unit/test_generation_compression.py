@@ -190,7 +190,7 @@ def test_config_section() -> None:
     from ragcli.generation.scripted_llm import ScriptedLLM
 
     whole = parse_config({"compression": {"type": "sentences", "fill": False}})
-    comp = build_compressor(whole, ScriptedLLM())
+    comp = build_compressor(whole, ScriptedLLM().count_tokens)
     assert isinstance(comp, SentenceCompressor) and comp.fill is False
     with pytest.raises(ConfigError, match=r"compression\.type"):
         parse_config({"compression": {"type": "zip"}})
