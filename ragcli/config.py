@@ -666,7 +666,7 @@ def parse_config(data: Any, *, source: str = "config") -> PipelineConfig:
     except ValidationError as exc:
         problems = [_describe(e) for e in exc.errors()]
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from None
-    problems = _filter_problems(cfg)
+    problems = _filter_problems(cfg) + _routing_problems(cfg)
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems)
     return cfg
@@ -683,6 +683,32 @@ def _filter_problems(cfg: PipelineConfig) -> list[str]:
             parse_where(getattr(cfg.retrieval, key), cfg.filterable)
         except InputError as exc:
             problems.append(f"retrieval.{key}: {exc}")
+    return problems
+
+
+def _routing_problems(cfg: PipelineConfig) -> list[str]:
+    """Tier names and the rules' tiers, checked now rather than at the first query that reaches them (a scripted
+    tier, a test fake, has no model name until it is built: then nothing is checked here)."""
+    tiers = cfg.tiers or [cfg.llm]
+    names = [m for m in (getattr(t, "model", None) for t in tiers) if isinstance(m, str)]
+    if len(names) != len(tiers):
+        return []
+    problems = []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(
+                f"tiers[{i}].model: {name!r} is also tiers[{seen[name]}]; rules, router labels and the ledger tell "
+                "tiers apart by model name, so give each tier a different model"
+            )
+        seen.setdefault(name, i)
+    for i, rule in enumerate(cfg.router.rules):
+        ref = rule.tier
+        ok = 0 <= ref < len(names) if isinstance(ref, int) else ref in names
+        if not ok:
+            problems.append(
+                f"router.rules[{i}].tier: {ref!r} is not one of the tiers {names} (or an index 0..{len(names) - 1})"
+            )
     return problems
 
 

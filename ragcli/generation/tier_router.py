@@ -7,6 +7,7 @@ trace can say why a tier answered.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from ragcli.config import PipelineConfig, RouteRuleConfig
     from ragcli.generation.learned_router import LearnedRouter
     from ragcli.ingest.protocols import Embedder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,14 @@ class TierRouter:
             raise ConfigError(
                 f"router.model was trained for {len(learned.tiers)} tiers ({learned.tiers}) but the config has "
                 f"{len(self.tiers)} ({self.tiers}); retrain it (`ragcli train router`) or fix `tiers`"
+            )
+        if learned is not None and list(learned.tiers) != self.tiers:
+            log.warning(
+                "router.model was trained on the outcomes of %s, but the tiers are %s; its scores and threshold "
+                "carry over only as far as those models are alike (`ragcli router report`); retrain it on your "
+                "tiers' labels with `ragcli train router`",
+                list(learned.tiers),
+                self.tiers,
             )
         self.learned = learned
 

@@ -82,3 +82,31 @@ CONTEXT = "[1] Paris is the capital of France.\n[2] The Seine flows through Pari
 def test_grounding_check(answer: str, ok: bool, reason: str) -> None:
     result = GroundingCheck(0.6).check(answer, CONTEXT, n_sources=2)
     assert result.ok is ok and reason in result.reason
+
+
+def test_config_refuses_rules_for_missing_tiers_and_twin_tier_names() -> None:
+    tiers = [{"type": "openai", "model": "gpt-4o-mini"}, {"type": "openai", "model": "gpt-4o"}]
+    with pytest.raises(ConfigError) as exc:
+        parse_config(
+            {"tiers": tiers, "router": {"rules": [{"tier": 5}, {"tier": "gpt-9"}, {"tier": "gpt-4o"}]}}
+        )
+    problems = "\n".join(exc.value.problems)
+    assert "router.rules[0].tier: 5" in problems and "router.rules[1].tier: 'gpt-9'" in problems
+    assert "rules[2]" not in problems
+    with pytest.raises(ConfigError, match="problem") as twin:
+        parse_config({"tiers": [tiers[0], tiers[0]]})
+    assert "tiers[1].model: 'gpt-4o-mini' is also tiers[0]" in twin.value.problems[0]
+
+
+def test_a_router_trained_on_other_models_is_used_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    other: Any = SimpleNamespace(tiers=["mixtral", "gpt-4"])
+    with caplog.at_level("WARNING"):
+        TierRouter(["smollm2", "gpt-4o"], learned=cast(Any, other))
+    assert "trained on the outcomes of ['mixtral', 'gpt-4']" in caplog.text
+    caplog.clear()
+    same: Any = SimpleNamespace(tiers=["smollm2", "gpt-4o"])
+    TierRouter(["smollm2", "gpt-4o"], learned=same)
+    assert "trained on the outcomes" not in caplog.text
