@@ -131,7 +131,9 @@ def cost(
         else:
             start = parse_since(since)
             table = Table(title=f"cost by {by}" + (f" since {start}" if start else ""))
-            for col in (by, "calls", "input", "cached", "output", "usd"):
+            # what the levers saved (a cache hit's 0-dollar row carries the call it replaced), when any did
+            saved = total.saved_usd > 0
+            for col in (by, "calls", "input", "cached", "output", "usd", *(["saved"] if saved else [])):
                 table.add_column(col, justify="left" if col == by else "right")
             for g in [*groups, total]:
                 table.add_row(
@@ -141,6 +143,7 @@ def cost(
                     f"{g.cached_tokens:,}",
                     f"{g.output_tokens:,}",
                     _fmt_usd(g.usd, g.unknown_cost_calls),
+                    *([f"${g.saved_usd:.6f}"] if saved else []),
                     end_section=bool(groups) and g is groups[-1],
                 )
             out.print(table)

@@ -265,8 +265,8 @@ class RouteLog:
             raise InputError(f"feedback must be `good` or `bad`, got {verdict!r}")
         if not self.known_query(query_id) or (tenant is not None and self._tenant_of(query_id) != tenant):
             raise UnknownQuery(
-                f"no query with id {query_id!r} in the ledger {self.path}; the id is printed by `ragcli query` "
-                "(trace) and listed by `ragcli cost`"
+                f"no query with id {query_id!r} in the ledger {self.path}; the id ends every `ragcli query` answer "
+                "(`query ID`) and is `query_id` in `ragcli query --json`"
             )
         both = sorted(set(relevant) & set(irrelevant))
         if both:

@@ -75,3 +75,13 @@ def test_cost_with_no_ledger_yet(tmp_path: Path) -> None:
     result = runner.invoke(app, ["cost", "--config", str(cfg)])
     assert result.exit_code == 0 and "no calls recorded yet" in result.stdout
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_cost_table_shows_what_the_cache_saved(config: Path, tmp_path: Path) -> None:
+    assert "saved" not in runner.invoke(app, ["cost", "--config", str(config)]).stdout  # nothing saved yet
+    hit = LedgerRow.of("cache", "gpt-4o-mini", Usage(0, 0, 0, 0.0, 1), 0.01)
+    with Ledger(tmp_path / "ledger.sqlite") as led:
+        led.record(replace(hit, ts="2026-01-02T12:00:00.000+00:00", saved_usd=0.0025, lever="cache"))
+    result = runner.invoke(app, ["cost", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "saved" in result.stdout and "$0.002500" in result.stdout
