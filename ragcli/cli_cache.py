@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ragcli.cli_eval import eval_app, train_app
 from ragcli.cli_support import ConfigOpt, JsonOpt, err, errors, load, out, print_json, to_jsonable
 
 cache_app = typer.Typer(
-    help="The answer cache: calibrate, stats, list, clear, invalidate.", no_args_is_help=True
+    help="The answer cache: calibrate, stats, judged, list, clear, optimize, invalidate.",
+    no_args_is_help=True,
 )
 
 PairsOpt = Annotated[
@@ -31,7 +33,8 @@ VerifierOpt = Annotated[
 
 
 def _fmt_t(t: float | None) -> str:
-    return "never serves" if t is None or not math.isfinite(t) else f"{t:.4f}"
+    """A threshold for text output; `none (never serves)` where no threshold met the target (null in JSON)."""
+    return "none (never serves)" if t is None or not math.isfinite(t) else f"{t:.4f}"
 
 
 # ---------------------------------------------------------------- train cache-verifier
@@ -154,7 +157,11 @@ def eval_cache(
 
 
 def _replay(cfg: Any, log_file: Path, verifier: str | None, as_json: bool) -> None:
-    from ragcli.eval.cache_eval import load_question_log, replay
+    """Ask a question log through the real query pipeline over an empty scratch cache (in a temporary folder,
+    removed after): the user's answer cache is neither read nor written."""
+    import tempfile
+
+    from ragcli.eval.cache_eval import load_question_log, replay, replay_row, scratch_answer_cache
     from ragcli.pipelines.query_pipeline import QueryOptions, answer
     from ragcli.pipelines.stages import Stages
 
@@ -165,26 +172,18 @@ def _replay(cfg: Any, log_file: Path, verifier: str | None, as_json: bool) -> No
             )
         }
     )
-    stages = Stages.from_config(cfg)
-
-    def ask(question: str) -> dict[str, Any]:
-        ans = answer(question, stages, QueryOptions())
-        row: dict[str, Any] = {"usd": ans.usage.usd or 0.0, "llm_calls": 0}
-        for t in ans.trace:
-            if t.stage == "cache_lookup" and t.detail.get("hit"):
-                row.update(
-                    hit=t.detail.get("tier"),
-                    cached_question=t.detail.get("cached_question", ""),
-                    saved_usd=t.detail.get("saved_usd", 0.0),
-                )
-            if t.stage == "llm":
-                row["llm_calls"] += 1
-        return row
-
-    try:
-        report = replay(load_question_log(log_file), ask)
-    finally:
-        stages.close()
+    log = load_question_log(log_file)
+    with tempfile.TemporaryDirectory(prefix="ragcli-cache-replay-") as scratch:
+        stages = Stages.from_config(cfg)
+        cache = None
+        try:
+            cache = stages.given_answer_cache = scratch_answer_cache(cfg, stages.embedder, Path(scratch))
+            report = replay(log, lambda question: replay_row(answer(question, stages, QueryOptions())))
+        finally:
+            used = "answer_cache" in stages.__dict__  # then `close` closes the scratch cache too
+            stages.close()
+            if cache is not None and not used:
+                cache.close()
     if as_json:
         print_json(report)
         return
@@ -199,10 +198,13 @@ def _replay(cfg: Any, log_file: Path, verifier: str | None, as_json: bool) -> No
 
 
 def _open(cfg: Any) -> Any:
+    """The answer cache for maintenance (clear, optimize, invalidate): without its verifier, which these never
+    use (so no `no cache verifier trained` warning where it does not matter)."""
     from ragcli.generation.cache_build import build_answer_cache
     from ragcli.ingest.build import build_embedder
 
-    return build_answer_cache(cfg, build_embedder(cfg.embedder, home=cfg.home_dir()))
+    plain = cfg.model_copy(update={"cache": cfg.cache.model_copy(update={"semantic": "off"})})
+    return build_answer_cache(plain, build_embedder(cfg.embedder, home=cfg.home_dir()))
 
 
 @cache_app.command("calibrate")
@@ -248,6 +250,24 @@ def cache_stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             f"{s.entries} entries ({s.expired} expired) in {s.scopes} scopes; {s.lookups} lookups, "
             f"{s.exact_hits} exact + {s.semantic_hits} semantic hits ({rate:.1%}); saved ${s.saved_usd:.6f}"
         )
+        _say_verifier(cfg)
+
+
+def _say_verifier(cfg: Any) -> None:
+    """Warn, where it matters, that the semantic tier cannot serve: `cache.semantic: verifier` and none found."""
+    from ragcli.errors import ResourceMissing
+    from ragcli.generation.cache_verifier import resolve_verifier
+
+    if cfg.cache.semantic != "verifier":
+        return
+    try:
+        resolve_verifier(cfg.home_dir(), cfg.cache.verifier)
+    except ResourceMissing as exc:
+        err.print(
+            f"[yellow]warning[/yellow]: the answer cache serves exact repeats only: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @cache_app.command("judged")
@@ -263,6 +283,7 @@ def cache_judged(
     them as labeled pairs for `ragcli eval cache --pairs` and `ragcli train cache-verifier --pairs`."""
     import json
 
+    from ragcli.generation.pair_features import normalise_question
     from ragcli.state.build import open_route_log
 
     with errors():
@@ -277,14 +298,26 @@ def cache_judged(
             t = by_tier.setdefault(p["tier"] or "?", {"judged": 0, "good": 0})
             t["judged"] += 1
             t["good"] += p["label"]
+        # a verdict on an exact repeat judges the answer, not the match: as a pair it would say that a question
+        # differs from itself (label 0), or what no verifier needs to learn (label 1); the exact tier serves those
+        labeled = [p for p in pairs if normalise_question(p["text_a"]) != normalise_question(p["text_b"])]
+        skipped = len(pairs) - len(labeled)
         if out_file is not None:
             out_file.parent.mkdir(parents=True, exist_ok=True)
             out_file.write_text(
-                "".join(json.dumps({k: p[k] for k in ("text_a", "text_b", "label")}) + "\n" for p in pairs),
+                "".join(json.dumps({k: p[k] for k in ("text_a", "text_b", "label")}) + "\n" for p in labeled),
                 encoding="utf-8",
             )
         if as_json:
-            print_json({"tiers": by_tier, "pairs": len(pairs), "out": str(out_file) if out_file else None})
+            print_json(
+                {
+                    "tiers": by_tier,
+                    "pairs": len(pairs),
+                    "written": len(labeled) if out_file else None,
+                    "skipped_exact_repeats": skipped,
+                    "out": str(out_file) if out_file else None,
+                }
+            )
             return
         if not pairs:
             out.print(
@@ -297,7 +330,15 @@ def cache_judged(
                 f"{tier}: {t['good']} of {t['judged']} judged hits good (precision {t['good'] / t['judged']:.3f})"
             )
         if out_file is not None:
-            out.print(f"wrote {len(pairs)} labeled pairs to {out_file}")
+            out.print(
+                f"wrote {len(labeled)} labeled pairs to {out_file}"
+                + (
+                    f"; skipped {skipped} judged exact repeat(s) (the same question on both sides: the verdict "
+                    "judged the answer, not whether the questions match)"
+                    if skipped
+                    else ""
+                )
+            )
 
 
 @cache_app.command("list")
@@ -387,15 +428,30 @@ def cache_invalidate(
             raise InputError("give --source PATH or --chunk ID")
         cache = _open(cfg)
         try:
-            n = 0
+            by_source = by_chunk = 0
             if source:
-                n += cache.invalidate_source(str(Path(source).expanduser().resolve()))
-                n += cache.invalidate_source(source)
+                by_source += cache.invalidate_source(str(Path(source).expanduser().resolve()))
+                by_source += cache.invalidate_source(source)
             if chunk:
-                n += cache.invalidate(chunk_ids=chunk)
+                by_chunk = cache.invalidate(chunk_ids=chunk)
         finally:
             cache.close()
-        out.print(f"dropped {n} cached answers")
+        if source and not by_source:
+            path = Path(source).expanduser()
+            exists = "exists" if path.exists() else "does not exist"
+            err.print(
+                f"[yellow]warning[/yellow]: no cached answer cites {escape(source)!r} (the path {exists}); "
+                "give the file or folder as it was ingested",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if chunk and not by_chunk:
+            err.print(
+                f"[yellow]warning[/yellow]: no cached answer cites the chunk(s) {escape(', '.join(chunk))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        out.print(f"dropped {by_source + by_chunk} cached answers")
 
 
 __all__ = ["cache_app", "to_jsonable"]

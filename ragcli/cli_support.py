@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,8 +144,22 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def finite_or_none(obj: Any) -> Any:
+    """`obj` with every non-finite float (inf, -inf, nan) replaced by None, in nested dicts and lists: JSON has
+    no such numbers (Python would write `Infinity`, which strict parsers and `JSON.parse` refuse)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+    """`obj` as strict JSON (`to_jsonable`; a non-finite number, e.g. a threshold none qualifies for, is null)."""
+    data = finite_or_none(to_jsonable(obj))
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def progress_bar(label: str) -> Any:

@@ -6,8 +6,10 @@ hits on label-1 pairs / label-1 pairs. The pairs are split by connected componen
 Wilson interval are reported at that threshold, and the curve is drawn).
 
 Replay protocol: a log of questions, each with a `group` (questions of one group ask the same thing), is
-asked in order through the real query pipeline with the cache on. A hit is a call avoided; a hit whose cached
-question belongs to another group is a wrong answer served.
+asked in order through the real query pipeline with the cache on, over an empty scratch cache
+(`scratch_answer_cache`: the user's cache is neither read nor written). What each answer did is read from the
+trace the query path records (`replay_row`): a served entry is a `cache` stage, an LLM call an `llm` stage. A
+hit is a call avoided; a hit whose cached question belongs to another group is a wrong answer served.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +33,12 @@ from ragcli.generation.cache_calibration import (
     precision_curve,
 )
 from ragcli.generation.cache_protocols import PairVerifier
+
+if TYPE_CHECKING:
+    from ragcli.config import PipelineConfig
+    from ragcli.generation.answer_cache import AnswerCache
+    from ragcli.ingest.protocols import Embedder
+    from ragcli.types import Answer
 
 
 @dataclass
@@ -151,13 +159,62 @@ AskFn = Callable[[str], dict[str, Any]]
 "llm_calls": int}`."""
 
 
+def replay_row(ans: Answer) -> dict[str, Any]:
+    """What one answer did, for `replay`, from the trace the query path records (`pipelines/cache_step.py`):
+    a served entry is a `cache` stage with `hit`, `tier`, `cached_question` and `saved_usd`; each model call is an
+    `llm` stage (one noted as `skipped`, or refused by the budget before it ran, is not a call)."""
+    row: dict[str, Any] = {"hit": None, "cached_question": "", "saved_usd": 0.0, "llm_calls": 0}
+    row["usd"] = float(ans.usage.usd or 0.0)
+    for t in ans.trace:
+        if t.stage == "cache" and t.detail.get("hit"):
+            row.update(
+                hit=str(t.detail.get("tier") or "exact"),
+                cached_question=str(t.detail.get("cached_question") or ""),
+                saved_usd=float(t.detail.get("saved_usd") or 0.0),
+            )
+        elif t.stage == "llm" and not t.detail.get("skipped") and "refused" not in t.detail:
+            row["llm_calls"] += 1
+    return row
+
+
+def scratch_answer_cache(cfg: PipelineConfig, embedder: Embedder, folder: Path) -> AnswerCache:
+    """An empty answer cache under `folder`, with the tiers of `cfg.cache` (its verifier or cosine threshold,
+    TTL, candidates) but nothing shared with the user's cache: SQLite metadata and a local Qdrant collection
+    there, whatever the config's store and state are. A replay runs over it so that it starts cold and leaves
+    the user's cache as it was."""
+    from ragcli.generation.answer_cache import AnswerCache
+    from ragcli.generation.cache_build import load_verifier
+    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+    from ragcli.retrieval.qdrant_edge_store import QdrantEdgeStore
+
+    c = cfg.cache
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    verifier = load_verifier(cfg, embedder) if c.semantic == "verifier" else None
+    meta = SqliteCacheStore(folder / "answer_cache.sqlite")
+    try:
+        index = QdrantEdgeStore(folder / "qdrant" / c.collection, c.collection)
+        return AnswerCache(
+            meta,
+            index,
+            embedder,
+            verifier=verifier,
+            cosine_threshold=c.cosine_threshold if c.semantic == "cosine" else None,
+            ttl_s=c.ttl_s,
+            candidates=c.candidates,
+        )
+    except BaseException:
+        meta.close()
+        raise
+
+
 def replay(log: Sequence[LoggedQuestion], ask: AskFn) -> ReplayReport:
     """Ask every logged question in order; count calls avoided and wrong answers served."""
     t0 = time.perf_counter()
     group_of: dict[str, str] = {}
     rep = ReplayReport(len(log), 0, 0, 0, 0, 0, 0.0, 0.0, 0.0)
     for item in log:
-        group_of.setdefault(item.question, item.group)
+        group_of.setdefault(item.question.strip(), item.group)  # the pipeline caches the stripped question
         r = ask(item.question)
         rep.llm_calls += int(r.get("llm_calls", 0))
         rep.usd_spent += float(r.get("usd") or 0.0)
@@ -168,7 +225,7 @@ def replay(log: Sequence[LoggedQuestion], ask: AskFn) -> ReplayReport:
             rep.exact_hits += tier == "exact"
             rep.semantic_hits += tier == "semantic"
             cached = str(r.get("cached_question", ""))
-            if group_of.get(cached, item.group) != item.group:
+            if group_of.get(cached.strip(), item.group) != item.group:
                 rep.wrong_answers_served += 1
                 if len(rep.wrong_examples) < 10:
                     rep.wrong_examples.append({"asked": item.question, "served_for": cached})
@@ -183,5 +240,7 @@ __all__ = [
     "evaluate_pairs",
     "load_question_log",
     "replay",
+    "replay_row",
     "score_pairs",
+    "scratch_answer_cache",
 ]

@@ -165,10 +165,10 @@ def test_cli_bad_verdict_drops_the_cached_answer(tmp_path: Path) -> None:
     finally:
         stages.close()
     assert len(llm.prompts) == 2 and not any(t.stage == "cache" for t in again.trace)
-    # the judged hit is a labeled pair for `eval cache` / `train cache-verifier`, and a precision by tier
+    # the judged hit counts in the precision by tier; as a labeled pair for `eval cache` / `train cache-verifier`
+    # it is left out: the same question on both sides, and the verdict was on the answer, not on the match
     pairs_file = tmp_path / "judged.jsonl"
     judged = CliRunner().invoke(app, ["cache", "judged", "--out", str(pairs_file), "-c", str(cfg_file)])
     assert judged.exit_code == 0 and "exact: 0 of 1 judged hits good" in judged.output, judged.output
-    (pair,) = [json.loads(line) for line in pairs_file.read_text().splitlines()]
-    assert pair == {"text_a": "What is the hotel limit in Paris?", "text_b": "What is the hotel limit in Paris?",
-                    "label": 0}  # fmt: skip
+    assert "skipped 1 judged exact repeat" in " ".join(judged.output.split())
+    assert pairs_file.read_text() == ""
