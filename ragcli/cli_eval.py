@@ -189,8 +189,10 @@ def train_reranker_cmd(
     )
     from ragcli.train.reranker_data import load_training_data
     from ragcli.train.reranker_training import train_reranker
+    from ragcli.trained_models import check_name
 
     with errors():
+        check_name(name, "reranker")  # before any training: the name becomes a folder under the home
         cfg = load(config, collection)
         pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)

@@ -33,6 +33,7 @@ from ragcli.cli_support import (
     to_jsonable,
 )
 from ragcli.errors import InputError
+from ragcli.trained_models import check_name
 
 if TYPE_CHECKING:
     from ragcli.train.optim import StepHook
@@ -120,6 +121,7 @@ def train_embedder_cmd(
     from ragcli.train.reranker_data import load_training_data
 
     with errors():
+        check_name(name, "embedder")  # before any work: the name becomes a folder under the home
         cfg = load(config, collection)
         pairs = pairs_from_feedback(cfg, pairs, corpus) if from_feedback else pairs
         held, gs = held_out_split(pairs, corpus, queries, qrels, holdout)
@@ -282,6 +284,7 @@ def train_fusion_cmd(
     from ragcli.train.gate_eval import labeled_set
 
     with errors():
+        check_name(name, "fusion")  # before any work: the name becomes a folder under the home
         cfg = load(config, collection)
         if depth > prefetch:
             raise InputError(
@@ -427,6 +430,7 @@ def train_sentence_model_cmd(
     from ragcli.train.sentence_model_training import read_qa_pairs, train_sentence_model
 
     with errors():
+        check_name(name, "sentence model")  # before any work: the name becomes a folder under the home
         cfg = load(config, collection)
         pairs = read_qa_pairs(questions)
         stages = Stages.from_config(cfg)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from ragcli.errors import ResourceMissing
+from ragcli.errors import InputError, ResourceMissing
 from ragcli.resources import ragcli_home
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,26 @@ CARDS: dict[str, str] = {
     "sentence_models": "ragcli_sentence_model.json",
 }
 """The card's file name per kind of model."""
+
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+"""A saved model's or session's name: it becomes a file or folder under the home, so no path separator, and no
+leading '.' (which would allow '.' and '..', that is the folder above, or hide the folder)."""
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` when it is a valid name for something saved under the home (a router, a cache verifier), else an
+    `InputError` naming it and the allowed form: 1-64 letters, digits, '.', '_' or '-', not starting with '.'.
+
+    Args:
+        what: What is named, for the message (`router`, `verifier`).
+    """
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise InputError(
+            f"{what} name {name!r} is not valid; use 1-64 letters, digits, '.', '_' or '-', not starting with "
+            "'.' (a plain name, no path: it is saved as a folder under the ragcli home; e.g. support-1)"
+        )
+    return name
 
 
 def trained_dir(kind: Kind, home: Path | None = None) -> Path:

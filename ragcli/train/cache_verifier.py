@@ -49,6 +49,7 @@ from ragcli.generation.cache_verifier import (
 from ragcli.generation.pair_features import FEATURE_NAMES
 from ragcli.ingest.protocols import Embedder
 from ragcli.resources import PACKAGED_EMBEDDER
+from ragcli.trained_models import check_name
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +308,7 @@ def train_cache_verifier(
     """
     recipe = recipe or VerifierRecipe()
     recipe.check()
-    if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
-        raise InputError(f"verifier name {name!r} must be letters, digits, '-', '_' or '.'")
+    check_name(name, "verifier")  # a plain name: '..' would make the folder replaced below the home itself
     t0 = time.perf_counter()
     pairs = load_pairs(pairs_file, limit=recipe.max_pairs)
     train, calib = split_pairs(pairs, [1 - recipe.calib_fraction, recipe.calib_fraction], seed=recipe.seed)

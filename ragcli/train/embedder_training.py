@@ -29,7 +29,7 @@ from typing import Any
 from ragcli.errors import ConfigError, InputError
 from ragcli.train.cross_encoder_training import Pair
 from ragcli.train.optim import Trainer
-from ragcli.trained_models import CARDS, trained_dir
+from ragcli.trained_models import CARDS, check_name, trained_dir
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def train_embedder(
             logits = scale * q @ d.T
             trainer.step(torch.nn.functional.cross_entropy(logits, torch.arange(len(batch))))
     model.eval()
-    path = trained_dir("embedders", home) / name
+    path = trained_dir("embedders", home) / check_name(name, "embedder")
     path.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
     report = EmbedderTrainingReport(

@@ -39,6 +39,7 @@ from ragcli.retrieval.fusion import (
 )
 from ragcli.train.deployment_gate import GateVerdict, paired_bootstrap, per_query_ndcg
 from ragcli.train.gate_eval import split_queries
+from ragcli.trained_models import check_name
 
 Progress = Callable[[str], None]
 
@@ -395,7 +396,7 @@ def train_fusion(
         "data": {**(data or {}), "train_queries": len(train_ids), "held_out_queries": len(held)},
         **({"cut": cut} if cut else {}),
     }
-    path = model.save(trained_dir("fusions", cfg.home_dir()) / name)
+    path = model.save(trained_dir("fusions", cfg.home_dir()) / check_name(name, "fusion"))
     verdict = None
     if held:
         if progress:

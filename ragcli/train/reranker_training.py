@@ -25,6 +25,7 @@ from ragcli.errors import InputError
 from ragcli.retrieval.rerank_selection import similarity, word_set
 from ragcli.retrieval.reranker_models import rerankers_dir
 from ragcli.train.cross_encoder_training import Pair, fine_tune_cross_encoder
+from ragcli.trained_models import check_name
 from ragcli.types import Hit
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def train_reranker(
     n_pos = sum(1 for p in rows if p.label > 0.5)
     if positive_weight is None:
         positive_weight = (len(rows) - n_pos) / n_pos if n_pos else 1.0
-    path = rerankers_dir(home) / name
+    path = rerankers_dir(home) / check_name(name, "reranker")
     from ragcli.retrieval.cross_encoder_backends import DERIVED_FILES
 
     for derived in DERIVED_FILES:  # exported or quantized from the weights this training replaces

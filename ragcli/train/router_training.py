@@ -42,6 +42,7 @@ from ragcli.generation.router_models import (
     TierModel,
 )
 from ragcli.train.router_outcomes import Outcomes, split_indices
+from ragcli.trained_models import check_name
 
 if TYPE_CHECKING:
     from ragcli.ingest.protocols import Embedder
@@ -291,7 +292,12 @@ def train_router(
         embeddings: Precomputed embeddings of `outcomes.prompts` (skips the embedder).
         with_gbm: Also measure gradient boosting in the selection (slow; never picked).
         candidates_only: Cross-validate only these candidates (faster).
+
+    Raises:
+        InputError: `name` is not a plain name (`check_name`: it would write outside `<home>/routers`), or
+            there are too few labels.
     """
+    check_name(name, "router")
     _sklearn()
     if len(outcomes) < 40:
         raise InputError(
@@ -354,7 +360,7 @@ def train_router(
 
 def save_router(trained: TrainedRouter, home: Path) -> Path:
     """Write the router folder `<home>/routers/NAME/` (card.json + weights.npz)."""
-    folder: Path = routers_dir(home) / str(trained.card["name"])
+    folder: Path = routers_dir(home) / check_name(str(trained.card["name"]), "router")
     folder.mkdir(parents=True, exist_ok=True)
     spec, arrays = trained.model.export("m_")
     card = {**trained.card, "model": spec}

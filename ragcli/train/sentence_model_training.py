@@ -31,6 +31,7 @@ from ragcli.generation.token_budget_packer import TokenBudgetPacker
 from ragcli.jsonl import read_objects
 from ragcli.train.deployment_gate import GateVerdict, paired_bootstrap
 from ragcli.train.gate_eval import split_queries
+from ragcli.trained_models import check_name
 from ragcli.types import Hit
 
 Progress = Callable[[str], None]
@@ -175,7 +176,7 @@ def train_sentence_model(
     top_k = cfg.retrieval.top_k
     rows = [labeled_rows(lexical, by_id[q].question, hits[q][:top_k], by_id[q].answers) for q in train_ids]
     model = fit_sentence_model(rows, name, l2=l2, floor=floor)
-    folder = trained_dir("sentence_models", cfg.home_dir()) / name
+    folder = trained_dir("sentence_models", cfg.home_dir()) / check_name(name, "sentence model")
     model.card.update(
         {
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -64,3 +65,16 @@ def test_verbose_shows_traceback() -> None:
     result = runner.invoke(app, ["-v", "query", "What?", "-c", "bogus"])
     assert result.exit_code == EXIT_USAGE
     assert "Traceback" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train", "embedder"], ["train", "reranker"], ["train", "fusion"], ["train", "sentence-model"]],
+)
+@pytest.mark.parametrize("name", ["../x", "/tmp/abs", ".hidden", ""])
+def test_a_trained_model_name_that_is_a_path_is_refused_before_any_work(
+    command: list[str], name: str
+) -> None:
+    extra = ["--questions", "missing.jsonl"] if command[-1] == "sentence-model" else []
+    result = CliRunner().invoke(app, [*command, "--name", name, *extra])
+    assert result.exit_code == 64 and "name" in result.output and "not valid" in result.output, result.output

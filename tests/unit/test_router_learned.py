@@ -266,3 +266,30 @@ def test_cli_train_and_eval_router(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         app, ["eval", "router", "--outcomes", str(tmp_path / "nope.jsonl"), "--config", str(cfg)]
     )
     assert missing.exit_code == 64 and "does not exist" in missing.output
+
+
+@pytest.mark.parametrize("name", ["../x", "..", ".", "a/b", "/abs/path", ".hidden", "", "x" * 65])
+def test_router_names_stay_under_the_home(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InputError, match=r"router name .* is not valid; use 1-64 letters"):
+        train_router(read_outcomes(_routellm_file(tmp_path / "o.jsonl", n=40)), HashEmbedder(16), name=name)
+
+
+def test_cli_train_router_refuses_a_path_as_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    ste = importlib.import_module("ragcli.ingest.sentence_transformer_embedder")
+    monkeypatch.setattr(ste, "SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder(32))
+    home = tmp_path / "home"
+    outcomes = _routellm_file(tmp_path / "o.jsonl")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"home: {home}\ncost: {{use_litellm_prices: false}}\n")
+    for name in ("../x", str(tmp_path / "abs")):
+        r = runner.invoke(
+            app,
+            ["train", "router", "--outcomes", str(outcomes), "--name", name, "--model", "logreg_c1",
+             "--config", str(cfg)],
+        )  # fmt: skip
+        assert r.exit_code == 64, r.output
+        assert "router name" in r.output and "not valid" in r.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "abs").exists()
+    assert not (home / "routers").exists() or not any((home / "routers").iterdir())
