@@ -231,7 +231,10 @@ def query(
     if batch is not None or question is None:  # batch mode: ragcli.cli_router.query_batch
         from ragcli.cli_router import query_batch
 
-        return query_batch(question, batch, out_file, config, collection, as_json=as_json)
+        return query_batch(
+            question, batch, out_file, config, collection, as_json=as_json, where=where, model=model,
+            budget_tokens=budget_tokens, refused={"--show-prompt": show_prompt, "--no-answer": no_answer},
+        )  # fmt: skip
     with errors():
         cfg = load(config, collection, llm_model=model)
         options = {

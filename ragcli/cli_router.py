@@ -369,9 +369,21 @@ def query_batch(
     collection: str | None,
     poll_s: float = 30.0,
     as_json: bool = False,
+    *,
+    where: str | None = None,
+    model: str | None = None,
+    budget_tokens: int | None = None,
+    refused: dict[str, bool] | None = None,
 ) -> None:
-    """`ragcli query --batch questions.jsonl --out answers.jsonl`: see `ragcli.pipelines.batch_pipeline`."""
-    from ragcli.errors import InputError
+    """`ragcli query --batch questions.jsonl --out answers.jsonl`: see `ragcli.pipelines.batch_pipeline`.
+
+    `--where` is the filter of the lines without their own, `--model` and `--budget-tokens` apply to every
+    line; `--no-cache` holds as it is (a batch neither reads nor writes the answer cache). The flags named in
+    `refused` (given: True) have no meaning for a batch and are refused rather than ignored.
+    """
+    from rich.markup import escape
+
+    from ragcli.cli_support import EXIT_PARTIAL, err
     from ragcli.pipelines.batch_pipeline import run_batch
     from ragcli.pipelines.stages import Stages
 
@@ -386,17 +398,35 @@ def query_batch(
             raise InputError(
                 "--batch needs --out answers.jsonl (the state file goes beside it, for resuming)"
             )
-        stages = Stages.from_config(load(config, collection))
+        given = [flag for flag, on in (refused or {}).items() if on]
+        if given:
+            raise InputError(
+                f"{', '.join(given)} cannot be used with --batch (each line's prompt and answer are in the "
+                "answers file); drop it"
+            )
+        stages = Stages.from_config(load(config, collection, llm_model=model))
         try:
-            report = run_batch(batch, out_file, stages, poll_s=poll_s)
+            report = run_batch(
+                batch, out_file, stages, where=where, budget_tokens=budget_tokens, poll_s=poll_s
+            )
         finally:
             stages.close()
         if as_json:
             print_json(report)
-            return
-        out.print(
-            f"answered {report.answered}, failed {report.failed}, still in a provider batch {report.pending} "
-            f"-> {report.out}" + (f" (batches {', '.join(report.batches)})" if report.batches else "")
-        )
-        if report.pending:
-            out.print("run the same command again to collect the rest (nothing is submitted twice)")
+        else:
+            out.print(
+                f"answered {report.answered}, failed {report.failed}, still in a provider batch "
+                f"{report.pending} -> {report.out}"
+                + (f" (batches {', '.join(report.batches)})" if report.batches else "")
+            )
+            if report.pending:
+                out.print("run the same command again to collect the rest (nothing is submitted twice)")
+        for problem in report.invalid:
+            err.print(f"[red]invalid[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        if report.invalid:
+            err.print(
+                f"{len(report.invalid)} bad line(s) written as status invalid; fix them and run the same "
+                "command again (only the fixed lines are asked)",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_PARTIAL)

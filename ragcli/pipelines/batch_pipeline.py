@@ -10,6 +10,12 @@ the prepared requests, the uploaded file id and the batch id are saved the momen
 same command again after an interruption polls the batch already paid for instead of submitting a new one (a
 batch created but not yet saved is found again by its input file). Each result is one ledger row priced at the
 batch price (`Usage.batch`), written once.
+
+A line is reused by its id and its content (question, filter, context cap): after an edit of the questions file,
+the unchanged lines keep their answers and only the new or changed ones are asked. A bad line (not JSON, no
+question, a repeated id, an unknown filter field, a question too long) is written as a `status: "invalid"`
+line naming its line number, checked before anything is paid; the others are answered. A line whose filter
+matches no source is refused without an LLM call when `prompt.no_sources: refuse`, as a single query is.
 """
 
 from __future__ import annotations
@@ -28,10 +34,21 @@ from ragcli.config import OpenAICompatibleLLMConfig
 from ragcli.cost.ledger import LedgerRow
 from ragcli.cost.provider_usage import openai_usage
 from ragcli.errors import BackendError, BudgetExceeded, InputError
-from ragcli.jsonl import read_objects
-from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, prepare, retrieve
-from ragcli.pipelines.route_step import generate_routed, route
+from ragcli.pipelines.query_pipeline import (
+    Prepared,
+    QueryOptions,
+    Retrieved,
+    _answer_of,
+    _no_sources,
+    check_question,
+    new_recorder,
+    prepare,
+    retrieve,
+)
+from ragcli.pipelines.recorder import Recorder
+from ragcli.pipelines.route_step import Routed, generate_routed, route
 from ragcli.pipelines.stages import Stages
+from ragcli.retrieval.filter_parser import parse_where
 
 log = logging.getLogger(__name__)
 
@@ -44,38 +61,106 @@ class BatchReport:
 
     answered: int = 0
     pending: int = 0
+    """Lines not answered yet: in a provider batch, or changed while their old version was in one (run again)."""
     failed: int = 0
     batches: list[str] = field(default_factory=list)
     out: str = ""
+    invalid: list[str] = field(default_factory=list)
+    """One `file:line (id ...): why` per bad input line; each is also an `invalid` line of the answers file."""
 
 
-def read_questions(path: Path) -> list[dict[str, Any]]:
-    """Lines `{"id": ..., "question": ..., "where": ...}` (`id` defaults to the line number; `where` optional)."""
+def read_questions(
+    path: Path, *, where: str | None = None, budget_tokens: int | None = None
+) -> list[dict[str, Any]]:
+    """Lines `{"id": ..., "question": ..., "where": ...}` (`id` defaults to the line number; `where` optional,
+    else `where`), each with its line number and the key its answer is reused by; a bad line has an `error`."""
+    if not path.is_file():
+        raise InputError(
+            f"questions file {str(path)!r} does not exist; give a JSONL file with a `question` per line"
+        )
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for n, rec in read_objects(path, "questions file", "a `question` per line"):
-        if not str(rec.get("question") or "").strip():
-            raise InputError(f'{path}:{n}: each line needs a non-empty "question"')
-        qid = str(rec.get("id", n))
-        if qid in seen:
-            raise InputError(f"{path}:{n}: id {qid!r} appears twice; ids must be unique")
-        seen.add(qid)
-        out.append({"id": qid, "question": str(rec["question"]).strip(), "where": rec.get("where")})
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            out.append(_bad(path, n, str(n), "", f"not valid JSON ({exc})"))
+            continue
+        if not isinstance(rec, dict):
+            out.append(_bad(path, n, str(n), "", 'expected a JSON object with a "question"'))
+            continue
+        qid, question = str(rec.get("id", n)), str(rec.get("question") or "").strip()
+        if not question:
+            out.append(_bad(path, n, qid, "", 'each line needs a non-empty "question"'))
+        elif qid in seen:
+            out.append(_bad(path, n, qid, question, f"id {qid!r} appears twice; ids must be unique"))
+        else:
+            seen.add(qid)
+            item_where = rec["where"] if rec.get("where") is not None else where
+            key = json.dumps([question, item_where, budget_tokens], sort_keys=True, ensure_ascii=False)
+            out.append(
+                {
+                    "id": qid,
+                    "question": question,
+                    "where": item_where,
+                    "line": n,
+                    "key": hashlib.sha256(key.encode()).hexdigest()[:16],
+                }
+            )
     return out
 
 
-class _State:
-    """The resumable state, written atomically after every change."""
+def _bad(path: Path, n: int, qid: str, question: str, why: str) -> dict[str, Any]:
+    return {"id": qid, "question": question, "line": n, "error": f"{path}:{n} (id {qid!r}): {why}"}
 
-    def __init__(self, path: Path, input_sha: str) -> None:
+
+def _check_lines(items: list[dict[str, Any]], stages: Stages, path: Path) -> None:
+    """Mark the lines that would fail before any work: a filter the config cannot apply, a question too long."""
+    for item in items:
+        if "error" in item:
+            continue
+        try:
+            parse_where(item["where"], stages.config.filterable)
+            check_question(item["question"], stages)
+        except InputError as exc:
+            item.update(_bad(path, item["line"], item["id"], item["question"], str(exc)))
+            del item["key"]  # a bad line has no answer to reuse
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an answers path that cannot be written before anything is paid (state file and answers go there)."""
+    folder = out.parent
+    if not folder.is_dir():
+        raise InputError(f"the folder of --out {str(out)!r} does not exist: {str(folder)!r}; create it first")
+    if out.is_dir():
+        raise InputError(
+            f"--out {str(out)!r} is a folder; give a file path such as {str(out / 'answers.jsonl')!r}"
+        )
+
+
+class _State:
+    """The resumable state, written atomically after every change. Records are reused by id and `key` (the
+    line's content), so an edited questions file keeps the answers of its unchanged lines."""
+
+    def __init__(self, path: Path, items: list[dict[str, Any]], input_sha: str) -> None:
         self.path = path
-        self.data: dict[str, Any] = {"input_sha": input_sha, "done": {}, "pending": {}, "batches": []}
+        self.data: dict[str, Any] = {"version": 2, "done": {}, "pending": {}, "batches": []}
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            if saved.get("input_sha") != input_sha:
-                raise InputError(
-                    f"the state file {path} belongs to another questions file; use another --out or delete it"
-                )
+            if "version" not in saved:  # written before records had keys: valid for the same file only
+                if saved.get("input_sha") != input_sha:
+                    raise InputError(
+                        f"the state file {path} was written by an older ragcli for another version of the "
+                        f"questions file; run once with the original file to finish it, or move {path} aside "
+                        "(its finished answers stay in the answers file; those questions would be asked again)"
+                    )
+                keys = {i["id"]: i["key"] for i in items if "key" in i}
+                for rec in [*saved["done"].values(), *saved["pending"].values()]:
+                    rec["key"] = keys.get(rec["id"], "")
+                saved["version"] = 2
+                saved.pop("input_sha", None)
             self.data = saved
 
     def save(self) -> None:
@@ -112,20 +197,33 @@ def run_batch(
     out: Path,
     stages: Stages,
     *,
+    where: str | None = None,
+    budget_tokens: int | None = None,
     poll_s: float = 30.0,
     max_wait_s: float | None = None,
     client_for: Callable[[OpenAICompatibleLLMConfig], Any] = _client,
 ) -> BatchReport:
-    """Answer every question of `questions` into `out`; see the module docstring. Re-run to resume."""
-    items = read_questions(questions)
+    """Answer every question of `questions` into `out`; see the module docstring. Re-run to resume.
+
+    Args:
+        where: the filter of the lines that give none (a line's own `where` replaces it).
+        budget_tokens: the context cap of every line (as `ragcli query --budget-tokens`).
+    """
+    _check_out(out)
+    parse_where(where, stages.config.filterable)  # a bad --where is one error, not one per line
+    items = read_questions(questions, where=where, budget_tokens=budget_tokens)
+    _check_lines(items, stages, questions)
     sha = hashlib.sha256(questions.read_bytes()).hexdigest()
-    state = _State(out.with_name(out.name + ".state.json"), sha)
+    state = _State(out.with_name(out.name + ".state.json"), items, sha)
     done, pending = state.data["done"], state.data["pending"]
     requests: dict[int, list[dict[str, Any]]] = {}
     for item in items:
-        if item["id"] in done or item["id"] in pending:
+        if "error" in item or done.get(item["id"], {}).get("key") == item["key"]:
             continue
-        _prepare_one(item, stages, state, requests)
+        # in a provider batch (an edited line is asked on the run after the batch is collected)
+        if item["id"] in pending:
+            continue
+        _prepare_one(item, stages, state, requests, budget_tokens)
     for tier, lines in requests.items():
         _submit(stages, tier, lines, state, client_for)
     deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
@@ -134,26 +232,49 @@ def run_batch(
             continue
         _collect(stages, batch, state, client_for, poll_s, deadline)
     _write_answers(out, items, done)
+    current = [done[i["id"]] for i in items if "key" in i and done.get(i["id"], {}).get("key") == i["key"]]
     return BatchReport(
-        answered=sum(1 for r in done.values() if r["status"] == "ok"),
-        pending=len(pending),
-        failed=sum(1 for r in done.values() if r["status"] != "ok"),
+        answered=sum(1 for r in current if r["status"] == "ok"),
+        pending=sum(1 for i in items if "key" in i) - len(current),
+        failed=sum(1 for r in current if r["status"] != "ok"),
         batches=[b["batch_id"] for b in state.data["batches"] if b.get("batch_id")],
         out=str(out),
+        invalid=[i["error"] for i in items if "error" in i],
     )
 
 
 def _record(item: dict[str, Any], **rest: Any) -> dict[str, Any]:
-    return {"id": item["id"], "question": item["question"], **rest}
+    return {"id": item["id"], "question": item["question"], "key": item["key"], **rest}
+
+
+def _answered_tier(rec: Recorder, routed: Routed) -> tuple[int, list[dict[str, Any]]]:
+    """The tier whose answer was kept (the last cascade attempt made) and the cascade's steps, as in the trace."""
+    steps = [dict(t.detail) for t in rec.trace if t.stage == "cascade"]
+    made = [s for s in steps if s.get("escalation") != "refused"]
+    return (int(made[-1]["tier"] or 0) if made else routed.tier), steps
 
 
 def _prepare_one(
-    item: dict[str, Any], stages: Stages, state: _State, requests: dict[int, list[dict[str, Any]]]
+    item: dict[str, Any],
+    stages: Stages,
+    state: _State,
+    requests: dict[int, list[dict[str, Any]]],
+    budget_tokens: int | None = None,
 ) -> None:
-    opts = QueryOptions(where=item.get("where"))
+    opts = QueryOptions(where=item.get("where"), budget_tokens=budget_tokens)
     rec = new_recorder(stages, opts)
-    retrieved = retrieve(item["question"], stages, opts, rec)
-    prepared = prepare(item["question"], retrieved, stages, opts, rec)
+    try:
+        retrieved = retrieve(item["question"], stages, opts, rec)
+        prepared = prepare(item["question"], retrieved, stages, opts, rec)
+    except BudgetExceeded as exc:
+        state.data["done"][item["id"]] = _record(
+            item, status="refused", error=str(exc), query_id=rec.query_id
+        )
+        state.save()
+        return
+    if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
+        _refuse_no_sources(item, retrieved, prepared, stages, state, rec)
+        return
     routed = route(item["question"], prepared, stages, opts, rec)
     citations = [
         {"number": c.number, "source": c.source, "chunk_id": c.chunk_id} for c in prepared.context.citations
@@ -161,6 +282,7 @@ def _prepare_one(
     meta = {
         "query_id": rec.query_id,
         "tier": routed.tier,
+        "routed_tier": routed.tier,
         "route": routed.decision.reason,
         "citations": citations,
     }
@@ -171,6 +293,8 @@ def _prepare_one(
         except BudgetExceeded as exc:
             state.data["done"][item["id"]] = _record(item, status="refused", error=str(exc), **meta)
         else:
+            tier, cascade = _answered_tier(rec, routed)
+            meta.update(tier=tier, **({"cascade": cascade} if cascade else {}))
             state.data["done"][item["id"]] = _record(
                 item, status="ok", answer=completion.text.strip(), model=completion.model, batch=False,
                 usd=rec.usage.usd, **meta,
@@ -200,6 +324,23 @@ def _prepare_one(
         {"custom_id": item["id"], "method": "POST", "url": "/v1/chat/completions", "body": body}
     )
     state.data["pending"][item["id"]] = _record(item, model=cfg.model, **meta)
+    state.save()
+
+
+def _refuse_no_sources(
+    item: dict[str, Any],
+    retrieved: Retrieved,
+    prepared: Prepared,
+    stages: Stages,
+    state: _State,
+    rec: Recorder,
+) -> None:
+    """No source survived the filter and cut-offs: the single query path's refusal (no LLM call), as a line."""
+    ans = _no_sources(_answer_of(item["question"], prepared, retrieved, stages.llm, rec), retrieved, rec)
+    state.data["done"][item["id"]] = _record(
+        item, status="refused", answer=ans.text, error=ans.warnings[-1], query_id=rec.query_id, citations=[],
+        usd=rec.usage.usd,
+    )  # fmt: skip
     state.save()
 
 
@@ -286,7 +427,7 @@ def _collect(
             rec = json.loads(line)
             cid = str(rec.get("custom_id"))
             meta = pending.get(cid)
-            if meta is None or cid in done:
+            if meta is None or done.get(cid, {}).get("key") == meta.get("key"):
                 continue  # already recorded by an earlier run: never billed twice in the ledger
             response = rec.get("response") or {}
             body = response.get("body") or {}
@@ -335,9 +476,15 @@ def _zero() -> Any:
 
 
 def _write_answers(out: Path, items: list[dict[str, Any]], done: dict[str, Any]) -> None:
+    """The answers of the lines as they are now, in file order; a bad line as an `invalid` line."""
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for item in items:
-            if item["id"] in done:
-                fh.write(json.dumps(done[item["id"]], ensure_ascii=False) + "\n")
+            if "error" in item:
+                rec = {k: item[k] for k in ("id", "question", "line", "error")} | {"status": "invalid"}
+            elif done.get(item["id"], {}).get("key") == item["key"]:
+                rec = {k: v for k, v in done[item["id"]].items() if k != "key"}
+            else:
+                continue
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     os.replace(tmp, out)

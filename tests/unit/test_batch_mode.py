@@ -17,6 +17,7 @@ from ragcli.generation.scripted_llm import ScriptedLLM
 from ragcli.ingest.plain_text_parser import PlainTextParser
 from ragcli.pipelines.batch_pipeline import read_questions, run_batch
 from ragcli.pipelines.ingest_pipeline import ingest
+from ragcli.pipelines.query_pipeline import NO_SOURCES_ANSWER
 from ragcli.pipelines.stages import Stages
 from tests.unit.fake_openai_batch_server import FakeBatchServer
 
@@ -30,6 +31,7 @@ def _stages(tmp_path: Path, base_url: str) -> Stages:
             "collection": "t",
             "store": {"type": "qdrant", "location": ":memory:"},
             "embedder": {"type": "hash", "dim": 64},
+            "filterable": {"source": "keyword"},
             "tiers": [
                 {"type": "scripted"},
                 {"type": "openai", "model": "gpt-4o-mini", "base_url": base_url, "api_key_env": None},
@@ -106,31 +108,155 @@ def test_batch_finds_a_batch_created_but_not_saved(tmp_path: Path) -> None:
         s.close()
 
 
-def test_state_of_another_file_is_refused(tmp_path: Path) -> None:
+def _write(path: Path, *lines: object) -> Path:
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def _lines(out: Path) -> dict[str, dict[str, object]]:
+    return {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+
+
+def _llm_rows(s: Stages, model: str) -> int:
+    return sum(1 for r in s.ledger.rows() if r.stage == "llm" and r.model == model and r.status != "refused")
+
+
+def test_bad_lines_are_reported_and_an_edit_keeps_the_finished_answers(tmp_path: Path) -> None:
     with FakeBatchServer() as server:
         s = _stages(tmp_path, server.base_url)
         out = tmp_path / "answers.jsonl"
-        run_batch(_questions(tmp_path), out, s, poll_s=0.0, max_wait_s=0.0)
-        other = tmp_path / "other.jsonl"
-        other.write_text('{"question": "Something else?"}\n')
-        with pytest.raises(InputError, match="belongs to another questions file"):
-            run_batch(other, out, s, poll_s=0.0)
+        hotel = {"id": "a", "question": "What is the hotel limit in Paris?"}
+        train = {"id": "c", "question": "How are trains booked?"}
+        bad = {"id": "b", "question": "Which hotel class may staff book?", "where": "colour = 'red'"}
+        q = _write(tmp_path / "q.jsonl", hotel, bad, "not json", train)
+        report = run_batch(q, out, s, poll_s=0.0)
+        # the bad lines are named with their line and id; the others are answered, nothing bad is paid for
+        assert report.answered == 2 and report.pending == 0 and len(report.invalid) == 2
+        assert (
+            "q.jsonl:2 (id 'b')" in report.invalid[0] and "unknown filter field 'colour'" in report.invalid[0]
+        )
+        assert "q.jsonl:3 (id '3')" in report.invalid[1] and "not valid JSON" in report.invalid[1]
+        lines = _lines(out)
+        assert (
+            lines["b"]["status"] == "invalid"
+            and lines["b"]["line"] == 2
+            and lines["3"]["status"] == "invalid"
+        )
+        assert server.api.count("POST", "/v1/batches") == 1 and _llm_rows(s, "gpt-4o-mini") == 1
+        # the fixed file has another hash: the unchanged lines keep their answers, only the fixed one is asked
+        q = _write(q, hotel, {**bad, "where": None}, train)
+        report = run_batch(q, out, s, poll_s=0.0)
+        assert report.answered == 3 and report.invalid == []
+        assert server.api.count("POST", "/v1/batches") == 2 and _llm_rows(s, "gpt-4o-mini") == 2
+        assert _llm_rows(s, "scripted") == 1
+        assert [r["status"] for r in _lines(out).values()] == ["ok", "ok", "ok"]
+        # a changed question is asked again, under the same id
+        q = _write(q, hotel, {**bad, "where": None}, {**train, "question": "Who books trains?"})
+        run_batch(q, out, s, poll_s=0.0)
+        assert _llm_rows(s, "scripted") == 2 and _lines(out)["c"]["question"] == "Who books trains?"
+        s.close()
+
+
+def test_a_state_file_of_an_older_ragcli_is_resumed_or_explained(tmp_path: Path) -> None:
+    import hashlib
+
+    with FakeBatchServer() as server:
+        s = _stages(tmp_path, server.base_url)
+        out, q = tmp_path / "answers.jsonl", _questions(tmp_path)
+        run_batch(q, out, s, poll_s=0.0, max_wait_s=0.0)
+        state_path = out.with_name(out.name + ".state.json")
+        state = json.loads(state_path.read_text())
+        del state["version"]  # as written before records had keys
+        for rec in [*state["done"].values(), *state["pending"].values()]:
+            del rec["key"]
+        state["input_sha"] = hashlib.sha256(q.read_bytes()).hexdigest()
+        state_path.write_text(json.dumps(state))
+        report = run_batch(q, out, s, poll_s=0.0)
+        assert report.answered == 3 and server.api.count("POST", "/v1/batches") == 1
+        assert _llm_rows(s, "scripted") == 1
+        state["input_sha"] = "another file"
+        state_path.write_text(json.dumps(state))
+        with pytest.raises(InputError, match=r"move .*answers\.jsonl\.state\.json aside"):
+            run_batch(q, out, s, poll_s=0.0)
+        s.close()
+
+
+def test_a_line_without_sources_is_refused_without_an_llm_call(tmp_path: Path) -> None:
+    with FakeBatchServer() as server:
+        s = _stages(tmp_path, server.base_url)
+        out = tmp_path / "answers.jsonl"
+        q = _write(
+            tmp_path / "q.jsonl",
+            {"id": "none", "question": "How are trains booked?"},
+            {"id": "own", "question": "How are trains booked?", "where": "source != 'nowhere.md'"},
+        )
+        # --where applies to the lines that set none; a line's own filter replaces it
+        report = run_batch(q, out, s, where="source = 'nowhere.md'", poll_s=0.0)
+        lines = _lines(out)
+        assert report.answered == 1 and report.failed == 1
+        assert lines["none"]["status"] == "refused" and lines["none"]["answer"] == NO_SOURCES_ANSWER
+        assert "the filter matched no chunk" in str(lines["none"]["error"])
+        assert "prompt.no_sources: refuse" in str(lines["none"]["error"])
+        assert lines["own"]["status"] == "ok" and lines["own"]["citations"]
+        assert _llm_rows(s, "scripted") == 1 and server.api.count("POST", "/v1/files") == 0
+        s.close()
+
+
+def test_the_line_reports_the_tier_that_answered_after_a_cascade(tmp_path: Path) -> None:
+    cfg = parse_config(
+        {
+            "home": str(tmp_path),
+            "collection": "t",
+            "store": {"type": "qdrant", "location": ":memory:"},
+            "embedder": {"type": "hash", "dim": 64},
+            # the strong tier is an OpenAI-compatible model without a batch price: answered at once
+            "tiers": [
+                {"type": "scripted"},
+                {"type": "openai", "model": "strong", "base_url": "http://127.0.0.1:9", "api_key_env": None},
+            ],
+            "router": {"cascade": {"enabled": True}},
+            "cost": {"use_litellm_prices": False},
+        }
+    )
+    cheap = ScriptedLLM(["Bananas are purple on Tuesdays [1]."], model_name="cheap")
+    strong = ScriptedLLM(["The hotel limit in Paris is 250 euros per night [1]."], model_name="strong")
+    s = Stages.from_config(cfg, parser=PlainTextParser(), tiers=[cheap, strong])
+    assert not ingest([SAMPLES / "travel-policy.md"], s).failed
+    out = tmp_path / "answers.jsonl"
+    run_batch(
+        _write(tmp_path / "q.jsonl", {"id": "a", "question": "What is the hotel limit in Paris?"}), out, s
+    )
+    line = _lines(out)["a"]
+    assert line["tier"] == 1 and line["routed_tier"] == 0 and line["model"] == "strong"
+    cascade = line["cascade"]
+    assert (
+        isinstance(cascade, list) and [c["tier"] for c in cascade] == [0, 1] and cascade[0]["check"] == "fail"
+    )
+    assert _llm_rows(s, "cheap") == 1 and _llm_rows(s, "strong") == 1
+    s.close()
+
+
+def test_a_missing_out_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    with FakeBatchServer() as server:
+        s = _stages(tmp_path, server.base_url)
+        with pytest.raises(InputError, match=r"folder of --out .* does not exist: '.*nodir'"):
+            run_batch(_questions(tmp_path), tmp_path / "nodir" / "o.jsonl", s, poll_s=0.0)
+        assert _llm_rows(s, "scripted") == 0 and server.api.seen == []
         s.close()
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("nope\n", "not valid JSON"),
-        ('{"id": 1}\n', "non-empty"),
-        ('{"id": 1, "question": "a"}\n' * 2, "twice"),
+        ("nope\n", "q.jsonl:1 (id '1'): not valid JSON"),
+        ('{"id": 1}\n', "q.jsonl:1 (id '1'): each line needs a non-empty"),
+        ('{"id": 1, "question": "a"}\n' * 2, "q.jsonl:2 (id '1'): id '1' appears twice"),
     ],
 )
 def test_questions_file_errors(tmp_path: Path, text: str, message: str) -> None:
     q = tmp_path / "q.jsonl"
     q.write_text(text)
-    with pytest.raises(InputError, match=message):
-        read_questions(q)
+    assert message in read_questions(q)[-1]["error"]
 
 
 def test_cli_query_batch(tmp_path: Path) -> None:
@@ -159,3 +285,13 @@ def test_cli_query_batch(tmp_path: Path) -> None:
     assert usage.exit_code == 64 and "--batch" in usage.output
     both = runner.invoke(app, ["query", "q?", "--batch", str(_questions(tmp_path)), "--out", str(out)])
     assert both.exit_code == 64 and "not both" in both.output
+    args = ["query", "--batch", str(_questions(tmp_path)), "--out", str(out), "--config", str(cfg)]
+    shown = runner.invoke(app, [*args, "--show-prompt"])
+    assert shown.exit_code == 64 and "--show-prompt cannot be used with --batch" in shown.output
+    where = runner.invoke(app, [*args, "--where", "team = 'x'"])
+    assert where.exit_code == 64 and "filter field 'team' is not filterable" in where.output
+    nodir = runner.invoke(app, [*args[:3], "--out", str(tmp_path / "nodir" / "a.jsonl"), *args[5:]])
+    assert nodir.exit_code == 64 and "nodir" in nodir.output
+    bad = _write(tmp_path / "bad.jsonl", {"id": "x", "question": "Hotel?", "where": "team = 'x'"})
+    partial = runner.invoke(app, ["query", "--batch", str(bad), "--out", str(out), "--config", str(cfg)])
+    assert partial.exit_code == 2 and "bad.jsonl:1 (id 'x')" in partial.output, partial.output
