@@ -70,8 +70,11 @@ def eval_compress(
 @eval_app.command("history")
 def eval_history(
     questions: Annotated[
-        Path, typer.Option("--questions", help="HotpotQA IRCoT JSONL the conversation is built from.")
-    ] = Path("../shared/data/hotpotqa/questions.jsonl"),
+        Path,
+        typer.Option(
+            "--questions", help="HotpotQA IRCoT JSONL the conversation is built from (required, as for eval qa)."
+        ),
+    ],
     turns: Annotated[int, typer.Option(min=2)] = 50,
     plant: Annotated[int, typer.Option(min=1, help="Turns in which the user states a fact.")] = 5,
     window: Annotated[int, typer.Option(min=0, help="Turns kept verbatim.")] = 4,
@@ -91,7 +94,7 @@ def eval_history(
     stated early, over a conversation built from real data (cl100k tokens)."""
     from ragcli.cost.tokens import counter_for
     from ragcli.errors import InputError
-    from ragcli.eval.history_eval import evaluate_history
+    from ragcli.eval.history_eval import evaluate_history, turn_columns
 
     with errors():
         if not questions.is_file():
@@ -120,21 +123,14 @@ def eval_history(
         table = Table(
             title=f"history over {report.turns} turns ({report.planted} with a stated fact), cl100k"
         )
-        for col in (
-            "strategy",
-            "tokens at turn 10",
-            "at 25",
-            f"at {turns}",
-            "mean",
-            f"early facts at {turns}",
-        ):
+        shown = turn_columns(report.turns)  # only the turns the conversation has
+        heads = [f"tokens at turn {shown[0]}"] + [f"at {t}" for t in shown[1:]]
+        for col in ("strategy", *heads, "mean", f"early facts at {turns}"):
             table.add_column(col, justify="right")
         for name, series in report.tokens_per_turn.items():
             table.add_row(
                 name,
-                str(series[min(9, len(series) - 1)]),
-                str(series[min(24, len(series) - 1)]),
-                str(series[-1]),
+                *(str(series[t - 1]) for t in shown),
                 f"{sum(series) / len(series):.0f}",
                 f"{100 * report.recall[name]:.0f}%",
             )

@@ -15,11 +15,11 @@ the previous summary by one LLM call that rewrites it (no cap on the summary).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ragcli.errors import InputError
 from ragcli.generation.conversation import Conversation
@@ -27,7 +27,10 @@ from ragcli.generation.llm_summarizer import LLMSummarizer
 from ragcli.generation.protected_spans import find_spans
 from ragcli.generation.protocols import LLM
 from ragcli.generation.sentence_selector import split_sentences
+from ragcli.jsonl import read_objects
 from ragcli.types import Completion, Message, Usage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,11 +53,43 @@ def _first_sentence(text: str) -> str:
     return text[spans[0].start : spans[0].end] if spans else text
 
 
+CHECKPOINTS = (10, 25)
+"""The turns a table shows besides the last, where the conversation is longer."""
+EXPECTED = "HotpotQA IRCoT rows with question_text, answers_objects and contexts (title, paragraph_text)"
+
+
+def turn_columns(turns: int) -> list[int]:
+    """The turns a table shows (1-based): 10 and 25 where the conversation reaches past them, and the last."""
+    return [t for t in CHECKPOINTS if t < turns] + [turns]
+
+
+def _last(items: Sequence[T], n: int) -> Sequence[T]:
+    """The last `n` items; none for 0 (`items[-0:]` would be all of them)."""
+    return items[max(0, len(items) - n) :] if n > 0 else items[:0]
+
+
+def _check_row(path: Path, n: int, row: dict[str, Any]) -> None:
+    """A row of another format (NQ-Open, kv) is named with its line and the keys it lacks, not a KeyError."""
+    missing = [k for k in ("question_text", "answers_objects", "contexts") if k not in row]
+    if not missing:
+        for key, inner in (("answers_objects", ()), ("contexts", ("title", "paragraph_text"))):
+            value = row[key]
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                missing.append(f"{key} as a list of objects")
+            else:
+                missing += sorted({f"{key}[].{k}" for v in value for k in inner if k not in v})
+    if missing:
+        raise InputError(
+            f"{path}:{n}: not a HotpotQA IRCoT row: no {', '.join(missing)} (the line has keys "
+            f"{', '.join(sorted(row)) or 'none'}); expected {EXPECTED}"
+        )
+
+
 def build_turns(path: Path, turns: int, plant: int) -> list[tuple[str, str, list[str]]]:
     """(user, assistant, strings that must survive) per turn, from a HotpotQA IRCoT file."""
     out: list[tuple[str, str, list[str]]] = []
-    for line in path.open(encoding="utf-8"):
-        row = json.loads(line)
+    for n, row in read_objects(path, "question file", EXPECTED):
+        _check_row(path, n, row)
         golds = [s for obj in row["answers_objects"] for s in obj.get("spans", [])]
         gold = [c for c in row["contexts"] if c.get("is_supporting")]
         other = [c for c in row["contexts"] if not c.get("is_supporting")]
@@ -98,6 +133,8 @@ def evaluate_history(
         call: how each of its calls runs (default `llm.complete`; the CLI's draws on the budget and the ledger).
         buffer_tokens: the summary buffer's verbatim limit (default: the mean size of `window_turns` turns).
     """
+    if window_turns < 0:
+        raise InputError(f"--window must be 0 or more turns, got {window_turns}")
     if not 1 <= plant < turns:
         raise InputError(f"--plant must be between 1 and turns-1 ({turns - 1}), got {plant}")
     data = build_turns(path, turns, plant)
@@ -107,13 +144,13 @@ def evaluate_history(
     running = 0
     for user, assistant, _ in data:
         full.append(running)
-        window.append(sum(count(u) + count(a) for u, a, _ in data[: len(full) - 1][-window_turns:]))
+        window.append(sum(count(u) + count(a) for u, a, _ in _last(data[: len(full) - 1], window_turns)))
         running += count(user) + count(assistant)
     conv = Conversation(count, window_turns=window_turns, summary_cap_tokens=summary_cap_tokens)
     ours, final_ours = _run_conversation(data, conv)
     report.tokens_per_turn = {"full transcript": full, f"last {window_turns} turns": window, "ragcli": ours}
     final_full = "\n".join(u + "\n" + a for u, a, _ in data[:-1]).lower()
-    final_window = "\n".join(u + "\n" + a for u, a, _ in data[:-1][-window_turns:]).lower()
+    final_window = "\n".join(u + "\n" + a for u, a, _ in _last(data[:-1], window_turns)).lower()
     planted = [must for _, _, must in data[:plant]]
     finals = {"full transcript": final_full, f"last {window_turns} turns": final_window, "ragcli": final_ours}
     if llm is not None:
