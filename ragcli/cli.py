@@ -206,7 +206,7 @@ def query(
     model: Annotated[str | None, typer.Option(help="Override the config's LLM model name.")] = None,
     budget_tokens: Annotated[int | None, typer.Option(min=16, help="Cap on context tokens (>= 16).")] = None,
     show_prompt: Annotated[bool, typer.Option(help="Print the exact prompt with tokens per part.")] = False,
-    no_answer: Annotated[bool, typer.Option(help="Stop before the LLM call.")] = False,
+    no_answer: Annotated[bool, typer.Option("--no-answer", help="Stop before the LLM call.")] = False,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the answer cache.")
     ] = False,
