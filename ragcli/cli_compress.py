@@ -72,7 +72,8 @@ def eval_history(
     questions: Annotated[
         Path,
         typer.Option(
-            "--questions", help="HotpotQA IRCoT JSONL the conversation is built from (required, as for eval qa)."
+            "--questions",
+            help="HotpotQA IRCoT JSONL the conversation is built from (required, as for eval qa).",
         ),
     ],
     turns: Annotated[int, typer.Option(min=2)] = 50,
