@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ragcli.cli_eval import eval_app, train_app
-from ragcli.cli_support import ConfigOpt, JsonOpt, errors, load, out, print_json
+from ragcli.cli_support import ConfigOpt, JsonOpt, errors, load, out, print_json, warn
 from ragcli.errors import InputError
 
 if TYPE_CHECKING:
@@ -177,6 +177,12 @@ def eval_router_cmd(
             if router
             else None
         )
+        in_sample = trained is not None and _same_file(trained.card.get("source"), outcomes)
+        if in_sample:
+            warn(
+                f"router {router!r} was trained on {outcomes}: scored on its own labels, the numbers are "
+                "optimistic; give held-out outcomes, or leave out --router to train on one part and score the rest"
+            )
         result = evaluate_router(
             data,
             embedder,
@@ -189,9 +195,9 @@ def eval_router_cmd(
             cache=cache_dir("cache"),
         )
         if as_json:
-            print_json(result)
+            print_json({**result, "in_sample": in_sample})
             return
-        table = Table(title=f"router eval: {result['mode']}")
+        table = Table(title=f"router eval: {result['mode']}" + (" (in-sample)" if in_sample else ""))
         for col in ("scope", "router", "n", "APGR", "CPT(50%)", "CPT(80%)", "$/1k at 95%"):
             table.add_column(col)
         for row in summary_rows(result):
@@ -430,3 +436,13 @@ def query_batch(
                 highlight=False,
             )
             raise typer.Exit(EXIT_PARTIAL)
+
+
+def _same_file(source: object, path: Path) -> bool:
+    """Whether a router card's `source` (the outcomes file it was trained on) is `path`."""
+    if not isinstance(source, str) or not source:
+        return False
+    try:
+        return Path(source).resolve() == path.resolve()
+    except OSError:
+        return False

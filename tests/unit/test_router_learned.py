@@ -262,6 +262,8 @@ def test_cli_train_and_eval_router(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     res = json.loads(scored.stdout)
     assert set(res["combined"]["routers"]) == {"router", "random", "length", "subject_prior"}
     assert set(res["benchmarks"]) == {"gsm8k", "mmlu"} and 0.0 <= res["strong_share_reached"] <= 1.0
+    # scored on the file it was trained on: said, in the JSON and on stderr
+    assert res["in_sample"] is True and "optimistic" in " ".join(scored.stderr.split())
     missing = runner.invoke(
         app, ["eval", "router", "--outcomes", str(tmp_path / "nope.jsonl"), "--config", str(cfg)]
     )
