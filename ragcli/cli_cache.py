@@ -388,7 +388,8 @@ def cache_clear(
     with errors():
         cfg = load(config)
         if not yes and not typer.confirm("drop every cached answer?"):
-            raise typer.Exit(1)
+            out.print("nothing dropped")  # declining is not an error (exit 1 means a backend failed)
+            return
         cache = _open(cfg)
         try:
             n = cache.clear()

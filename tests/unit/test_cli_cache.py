@@ -279,6 +279,8 @@ def test_invalidate_warns_when_no_entry_cites_the_source(
     r = runner.invoke(app, ["cache", "invalidate", "--source", str(tmp_path)])
     assert r.exit_code == 0 and "(the path exists)" in r.stderr
     assert runner.invoke(app, ["cache", "clear", "--yes"]).exit_code == 0
+    declined = runner.invoke(app, ["cache", "clear"], input="n\n")
+    assert declined.exit_code == 0 and "nothing dropped" in declined.stdout
     assert runner.invoke(app, ["cache", "list"]).exit_code == 0
     # maintenance never uses the verifier, so it does not warn that none is trained
     assert not [rec for rec in caplog.records if "no cache verifier" in rec.getMessage()]
