@@ -80,12 +80,45 @@ def _main(
 def config_validate(
     file: Annotated[str, typer.Argument(help="A YAML config file or a preset name.")],
 ) -> None:
-    """Check a config and list every problem with its YAML path."""
+    """Check a config and list every problem with its YAML path; warn about trained models it names that the
+    home does not hold yet (a query would fail on them)."""
     from ragcli.config import load_config
 
     with errors():
         cfg = load_config(file)
+        for missing in _missing_trained(cfg):
+            warn(missing)
         out.print(f"ok: {file} is a valid config (pipeline {cfg.name!r})", markup=False, highlight=False)
+
+
+def _missing_trained(cfg: Any) -> list[str]:
+    """`path: ...` for each `trained:NAME` model (and `router.model`) the config names that is not in its home."""
+    from ragcli.trained_models import TRAINED_PREFIX, Kind, trained_dir
+
+    home = cfg.home_dir()
+    named: list[tuple[str, Any, Kind, str]] = [
+        ("packing.sentence_model", cfg.packing.sentence_model, "sentence_models", "sentence-model"),
+        ("retrieval.fusion", cfg.retrieval.fusion, "fusions", "fusion"),
+        ("reranker.model", getattr(cfg.reranker, "model", None), "rerankers", "reranker"),
+        ("embedder.model", getattr(cfg.embedder, "model", None), "embedders", "embedder"),
+    ]
+    found = []
+    for path, spec, kind, verb in named:
+        name = (
+            spec[len(TRAINED_PREFIX) :] if isinstance(spec, str) and spec.startswith(TRAINED_PREFIX) else None
+        )
+        if name and not (trained_dir(kind, home) / name).is_dir():
+            found.append(
+                f"{path}: {spec} is not in {trained_dir(kind, home)}; train it with `ragcli train {verb} "
+                f"--name {name}` (or set RAGCLI_HOME / home: to where it is)"
+            )
+    router = cfg.router.model
+    if router and not (home / "routers" / router / "card.json").is_file():
+        found.append(
+            f"router.model: no router {router!r} in {home / 'routers'}; train it with "
+            f"`ragcli train router --outcomes FILE --name {router}`"
+        )
+    return found
 
 
 @config_app.command("show")

@@ -74,3 +74,15 @@ def test_a_cache_hit_prints_its_answer_and_says_it_came_from_the_cache(tmp_path:
     assert second.exit_code == 0, second.output
     text = " ".join(second.output.split())  # the console wraps long lines
     assert text.startswith("The limit is 250 euros") and "from the cache (exact" in text
+
+
+def test_config_validate_warns_about_trained_models_the_home_lacks(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        "packing: {select_sentences: true, sentence_model: 'trained:nope'}\nrouter: {model: ghost}\n"
+    )
+    result = runner.invoke(app, ["config", "validate", str(f)])
+    assert result.exit_code == 0 and "valid config" in result.stdout
+    said = " ".join(result.stderr.split())
+    assert "trained:nope is not in" in said and "ragcli train sentence-model --name nope" in said
+    assert "no router 'ghost'" in said
