@@ -57,6 +57,7 @@ _SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+|\s+(?=\()|(?<=\))\s+")
 """Where an overlong unit is split: line breaks, after a comma or semicolon, around a parenthesis."""
 _WORD = re.compile(r"\S+")
 _HEADER_MAX_WORDS = 16
+_HEADING_MAX_WORDS = 8
 _FILL_BELOW = 0.95
 """Fill when the output is under this share of its target (the ratio goal allows 10 %: fill well inside it)."""
 _FILL_TRIES = 3
@@ -79,6 +80,8 @@ class _Unit:
     """Offsets (into the whole text) of words pruned from this unit."""
     cut_at: int | None = None
     """Offset where a unit kept only in part (to fill the budget's last tokens) stops; rendered with an ellipsis."""
+    heading: bool = False
+    """A section heading inside a block (a short line with a paragraph after it): never kept on its own."""
 
 
 @dataclass
@@ -276,10 +279,13 @@ class SentenceCompressor:
             # a block's paragraphs (a source's sections) one after another; a heading line is a unit of its own
             cuts = [body_start] + [m.end() for m in _BLOCK_BREAK.finditer(text, body_start, bend)]
             ends = [m.start() for m in _BLOCK_BREAK.finditer(text, body_start, bend)] + [bend]
-            for pstart, pend in zip(cuts, ends, strict=True):
+            for k, (pstart, pend) in enumerate(zip(cuts, ends, strict=True)):
+                # a section's heading inside a source ("Meals" over its paragraph): not content on its own, and
+                # the source's header already names the section the chunk came from
+                heading = k + 1 < len(cuts) and _is_heading(text[pstart:pend])
                 for sent in split_sentences(text[pstart:pend]):
                     for a, b in self._pieces(text, pstart + sent.start, pstart + sent.end, spans):
-                        units.append(_Unit(len(blocks) - 1, a, b, index))
+                        units.append(_Unit(len(blocks) - 1, a, b, index, heading=heading))
                         index += 1
         return blocks, units
 
@@ -458,6 +464,8 @@ class SentenceCompressor:
         room = budget
         kept: list[_Unit] = []
         for u in order:
+            if u.heading and not u.must:
+                continue
             cost = u.cost + (blocks[u.block].header_cost + sep if u.block not in opened else 0)
             if cost <= room or u.must:
                 kept.append(u)
@@ -482,7 +490,7 @@ class SentenceCompressor:
         # a fragment under a header of its own would be mostly header; but a fragment beats an empty output
         opened = {u.block for u in kept}
         left = sorted(
-            (u for u in units if id(u) not in chosen and (u.block in opened or not kept)),
+            (u for u in units if id(u) not in chosen and not u.heading and (u.block in opened or not kept)),
             key=lambda u: (-u.score, u.block, u.start),
         )
         for u in left[:_FILL_TRIES]:
@@ -612,6 +620,19 @@ class SentenceCompressor:
             protected_total=len(spans),
             protected_kept=surviving,
         )
+
+
+def _is_heading(paragraph: str) -> bool:
+    """A one-line paragraph of a few words that does not end like a sentence or a list item ("Meals",
+    "Submitting expenses", "2.3 Travel")."""
+    line = paragraph.strip()
+    return (
+        bool(line)
+        and "\n" not in line
+        and len(line.split()) <= _HEADING_MAX_WORDS
+        and line[-1] not in ".!?:;,)]}\"'"
+        and not line.startswith(("-", "*", "+", "|", "{", "["))
+    )
 
 
 def _is_exact_key(key: str) -> bool:

@@ -101,6 +101,8 @@ def test_sources_with_sections_are_one_block_each() -> None:
     comp = SentenceCompressor(lambda t: len(t.split()))
     out = comp.compress("hotel limit in Paris", packed, CompressionTarget(tokens=24)).text
     assert out.startswith("[1] policy.md | Travel\n") and "250 euros" in out
+    # a section's heading is not content: it never fills the budget's rest on its own
+    assert "Hotels" not in out and "Meals" not in out.replace("Meals are", "")
     # the retriever's scores line up with the sources, not with the sections
     steered = comp.compress("", packed, CompressionTarget(tokens=12), block_scores=[0.0, 1.0]).text
     assert steered.startswith("[2] handbook.md")
