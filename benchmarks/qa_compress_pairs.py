@@ -1,7 +1,7 @@
 """End to end at a quarter of LlamaIndex's tokens: compression with and without the block pair prior.
 
     .venv/bin/python benchmarks/qa_compress_pairs.py [--data ../shared/data] [--caps 96 128 160] [--out F.md]
-        [--unit-words 25] [--no-plain]
+        [--unit-words 25] [--no-plain] [--second-hop 4]
 
 The real query pipeline retrieves once per question (`qa_adaptive_calibrate.retrieve_all`: the pooled
 corpus, the `lean` preset with hybrid retrieval, top 12); then the same hits are packed whole (1,024 tokens)
@@ -11,7 +11,8 @@ and compressed to each context cap by `SentenceCompressor` with the retriever's 
 - HotpotQA only: with a model that never saw the question (the span-answer questions shuffled into two folds,
   seed 0; each fold compressed with a model trained on the other fold plus the yes/no questions, as in
   `compression_pairs.py`).
-`--unit-words 60 25` runs the compressors once per longest unit (`max_unit_words`: longer sentences are split
+`--second-hop N` also retrieves with the pipeline's second search (`retrieval.second_hop: N`) and compresses
+the top 12 + N, packed whole at 2,048 tokens. `--unit-words 60 25` runs the compressors once per longest unit (`max_unit_words`: longer sentences are split
 at commas and parentheses; 60 was the default before 2026-12-03, 25 after), each with pair models featurized the
 same way. Beside them, `lean`'s own sentence packer on the top 8 at budgets 128 and 160. Scored like
 `qa_baselines.py`: answer in context (question removed), cl100k tokens of the whole prompt. All 261 HotpotQA
@@ -79,6 +80,9 @@ def main() -> None:
     ap.add_argument("--nq-limit", type=int, default=300)
     ap.add_argument("--unit-words", nargs="+", type=int, default=[25], help="longest unit before splitting")
     ap.add_argument("--no-plain", action="store_true", help="skip the compressors without the pair prior")
+    ap.add_argument(
+        "--second-hop", type=int, default=0, help="also retrieve with retrieval.second_hop=N (0: not run)"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     count, cache = harness()
@@ -144,6 +148,34 @@ def main() -> None:
                 f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} |"
             )
             print(lines[-1], flush=True)
+        if args.second_hop:
+            # the pipeline's own second search (`retrieval.second_hop`): its hits follow the first 12, all packed
+            # whole (2,048 tokens hold 16 paragraphs) and compressed to the cap
+            run["stages"].close()  # the embedded engine opens a collection folder once
+            hop = retrieve_all(set_name, f"{SPEC},retrieval.second_hop={args.second_hop}", ns, cache)
+            hop_comp = fold_compressors(Path(args.data), llm_count) if set_name == "hotpotqa" else None
+            name = f"top 12 + {args.second_hop} from a second search, compressed" + (
+                ", pair model from the other fold" if hop_comp is not None else ", packaged pair model"
+            )
+            hop_grid = [
+                {
+                    "select": False,
+                    "rel": None,
+                    "budget": 2048,
+                    "ratio": None,
+                    "tokens": cap,
+                    "cap": cap,
+                    "top_k": 12 + args.second_hop,
+                    "compressor": hop_comp or SentenceCompressor(llm_count),
+                    "name": name,
+                }
+                for cap in args.caps
+            ]
+            for r in sweep(hop, hop_grid, count):
+                lines.append(
+                    f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} |"
+                )
+                print(lines[-1], flush=True)
     emit(lines, args.out)
 
 

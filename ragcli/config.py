@@ -162,6 +162,10 @@ class RetrievalConfig(_Section):
     """How many hits the search returns before rerank."""
     top_k: int = Field(5, ge=1, le=200)
     """How many hits go on to packing when there is no reranker."""
+    second_hop: int = Field(0, ge=0, le=50)
+    """Hits a second search may add after the first ones: it searches with the question plus the names that the
+    best-matching sentences of the first hits hold (a multi-hop question's bridge entity). 0: off. One more query
+    embedding and search per question; measured on HotpotQA (benchmarks/results/qa.md)."""
     where: str | dict[str, Any] | None = None
     """A default filter: an expression (`type = 'pdf' and year >= 2020`) or the YAML mapping form
     (`{type: pdf, year: {gte: 2020}}`); see `ragcli.retrieval.filter_parser`."""

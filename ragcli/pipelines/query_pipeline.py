@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,15 +128,14 @@ def search_hits(
     return stages.store.search(request)
 
 
-def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -> Retrieved:
-    """Search the store (dense, sparse or hybrid) and rerank."""
+def _search(text: str, stages: Stages, query_filter: Filter | None, rec: Recorder) -> tuple[list[Hit], float]:
+    """Embed `text` (a ledger stage) and search the store in the config's mode: the hits, and the seconds the
+    search took (the embedding is timed by its own stage)."""
     cfg = stages.config
     embedder = stages.embedder
-    question = opts.retrieval_query or question
-    with rec.stage("embed_query", embedder.model_name, estimate=_embed_estimate(stages, question)) as s:
-        emb = embedder.embed_query(question)
+    with rec.stage("embed_query", embedder.model_name, estimate=_embed_estimate(stages, text)) as s:
+        emb = embedder.embed_query(text)
         s.usage = emb.usage
-
     t0 = time.perf_counter()
     sparse = None
     if cfg.retrieval.mode in ("sparse", "hybrid"):
@@ -145,9 +145,18 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
                 f"retrieval.mode is {cfg.retrieval.mode!r} but no sparse encoder is configured; "
                 "set ingest.sparse: true and re-ingest"
             )
-        sparse = encoder.encode_query(question)
-    query_filter = _query_filter(stages, opts.where)
+        sparse = encoder.encode_query(text)
     hits = search_hits(stages, emb.vectors[0].tolist(), sparse, query_filter, cfg.retrieval.candidates)
+    return hits, time.perf_counter() - t0
+
+
+def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -> Retrieved:
+    """Search the store (dense, sparse or hybrid) and rerank; then, with `retrieval.second_hop`, search again
+    for what the best sentences of those hits name."""
+    cfg = stages.config
+    question = opts.retrieval_query or question
+    query_filter = _query_filter(stages, opts.where)
+    hits, seconds = _search(question, stages, query_filter, rec)
     if not hits and stages.store.count() == 0:  # only checked on an empty result: a miss is cheap
         raise InputError(
             f"collection {cfg.collection!r} is empty or does not exist; "
@@ -155,12 +164,12 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
         )
     fusion = stages.fusion if cfg.retrieval.mode == "hybrid" else None
     how = {"fusion": fusion.model_name} if fusion is not None else {}
-    rec.note("search", time.perf_counter() - t0, mode=cfg.retrieval.mode, hits=len(hits), **how)
+    rec.note("search", seconds, mode=cfg.retrieval.mode, hits=len(hits), **how)
 
     top_k = opts.top_k or cfg.retrieval.top_k
     reranker = stages.reranker
     if reranker is None or not hits:
-        return Retrieved(hits[:top_k], query_filter)
+        return _second_hop(question, Retrieved(hits[:top_k], query_filter), stages, rec)
     t0 = time.perf_counter()
     try:
         with rec.stage("rerank", reranker.model_name) as s:
@@ -176,8 +185,37 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
         reason = f"reranker {reranker.model_name!r} could not run, hits kept in search order: {exc}"
         log.warning("%s", reason)
         rec.note("rerank", time.perf_counter() - t0, skipped=True, reason=reason)
-        return Retrieved(hits[:top_k], query_filter, (reason,))
-    return Retrieved(result.hits, query_filter)
+        return _second_hop(question, Retrieved(hits[:top_k], query_filter, (reason,)), stages, rec)
+    return _second_hop(question, Retrieved(result.hits, query_filter), stages, rec)
+
+
+def _second_hop(question: str, first: Retrieved, stages: Stages, rec: Recorder) -> Retrieved:
+    """`retrieval.second_hop: N`: search again with the question plus the names that the two best-matching
+    sentences of the first hits hold and the question lacks (a multi-hop question's bridge: "the band that
+    released X" -> the band's name), and add up to N hits the first search did not find, after the first ones.
+    Their scores are the second search's own."""
+    n = stages.config.retrieval.second_hop
+    if not n or not first.hits:
+        return first
+    from ragcli.generation.sentence_selector import (
+        LexicalSentenceSelector,
+        expansion_terms,
+        split_sentences,
+        terms,
+    )
+
+    t0 = time.perf_counter()
+    texts = [h.chunk.text[s.start : s.end] for h in first.hits for s in split_sentences(h.chunk.text)]
+    ranked = LexicalSentenceSelector().score_terms(terms(question), [Counter(terms(t)) for t in texts])
+    names = expansion_terms(question, texts, ranked)
+    if not names:
+        rec.note("second_hop", time.perf_counter() - t0, names="", added=0)
+        return first
+    seen = {h.chunk.id for h in first.hits}
+    found, _ = _search(f"{question} {' '.join(names)}", stages, first.filter, rec)
+    extra = [h for h in found if h.chunk.id not in seen][:n]
+    rec.note("second_hop", time.perf_counter() - t0, names=" ".join(names), added=len(extra))
+    return Retrieved([*first.hits, *extra], first.filter, first.warnings)
 
 
 def context_budget(stages: Stages, question: str, history: Sequence[Message], cap: int | None) -> int:
