@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -106,6 +106,8 @@ def serve(
         if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
             err.print(f"error: --no-auth serves without keys and is allowed on loopback only, not on {host}")
             raise typer.Exit(EXIT_USAGE)
+        if not no_auth:
+            _warn_unusable_scopes(configs)
         import uvicorn
 
         settings = ServeSettings(
@@ -134,6 +136,20 @@ def serve(
                 root_path=root_path,
                 log_level="info",
             )
+
+
+def _warn_unusable_scopes(configs: dict[str, Any]) -> None:
+    """Name the keys whose tenant scope a served pipeline cannot filter on (their requests would fail there)."""
+    from ragcli.serve.gateway import scope_problems
+    from ragcli.state.build import open_state
+
+    state = open_state(next(iter(configs.values())))  # the first pipeline's state holds the gateway's keys
+    try:
+        problems = scope_problems(state.keys.list(), configs)
+    finally:
+        state.close()
+    for line in problems:
+        err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @keys_app.command("add")

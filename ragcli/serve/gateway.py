@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,7 @@ from ragcli.errors import BackendError, BudgetExceeded, ConfigError, InputError,
 from ragcli.pipelines.query_pipeline import QueryOptions, answer
 from ragcli.pipelines.stages import Stages
 from ragcli.retrieval.filter_parser import parse_where
-from ragcli.retrieval.filters import all_of
+from ragcli.retrieval.filters import Filter, all_of
 from ragcli.serve.key_store import KeyRecord, split_key, verify
 from ragcli.serve.openai_schema import (
     ChatCompletionRequest,
@@ -168,7 +168,7 @@ class Gateway:
         stages = self.pipeline(caller, req.model)
         question, history, warnings = split_messages(req.messages, self.limits)
         extra = req.ragcli
-        scope = parse_where(caller.scope, stages.config.filterable) if caller.scope is not None else None
+        scope = _scope_filter(caller, req.model, stages.config.filterable)
         where = all_of(scope, parse_where(extra.where if extra else None, stages.config.filterable))
         opts = QueryOptions(
             where=where,
@@ -356,6 +356,44 @@ def cache_state(ans: Answer) -> str:
         if t.stage == "cache_lookup":
             return "hit" if t.detail.get("hit") else ("skip" if t.detail.get("skipped") else "miss")
     return "off"
+
+
+def _scope_filter(caller: Caller, model: str, filterable: Mapping[str, Any]) -> Filter | None:
+    """The key's scope as a filter of this pipeline. A scope the pipeline cannot apply is the server's setup, not
+    the request: a 500 that says what to fix (never a silent widening)."""
+    if caller.scope is None:
+        return None
+    try:
+        return parse_where(caller.scope, filterable)
+    except InputError as exc:
+        raise GatewayError(
+            500,
+            f"this key's tenant scope cannot be applied by pipeline {model!r}: {exc}; the server's operator must "
+            "declare the scope's field under `filterable:` (and tag the documents with it), or give the key a "
+            "scope this pipeline can filter on",
+            type_="server_error",
+            code="scope_not_filterable",
+        ) from None
+
+
+def scope_problems(keys: Sequence[Any], configs: Mapping[str, Any]) -> list[str]:
+    """One line per active key whose scope a pipeline it may use cannot apply (checked when `serve` starts)."""
+    found = []
+    for k in keys:
+        if k.revoked or k.scope is None:
+            continue
+        for name, cfg in configs.items():
+            if k.pipelines and name not in k.pipelines:
+                continue
+            try:
+                parse_where(k.scope, cfg.filterable)
+            except InputError as exc:
+                found.append(
+                    f"key {k.key_id} (tenant {k.tenant!r}): pipeline {name!r} cannot apply its scope ({exc}); its "
+                    "requests there will fail: declare the field under filterable: and tag the documents with it "
+                    "(e.g. `ragcli ingest --meta tenant=acme`), or remake the key with --where or --unscoped"
+                )
+    return found
 
 
 def tier_of(ans: Answer) -> str:

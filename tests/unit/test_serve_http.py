@@ -329,3 +329,19 @@ def test_a_bad_verdict_on_a_cached_answer_drops_it_for_that_tenant_only(tmp_path
         c.post("/v1/chat/completions", json=q, headers=auth(b, "globex")).headers["X-Ragcli-Cache"] == "hit"
     )
     b.gateway.state.close()
+
+
+def test_a_scope_the_pipeline_cannot_filter_on_is_the_servers_setup_not_the_request(tmp_path: Path) -> None:
+    from ragcli.serve.gateway import scope_problems
+
+    # the pipeline does not declare `tenant` (as the shipped presets do not): the key's default scope cannot apply
+    b = make_gateway(tmp_path, filterable={"source": "keyword"})
+    try:
+        r = client(b).post("/v1/chat/completions", headers=auth(b), json=ask("What is Paris?"))
+        assert r.status_code == 500 and r.json()["error"]["code"] == "scope_not_filterable"
+        assert "filterable" in r.json()["error"]["message"]
+        # `ragcli serve` names such keys when it starts
+        problems = scope_problems(b.gateway.state.keys.list(), {"fake": b.stages.config})
+        assert len(problems) == len(TENANTS) and "ragcli ingest --meta tenant=" in problems[0]
+    finally:
+        b.gateway.state.close()
