@@ -336,7 +336,9 @@ def _refuse_no_sources(
     rec: Recorder,
 ) -> None:
     """No source survived the filter and cut-offs: the single query path's refusal (no LLM call), as a line."""
-    ans = _no_sources(_answer_of(item["question"], prepared, retrieved, stages.llm, rec), retrieved, rec)
+    ans = _no_sources(
+        _answer_of(item["question"], prepared, retrieved, stages.llm, rec), retrieved, rec, prepared
+    )
     state.data["done"][item["id"]] = _record(
         item, status="refused", answer=ans.text, error=ans.warnings[-1], query_id=rec.query_id, citations=[],
         usd=rec.usage.usd,

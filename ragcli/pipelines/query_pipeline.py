@@ -375,7 +375,7 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     if opts.no_answer:
         return _finish(result, rec)
     if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
-        return _no_sources(result, retrieved, rec)
+        return _no_sources(result, retrieved, rec, prepared)
     routed = route(question, prepared, stages, opts, rec)
     completion = generate_routed(prepared, routed, stages, opts, rec)
     result.text = completion.text.strip()
@@ -407,14 +407,25 @@ def _answer_of(question: str, prepared: Prepared, retrieved: Retrieved, llm: LLM
     )
 
 
-def _no_sources(result: Answer, retrieved: Retrieved, rec: Recorder) -> Answer:
+def _no_sources(
+    result: Answer, retrieved: Retrieved, rec: Recorder, prepared: Prepared | None = None
+) -> Answer:
     """No source survived search, filters and cut-offs: say so instead of paying a model to invent an answer."""
-    why = (
-        "the filter matched no chunk"
-        if retrieved.filter is not None and not retrieved.hits
-        else "no chunk was found or kept above the cut-offs"
-    )
-    reason = f"{why}; the LLM was not called (prompt.no_sources: refuse). Widen the filter or rephrase."
+    if retrieved.filter is not None and not retrieved.hits:
+        why, fix = "the filter matched no chunk", "Widen the filter or rephrase."
+    elif (
+        prepared is not None
+        and retrieved.hits
+        and prepared.context.stats.candidate_tokens > prepared.budget_tokens
+    ):
+        why = (
+            f"{len(retrieved.hits)} chunk(s) were found but none fit the {prepared.budget_tokens}-token context "
+            "budget"
+        )
+        fix = "Raise --budget-tokens (or packing.budget_tokens)."
+    else:
+        why, fix = "no chunk was found or kept above the cut-offs", "Widen the filter or rephrase."
+    reason = f"{why}; the LLM was not called (prompt.no_sources: refuse). {fix}"
     rec.note("llm", skipped=True, reason=reason)
     result.text = NO_SOURCES_ANSWER
     result.warnings.append(reason)

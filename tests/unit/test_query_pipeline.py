@@ -170,6 +170,12 @@ def test_a_filter_that_matches_nothing_answers_without_calling_the_llm(stages: S
     assert [r.stage for r in stages.ledger.rows()] == ["embed", "embed_query"]  # ingest, then the query
 
 
+def test_sources_found_but_too_big_for_the_budget_say_so(stages: Stages) -> None:
+    ans = answer("hotel limit", stages, QueryOptions(budget_tokens=4))
+    assert ans.text == NO_SOURCES_ANSWER
+    assert "none fit the 4-token context budget" in ans.warnings[0] and "--budget-tokens" in ans.warnings[0]
+
+
 def test_no_sources_call_llm_keeps_the_old_behaviour() -> None:
     s = _stages(prompt={"no_sources": "call_llm"})
     ingest([SAMPLES / "travel-policy.md"], s)
