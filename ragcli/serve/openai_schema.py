@@ -48,6 +48,8 @@ class ChatCompletionRequest(_Loose):
     stream: bool = False
     stream_options: StreamOptions | None = None
     ragcli: RagcliOptions | None = None
+    n: int = Field(1, ge=1, le=1)
+    """One answer per request: `n` > 1 is refused (a 400 naming `n`) rather than silently answered once."""
 
 
 class EmbeddingRequest(_Loose):

@@ -152,6 +152,9 @@ def test_unknown_model_and_bad_requests(built: Built) -> None:
         "/v1/chat/completions", json=ask("x", ragcli={"where": "nosuchfield = 1"}), headers=auth(built)
     )
     assert r.status_code == 400 and "nosuchfield" in r.json()["error"]["message"]
+    r = c.post("/v1/chat/completions", json=ask("x", n=2), headers=auth(built))  # one answer per request
+    assert r.status_code == 400 and r.json()["error"]["param"] == "n"
+    assert c.post("/v1/chat/completions", json=ask("x", n=1), headers=auth(built)).status_code == 200
 
 
 def test_size_limits_are_413(tmp_path: Path) -> None:
