@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ragcli.cli_support import ConfigOpt, JsonOpt, err, errors, load, out, print_json
+from ragcli.cli_support import ConfigOpt, JsonOpt, err, errors, load, out, output_file, print_json
 
 cost_app = typer.Typer(
     help="What was spent, where, and what it would cost elsewhere (ledger totals, prices, report, forecast).",
@@ -61,7 +61,7 @@ def _export(rows: list[dict[str, Any]], csv_file: str | None, parquet_file: str 
     from ragcli.errors import InputError
 
     if csv_file:
-        with open(csv_file, "w", newline="", encoding="utf-8") as fh:
+        with output_file(csv_file, "--csv").open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["key"])
             writer.writeheader()
             writer.writerows(rows)
@@ -74,7 +74,7 @@ def _export(rows: list[dict[str, Any]], csv_file: str | None, parquet_file: str 
             raise InputError(
                 "--parquet needs pyarrow, which is not installed; run `pip install pyarrow`, or use --csv FILE"
             ) from None
-        pq.write_table(pa.Table.from_pylist(rows), parquet_file)
+        pq.write_table(pa.Table.from_pylist(rows), str(output_file(parquet_file, "--parquet")))
         err.print(f"wrote {len(rows)} rows to {parquet_file}", highlight=False, markup=False)
 
 
@@ -115,6 +115,10 @@ def cost(
         calls = read_calls(path, since)
         groups = group_parts(calls, read_parts(path)) if by == "part" else group_calls(calls, by)
         total = total_of(groups)
+        if by == "part":  # a call is split over its parts: the total counts each call once, not once per part
+            split = [r for r in calls if r.billed and (r.input_tokens or r.output_tokens)]
+            total.calls = len(split)
+            total.unknown_cost_calls = sum(1 for r in split if r.usd is None)
         rows = [_group_dict(g) for g in groups]
         from ragcli.cost.ledger import parse_since
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ragcli.cli_support import ConfigOpt, JsonOpt, errors, load, out, print_json
+from ragcli.cli_support import ConfigOpt, JsonOpt, errors, load, out, output_file, print_json
 
 if TYPE_CHECKING:
     from ragcli.cost.ledger_reader import CallRecord
@@ -52,7 +52,7 @@ def report_cmd(
     with errors():
         path, calls, prices = _calls(config, since)
         data = build_data(calls, read_parts(path), str(path), prices, price_as)
-        Path(html_file).write_text(render(data, prices), encoding="utf-8")
+        output_file(html_file, "--html").write_text(render(data, prices), encoding="utf-8")
         out.print(f"wrote {html_file} ({len(calls)} calls from {path})", highlight=False)
 
 

@@ -9,6 +9,7 @@ import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -154,6 +155,21 @@ def finite_or_none(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [finite_or_none(v) for v in obj]
     return obj
+
+
+def output_file(value: str | Path, flag: str) -> Path:
+    """A file the command writes (`--csv`, `--html`, ...): its folder is made when missing; a folder given in its
+    place is an input error naming the flag."""
+    from ragcli.errors import InputError
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise InputError(f"{flag} {str(value)!r} is a folder; give a file path, e.g. {str(path / 'out')!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{flag} {str(value)!r}: cannot make its folder ({exc.strerror})") from None
+    return path
 
 
 def print_json(obj: Any) -> None:

@@ -85,3 +85,14 @@ def test_cost_table_shows_what_the_cache_saved(config: Path, tmp_path: Path) -> 
     result = runner.invoke(app, ["cost", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "saved" in result.stdout and "$0.002500" in result.stdout
+
+
+def test_cost_files_get_their_folder_made_and_a_folder_path_is_refused(config: Path, tmp_path: Path) -> None:
+    nested = tmp_path / "out" / "deeper" / "spend.csv"
+    assert runner.invoke(app, ["cost", "--config", str(config), "--csv", str(nested)]).exit_code == 0
+    assert nested.is_file()
+    r = runner.invoke(app, ["cost", "report", "--html", str(tmp_path), "--config", str(config)])
+    assert r.exit_code == 64 and "--html" in r.output and "is a folder" in r.output
+    page = tmp_path / "new" / "cost.html"
+    assert runner.invoke(app, ["cost", "report", "--html", str(page), "--config", str(config)]).exit_code == 0
+    assert page.is_file()
