@@ -105,26 +105,36 @@ def _scripted_config(tmp_path: Path) -> Path:
     return cfg
 
 
-def test_replay_counts_hits_from_the_pipeline_trace_in_a_scratch_cache(tmp_path: Path) -> None:
-    cfg = _scripted_config(tmp_path)
-    c = ["-c", str(cfg)]
+def _ingested(tmp_path: Path) -> list[str]:
+    """The `-c CONFIG` arguments of a scripted pipeline with the answer cache on, the travel policy ingested."""
+    c = ["-c", str(_scripted_config(tmp_path))]
     assert runner.invoke(app, ["ingest", str(SAMPLES / "travel-policy.md"), *c]).exit_code == 0
+    return c
+
+
+def _replay(tmp_path: Path, c: list[str], rows: list[dict[str, str]]) -> Any:
+    """`ragcli eval cache --replay` over `rows`, its JSON parsed strictly."""
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = runner.invoke(app, ["eval", "cache", "--replay", str(log), "--json", *c])
+    assert r.exit_code == 0, r.output
+    return _strict_json(r.stdout)
+
+
+def test_replay_counts_hits_from_the_pipeline_trace_in_a_scratch_cache(tmp_path: Path) -> None:
+    c = _ingested(tmp_path)
     asked = runner.invoke(app, ["query", "What is the hotel limit in Paris?", *c])
     assert asked.exit_code == 0, asked.output
     before = runner.invoke(app, ["cache", "list", "--json", *c])
     stats_before = runner.invoke(app, ["cache", "stats", "--json", *c])
     assert len(_strict_json(before.stdout)) == 1  # the user's cache holds one answer
 
-    log = tmp_path / "log.jsonl"
     rows = [
         {"question": "What is the hotel limit in Paris?", "group": "hotel"},
         {"question": "What is the hotel limit in Paris?", "group": "hotel"},
         {"question": "How are meals reimbursed?", "group": "meals"},
     ]
-    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = runner.invoke(app, ["eval", "cache", "--replay", str(log), "--json", *c])
-    assert r.exit_code == 0, r.output
-    rep = _strict_json(r.stdout)
+    rep = _replay(tmp_path, c, rows)
     # a cold scratch cache: the first ask is a miss although the user's cache has the answer, the repeat a hit
     assert rep["questions"] == 3 and rep["llm_calls"] == 2
     assert rep["exact_hits"] == 1 and rep["calls_avoided"] == 1 and rep["semantic_hits"] == 0
@@ -135,18 +145,11 @@ def test_replay_counts_hits_from_the_pipeline_trace_in_a_scratch_cache(tmp_path:
 
 
 def test_replay_counts_a_hit_served_across_groups_as_a_wrong_answer(tmp_path: Path) -> None:
-    cfg = _scripted_config(tmp_path)
-    c = ["-c", str(cfg)]
-    assert runner.invoke(app, ["ingest", str(SAMPLES / "travel-policy.md"), *c]).exit_code == 0
-    log = tmp_path / "log.jsonl"
     rows = [
         {"question": "What is the hotel limit in Paris?", "group": "hotel"},
         {"question": "what is the hotel limit in paris", "group": "other"},
     ]
-    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = runner.invoke(app, ["eval", "cache", "--replay", str(log), "--json", *c])
-    assert r.exit_code == 0, r.output
-    rep = _strict_json(r.stdout)
+    rep = _replay(tmp_path, _ingested(tmp_path), rows)
     assert rep["llm_calls"] == 1 and rep["exact_hits"] == 1 and rep["wrong_answers_served"] == 1
     assert rep["wrong_examples"] == [
         {"asked": "what is the hotel limit in paris", "served_for": "What is the hotel limit in Paris?"}

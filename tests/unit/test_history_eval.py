@@ -12,33 +12,11 @@ from typer.testing import CliRunner
 from ragcli.cli import app
 from ragcli.errors import InputError
 from ragcli.eval.history_eval import evaluate_history, turn_columns
+from tests.unit.test_cli_compress import _hotpot
 
 
 def _count(text: str) -> int:
     return len(text.split())
-
-
-def _hotpot(tmp_path: Path, n: int = 8) -> Path:
-    rows = []
-    for i in range(n):
-        fact = f"Town{i} is a town. It was founded in {1800 + i}."
-        rows.append(
-            {
-                "question_text": f"When was Town{i} founded?",
-                "answers_objects": [{"spans": [f"{1800 + i}"]}],
-                "contexts": [
-                    {"title": f"Town{i}", "paragraph_text": fact, "is_supporting": True},
-                    {
-                        "title": "Other",
-                        "paragraph_text": "Cats sleep a lot. Dogs bark.",
-                        "is_supporting": False,
-                    },
-                ],
-            }
-        )
-    p = tmp_path / "h.jsonl"
-    p.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    return p
 
 
 def test_a_window_of_0_turns_sends_no_verbatim_turn(tmp_path: Path) -> None:
