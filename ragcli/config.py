@@ -724,9 +724,28 @@ def preset_names() -> list[str]:
 def load_config(
     ref: str | os.PathLike[str] | None = None, *, overrides: dict[str, Any] | None = None
 ) -> PipelineConfig:
-    """Load a config from a YAML file path or a preset name (default: `local`)."""
+    """Load a config from a YAML file path or a preset name (default: `local`).
+
+    A file may start from a preset or another file (`extends: lean`, or a path relative to the file): its keys are
+    merged over that one's, section by section (`retrieval: {top_k: 12}` changes one key of the base's
+    `retrieval`; `null` clears a key back to its default)."""
+    data, source = _read_config(ref, Path.cwd(), [])
+    if overrides:
+        data = _deep_merge(data, overrides)
+    return parse_config(data, source=source)
+
+
+_MAX_EXTENDS = 8
+
+
+def _read_config(
+    ref: str | os.PathLike[str] | None, folder: Path, chain: list[str]
+) -> tuple[dict[str, Any], str]:
+    """The YAML mapping of a preset or file with its `extends:` chain merged in, and where it came from."""
     ref = "local" if ref is None else ref
     path = Path(ref)
+    if not path.is_absolute() and (path.suffix in (".yaml", ".yml") or (folder / path).exists()):
+        path = folder / path
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(
@@ -734,7 +753,7 @@ def load_config(
                 f"({', '.join(preset_names())})"
             )
         text = path.read_text(encoding="utf-8")
-        source = str(path)
+        source, key, here = str(path), str(path.resolve()), path.parent
     else:
         name = str(ref)
         if name not in preset_names():
@@ -742,14 +761,26 @@ def load_config(
                 f"unknown preset {name!r}; presets are: {', '.join(preset_names())} (or give a path to a YAML file)"
             )
         text = importlib_resources.files(PRESETS_PACKAGE).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-        source = f"preset {name}"
+        source, key, here = f"preset {name}", f"preset {name}", folder
+    if key in chain or len(chain) >= _MAX_EXTENDS:
+        raise ConfigError(
+            f"{source}: `extends:` goes round in a loop or too deep ({' -> '.join([*chain, key])})"
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if overrides:
-        data = _deep_merge(data or {}, overrides)
-    return parse_config(data, source=source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(data).__name__}")
+    base = data.pop("extends", None)
+    if base is None:
+        return data, source
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{source}: extends: must be a preset name or a YAML path, got {base!r}")
+    base_data, _ = _read_config(base.strip(), here, [*chain, key])
+    return _deep_merge(base_data, data), source
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

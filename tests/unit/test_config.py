@@ -81,3 +81,40 @@ def test_overrides_and_dump_roundtrip() -> None:
 def test_secrets_are_env_names_only() -> None:
     cfg = parse_config({"llm": {"type": "openai", "model": "gpt-4o-mini", "api_key_env": "MY_KEY"}})
     assert cfg.llm.type == "openai" and cfg.llm.api_key_env == "MY_KEY"
+
+
+def test_a_file_extends_a_preset_or_another_file(tmp_path: Path) -> None:
+    quarter = tmp_path / "quarter.yaml"
+    quarter.write_text(
+        "extends: lean\ncollection: mine\n"
+        "retrieval: {top_k: 12, second_hop: 4}\n"
+        "packing: {budget_tokens: 2048, select_sentences: false, sentence_model: null}\n"
+        "compression: {type: sentences, target_tokens: 132}\n"
+    )
+    cfg = load_config(quarter)
+    lean = load_config("lean")
+    assert cfg.name == "lean" and cfg.collection == "mine"
+    assert cfg.retrieval.top_k == 12 and cfg.retrieval.fusion == lean.retrieval.fusion  # one key changed
+    assert cfg.packing.sentence_model is None and cfg.prompt.system == lean.prompt.system
+    # a file over a file, by a path relative to the file itself
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tight.yaml").write_text(
+        "extends: ../quarter.yaml\ncompression: {target_tokens: 96}\n"
+    )
+    tight = load_config(tmp_path / "sub" / "tight.yaml")
+    assert tight.compression.target_tokens == 96 and tight.retrieval.second_hop == 4
+
+
+def test_extends_errors_name_the_file(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: b.yaml\n")
+    b.write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        load_config(a)
+    a.write_text("extends: nope\n")
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_config(a)
+    a.write_text("extends: lean\nretrieval: {top_kk: 3}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(a)
+    assert str(a) in str(exc.value) and any("top_kk" in p for p in exc.value.problems)
