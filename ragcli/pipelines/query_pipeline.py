@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,16 +196,11 @@ def _second_hop(question: str, first: Retrieved, stages: Stages, rec: Recorder) 
     n = stages.config.retrieval.second_hop
     if not n or not first.hits:
         return first
-    from ragcli.generation.sentence_selector import (
-        LexicalSentenceSelector,
-        expansion_terms,
-        split_sentences,
-        terms,
-    )
+    from ragcli.generation.sentence_selector import LexicalSentenceSelector, expansion_terms, split_sentences
 
     t0 = time.perf_counter()
     texts = [h.chunk.text[s.start : s.end] for h in first.hits for s in split_sentences(h.chunk.text)]
-    ranked = LexicalSentenceSelector().score_terms(terms(question), [Counter(terms(t)) for t in texts])
+    ranked = LexicalSentenceSelector().score(question, texts)
     names = expansion_terms(question, texts, ranked)
     if not names:
         rec.note("second_hop", time.perf_counter() - t0, names="", added=0)
