@@ -706,13 +706,13 @@ def _routing_problems(cfg: PipelineConfig) -> list[str]:
                 "tiers apart by model name, so give each tier a different model"
             )
         seen.setdefault(name, i)
+    from ragcli.generation.tier_router import tier_index
+
     for i, rule in enumerate(cfg.router.rules):
-        ref = rule.tier
-        ok = 0 <= ref < len(names) if isinstance(ref, int) else ref in names
-        if not ok:
-            problems.append(
-                f"router.rules[{i}].tier: {ref!r} is not one of the tiers {names} (or an index 0..{len(names) - 1})"
-            )
+        try:
+            tier_index(rule.tier, names, f"router.rules[{i}].tier")  # the check the router makes when built
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 

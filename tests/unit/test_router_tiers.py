@@ -91,7 +91,9 @@ def test_config_refuses_rules_for_missing_tiers_and_twin_tier_names() -> None:
             {"tiers": tiers, "router": {"rules": [{"tier": 5}, {"tier": "gpt-9"}, {"tier": "gpt-4o"}]}}
         )
     problems = "\n".join(exc.value.problems)
-    assert "router.rules[0].tier: 5" in problems and "router.rules[1].tier: 'gpt-9'" in problems
+    assert (
+        "router.rules[0].tier: tier 5 is not" in problems and "router.rules[1].tier: tier 'gpt-9'" in problems
+    )
     assert "rules[2]" not in problems
     with pytest.raises(ConfigError, match="problem") as twin:
         parse_config({"tiers": [tiers[0], tiers[0]]})
