@@ -51,8 +51,9 @@ EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 """Texts -> L2-normalised vectors, one row per text (an `Embedder`'s `embed(...).vectors`)."""
 
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_SOURCE_LINE = re.compile(r"^\[\d+\] ", re.MULTILINE)
-"""A packed source's header line (`[n] path | section`): where a block starts when the text has them."""
+SOURCE_LINE = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
+"""A packed source's header line (`[n] path | section`, group 1 the number): where a block starts when the text
+has them."""
 _SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+|\s+(?=\()|(?<=\))\s+")
 """Where an overlong unit is split: line breaks, after a comma or semicolon, around a parenthesis."""
 _WORD = re.compile(r"\S+")
@@ -246,7 +247,7 @@ class SentenceCompressor:
     def _split(self, text: str, spans: list[Span]) -> tuple[list[_Block], list[_Unit]]:
         blocks: list[_Block] = []
         units: list[_Unit] = []
-        sources = [m.start() for m in _SOURCE_LINE.finditer(text)]
+        sources = [m.start() for m in SOURCE_LINE.finditer(text)]
         if sources:
             # packed sources: a block runs from its `[n] ` line to the next one, blank lines (a chunk's sections)
             # included, so that its header (the citation) comes with any of its sentences
@@ -267,11 +268,11 @@ class SentenceCompressor:
             first_break = body.find("\n")
             if first_break > 0:
                 line = body[:first_break].strip()
-                if _SOURCE_LINE.match(body) or (
+                if SOURCE_LINE.match(body) or (
                     line and len(line.split()) <= _HEADER_MAX_WORDS and line[-1] not in ".!?:;,"
                 ):
                     header = (bstart, bstart + first_break)
-            elif _SOURCE_LINE.match(body):
+            elif SOURCE_LINE.match(body):
                 header = (bstart, bend)  # a source with no text under its header
             blocks.append(_Block(bstart, bend, header))
             body_start = header[1] if header else bstart

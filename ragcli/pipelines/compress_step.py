@@ -10,17 +10,14 @@ A citation whose `[n]` block was dropped whole is dropped from the answer's cita
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from ragcli.generation.compression_types import CompressionTarget
 from ragcli.generation.prompts import build_messages, count_parts
-from ragcli.generation.sentence_compressor import SentenceCompressor
+from ragcli.generation.sentence_compressor import SOURCE_LINE, SentenceCompressor
 from ragcli.pipelines.query_pipeline import Prepared, QueryOptions, Retrieved
 from ragcli.pipelines.recorder import Recorder
 from ragcli.pipelines.stages import Stages
-
-_MARKER = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
 
 
 def compress(
@@ -43,7 +40,7 @@ def compress(
                 done = comp.compress(question, context.text, target, block_scores=block_scores)
             else:
                 done = comp.compress(question, context.text, target)
-            kept = {int(m.group(1)) for m in _MARKER.finditer(done.text)}
+            kept = {int(m.group(1)) for m in SOURCE_LINE.finditer(done.text)}
             context = replace(
                 context,
                 text=done.text,
