@@ -113,11 +113,14 @@ def _missing_trained(cfg: Any) -> list[str]:
                 f"--name {name}` (or set RAGCLI_HOME / home: to where it is)"
             )
     router = cfg.router.model
-    if router and not (home / "routers" / router / "card.json").is_file():
-        found.append(
-            f"router.model: no router {router!r} in {home / 'routers'}; train it with "
-            f"`ragcli train router --outcomes FILE --name {router}`"
-        )
+    if router:
+        from ragcli.generation.learned_router import router_names, routers_dir
+
+        if router not in router_names(home):
+            found.append(
+                f"router.model: no router {router!r} in {routers_dir(home)}; train it with "
+                f"`ragcli train router --outcomes FILE --name {router}`"
+            )
     return found
 
 
