@@ -35,14 +35,11 @@ from ragcli.cost.ledger import LedgerRow
 from ragcli.cost.provider_usage import openai_usage
 from ragcli.errors import BackendError, BudgetExceeded, InputError
 from ragcli.pipelines.query_pipeline import (
-    Prepared,
     QueryOptions,
-    Retrieved,
-    _answer_of,
-    _no_sources,
     check_question,
     new_recorder,
     prepare,
+    refuse_without_sources,
     retrieve,
 )
 from ragcli.pipelines.recorder import Recorder
@@ -272,8 +269,13 @@ def _prepare_one(
         )
         state.save()
         return
-    if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
-        _refuse_no_sources(item, retrieved, prepared, stages, state, rec)
+    refused = refuse_without_sources(item["question"], prepared, retrieved, stages, rec)
+    if refused is not None:  # the single query path's refusal (no LLM call), as a line
+        state.data["done"][item["id"]] = _record(
+            item, status="refused", answer=refused.text, error=refused.warnings[-1], query_id=rec.query_id,
+            citations=[], usd=rec.usage.usd,
+        )  # fmt: skip
+        state.save()
         return
     routed = route(item["question"], prepared, stages, opts, rec)
     citations = [
@@ -324,25 +326,6 @@ def _prepare_one(
         {"custom_id": item["id"], "method": "POST", "url": "/v1/chat/completions", "body": body}
     )
     state.data["pending"][item["id"]] = _record(item, model=cfg.model, **meta)
-    state.save()
-
-
-def _refuse_no_sources(
-    item: dict[str, Any],
-    retrieved: Retrieved,
-    prepared: Prepared,
-    stages: Stages,
-    state: _State,
-    rec: Recorder,
-) -> None:
-    """No source survived the filter and cut-offs: the single query path's refusal (no LLM call), as a line."""
-    ans = _no_sources(
-        _answer_of(item["question"], prepared, retrieved, stages.llm, rec), retrieved, rec, prepared
-    )
-    state.data["done"][item["id"]] = _record(
-        item, status="refused", answer=ans.text, error=ans.warnings[-1], query_id=rec.query_id, citations=[],
-        usd=rec.usage.usd,
-    )  # fmt: skip
     state.save()
 
 

@@ -365,11 +365,12 @@ def answer(question: str, stages: Stages, opts: QueryOptions | None = None) -> A
     retrieved = retrieve(question, stages, opts, rec)
     prepared = prepare(question, retrieved, stages, opts, rec)
     prepared = compress(question, prepared, retrieved, stages, opts, rec)
-    result = _answer_of(question, prepared, retrieved, stages.llm, rec)
     if opts.no_answer:
-        return _finish(result, rec)
-    if not prepared.context.citations and stages.config.prompt.no_sources == "refuse":
-        return _no_sources(result, retrieved, rec, prepared)
+        return _finish(_answer_of(question, prepared, retrieved, stages.llm, rec), rec)
+    refused = refuse_without_sources(question, prepared, retrieved, stages, rec)
+    if refused is not None:
+        return refused
+    result = _answer_of(question, prepared, retrieved, stages.llm, rec)
     routed = route(question, prepared, stages, opts, rec)
     completion = generate_routed(prepared, routed, stages, opts, rec)
     result.text = completion.text.strip()
@@ -401,17 +402,19 @@ def _answer_of(question: str, prepared: Prepared, retrieved: Retrieved, llm: LLM
     )
 
 
-def _no_sources(
-    result: Answer, retrieved: Retrieved, rec: Recorder, prepared: Prepared | None = None
-) -> Answer:
-    """No source survived search, filters and cut-offs: say so instead of paying a model to invent an answer."""
+def refuse_without_sources(
+    question: str, prepared: Prepared, retrieved: Retrieved, stages: Stages, rec: Recorder
+) -> Answer | None:
+    """The answer when no source survived search, filters, cut-offs and the budget and the config says
+    `prompt.no_sources: refuse`: it says why instead of paying a model to invent an answer (the LLM's stage is
+    noted as skipped). None when there are sources, or the config calls the LLM anyway. The query path and the
+    batch path both ask it."""
+    if prepared.context.citations or stages.config.prompt.no_sources != "refuse":
+        return None
+    result = _answer_of(question, prepared, retrieved, stages.llm, rec)
     if retrieved.filter is not None and not retrieved.hits:
         why, fix = "the filter matched no chunk", "Widen the filter or rephrase."
-    elif (
-        prepared is not None
-        and retrieved.hits
-        and prepared.context.stats.candidate_tokens > prepared.budget_tokens
-    ):
+    elif retrieved.hits and prepared.context.stats.candidate_tokens > prepared.budget_tokens:
         why = (
             f"{len(retrieved.hits)} chunk(s) were found but none fit the {prepared.budget_tokens}-token context "
             "budget"
