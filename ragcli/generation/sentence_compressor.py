@@ -254,10 +254,7 @@ class SentenceCompressor:
             starts = ([0] if text[: sources[0]].strip() else []) + sources
             ranges = list(zip(starts, [*starts[1:], len(text)], strict=True))
         else:
-            breaks = list(_BLOCK_BREAK.finditer(text))
-            ranges = list(
-                zip([0] + [m.end() for m in breaks], [m.start() for m in breaks] + [len(text)], strict=True)
-            )
+            ranges = _paragraphs(text, 0, len(text))
         for bstart, bend in ranges:
             while bend > bstart and text[bend - 1].isspace():
                 bend -= 1
@@ -278,12 +275,11 @@ class SentenceCompressor:
             body_start = header[1] if header else bstart
             index = 0
             # a block's paragraphs (a source's sections) one after another; a heading line is a unit of its own
-            cuts = [body_start] + [m.end() for m in _BLOCK_BREAK.finditer(text, body_start, bend)]
-            ends = [m.start() for m in _BLOCK_BREAK.finditer(text, body_start, bend)] + [bend]
-            for k, (pstart, pend) in enumerate(zip(cuts, ends, strict=True)):
+            paragraphs = _paragraphs(text, body_start, bend)
+            for k, (pstart, pend) in enumerate(paragraphs):
                 # a section's heading inside a source ("Meals" over its paragraph): not content on its own, and
                 # the source's header already names the section the chunk came from
-                heading = k + 1 < len(cuts) and _is_heading(text[pstart:pend])
+                heading = k + 1 < len(paragraphs) and _is_heading(text[pstart:pend])
                 for sent in split_sentences(text[pstart:pend]):
                     for a, b in self._pieces(text, pstart + sent.start, pstart + sent.end, spans):
                         units.append(_Unit(len(blocks) - 1, a, b, index, heading=heading))
@@ -621,6 +617,12 @@ class SentenceCompressor:
             protected_total=len(spans),
             protected_kept=surviving,
         )
+
+
+def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """`(start, end)` of each stretch of `text[start:end]` between blank lines."""
+    breaks = list(_BLOCK_BREAK.finditer(text, start, end))
+    return list(zip([start] + [m.end() for m in breaks], [m.start() for m in breaks] + [end], strict=True))
 
 
 def _is_heading(paragraph: str) -> bool:
