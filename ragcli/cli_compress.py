@@ -35,7 +35,7 @@ def eval_compress(
     with errors():
         cfg = load(config)
         count = counter_for("gpt-4").count
-        comp = build_compressor(cfg, count) if cfg.compression.type != "none" else None
+        comp = build_compressor(cfg, count)  # None when the config has no compression
         if comp is None:
             comp = SentenceCompressor(count, prune_words=prune_words)
         elif prune_words and isinstance(comp, SentenceCompressor):
