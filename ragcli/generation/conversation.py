@@ -25,9 +25,9 @@ from typing import Protocol
 from ragcli.errors import InputError
 from ragcli.generation.extractive_summarizer import ExtractiveSummarizer, Fact, Summary
 from ragcli.generation.sentence_selector import STOPWORDS
+from ragcli.trained_models import check_name
 from ragcli.types import Message, Usage
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _WORD = re.compile(r"[^\W_][\w'-]*", re.UNICODE)
 _ANAPHORA = frozenset(
     [
@@ -151,10 +151,7 @@ class Conversation:
         **kwargs: object,
     ) -> Conversation:
         """The conversation saved under `<home>/conversations/<name>.json`, or a new one that will be saved there."""
-        if not _NAME_RE.match(name):
-            raise InputError(
-                f"session name {name!r} is not valid; use 1-64 letters, digits, '.', '_' or '-' (e.g. support-1)"
-            )
+        check_name(name, "session")  # a plain name: it becomes a file under the home
         path = Path(home) / "conversations" / f"{name}.json"
         conv = cls(count_tokens, path=path, **kwargs)  # type: ignore[arg-type]
         if path.is_file():

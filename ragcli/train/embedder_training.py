@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -113,8 +112,7 @@ def train_embedder(
         data: What the pairs came from, recorded in the card.
         on_step: Called with (step, total steps, loss) after each batch.
     """
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise InputError(f"embedder name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    check_name(name, "embedder")  # a plain name: it becomes a folder under the home
     if epochs < 1 or batch_size < 2 or not 0 < learning_rate < 1 or max_length < 16 or scale <= 0:
         raise ConfigError(
             f"invalid training settings: epochs={epochs}, batch_size={batch_size} (>= 2), "
@@ -152,7 +150,7 @@ def train_embedder(
             logits = scale * q @ d.T
             trainer.step(torch.nn.functional.cross_entropy(logits, torch.arange(len(batch))))
     model.eval()
-    path = trained_dir("embedders", home) / check_name(name, "embedder")
+    path = trained_dir("embedders", home) / name
     path.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
     report = EmbedderTrainingReport(

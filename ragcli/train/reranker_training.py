@@ -203,10 +203,7 @@ def train_reranker(
         positive_weight: Weight of a positive pair in the binary loss; default negatives / positives, so the
             two classes weigh the same (with 3-4 negatives per positive an unweighted loss learns the base rate).
     """
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise InputError(f"reranker name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    check_name(name, "reranker")  # a plain name: it becomes a folder under the home
     if not pairs:
         raise InputError("no training pairs; give --pairs FILE or --corpus/--queries/--qrels")
     from ragcli.resources import embedding_model_dir
@@ -217,7 +214,7 @@ def train_reranker(
     n_pos = sum(1 for p in rows if p.label > 0.5)
     if positive_weight is None:
         positive_weight = (len(rows) - n_pos) / n_pos if n_pos else 1.0
-    path = rerankers_dir(home) / check_name(name, "reranker")
+    path = rerankers_dir(home) / name
     from ragcli.retrieval.cross_encoder_backends import DERIVED_FILES
 
     for derived in DERIVED_FILES:  # exported or quantized from the weights this training replaces
