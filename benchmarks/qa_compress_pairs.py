@@ -52,7 +52,8 @@ class PerQuestion:
     def compress(
         self, question: str, text: str, target: CompressionTarget, *, block_scores: Any = None
     ) -> Compressed:
-        comp = self.by_question.get(question, self.fallback)
+        # keyed by the stripped question: ten HotpotQA questions end in a space in one file and not the other
+        comp = self.by_question.get(question.strip(), self.fallback)
         return comp.compress(question, text, target, block_scores=block_scores)
 
 
@@ -68,7 +69,7 @@ def fold_compressors(data: Path, count: Any, unit_words: int = 25) -> PerQuestio
     for f, test in enumerate(folds):
         model = compression_pairs.train(folds[1 - f] + yes_no)
         comp = SentenceCompressor(count, pair_model=model, max_unit_words=unit_words)
-        by_question.update({r["question"]: comp for r in test})
+        by_question.update({r["question"].strip(): comp for r in test})
     # yes/no questions are not scored (no span answer); the packaged model covers them
     return PerQuestion(by_question, SentenceCompressor(count, max_unit_words=unit_words))
 

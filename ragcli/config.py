@@ -321,6 +321,13 @@ class SentenceCompressionConfig(_Section):
     them in pairs: a multi-hop question's two paragraphs cover it together and one names the other's title (a
     model packaged with ragcli, trained on HotpotQA), beside the retriever's scores. False ranks each block
     alone."""
+    unit_model: str | None = None
+    """A learned unit scorer behind a question-type gate: `packaged:qa-units` (trained on HotpotQA and NQ) or a
+    card file. A question the gate calls single-hop has its units ranked by the model (the answer is often a
+    sentence that shares few of the question's words); multi-hop questions keep the weights. The gate embeds
+    the question with the config's embedder when it is the card's (else it reads the question's words alone).
+    Measured at a 132-token context: NQ's answer kept 79.7 -> 91.0 %, HotpotQA 74.8 -> 74.3 %
+    (benchmarks/results/qa.md, 2026-12-04)."""
 
 
 class LLMLinguaCompressionConfig(_Section):

@@ -70,6 +70,13 @@ def _packaged_pair_model() -> str:
     return f"block pairs ({len(model.weights)} weights, {model.trained_on}; used by compression)"
 
 
+def _packaged_unit_model() -> str:
+    from ragcli.generation.unit_model import load_unit_model
+
+    model = load_unit_model("packaged:qa-units")
+    return f"packaged:qa-units ({len(model.trees)} trees, gate on {model.embedder}; compression.unit_model)"
+
+
 def run_checks() -> list[Check]:
     """Every resource the embedded default needs, in the order a query touches them."""
     resources.offline_env()
@@ -82,6 +89,7 @@ def run_checks() -> list[Check]:
         _check("packaged fusion", _packaged_fusion),
         _check("packaged sentence model", _packaged_sentence_model),
         _check("packaged block pair model", _packaged_pair_model),
+        _check("packaged unit model", _packaged_unit_model),
         _check("local LLM weights", lambda: str(resources.local_llm_gguf())),
         _check("llama-cpp-python", _module("llama_cpp", "llama-cpp-python (CMAKE_ARGS=-DGGML_NATIVE=OFF)")),
         _check("tiktoken files", _tiktoken),

@@ -118,20 +118,33 @@ def build_packer(cfg: PipelineConfig, llm: LLM) -> Packer:
 
 
 def build_compressor(
-    cfg: PipelineConfig, count_tokens: Callable[[str], int], embed: EmbedFn | None = None
+    cfg: PipelineConfig,
+    count_tokens: Callable[[str], int],
+    embed: EmbedFn | None = None,
+    embedder_name: str | None = None,
 ) -> Compressor | None:
     """The `compression:` stage, counting with `count_tokens` (the target LLM's tokenizer in the query path);
-    `None` when it is off."""
+    `None` when it is off. `embedder_name` names the model behind `embed` (the unit model's gate reads its
+    question vectors only when it is the one the card was trained with)."""
     c = cfg.compression
     if isinstance(c, SentenceCompressionConfig):
         from ragcli.generation.sentence_compressor import SentenceCompressor
 
+        unit_model = None
+        if c.unit_model:
+            from ragcli.generation.unit_model import load_unit_model
+
+            unit_model = load_unit_model(c.unit_model)
         return SentenceCompressor(
             count_tokens,
             prune_words=c.prune_words,
             embed=embed if c.use_embeddings else None,
             fill=c.fill,
             pair_weight=1.0 if c.block_pairs else 0.0,
+            unit_model=unit_model,
+            question_embed=(
+                embed if unit_model is not None and embedder_name == unit_model.embedder else None
+            ),
         )
     if isinstance(c, LLMLinguaCompressionConfig):
         from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor

@@ -27,6 +27,7 @@ The result is re-counted with the target model's tokenizer and never exceeds the
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ from ragcli.generation.sentence_selector import (
     split_sentences,
     terms,
 )
+from ragcli.generation.unit_model import UNIT_FEATURES, UnitModel, plain_question
 
 EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 """Texts -> L2-normalised vectors, one row per text (an `Embedder`'s `embed(...).vectors`)."""
@@ -57,6 +59,8 @@ has them."""
 _SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+|\s+(?=\()|(?<=\))\s+")
 """Where an overlong unit is split: line breaks, after a comma or semicolon, around a parenthesis."""
 _WORD = re.compile(r"\S+")
+_NAME = re.compile(r"\b[A-Z][\w'-]+")
+_DIGIT = re.compile(r"\d")
 _HEADER_MAX_WORDS = 16
 _HEADING_MAX_WORDS = 8
 _FILL_BELOW = 0.95
@@ -128,6 +132,10 @@ class SentenceCompressor:
             BM25 prior when there are none; 0 turns it off. Measured on HotpotQA in 2-fold CV
             (benchmarks/compression_pairs.py).
         pair_model: the pair model; default the packaged one.
+        unit_model: a learned unit scorer behind a question-type gate (`ragcli.generation.unit_model`): a
+            question its gate calls single-hop has its units ranked by the model's trees instead of the weights.
+        question_embed: embeds the question for the unit model's gate (the embedder its card names); without
+            it the gate reads the question's word counts alone.
     """
 
     def __init__(
@@ -149,6 +157,8 @@ class SentenceCompressor:
         bridge_weight: float = 0.5,
         pair_weight: float = 1.0,
         pair_model: BlockPairModel | None = None,
+        unit_model: UnitModel | None = None,
+        question_embed: EmbedFn | None = None,
     ) -> None:
         if max_unit_words < 4:
             raise ValueError(f"max_unit_words must be >= 4, got {max_unit_words}")
@@ -180,6 +190,8 @@ class SentenceCompressor:
         self.bridge_weight = bridge_weight
         self.pair_weight = pair_weight
         self._pair_model = pair_model
+        self.unit_model = unit_model
+        self.question_embed = question_embed
 
     @property
     def name(self) -> str:
@@ -315,7 +327,10 @@ class SentenceCompressor:
         blocks: list[_Block],
         units: list[_Unit],
         block_scores: Sequence[float] | None,
+        rows_out: list[npt.NDArray[np.float64]] | None = None,
     ) -> None:
+        """Set each unit's score (and `must`); with `rows_out`, also append the units' `UNIT_FEATURES` rows to it
+        and leave the unit model out (its training data)."""
         plain = [text[u.start : u.end] for u in units]
         q_terms = terms(question)
         labeled = self._labeled(text, blocks, units, plain)
@@ -327,22 +342,24 @@ class SentenceCompressor:
         # The coarse prior: the caller's block scores (reranker, retriever), plus for titled blocks the best pair
         # each is in (a multi-hop question's two paragraphs); else each block's own BM25. Each part is scaled to
         # [0, 1] over the blocks, then weighted.
-        parts: list[tuple[float, list[float]]] = []
-        if block_scores is not None and len(block_scores) == len(blocks):
-            parts.append((self.prior_weight, [float(s) for s in block_scores]))
+        retrieval = (
+            _unit_range([float(s) for s in block_scores])
+            if block_scores is not None and len(block_scores) == len(blocks)
+            else None
+        )
         found = self._pair_rows(question, text, blocks, units, plain, ranked) if self.pair_weight else None
+        pair = None
         if found is not None:
             model = self._pair_model or packaged_pair_model()
-            parts.append((self.pair_weight, model.block_priors(found[0], found[1], len(blocks))))
+            pair = _unit_range(list(model.block_priors(found[0], found[1], len(blocks))))
+        parts = [
+            (w, p) for w, p in ((self.prior_weight, retrieval), (self.pair_weight, pair)) if p is not None
+        ]
         if not parts:
             own = self.selector.score_terms(q_terms, [Counter(terms(text[b.start : b.end])) for b in blocks])
-            parts.append((self.prior_weight, own))
-        for b in blocks:
-            b.prior = 0.0
-        for weight, raw in parts:
-            lo, hi = min(raw), max(raw)
-            for b, r in zip(blocks, raw, strict=True):
-                b.prior += 0.0 if hi - lo <= 1e-12 else weight * (r - lo) / (hi - lo)
+            parts.append((self.prior_weight, _unit_range(own)))
+        for bi, b in enumerate(blocks):
+            b.prior = sum(weight * scaled[bi] for weight, scaled in parts)
         sims = self._similarities(question, plain)
         bridged = self._bridged(text, blocks, units, plain, ranked) if self.bridge_weight else set()
         exact = [k for k in keys if _is_exact_key(k)]
@@ -360,6 +377,105 @@ class SentenceCompressor:
             u.must = key_hits(plain[i], exact) > 0
             if key_hits(plain[i], keys):
                 u.score += self.key_weight
+        if rows_out is not None:
+            rows_out.append(
+                self._unit_rows(
+                    question,
+                    plain,
+                    units,
+                    blocks,
+                    (ranked, best),
+                    (hop_ranked, hop_best),
+                    retrieval,
+                    pair,
+                    bridged,
+                )
+            )
+        elif self.unit_model is not None and question.strip() and not self._multi_hop(question):
+            rows = self._unit_rows(
+                question,
+                plain,
+                units,
+                blocks,
+                (ranked, best),
+                (hop_ranked, hop_best),
+                retrieval,
+                pair,
+                bridged,
+            )
+            for u, z in zip(units, self.unit_model.scores(rows), strict=True):
+                u.score = float(z)
+
+    def _multi_hop(self, question: str) -> bool:
+        """The unit model's gate: True keeps the weights (a multi-hop question), False ranks by its trees."""
+        assert self.unit_model is not None
+        vector = None
+        if self.question_embed is not None:
+            found = self.question_embed([plain_question(question)])
+            vector = found[0] if len(found) else None
+        return self.unit_model.multi_hop(question, vector) >= self.unit_model.gate_at
+
+    def _unit_rows(
+        self,
+        question: str,
+        plain: list[str],
+        units: list[_Unit],
+        blocks: list[_Block],
+        lexical: tuple[Sequence[float], float],
+        hop: tuple[Sequence[float], float],
+        retrieval: list[float] | None,
+        pair: list[float] | None,
+        bridged: set[int],
+    ) -> npt.NDArray[np.float64]:
+        """One row of `UNIT_FEATURES` per unit (after `_score` set each unit's weighted score)."""
+        q_terms = terms(question)
+        asked = set(q_terms)
+        own = self.selector.score_terms(q_terms, [Counter(terms(p)) for p in plain])
+        own_best = max(own, default=0.0) or 1.0
+        q_log_words = math.log1p(len(question.split()))
+        q_names = float(len(_NAME.findall(question[1:])))
+        keys = question_keys(question)
+        rows = np.zeros((len(units), len(UNIT_FEATURES)), dtype=np.float64)
+        for i, u in enumerate(units):
+            names = _NAME.findall(plain[i])
+            new = [n for n in names if not set(terms(n)) & asked]
+            rows[i] = [
+                lexical[0][i] / lexical[1],
+                hop[0][i] / hop[1],
+                blocks[u.block].prior,
+                pair[u.block] if pair else 0.0,
+                retrieval[u.block] if retrieval else 0.0,
+                float(u.index == 0),
+                float(u.index == 0 and u.block in bridged),
+                float(bool(key_hits(plain[i], keys))),
+                u.score,
+                1.0 / (1 + u.block),
+                math.log1p(u.index),
+                len(plain[i].split()) / 30,
+                float(bool(_DIGIT.search(plain[i]))),
+                len(new) / max(len(names), 1),
+                float(bool(new)),
+                own[i] / own_best,
+                q_log_words,
+                q_names,
+                0.0,
+            ]
+        for rank, j in enumerate(sorted(range(len(units)), key=lambda j: -units[j].score)):
+            rows[j, -1] = 1.0 / (1 + rank)
+        return rows
+
+    def unit_rows(
+        self, question: str, text: str, block_scores: Sequence[float] | None = None
+    ) -> tuple[npt.NDArray[np.float64], list[str]]:
+        """The `UNIT_FEATURES` rows of `text`'s units as `compress` computes them (without a unit model), and
+        each unit's text (for training a unit model)."""
+        keys = question_keys(question)
+        blocks, units = self._split(text, find_spans(text, keys))
+        if not units:
+            return np.zeros((0, len(UNIT_FEATURES))), []
+        rows: list[npt.NDArray[np.float64]] = []
+        self._score(question, keys, text, blocks, units, block_scores, rows_out=rows)
+        return rows[0], [text[u.start : u.end] for u in units]
 
     def block_pairs(self, question: str, text: str) -> tuple[list[tuple[int, int]], npt.NDArray[np.float64]]:
         """The pairs of `text`'s blocks and their `PAIR_FEATURES` rows, as `compress` computes them (for
@@ -617,6 +733,12 @@ class SentenceCompressor:
             protected_total=len(spans),
             protected_kept=surviving,
         )
+
+
+def _unit_range(raw: list[float]) -> list[float]:
+    """`raw` scaled to [0, 1] (all 0 when they are equal)."""
+    lo, hi = min(raw), max(raw)
+    return [0.0 if hi - lo <= 1e-12 else (r - lo) / (hi - lo) for r in raw]
 
 
 def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:

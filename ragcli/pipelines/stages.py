@@ -196,7 +196,13 @@ class Stages:
         if given is not None:
             return given
         return build_compressor(
-            self.config, self.llm.count_tokens, lambda texts: self.embedder.embed(texts).vectors
+            self.config,
+            self.llm.count_tokens,
+            lambda texts: self.embedder.embed(texts).vectors,
+            # only a unit model reads it (building the embedder here would load its model for nothing)
+            embedder_name=self.embedder.model_name
+            if getattr(self.config.compression, "unit_model", None)
+            else None,
         )
 
     @cached_property

@@ -1,0 +1,272 @@
+"""The compressor's unit model (`ragcli.generation.unit_model`) end to end at a quarter of LlamaIndex's tokens;
+`--write DIR` trains the card that ships.
+
+    .venv/bin/python benchmarks/qa_unit_model.py [--data ../shared/data] [--caps 132] [--out F.md] [--write DIR]
+
+Setting of `qa_compress_pairs.py --second-hop 4`: the real query pipeline (`lean`, hybrid retrieval, top 12 plus
+4 from `retrieval.second_hop`) retrieves once per question; the 16 hits are packed whole at 2,048 tokens and
+compressed to each cap. Scored like `qa_baselines.py`: answer in context (question removed), cl100k tokens of the
+whole prompt; HotpotQA's 218 span-answer questions and NQ's first 300.
+
+Cross-validation: HotpotQA's span questions in the two folds of `qa_compress_pairs.fold_compressors` (so the
+block pair prior is out of fold too), NQ's first 300 in two folds (seed 0). A question of fold f is compressed
+with a unit model trained without fold f: its trees on the units of the other fold of both sets plus those of NQ's
+questions after the first 300 (never scored here), label = the unit holds an answer; its gate on the other fold's
+HotpotQA questions (multi-hop, the yes/no ones included) against NQ's questions after the first 300 (single-hop).
+`--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's first 300 never seen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import compression_pairs  # noqa: E402
+from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
+from qa_baselines import harness  # noqa: E402
+from qa_compress_pairs import PerQuestion, fold_compressors  # noqa: E402
+from trained_common import emit  # noqa: E402
+
+from ragcli.eval.normalize import answer_in_normalized, normalize_answer  # noqa: E402
+from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
+from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
+from ragcli.generation.unit_model import UnitModel, gate_words, plain_question  # noqa: E402
+
+SPEC = "hybrid=lean,ingest.sparse=true,retrieval.mode=hybrid,retrieval.top_k=12,retrieval.second_hop=4"
+TOP = 16
+GATE_AT = 0.3
+"""Multi-hop at a gate probability >= 0.3 (0.5 and 0.15 measured too, on these questions: qa.md 2026-12-04)."""
+
+
+def fit_trees(x: np.ndarray, y: np.ndarray) -> tuple[float, list[dict[str, list[float]]]]:
+    """Gradient-boosted trees (scikit-learn's histogram boosting, small and regularised) as card lists."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    m = HistGradientBoostingClassifier(
+        max_iter=150,
+        learning_rate=0.05,
+        max_leaf_nodes=7,
+        min_samples_leaf=60,
+        l2_regularization=1.0,
+        random_state=0,
+    )
+    m.fit(x, y)
+    trees = []
+    for (predictor,) in m._predictors:
+        n = predictor.nodes
+        trees.append(
+            {
+                "feature": [int(v) for v in n["feature_idx"]],
+                "threshold": [float(v) for v in n["num_threshold"]],
+                "left": [int(v) for v in n["left"]],
+                "right": [int(v) for v in n["right"]],
+                "leaf": [int(v) for v in n["is_leaf"]],
+                "value": [float(v) for v in n["value"]],
+            }
+        )
+    baseline = float(np.ravel(m._baseline_prediction)[0])
+    check = UnitModel(
+        "check",
+        "",
+        [0.0] * 7,
+        0.0,
+        [0.0] * 7,
+        [1.0] * 7,
+        [0.0] * 6,
+        0.0,
+        [0.0] * 6,
+        [1.0] * 6,
+        0.5,
+        baseline,
+        trees,
+    )
+    probe = x[:: max(1, len(x) // 2000)]
+    if not np.allclose(check.scores(probe), m.decision_function(probe), atol=1e-6):
+        raise SystemExit("the exported trees do not reproduce scikit-learn's scores")
+    return baseline, trees
+
+
+def fit_gate(x: np.ndarray, y: np.ndarray) -> tuple[list[float], float, list[float], list[float]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced").fit(scaler.transform(x), y)
+    return (
+        [float(v) for v in lr.coef_[0]],
+        float(lr.intercept_[0]),
+        list(map(float, scaler.mean_)),
+        list(map(float, scaler.scale_)),
+    )
+
+
+def build(
+    name: str,
+    units: tuple[np.ndarray, np.ndarray],
+    gate: tuple[np.ndarray, np.ndarray],
+    embedder: str,
+    card: dict,
+) -> UnitModel:
+    baseline, trees = fit_trees(*units)
+    gx, gy = gate
+    gw, gb, gm, gs = fit_gate(gx, gy)
+    lw, lb, lm, ls = fit_gate(gx[:, -len(gate_words("x")) :], gy)
+    return UnitModel(name, embedder, gw, gb, gm, gs, lw, lb, lm, ls, GATE_AT, baseline, trees, card=card)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--caps", nargs="+", type=int, default=[132])
+    ap.add_argument("--nq-limit", type=int, default=300, help="NQ's scored questions; the rest train only")
+    ap.add_argument("--write", type=Path, help="also fit on all questions and save the card in this folder")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    count, cache = harness()
+    data = Path(args.data)
+    ns = argparse.Namespace(data=args.data, limit=None, nq_limit=None, split="all")
+    runs: dict[str, dict[str, Any]] = {}
+    fold: dict[str, dict[str, int]] = {}  # scored question -> its fold
+    rows: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}  # set -> question -> (X, y)
+    extra: list[tuple[np.ndarray, np.ndarray]] = []  # NQ after the first --nq-limit: training only
+    pair_of: dict[str, Any] = {}
+    for set_name in ("hotpotqa", "nq"):
+        run = retrieve_all(set_name, SPEC, ns, cache)
+        llm_count = run["stages"].llm.count_tokens
+        if set_name == "hotpotqa":
+            by_q = fold_compressors(data, llm_count).by_question  # the pair model that never saw the question
+            pair_of = {q: c._pair_model for q, c in by_q.items()}
+            spans = [r["question"].strip() for r in compression_pairs.load(data) if r["span"]]
+            order = list(spans)
+        else:
+            order = [it.question.strip() for it in run["items"][: args.nq_limit]]
+        random.Random(0).shuffle(
+            order
+        )  # HotpotQA: the order of fold_compressors' folds (same list, same seed)
+        fold[set_name] = {q: int(i >= len(order) // 2) for i, q in enumerate(order)}
+        packer = TokenBudgetPacker(llm_count, select_sentences=False, order=run["cfg"].packing.order)
+        rows[set_name] = {}
+        for item, hits in zip(run["items"], run["hits"], strict=True):
+            q = item.question.strip()
+            scored = q in fold[set_name]
+            if not item.answers or not (scored or set_name == "nq"):
+                continue
+            ctx = packer.pack(item.question, hits[:TOP], 2048)
+            by_id = {h.chunk.id: h.score for h in hits}
+            comp = SentenceCompressor(llm_count, pair_model=pair_of.get(q))
+            x, plain = comp.unit_rows(
+                item.question, ctx.text, [by_id.get(c.chunk_id, 0.0) for c in ctx.citations]
+            )
+            y = np.array(
+                [answer_in_normalized(item.answers, normalize_answer(p)) for p in plain], dtype=float
+            )
+            if scored:
+                rows[set_name][q] = (x, y)
+            else:
+                extra.append((x, y))
+        runs[set_name] = run
+        print(f"{set_name}: {len(rows[set_name])} scored questions featurized", flush=True)
+    # the gate: question vectors of the lower-cased question without punctuation, and its word counts
+    st = runs["nq"]["stages"]
+    hp_questions = [it.question.strip() for it in runs["hotpotqa"]["items"]]
+    nq_questions = [it.question.strip() for it in runs["nq"]["items"]]
+    nq_train = nq_questions[args.nq_limit :]
+    everything = hp_questions + nq_questions
+    vectors = st.embedder.embed([plain_question(q) for q in everything]).vectors
+    gate_x = {q: np.concatenate([v, gate_words(q)]) for q, v in zip(everything, vectors, strict=True)}
+    embedder = st.embedder.model_name
+
+    def model_without(f: int | None) -> UnitModel:
+        xs, ys = [], []
+        for s in rows:
+            for q, (x, y) in rows[s].items():
+                # the card that ships (f None) never sees NQ's scored questions: `ragcli eval qa --limit 300` asks them
+                if (fold[s][q] != f) if f is not None else s == "hotpotqa":
+                    xs.append(x)
+                    ys.append(y)
+        for x, y in extra:
+            xs.append(x)
+            ys.append(y)
+        multi = [q for q in hp_questions if fold["hotpotqa"].get(q) != f or f is None]
+        gx = np.asarray([gate_x[q] for q in multi + nq_train])
+        gy = np.array([1] * len(multi) + [0] * len(nq_train))
+        card = {
+            "trained_on": (
+                f"{sum(len(x) for x in xs)} units of {len(xs)} questions (HotpotQA span-answer and NQ after the first "
+                f"{args.nq_limit}); gate: {len(multi)} HotpotQA questions (multi-hop) against {len(nq_train)} NQ"
+            ),
+            "trained": time.strftime("%Y-%m-%d"),
+            "script": "benchmarks/qa_unit_model.py --write",
+        }
+        return build("qa-units", (np.vstack(xs), np.concatenate(ys)), (gx, gy), embedder, card)
+
+    models = {f: model_without(f) for f in (0, 1)}
+    embed = st.embedder.embed
+
+    def question_embed(texts: Any) -> Any:
+        return embed(texts).vectors
+
+    lines = [
+        "| set | compressor | cap | answer in context | prompt tokens | called multi-hop |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for set_name, run in runs.items():
+        llm_count = run["stages"].llm.count_tokens
+        shipped, learned = {}, {}
+        multi = []
+        for q, f in fold[set_name].items():
+            pm = pair_of.get(q)
+            shipped[q] = SentenceCompressor(llm_count, pair_model=pm)
+            learned[q] = SentenceCompressor(
+                llm_count, pair_model=pm, unit_model=models[f], question_embed=question_embed
+            )
+            multi.append(models[f].multi_hop(q, gate_x[q][: models[f].dim]) >= GATE_AT)
+        scored = dict(run)
+        # HotpotQA: all 261 (the yes/no ones count for tokens only, compressed as shipped); NQ: the first 300
+        keep = list(range(len(run["items"]) if set_name == "hotpotqa" else args.nq_limit))
+        scored["items"] = [run["items"][i] for i in keep]
+        scored["hits"] = [run["hits"][i] for i in keep]
+        variants = [
+            ("weights (as before)", PerQuestion(shipped, SentenceCompressor(llm_count))),
+            ("unit model from the other fold", PerQuestion(learned, SentenceCompressor(llm_count))),
+        ]
+        grid = [
+            {
+                "select": False,
+                "rel": None,
+                "budget": 2048,
+                "ratio": None,
+                "tokens": cap,
+                "cap": cap,
+                "top_k": TOP,
+                "compressor": comp,
+                "name": name,
+            }
+            for name, comp in variants
+            for cap in args.caps
+        ]
+        for r in sweep(scored, grid, count):
+            share = f"{100 * np.mean(multi):.1f} %" if r["name"].startswith("unit") else ""
+            lines.append(
+                f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} | {share} |"
+            )
+            print(lines[-1], flush=True)
+    if args.write:
+        path = model_without(None).save(args.write)
+        lines += ["", f"Card written: {path} ({path.stat().st_size:,} bytes)."]
+        print(lines[-1])
+    emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
