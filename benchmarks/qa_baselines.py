@@ -507,7 +507,7 @@ def run_set(
     if "oracle" in args.pipelines:
         rows.append(_row(set_name, "oracle", oracle(ds, items, count, price), None))
     if "llamaindex" in args.pipelines:
-        for run, li_s in llamaindex_baseline(ds, items, count, price, cache, queries):
+        for run, li_s in llamaindex_baseline(ds, items, count, price, cache, queries, args.llamaindex_top_k):
             rows.append(_row(set_name, "baseline", run, li_s))
     if "langchain" in args.pipelines:
         run, index_s = langchain_baseline(ds, items, count, price, cache, queries)
@@ -592,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=["oracle", "llamaindex", "langchain"],
         choices=["oracle", "llamaindex", "langchain"],
+    )
+    ap.add_argument(
+        "--llamaindex-top-k", nargs="+", type=int, default=[2, 5], help="LlamaIndex's similarity_top_k"
     )
     ap.add_argument("--presets", nargs="*", default=["local", "lean"])
     ap.add_argument(

@@ -35,7 +35,15 @@ def eval_compress(
     with errors():
         cfg = load(config)
         count = counter_for("gpt-4").count
-        comp = build_compressor(cfg, count)  # None when the config has no compression
+        embed, embedder_name = None, None
+        if getattr(
+            cfg.compression, "unit_model", None
+        ):  # its gate and block cosines read the config's embedder
+            from ragcli.ingest.build import build_embedder
+
+            embedder = build_embedder(cfg.embedder)
+            embed, embedder_name = (lambda texts: embedder.embed(texts).vectors), embedder.model_name
+        comp = build_compressor(cfg, count, embed, embedder_name)  # None when the config has no compression
         if comp is None:
             comp = SentenceCompressor(count, prune_words=prune_words)
         elif prune_words and isinstance(comp, SentenceCompressor):

@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from ragcli.generation.block_pairs import MAX_BLOCKS, BlockPairModel, packaged_pair_model, pair_features
+from ragcli.generation.block_pairs import (
+    MAX_BLOCKS,
+    BlockPairModel,
+    packaged_pair_model,
+    pair_features,
+    title_name,
+)
 from ragcli.generation.compression_types import Compressed, CompressionTarget
 from ragcli.generation.protected_spans import Span, find_spans, key_hits, question_keys
 from ragcli.generation.sentence_selector import (
@@ -524,8 +530,8 @@ class SentenceCompressor:
         for bi, b in enumerate(blocks):
             if b.header is None:
                 continue
-            title = text[b.header[0] : b.header[1]].strip().lower()
-            title = re.sub(r"\s*\(.*\)$", "", title)  # "The Fault in Our Stars (film)" -> its name
+            # "[2] The Fault in Our Stars (film) | Plot" -> its name
+            title = title_name(text[b.header[0] : b.header[1]]).lower()
             if len(title) < 3:
                 continue
             if any(units[j].block != bi and ranked[j] > 0 and title in plain[j].lower() for j in best):

@@ -4,7 +4,7 @@ The compressor's hand-set weights (`SentenceCompressor`) rank a unit by the ques
 hop through the names of the best units, and its block's prior (the retriever's score and the block pair model).
 That finds the two paragraphs of a multi-hop question. A single-hop question's answer often sits in a unit that
 shares few of its words: the second sentence of the best paragraph. At a quarter of LlamaIndex top-5's tokens the
-weights kept NQ's answer in 79.7 % of prompts, where sending the best chunk whole kept 90.7 %.
+weights kept NQ's answer in about 80 % of prompts, where sending the best chunk whole kept 90.7 %.
 
 `UnitModel` holds two small models, trained on questions with known answers:
 - a **gate**: a logistic regression over the question's embedding (lower-cased, without punctuation, so that a

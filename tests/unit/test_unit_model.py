@@ -184,3 +184,17 @@ def test_doctor_finds_the_packaged_unit_model() -> None:
     from ragcli.doctor import _packaged_unit_model
 
     assert "trees, gate on all-MiniLM-L6-v2" in _packaged_unit_model()
+
+
+def test_a_packed_source_named_by_another_is_bridged() -> None:
+    """The bridge bonus reads a packed source's title without its `[n] ` and ` | section` (it never fired on
+    packed sources before 2026-12-04)."""
+    text = (
+        "[1] Tower of Lights\nThe Tower of Lights was designed by Marcel Dupont.\n\n"
+        "[2] Marcel Dupont (engineer) | Life\nHe was a French engineer born in 1851."
+    )
+    rows, plain = SentenceCompressor(words).unit_rows(
+        "When was the designer of the Tower of Lights born?", text
+    )
+    bridged = rows[:, UNIT_FEATURES.index("bridged")]
+    assert plain[1].startswith("He was") and bridged[1] == 1.0 and bridged[0] == 0.0
