@@ -383,33 +383,16 @@ class SentenceCompressor:
             u.must = key_hits(plain[i], exact) > 0
             if key_hits(plain[i], keys):
                 u.score += self.key_weight
+        units_model = self.unit_model if rows_out is None and question.strip() else None
+        if rows_out is None and (units_model is None or self._multi_hop(question)):
+            return
+        rows = self._unit_rows(
+            question, plain, units, blocks, (ranked, best), (hop_ranked, hop_best), retrieval, pair, bridged
+        )
         if rows_out is not None:
-            rows_out.append(
-                self._unit_rows(
-                    question,
-                    plain,
-                    units,
-                    blocks,
-                    (ranked, best),
-                    (hop_ranked, hop_best),
-                    retrieval,
-                    pair,
-                    bridged,
-                )
-            )
-        elif self.unit_model is not None and question.strip() and not self._multi_hop(question):
-            rows = self._unit_rows(
-                question,
-                plain,
-                units,
-                blocks,
-                (ranked, best),
-                (hop_ranked, hop_best),
-                retrieval,
-                pair,
-                bridged,
-            )
-            for u, z in zip(units, self.unit_model.scores(rows), strict=True):
+            rows_out.append(rows)  # training data: the weights' scores stay
+        elif units_model is not None:
+            for u, z in zip(units, units_model.scores(rows), strict=True):
                 u.score = float(z)
 
     def _multi_hop(self, question: str) -> bool:
