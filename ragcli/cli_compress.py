@@ -36,9 +36,7 @@ def eval_compress(
         cfg = load(config)
         count = counter_for("gpt-4").count
         embed, embedder_name = None, None
-        if getattr(
-            cfg.compression, "unit_model", None
-        ):  # its gate and block cosines read the config's embedder
+        if getattr(cfg.compression, "unit_model", None):  # its gate reads the config's embedder's vectors
             from ragcli.ingest.build import build_embedder
 
             embedder = build_embedder(cfg.embedder)
