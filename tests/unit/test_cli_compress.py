@@ -66,6 +66,17 @@ def test_eval_compress_reads_the_configs_compression_section(tmp_path: Path) -> 
     assert default["method"] == "sentences" and configured["method"] == "sentences+words"
 
 
+def test_eval_compress_with_a_unit_model_and_another_embedder(tmp_path: Path) -> None:
+    """The unit model's gate falls back to the question's word counts when the config's embedder is not the
+    card's (here the hash fake); the run completes."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("embedder: {type: hash}\ncompression: {type: sentences, unit_model: packaged:qa-units}\n")
+    args = ["eval", "compress", "--questions", str(_hotpot(tmp_path)), "--format", "hotpotqa", "--json"]
+    res = CliRunner().invoke(app, [*args, "-c", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["items"] == 8
+
+
 def test_eval_compress_bad_format_is_a_usage_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["eval", "compress", "--questions", str(_hotpot(tmp_path)), "--format", "zip"]
