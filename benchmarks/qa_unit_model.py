@@ -129,6 +129,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--caps", nargs="+", type=int, default=[132])
     ap.add_argument("--nq-limit", type=int, default=300, help="NQ's scored questions; the rest train only")
+    ap.add_argument("--nq-seed", type=int, default=0, help="the shuffle of NQ's two folds")
     ap.add_argument("--write", type=Path, help="also fit on all questions and save the card in this folder")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -150,9 +151,8 @@ def main() -> None:
             order = list(spans)
         else:
             order = [it.question.strip() for it in run["items"][: args.nq_limit]]
-        random.Random(0).shuffle(
-            order
-        )  # HotpotQA: the order of fold_compressors' folds (same list, same seed)
+        # HotpotQA: the order of fold_compressors' folds (same list, same seed); NQ: --nq-seed
+        random.Random(args.nq_seed if set_name == "nq" else 0).shuffle(order)
         fold[set_name] = {q: int(i >= len(order) // 2) for i, q in enumerate(order)}
         packer = TokenBudgetPacker(llm_count, select_sentences=False, order=run["cfg"].packing.order)
         rows[set_name] = {}

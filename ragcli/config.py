@@ -326,8 +326,8 @@ class SentenceCompressionConfig(_Section):
     card file. A question the gate calls single-hop has its units ranked by the model (the answer is often a
     sentence that shares few of the question's words); multi-hop questions keep the weights. The gate embeds
     the question with the config's embedder when it is the card's (else it reads the question's words alone).
-    Measured at a 132-token context in two-fold cross-validation: NQ's answer kept 78.7 -> 91.0 %, HotpotQA
-    75.2 % either way (benchmarks/results/qa.md, 2026-12-04)."""
+    Measured at a 132-token context in two-fold cross-validation: NQ's answer kept 78.7 -> 89.7-91.0 %, HotpotQA
+    74.8-75.2 % (75.2 % without; benchmarks/results/qa.md, 2026-12-04)."""
 
 
 class LLMLinguaCompressionConfig(_Section):
