@@ -57,6 +57,28 @@ class PerQuestion:
         return comp.compress(question, text, target, block_scores=block_scores)
 
 
+def compress_grid(
+    variants: list[tuple[str, Any]], caps: list[int], *, top_k: int, budget: int
+) -> list[dict[str, Any]]:
+    """`sweep` settings: the top `top_k` hits packed whole at `budget` tokens, then each variant's compressor to
+    each context cap."""
+    return [
+        {
+            "select": False,
+            "rel": None,
+            "budget": budget,
+            "ratio": None,
+            "tokens": cap,
+            "cap": cap,
+            "top_k": top_k,
+            "compressor": comp,
+            "name": name,
+        }
+        for name, comp in variants
+        for cap in caps
+    ]
+
+
 def fold_compressors(data: Path, count: Any, unit_words: int = 25) -> PerQuestion:
     rows = compression_pairs.load(data)
     compression_pairs.featurize(SentenceCompressor(count, max_unit_words=unit_words), rows)
@@ -118,21 +140,7 @@ def main() -> None:
                         fold_compressors(Path(args.data), llm_count, w),
                     )
                 )
-        grid = [
-            {
-                "select": False,
-                "rel": None,
-                "budget": 1024,
-                "ratio": None,
-                "tokens": cap,
-                "cap": cap,
-                "top_k": 12,
-                "compressor": comp,
-                "name": name,
-            }
-            for name, comp in variants
-            for cap in args.caps
-        ] + [
+        grid = compress_grid(variants, args.caps, top_k=12, budget=1024) + [
             {
                 "select": True,
                 "rel": None,
@@ -158,20 +166,8 @@ def main() -> None:
             name = f"top 12 + {args.second_hop} from a second search, compressed" + (
                 ", pair model from the other fold" if hop_comp is not None else ", packaged pair model"
             )
-            hop_grid = [
-                {
-                    "select": False,
-                    "rel": None,
-                    "budget": 2048,
-                    "ratio": None,
-                    "tokens": cap,
-                    "cap": cap,
-                    "top_k": 12 + args.second_hop,
-                    "compressor": hop_comp or SentenceCompressor(llm_count),
-                    "name": name,
-                }
-                for cap in args.caps
-            ]
+            hop_variants = [(name, hop_comp or SentenceCompressor(llm_count))]
+            hop_grid = compress_grid(hop_variants, args.caps, top_k=12 + args.second_hop, budget=2048)
             for r in sweep(hop, hop_grid, count):
                 lines.append(
                     f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} |"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import compression_pairs  # noqa: E402
 from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
 from qa_baselines import harness  # noqa: E402
-from qa_compress_pairs import PerQuestion, fold_compressors  # noqa: E402
+from qa_compress_pairs import PerQuestion, compress_grid, fold_compressors  # noqa: E402
 from trained_common import emit  # noqa: E402
 
 from ragcli.eval.normalize import answer_in_normalized, normalize_answer  # noqa: E402
@@ -240,21 +240,7 @@ def main() -> None:
             ("weights (as before)", PerQuestion(shipped, SentenceCompressor(llm_count))),
             ("unit model from the other fold", PerQuestion(learned, SentenceCompressor(llm_count))),
         ]
-        grid = [
-            {
-                "select": False,
-                "rel": None,
-                "budget": 2048,
-                "ratio": None,
-                "tokens": cap,
-                "cap": cap,
-                "top_k": TOP,
-                "compressor": comp,
-                "name": name,
-            }
-            for name, comp in variants
-            for cap in args.caps
-        ]
+        grid = compress_grid(variants, args.caps, top_k=TOP, budget=2048)
         for r in sweep(scored, grid, count):
             share = f"{100 * np.mean(multi):.1f} %" if r["name"].startswith("unit") else ""
             lines.append(

@@ -133,6 +133,16 @@ def sentence_features(
     return rows
 
 
+def standardized_logit(
+    row: Sequence[float], weights: Sequence[float], bias: float, mean: Sequence[float], scale: Sequence[float]
+) -> float:
+    """A logistic regression's logit for one row whose features are standardised with `mean` and `scale`."""
+    z = bias
+    for x, w, m, s in zip(row, weights, mean, scale, strict=True):
+        z += w * (x - m) / s
+    return z
+
+
 def interleave(first: Sequence[float], second: Sequence[float]) -> list[float]:
     """One ranking from two: `first`'s best, then `second`'s best, then `first`'s second, ... (higher = better).
 
@@ -163,13 +173,7 @@ class SentenceModel(CardModel):
 
     def scores(self, rows: Sequence[Sequence[float]]) -> list[float]:
         """The model's logit that each sentence (a row of `sentence_features`) holds the answer."""
-        out = []
-        for row in rows:
-            z = self.bias
-            for x, w, m, s in zip(row, self.weights, self.mean, self.scale, strict=True):
-                z += w * (x - m) / s
-            out.append(z)
-        return out
+        return [standardized_logit(row, self.weights, self.bias, self.mean, self.scale) for row in rows]
 
     def save(self, folder: Path) -> Path:
         return self.save_card(folder, CARD)

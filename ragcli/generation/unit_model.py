@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragcli.errors import ResourceMissing
+from ragcli.generation.sentence_model import standardized_logit
 from ragcli.trained_models import PACKAGED_PREFIX, TRAINED_PREFIX, CardModel, model_folder, read_card_json
 
 FORMAT = "ragcli-unit-model/1"
@@ -89,15 +90,6 @@ def gate_words(question: str) -> list[float]:
     ]
 
 
-def _linear(
-    x: Sequence[float], weights: Sequence[float], bias: float, mean: Sequence[float], scale: Sequence[float]
-) -> float:
-    z = bias
-    for v, w, m, s in zip(x, weights, mean, scale, strict=True):
-        z += w * (v - m) / s
-    return z
-
-
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
@@ -138,9 +130,13 @@ class UnitModel(CardModel):
         words = gate_words(question)
         if vector is not None and len(vector) == self.dim:
             x = [*(float(v) for v in vector), *words]
-            return _sigmoid(_linear(x, self.gate_weights, self.gate_bias, self.gate_mean, self.gate_scale))
+            return _sigmoid(
+                standardized_logit(x, self.gate_weights, self.gate_bias, self.gate_mean, self.gate_scale)
+            )
         return _sigmoid(
-            _linear(words, self.lexical_weights, self.lexical_bias, self.lexical_mean, self.lexical_scale)
+            standardized_logit(
+                words, self.lexical_weights, self.lexical_bias, self.lexical_mean, self.lexical_scale
+            )
         )
 
     def scores(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -240,7 +236,7 @@ def load_unit_model(spec: str) -> UnitModel:
             f"unit model {spec!r}: ragcli has no `train` command for unit models yet; write a card with "
             "benchmarks/qa_unit_model.py --write DIR and give its path, or use packaged:qa-units"
         )
-    folder = model_folder(spec, "sentence_models", PACKAGED_DIR)
+    folder = model_folder(spec, "sentence_models", PACKAGED_DIR)  # the kind names trained: folders, refused above
     path = folder / CARD
     if not path.is_file():
         have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
