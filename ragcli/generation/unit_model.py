@@ -236,9 +236,8 @@ def load_unit_model(spec: str) -> UnitModel:
             f"unit model {spec!r}: ragcli has no `train` command for unit models yet; write a card with "
             "benchmarks/qa_unit_model.py --write DIR and give its path, or use packaged:qa-units"
         )
-    folder = model_folder(
-        spec, "sentence_models", PACKAGED_DIR
-    )  # the kind names trained: folders, refused above
+    # the kind only names `trained:` folders, refused above
+    folder = model_folder(spec, "sentence_models", PACKAGED_DIR)
     path = folder / CARD
     if not path.is_file():
         have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
