@@ -14,6 +14,9 @@ with a unit model trained without fold f: its trees on the units of the other fo
 questions after the first 300 (never scored here), label = the unit holds an answer; its gate on the other fold's
 HotpotQA questions (multi-hop, the yes/no ones included) against NQ's questions after the first 300 (single-hop).
 `--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's first 300 never seen).
+
+`--whole-source N` (default 256; 0 leaves it out) adds the unit model with `compression.whole_source_tokens: N`:
+a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead.
 """
 
 from __future__ import annotations
@@ -132,6 +135,9 @@ def main() -> None:
     ap.add_argument("--nq-seed", type=int, default=0, help="the shuffle of NQ's two folds")
     ap.add_argument("--write", type=Path, help="also fit on all questions and save the card in this folder")
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--whole-source", type=int, default=256, help="also the unit model with whole_source_tokens (0: not)"
+    )
     args = ap.parse_args()
     count, cache = harness()
     data = Path(args.data)
@@ -220,17 +226,29 @@ def main() -> None:
         "| set | compressor | cap | answer in context | prompt tokens | called multi-hop |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
+    gate_lines = ["", "Out-of-fold gate (multi-hop probability) per scored question:"]
     for set_name, run in runs.items():
         llm_count = run["stages"].llm.count_tokens
-        shipped, learned = {}, {}
+        shipped, learned, whole = {}, {}, {}
         multi = []
+        probs: list[float] = []
         for q, f in fold[set_name].items():
             pm = pair_of.get(q)
             shipped[q] = SentenceCompressor(llm_count, pair_model=pm)
             learned[q] = SentenceCompressor(
                 llm_count, pair_model=pm, unit_model=models[f], question_embed=question_embed
             )
-            multi.append(models[f].multi_hop(q, gate_x[q][: models[f].dim]) >= GATE_AT)
+            whole[q] = SentenceCompressor(
+                llm_count,
+                pair_model=pm,
+                unit_model=models[f],
+                question_embed=question_embed,
+                whole_source_tokens=args.whole_source,
+            )
+            probs.append(models[f].multi_hop(q, gate_x[q][: models[f].dim]))
+            multi.append(probs[-1] >= GATE_AT)
+        below = ", ".join(f"{100 * np.mean(np.array(probs) < t):.1f} % < {t}" for t in (0.05, 0.1, 0.3))
+        gate_lines.append(f"- {set_name}: gate probability {below}")
         scored = dict(run)
         # HotpotQA: all 261 (the yes/no ones count for tokens only, compressed as shipped); NQ: the first 300
         keep = list(range(len(run["items"]) if set_name == "hotpotqa" else args.nq_limit))
@@ -240,6 +258,13 @@ def main() -> None:
             ("weights (as before)", PerQuestion(shipped, SentenceCompressor(llm_count))),
             ("unit model from the other fold", PerQuestion(learned, SentenceCompressor(llm_count))),
         ]
+        if args.whole_source:
+            variants.append(
+                (
+                    f"unit model, one source whole <= {args.whole_source}",
+                    PerQuestion(whole, SentenceCompressor(llm_count)),
+                )
+            )
         grid = compress_grid(variants, args.caps, top_k=TOP, budget=2048)
         for r in sweep(scored, grid, count):
             share = f"{100 * np.mean(multi):.1f} %" if r["name"].startswith("unit") else ""
@@ -247,6 +272,7 @@ def main() -> None:
                 f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} | {share} |"
             )
             print(lines[-1], flush=True)
+    lines += gate_lines
     if args.write:
         path = model_without(None).save(args.write)
         lines += ["", f"Card written: {path} ({path.stat().st_size:,} bytes)."]

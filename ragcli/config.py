@@ -328,6 +328,20 @@ class SentenceCompressionConfig(_Section):
     the question with the config's embedder when it is the card's (else it reads the question's words alone).
     Measured at a 132-token context in two-fold cross-validation: NQ's answer kept 78.7 -> 89.7-91.0 %, HotpotQA
     74.8-75.2 % (75.2 % without; benchmarks/results/qa.md, 2026-12-04)."""
+    whole_source_tokens: int = Field(0, ge=0)
+    """With `unit_model`: a question its gate is sure is single-hop (and that does not weigh "A or B") gets the
+    one source that holds its best sentence, whole, when that source is at most this many tokens, in place of
+    sentences cut from all sources to the target; it may go over `target_tokens`. 0 is off. Measured at a
+    132-token target with 256 here: see benchmarks/results/qa.md (2026-12-04, second section)."""
+
+    @model_validator(mode="after")
+    def _whole_source_needs_gate(self) -> SentenceCompressionConfig:
+        if self.whole_source_tokens and not self.unit_model:
+            raise ValueError(
+                "whole_source_tokens needs the unit model's question-type gate; "
+                "set compression.unit_model: packaged:qa-units, or whole_source_tokens: 0"
+            )
+        return self
 
 
 class LLMLinguaCompressionConfig(_Section):

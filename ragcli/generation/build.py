@@ -145,6 +145,7 @@ def build_compressor(
             question_embed=(
                 embed if unit_model is not None and embedder_name == unit_model.embedder else None
             ),
+            whole_source_tokens=c.whole_source_tokens,
         )
     if isinstance(c, LLMLinguaCompressionConfig):
         from ragcli.generation.llmlingua_compressor import LLMLinguaCompressor

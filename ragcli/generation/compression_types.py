@@ -55,6 +55,8 @@ class Compressed:
     """Protected spans (numbers, dates, codes, citations, the question's names) in the original."""
     protected_kept: int = 0
     """Of those, how many occur whole in the compressed text."""
+    whole_source: bool = False
+    """The output is one source sent whole (`SentenceCompressor(whole_source_tokens=...)`), not cut to target."""
 
     @property
     def ratio(self) -> float:

@@ -32,7 +32,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +75,13 @@ _FILL_TRIES = 3
 _FILL_MIN_WORDS = 5
 _BRIDGE_FROM = 6
 """How many of the best units are read for the names of other blocks' titles."""
+WHOLE_SOURCE_GATE = 0.05
+"""`whole_source_tokens` applies below this gate probability only (stricter than the gate's own 0.3: 9 % of
+HotpotQA's multi-hop questions fall below 0.05, 14 % below 0.3; measured in benchmarks/results/qa.md,
+2026-12-04, second section)."""
+_ALTERNATIVES = re.compile(r"\b(?:or|both)\b", re.IGNORECASE)
+"""A question that weighs two things ("Who died first, A or B?", "What are both A and B?") needs both sources,
+whatever the gate says."""
 
 
 @dataclass
@@ -142,6 +149,10 @@ class SentenceCompressor:
             question its gate calls single-hop has its units ranked by the model's trees instead of the weights.
         question_embed: embeds the question for the unit model's gate (the embedder its card names); without
             it the gate reads the question's word counts alone.
+        whole_source_tokens: with a unit model, a question its gate calls single-hop with confidence (below
+            `WHOLE_SOURCE_GATE`) and that does not weigh two things ("A or B", "both") gets the one source that
+            holds its best unit, whole, when that source is at most this many tokens: over the target if need
+            be, and usually under it. One-source questions send one source. 0 (default) is off.
     """
 
     def __init__(
@@ -165,6 +176,7 @@ class SentenceCompressor:
         pair_model: BlockPairModel | None = None,
         unit_model: UnitModel | None = None,
         question_embed: EmbedFn | None = None,
+        whole_source_tokens: int = 0,
     ) -> None:
         if max_unit_words < 4:
             raise ValueError(f"max_unit_words must be >= 4, got {max_unit_words}")
@@ -198,6 +210,9 @@ class SentenceCompressor:
         self._pair_model = pair_model
         self.unit_model = unit_model
         self.question_embed = question_embed
+        if whole_source_tokens < 0:
+            raise ValueError(f"whole_source_tokens must be >= 0, got {whole_source_tokens}")
+        self.whole_source_tokens = whole_source_tokens
 
     @property
     def name(self) -> str:
@@ -233,9 +248,24 @@ class SentenceCompressor:
         blocks, units = self._split(text, spans)
         if not units:
             return self._result(text, "", original, 0, budget, t0, spans, 0, 0, 0)
-        self._score(question, keys, text, blocks, units, block_scores)
+        gate = self._multi_hop(question) if self.unit_model is not None and question.strip() else 1.0
+        single = self.unit_model is not None and gate < self.unit_model.gate_at
+        self._score(question, keys, text, blocks, units, block_scores, trees=single)
         for u in units:
             u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
+        if (
+            single
+            and self.whole_source_tokens
+            and gate < WHOLE_SOURCE_GATE
+            and not _ALTERNATIVES.search(question)
+        ):
+            whole = self._whole_source(text, blocks, units)
+            if whole is not None:
+                out, n_kept = whole
+                done = self._result(
+                    text, out, original, self.count(out), budget, t0, spans, len(units), n_kept, 0
+                )
+                return replace(done, whole_source=True)
         keep_all = False
         if self.prune_words:
             keep_all = self._pruned_costs(text, units, spans, budget)
@@ -334,9 +364,10 @@ class SentenceCompressor:
         units: list[_Unit],
         block_scores: Sequence[float] | None,
         rows_out: list[npt.NDArray[np.float64]] | None = None,
+        trees: bool = False,
     ) -> None:
-        """Set each unit's score (and `must`); with `rows_out`, also append the units' `UNIT_FEATURES` rows to it
-        and leave the unit model out (its training data)."""
+        """Set each unit's score (and `must`); `trees`: rank by the unit model's trees (a question its gate called
+        single-hop); with `rows_out`, append the units' `UNIT_FEATURES` rows to it instead (its training data)."""
         plain = [text[u.start : u.end] for u in units]
         q_terms = terms(question)
         labeled = self._labeled(text, blocks, units, plain)
@@ -383,26 +414,26 @@ class SentenceCompressor:
             u.must = key_hits(plain[i], exact) > 0
             if key_hits(plain[i], keys):
                 u.score += self.key_weight
-        units_model = self.unit_model if rows_out is None and question.strip() else None
-        if rows_out is None and (units_model is None or self._multi_hop(question)):
+        if rows_out is None and not trees:
             return
         rows = self._unit_rows(
             question, plain, units, blocks, (ranked, best), (hop_ranked, hop_best), retrieval, pair, bridged
         )
         if rows_out is not None:
             rows_out.append(rows)  # training data: the weights' scores stay
-        elif units_model is not None:
-            for u, z in zip(units, units_model.scores(rows), strict=True):
+        elif self.unit_model is not None:
+            for u, z in zip(units, self.unit_model.scores(rows), strict=True):
                 u.score = float(z)
 
-    def _multi_hop(self, question: str) -> bool:
-        """The unit model's gate: True keeps the weights (a multi-hop question), False ranks by its trees."""
+    def _multi_hop(self, question: str) -> float:
+        """The unit model's gate: the chance that `question` is multi-hop; at `gate_at` or above the weights rank
+        its units, below it the model's trees."""
         assert self.unit_model is not None
         vector = None
         if self.question_embed is not None:
             found = self.question_embed([plain_question(question)])
             vector = found[0] if len(found) else None
-        return self.unit_model.multi_hop(question, vector) >= self.unit_model.gate_at
+        return self.unit_model.multi_hop(question, vector)
 
     def _unit_rows(
         self,
@@ -559,6 +590,14 @@ class SentenceCompressor:
         for u, (n, f) in zip(units, shape, strict=True):
             u.cost = max(1, round(u.cost * (f + share * (n - f)) / n))
         return keep_all
+
+    def _whole_source(self, text: str, blocks: list[_Block], units: list[_Unit]) -> tuple[str, int] | None:
+        """The source (block) that holds the best unit, whole, and its unit count; None when it is longer than
+        `whole_source_tokens`."""
+        best = max(units, key=lambda u: (u.score, -u.block, -u.start))
+        kept = [u for u in units if u.block == best.block]
+        out = self._render(text, blocks, kept)
+        return (out, len(kept)) if self.count(out) <= self.whole_source_tokens else None
 
     def _select(self, units: list[_Unit], blocks: list[_Block], budget: int, sep: int) -> list[_Unit]:
         order = sorted(units, key=lambda u: (not u.must, -u.score, u.block, u.start))

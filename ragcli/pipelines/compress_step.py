@@ -53,6 +53,8 @@ def compress(
                 protected_kept=done.protected_kept,
                 protected_total=done.protected_total,
             )
+            if done.whole_source:
+                s.detail["whole_source"] = True
         if "system" in cfg.parts and system and count(system) >= cfg.min_tokens:
             done = comp.compress(question, system, target)
             system = done.text

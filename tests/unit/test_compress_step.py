@@ -106,3 +106,26 @@ def test_sources_with_sections_are_one_block_each() -> None:
     # the retriever's scores line up with the sources, not with the sections
     steered = comp.compress("", packed, CompressionTarget(tokens=12), block_scores=[0.0, 1.0]).text
     assert steered.startswith("[2] handbook.md")
+
+
+def test_a_source_sent_whole_is_marked_in_the_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragcli.generation.unit_model import UnitModel
+
+    monkeypatch.setattr(UnitModel, "multi_hop", lambda self, question, vector=None: 0.0)  # sure: single-hop
+    s = _stages(
+        {
+            "type": "sentences",
+            "target_tokens": 20,
+            "min_tokens": 0,
+            "unit_model": "packaged:qa-units",
+            "whole_source_tokens": 400,
+        }
+    )
+    try:
+        got = answer("What is the hotel limit in Paris?", s, QueryOptions(no_answer=True))
+        step = next(t for t in got.trace if t.stage == "compress")
+        assert step.detail["whole_source"] is True
+        assert step.detail["context_after"] > 20  # one source whole, over the 20-token target
+        assert len(got.citations) == 1 and f"[{got.citations[0].number}] " in got.prompt[-1].content
+    finally:
+        s.close()

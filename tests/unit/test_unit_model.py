@@ -111,6 +111,39 @@ def test_compressor_ranks_by_the_trees_only_for_single_hop_questions() -> None:
     assert multi.compress(question, SOURCES, target, block_scores=[1.0, 0.2]).text == plain.text
 
 
+def test_a_sure_single_hop_question_gets_its_best_source_whole() -> None:
+    question = "What is the Lyon Tower?"
+    target = CompressionTarget(tokens=18)
+    whole = SentenceCompressor(words, fill=False, unit_model=model(multi_hop=False), whole_source_tokens=40)
+    out = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2])
+    first = SOURCES.split("\n\n")[0]
+    assert out.whole_source and out.text == first  # the source of the best unit, whole
+    assert out.tokens == words(first) == 19 > out.target_tokens  # over the target: the user allowed 40
+    cut = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2])
+    assert cut.text == out.text  # the same call twice, the same answer
+    # a source over whole_source_tokens, a multi-hop question, or one that weighs two things: cut to target
+    short = SentenceCompressor(words, fill=False, unit_model=model(multi_hop=False), whole_source_tokens=10)
+    multi = SentenceCompressor(words, fill=False, unit_model=model(multi_hop=True), whole_source_tokens=40)
+    for comp, q in ((short, question), (multi, question), (whole, "Is the Lyon Tower or the Rhone older?")):
+        done = comp.compress(q, SOURCES, target, block_scores=[1.0, 0.2])
+        assert not done.whole_source and done.tokens <= 18
+    with pytest.raises(ValueError, match="whole_source_tokens"):
+        SentenceCompressor(words, whole_source_tokens=-1)
+
+
+def test_whole_source_needs_the_unit_model_in_the_config() -> None:
+    from ragcli.errors import ConfigError
+    from ragcli.generation.build import build_compressor
+
+    with pytest.raises(ConfigError, match="unit_model: packaged:qa-units"):
+        parse_config({"compression": {"type": "sentences", "whole_source_tokens": 256}})
+    cfg = parse_config(
+        {"compression": {"type": "sentences", "unit_model": "packaged:qa-units", "whole_source_tokens": 256}}
+    )
+    comp = build_compressor(cfg, words)
+    assert isinstance(comp, SentenceCompressor) and comp.whole_source_tokens == 256
+
+
 def test_gate_embeds_the_plain_question() -> None:
     seen: list[list[str]] = []
 
