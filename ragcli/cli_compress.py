@@ -71,6 +71,11 @@ def eval_compress(
             f"{100 * report.protected_kept:.1f}%",
         )
         out.print(table)
+        if report.whole_source:
+            out.print(
+                f"{100 * report.whole_source:.1f}% of the items were sent as one source whole "
+                "(compression.whole_source_tokens), not cut to the ratio."
+            )
 
 
 @eval_app.command("history")

@@ -32,6 +32,8 @@ class CompressionReport:
     within_10pct: float
     ms_per_1k_tokens: float
     protected_kept: float
+    whole_source: float = 0.0
+    """Share of items sent as one source whole (`compression.whole_source_tokens`), not cut to the ratio."""
 
 
 def _rows(path: Path) -> Iterator[dict[str, object]]:
@@ -80,7 +82,7 @@ def evaluate_compression(
 ) -> CompressionReport:
     """Compress every item's context at `ratio` and measure what was kept."""
     items = load_items(path, fmt, limit)
-    kept = within = 0
+    kept = within = whole = 0
     reached: list[float] = []
     ms: list[float] = []
     protected: list[float] = []
@@ -88,6 +90,7 @@ def evaluate_compression(
         c = compressor.compress(question, text, CompressionTarget(ratio=ratio))
         kept += (all(g in c.text for g in golds)) if fmt == "kv" else answer_in_text(golds, c.text)
         within += 0.9 * c.target_tokens <= c.tokens <= 1.1 * c.target_tokens
+        whole += c.whole_source
         reached.append(c.ratio)
         ms.append(1e6 * c.seconds / max(c.original_tokens, 1))
         protected.append(c.protected_kept / c.protected_total if c.protected_total else 1.0)
@@ -102,4 +105,5 @@ def evaluate_compression(
         within_10pct=within / n,
         ms_per_1k_tokens=statistics.median(ms),
         protected_kept=statistics.mean(protected),
+        whole_source=whole / n,
     )

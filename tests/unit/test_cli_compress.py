@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ragcli.cli import app
@@ -75,6 +76,23 @@ def test_eval_compress_with_a_unit_model_and_another_embedder(tmp_path: Path) ->
     res = CliRunner().invoke(app, [*args, "-c", str(cfg)])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["items"] == 8
+
+
+def test_eval_compress_counts_the_items_sent_as_one_source_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragcli.generation.unit_model import UnitModel
+
+    monkeypatch.setattr(UnitModel, "multi_hop", lambda self, question, vector=None: 0.0)  # sure: single-hop
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "embedder: {type: hash}\n"
+        "compression: {type: sentences, unit_model: packaged:qa-units, whole_source_tokens: 64}\n"
+    )
+    args = ["eval", "compress", "--questions", str(_hotpot(tmp_path)), "--format", "hotpotqa", "-c", str(cfg)]
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert data["whole_source"] == 1.0 and data["answer_kept"] == 1.0  # each town's own paragraph, whole
+    assert "100.0% of the items were sent as one source whole" in CliRunner().invoke(app, args).output
 
 
 def test_eval_compress_bad_format_is_a_usage_error(tmp_path: Path) -> None:
