@@ -50,6 +50,11 @@ def set_verbose(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:
+        # said once by the command itself: the ingest report's skipped files; a corrupt PDF's failure line
+        # (pypdf's own warnings about it would repeat per parse attempt)
+        for name in ("ragcli.pipelines.ingest_pipeline.skipped", "pypdf"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -42,6 +42,9 @@ from ragcli.retrieval.sentence_vectors import SentenceVectors
 from ragcli.types import Chunk, Document, FileResult, IngestReport, Metadata, MetaValue, Usage
 
 log = logging.getLogger(__name__)
+skipped_log = log.getChild("skipped")
+"""Files left out of a folder walk (unsupported types): logged for library users; the CLI prints the report's
+`skipped` itself and quiets this logger."""
 
 RESERVED_FIELDS = frozenset(
     {*CORE_FIELDS, *DOC_FIELDS, "id", "breadcrumb", "content_type", "modified", "file_type"}
@@ -439,7 +442,7 @@ def ingest(
         for path, reason in skipped_in_folders(paths, skip_hidden=cfg.ingest.skip_hidden)
     ]
     for s in skipped:
-        log.warning("%s: %s", s.path, s.reason)
+        skipped_log.warning("%s: %s", s.path, s.reason)
     crash = os.environ.get(CRASH_ENV, "")
     run = _Run(
         stages,

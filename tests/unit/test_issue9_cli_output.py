@@ -125,6 +125,21 @@ def test_unsupported_files_and_symlink_loops_are_reported(tmp_path: Path) -> Non
     assert "diagram.vsdx" in result.stderr and "symlink loop" in result.stderr
 
 
+def test_the_cli_says_a_skipped_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command prints the report's skipped files; the library's log line for them is quieted (it went to
+    stderr beside the command's own `warning:` line)."""
+    import logging
+
+    from ragcli.cli_support import set_verbose
+    from ragcli.pipelines.ingest_pipeline import skipped_log
+
+    for name in (skipped_log.name, "pypdf"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    set_verbose(False)
+    assert skipped_log.getEffectiveLevel() == logging.ERROR
+    assert logging.getLogger("pypdf").getEffectiveLevel() == logging.ERROR
+
+
 def test_meta_overridden_by_front_matter_is_warned(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
