@@ -44,59 +44,12 @@ from ragcli.eval.normalize import answer_in_normalized, normalize_answer  # noqa
 from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.generation.unit_model import UnitModel, gate_words, plain_question  # noqa: E402
+from ragcli.train.unit_model_training import fit_trees  # noqa: E402
 
 SPEC = "hybrid=lean,ingest.sparse=true,retrieval.mode=hybrid,retrieval.top_k=12,retrieval.second_hop=4"
 TOP = 16
 GATE_AT = 0.3
 """Multi-hop at a gate probability >= 0.3 (0.5 and 0.15 measured too, on these questions: qa.md 2026-12-04)."""
-
-
-def fit_trees(x: np.ndarray, y: np.ndarray) -> tuple[float, list[dict[str, list[float]]]]:
-    """Gradient-boosted trees (scikit-learn's histogram boosting, small and regularised) as card lists."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    m = HistGradientBoostingClassifier(
-        max_iter=150,
-        learning_rate=0.05,
-        max_leaf_nodes=7,
-        min_samples_leaf=60,
-        l2_regularization=1.0,
-        random_state=0,
-    )
-    m.fit(x, y)
-    trees = []
-    for (predictor,) in m._predictors:
-        n = predictor.nodes
-        trees.append(
-            {
-                "feature": [int(v) for v in n["feature_idx"]],
-                "threshold": [float(v) for v in n["num_threshold"]],
-                "left": [int(v) for v in n["left"]],
-                "right": [int(v) for v in n["right"]],
-                "leaf": [int(v) for v in n["is_leaf"]],
-                "value": [float(v) for v in n["value"]],
-            }
-        )
-    baseline = float(np.ravel(m._baseline_prediction)[0])
-    check = UnitModel(
-        "check",
-        "",
-        [0.0] * 7,
-        0.0,
-        [0.0] * 7,
-        [1.0] * 7,
-        [0.0] * 6,
-        0.0,
-        [0.0] * 6,
-        [1.0] * 6,
-        0.5,
-        baseline,
-        trees,
-    )
-    probe = x[:: max(1, len(x) // 2000)]
-    if not np.allclose(check.scores(probe), m.decision_function(probe), atol=1e-6):
-        raise SystemExit("the exported trees do not reproduce scikit-learn's scores")
-    return baseline, trees
 
 
 def fit_gate(x: np.ndarray, y: np.ndarray) -> tuple[list[float], float, list[float], list[float]]:

@@ -98,6 +98,7 @@ def _missing_trained(cfg: Any) -> list[str]:
     home = cfg.home_dir()
     named: list[tuple[str, Any, Kind, str]] = [
         ("packing.sentence_model", cfg.packing.sentence_model, "sentence_models", "sentence-model"),
+        ("compression.unit_model", getattr(cfg.compression, "unit_model", None), "unit_models", "unit-model"),
         ("retrieval.fusion", cfg.retrieval.fusion, "fusions", "fusion"),
         ("reranker.model", getattr(cfg.reranker, "model", None), "rerankers", "reranker"),
         ("embedder.model", getattr(cfg.embedder, "model", None), "embedders", "embedder"),

@@ -1,5 +1,5 @@
-"""`ragcli train embedder`, `ragcli train fusion` and `ragcli train sentence-model`, and the deployment gate
-shared with `ragcli train reranker`: `ragcli.train`, registered on `train_app` (imported by `ragcli.cli`)."""
+"""`ragcli train embedder`, `fusion`, `sentence-model` and `unit-model`, and the deployment gate shared with
+`ragcli train reranker`: `ragcli.train`, registered on `train_app` (imported by `ragcli.cli`)."""
 
 from __future__ import annotations
 
@@ -456,6 +456,67 @@ def train_sentence_model_cmd(
                 f"({report.sentences} sentences, {report.positives} holding an answer) in {report.seconds:.1f}s; "
                 f"saved to {report.path}",
                 f"use it with `packing: {{select_sentences: true, sentence_model: trained:{report.name}}}`",
+            ],
+        )
+
+
+@train_app.command("unit-model")
+def train_unit_model_cmd(
+    questions: Annotated[
+        Path,
+        typer.Option(
+            "--questions",
+            help="JSONL of questions with answers: {question, answers: [...]} (or answer: a string) per line.",
+        ),
+    ],
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name", help="Name to save it under; use it as `compression.unit_model: trained:NAME`."
+        ),
+    ],
+    holdout: HoldoutOpt = 0.2,
+    collection: CollectionOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn which clauses of the packed sources hold the answer, for the compressor's single-hop path, then gate it.
+
+    The questions are searched and packed as the config does (ingest the documents first); the config must compress
+    with `compression: {type: sentences, ...}`. The question-type gate is kept from the config's unit model (else
+    packaged:qa-units). No library runs at query time: the trees are node lists in the card.
+    """
+    from ragcli.generation.unit_model import CARD
+    from ragcli.pipelines.stages import Stages
+    from ragcli.train.sentence_model_training import read_qa_pairs
+    from ragcli.train.unit_model_training import train_unit_model
+
+    with errors():
+        check_name(name, "unit model")  # before any work: the name becomes a folder under the home
+        cfg = load(config, collection)
+        pairs = read_qa_pairs(questions)
+        stages = Stages.from_config(cfg)
+        try:
+            report, verdict = train_unit_model(
+                stages,
+                pairs,
+                name=name,
+                holdout=holdout,
+                data={"labels": str(questions)},
+                progress=lambda m: err.print(m, style="dim"),
+            )
+        finally:
+            stages.close()
+        print_trained(
+            report,
+            verdict,
+            Path(report.path) / CARD,
+            as_json,
+            [
+                f"trained unit model [bold]{report.name}[/bold] on {report.questions} questions "
+                f"({report.units} units, {report.positives} holding an answer; {report.trees} trees, the gate of "
+                f"{report.gate_from}) in {report.seconds:.1f}s; saved to {report.path}",
+                f"use it with `compression: {{type: sentences, target_tokens: N, unit_model: trained:{report.name}}}`",
             ],
         )
 

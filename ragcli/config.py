@@ -322,9 +322,10 @@ class SentenceCompressionConfig(_Section):
     model packaged with ragcli, trained on HotpotQA), beside the retriever's scores. False ranks each block
     alone."""
     unit_model: str | None = None
-    """A learned unit scorer behind a question-type gate: `packaged:qa-units` (trained on HotpotQA and NQ) or a
-    card file. A question the gate calls single-hop has its units ranked by the model (the answer is often a
-    sentence that shares few of the question's words); multi-hop questions keep the weights. The gate embeds
+    """A learned unit scorer behind a question-type gate: `packaged:qa-units` (trained on HotpotQA and NQ),
+    `trained:NAME` (`ragcli train unit-model`: its trees on your questions, the gate kept) or a card file. A
+    question the gate calls single-hop has its units ranked by the model (the answer is often a sentence that
+    shares few of the question's words); multi-hop questions keep the weights. The gate embeds
     the question with the config's embedder when it is the card's (else it reads the question's words alone).
     Measured at a 132-token context in two-fold cross-validation: NQ's answer kept 78.7 -> 89.7-91.0 %, HotpotQA
     74.8-75.2 % (75.2 % without; benchmarks/results/qa.md, 2026-12-04)."""

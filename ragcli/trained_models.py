@@ -25,12 +25,13 @@ log = logging.getLogger(__name__)
 
 TRAINED_PREFIX = "trained:"
 PACKAGED_PREFIX = "packaged:"
-Kind = Literal["rerankers", "embedders", "fusions", "sentence_models"]
+Kind = Literal["rerankers", "embedders", "fusions", "sentence_models", "unit_models"]
 CARDS: dict[str, str] = {
     "rerankers": "ragcli_reranker.json",
     "embedders": "ragcli_embedder.json",
     "fusions": "ragcli_fusion.json",
     "sentence_models": "ragcli_sentence_model.json",
+    "unit_models": "ragcli_unit_model.json",
 }
 """The card's file name per kind of model."""
 

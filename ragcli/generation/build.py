@@ -134,7 +134,7 @@ def build_compressor(
         if c.unit_model:
             from ragcli.generation.unit_model import load_unit_model
 
-            unit_model = load_unit_model(c.unit_model)
+            unit_model = load_unit_model(c.unit_model, cfg.home_dir())
         return SentenceCompressor(
             count_tokens,
             prune_words=c.prune_words,

@@ -87,13 +87,18 @@ def pipeline_version(cfg: PipelineConfig) -> str:
 
 def _trained_versions(cfg: PipelineConfig) -> dict[str, str | None]:
     """The weights' ids of the `trained:NAME` models the config names: re-training one under the same name
-    changes what is retrieved, so its answers get a new key space too."""
+    changes what is retrieved or sent, so its answers get a new key space too."""
     from ragcli.trained_models import TRAINED_PREFIX, Kind, model_version, trained_dir
 
     named: list[tuple[Kind, str]] = [("fusions", cfg.retrieval.fusion)]
     model = getattr(cfg.reranker, "model", None)
     if isinstance(model, str):
         named.append(("rerankers", model))
+    compressed: list[tuple[Kind, str | None]] = [
+        ("sentence_models", cfg.packing.sentence_model),
+        ("unit_models", getattr(cfg.compression, "unit_model", None)),
+    ]
+    named += [(kind, spec) for kind, spec in compressed if isinstance(spec, str)]
     return {
         f"{kind}:{spec}": model_version(trained_dir(kind, cfg.home_dir()) / spec[len(TRAINED_PREFIX) :], kind)
         for kind, spec in named

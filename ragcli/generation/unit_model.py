@@ -20,7 +20,8 @@ gate over the word counts alone decides (`lexical_*`). Measured in two-fold cros
 `benchmarks/qa_unit_model.py` (benchmarks/results/qa.md, 2026-12-04).
 
 `packaged:qa-units` ships inside ragcli (HotpotQA's span-answer questions and NQ's questions after its first 300);
-or give a path to a card written by `benchmarks/qa_unit_model.py --write DIR`.
+`ragcli train unit-model` retrains the trees on your own questions (`trained:NAME`, keeping the gate); or give a
+path to a card written by `benchmarks/qa_unit_model.py --write DIR`.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class UnitModel(CardModel):
             what="unit model",
             fmt=FORMAT,
             features=UNIT_FEATURES,
-            fix="retrain it with benchmarks/qa_unit_model.py --write, or remove compression.unit_model",
+            fix="retrain it with `ragcli train unit-model`, or remove compression.unit_model",
         )
         try:
             model = cls(**fields)
@@ -225,27 +226,32 @@ class UnitModel(CardModel):
         return model
 
 
-def load_unit_model(spec: str) -> UnitModel:
-    """The unit model a config names: `packaged:NAME` (inside ragcli) or a card file or its folder.
+def load_unit_model(spec: str, home: Path | None = None) -> UnitModel:
+    """The unit model a config names: `packaged:NAME` (inside ragcli), `trained:NAME` (under
+    `<home>/unit_models`, made by `ragcli train unit-model`), or a card file or its folder.
+
+    A model that failed its deployment gate still loads, with a warning: the config asked for it.
 
     Raises:
         ResourceMissing: nothing readable there, naming what is available.
     """
-    if spec.startswith(TRAINED_PREFIX):
-        raise ResourceMissing(
-            f"unit model {spec!r}: ragcli has no `train` command for unit models yet; write a card with "
-            "benchmarks/qa_unit_model.py --write DIR and give its path, or use packaged:qa-units"
-        )
-    # the kind only names `trained:` folders, refused above
-    folder = model_folder(spec, "sentence_models", PACKAGED_DIR)
+    from ragcli.trained_models import trained_dir, warn_if_gated_out
+
+    folder = model_folder(spec, "unit_models", PACKAGED_DIR, home)
     path = folder / CARD
     if not path.is_file():
         have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
+        have += sorted(
+            TRAINED_PREFIX + p.parent.name for p in trained_dir("unit_models", home).glob(f"*/{CARD}")
+        )
         raise ResourceMissing(
             f"unit model {spec!r} not found at {str(path)!r} (have: {', '.join(have) or 'none'}); name one of "
-            "those or a card file written by benchmarks/qa_unit_model.py --write, or remove compression.unit_model"
+            "those or a card file, train one with `ragcli train unit-model --questions F --name N`, or remove "
+            "compression.unit_model"
         )
     data = read_card_json(path, "retrain it")
     if not isinstance(data, dict):
         raise ResourceMissing(f"{str(path)!r} is not a unit model card (a JSON object)")
-    return UnitModel.from_json(data, repr(str(path)))
+    model = UnitModel.from_json(data, repr(str(path)))
+    warn_if_gated_out(spec, folder, "unit_models")
+    return model

@@ -177,7 +177,7 @@ def test_packaged_card_loads_and_scores() -> None:
 
 def test_bad_cards_and_names_are_refused(tmp_path: Path) -> None:
     card = model(multi_hop=False).to_json()
-    with pytest.raises(ResourceMissing, match=r"qa_unit_model\.py --write"):
+    with pytest.raises(ResourceMissing, match="ragcli train unit-model"):
         UnitModel.from_json({**card, "features": ["lexical"]}, "x")
     broken = {**card, "trees": [{**card["trees"][0], "left": [7, 0, 0]}]}
     with pytest.raises(ResourceMissing, match="damaged"):
@@ -188,8 +188,8 @@ def test_bad_cards_and_names_are_refused(tmp_path: Path) -> None:
         UnitModel.from_json({**card, "baseline": float("nan")}, "x")
     with pytest.raises(ResourceMissing, match="have: packaged:qa-units"):
         load_unit_model("packaged:nope")
-    with pytest.raises(ResourceMissing, match="no `train` command"):
-        load_unit_model("trained:mine")
+    with pytest.raises(ResourceMissing, match="train one with `ragcli train unit-model"):
+        load_unit_model("trained:mine", tmp_path)
     saved = model(multi_hop=False).save(tmp_path / "mine")
     assert load_unit_model(str(saved)).trees == card["trees"]
 
