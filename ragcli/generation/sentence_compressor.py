@@ -227,6 +227,7 @@ class SentenceCompressor:
         target: CompressionTarget,
         *,
         block_scores: Sequence[float] | None = None,
+        sources: bool = True,
     ) -> Compressed:
         """Compress `text` to `target`, keeping what bears on `question` and every protected span whole.
 
@@ -237,6 +238,8 @@ class SentenceCompressor:
             target: the ratio or token cap to reach.
             block_scores: one relevance score per block of `text` (paragraphs split at blank lines), e.g. the
                 reranker's scores of packed hits; used as the coarse prior when the count matches.
+            sources: `text` is a set of sources (the context), so `whole_source_tokens` may send one of them
+                whole; False for another prompt part (a system prompt is never cut to one of its paragraphs).
         """
         t0 = time.perf_counter()
         original = self.count(text) if text else 0
@@ -255,6 +258,7 @@ class SentenceCompressor:
             u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
         if (
             single
+            and sources
             and self.whole_source_tokens
             and gate < WHOLE_SOURCE_GATE
             and not _ALTERNATIVES.search(question)

@@ -56,7 +56,10 @@ def compress(
             if done.whole_source:
                 s.detail["whole_source"] = True
         if "system" in cfg.parts and system and count(system) >= cfg.min_tokens:
-            done = comp.compress(question, system, target)
+            if isinstance(comp, SentenceCompressor):
+                done = comp.compress(question, system, target, sources=False)
+            else:
+                done = comp.compress(question, system, target)
             system = done.text
             s.detail.update(system_before=done.original_tokens, system_after=done.tokens)
     messages = build_messages(system, context.text, question, opts.history)

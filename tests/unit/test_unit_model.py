@@ -127,6 +127,9 @@ def test_a_sure_single_hop_question_gets_its_best_source_whole() -> None:
     for comp, q in ((short, question), (multi, question), (whole, "Is the Lyon Tower or the Rhone older?")):
         done = comp.compress(q, SOURCES, target, block_scores=[1.0, 0.2])
         assert not done.whole_source and done.tokens <= 18
+    # another prompt part than the sources (a system prompt) is never cut down to one of its paragraphs
+    system = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2], sources=False)
+    assert not system.whole_source and system.tokens <= 18
     with pytest.raises(ValueError, match="whole_source_tokens"):
         SentenceCompressor(words, whole_source_tokens=-1)
 
