@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,6 +38,13 @@ from ragcli.trained_models import check_name
 if TYPE_CHECKING:
     from ragcli.train.optim import StepHook
 
+QAQuestionsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--questions",
+        help="JSONL of questions with answers: {question, answers: [...]} (or answer: a string) per line.",
+    ),
+]
 HoldoutOpt = Annotated[
     float,
     typer.Option(
@@ -398,13 +405,7 @@ def _print_fusion(report: Any, verdict: Any, as_json: bool) -> None:
 
 @train_app.command("sentence-model")
 def train_sentence_model_cmd(
-    questions: Annotated[
-        Path,
-        typer.Option(
-            "--questions",
-            help="JSONL of questions with answers: {question, answers: [...]} (or answer: a string) per line.",
-        ),
-    ],
+    questions: QAQuestionsOpt,
     name: Annotated[
         str,
         typer.Option(
@@ -426,49 +427,25 @@ def train_sentence_model_cmd(
     sentences (e.g. -c lean). No model runs at query time: a dot product per sentence.
     """
     from ragcli.generation.sentence_model import CARD
-    from ragcli.pipelines.stages import Stages
-    from ragcli.train.sentence_model_training import read_qa_pairs, train_sentence_model
+    from ragcli.train.sentence_model_training import train_sentence_model
 
-    with errors():
-        check_name(name, "sentence model")  # before any work: the name becomes a folder under the home
-        cfg = load(config, collection)
-        pairs = read_qa_pairs(questions)
-        stages = Stages.from_config(cfg)
-        try:
-            report, verdict = train_sentence_model(
-                stages,
-                pairs,
-                name=name,
-                holdout=holdout,
-                budget=budget,
-                data={"labels": str(questions)},
-                progress=lambda m: err.print(m, style="dim"),
-            )
-        finally:
-            stages.close()
-        print_trained(
-            report,
-            verdict,
-            Path(report.path) / CARD,
-            as_json,
-            [
-                f"trained sentence model [bold]{report.name}[/bold] on {report.questions} questions "
-                f"({report.sentences} sentences, {report.positives} holding an answer) in {report.seconds:.1f}s; "
-                f"saved to {report.path}",
-                f"use it with `packing: {{select_sentences: true, sentence_model: trained:{report.name}}}`",
-            ],
-        )
+    def lines(report: Any) -> list[str]:
+        return [
+            f"trained sentence model [bold]{report.name}[/bold] on {report.questions} questions "
+            f"({report.sentences} sentences, {report.positives} holding an answer) in {report.seconds:.1f}s; "
+            f"saved to {report.path}",
+            f"use it with `packing: {{select_sentences: true, sentence_model: trained:{report.name}}}`",
+        ]
+
+    _train_on_questions(
+        "sentence model", train_sentence_model, name, questions, holdout, config, collection, CARD, as_json, lines,
+        budget=budget,
+    )  # fmt: skip
 
 
 @train_app.command("unit-model")
 def train_unit_model_cmd(
-    questions: Annotated[
-        Path,
-        typer.Option(
-            "--questions",
-            help="JSONL of questions with answers: {question, answers: [...]} (or answer: a string) per line.",
-        ),
-    ],
+    questions: QAQuestionsOpt,
     name: Annotated[
         str,
         typer.Option(
@@ -487,38 +464,58 @@ def train_unit_model_cmd(
     packaged:qa-units). No library runs at query time: the trees are node lists in the card.
     """
     from ragcli.generation.unit_model import CARD
-    from ragcli.pipelines.stages import Stages
-    from ragcli.train.sentence_model_training import read_qa_pairs
     from ragcli.train.unit_model_training import train_unit_model
 
+    def lines(report: Any) -> list[str]:
+        return [
+            f"trained unit model [bold]{report.name}[/bold] on {report.questions} questions "
+            f"({report.units} units, {report.positives} holding an answer; {report.trees} trees, the gate of "
+            f"{report.gate_from}) in {report.seconds:.1f}s; saved to {report.path}",
+            f"use it with `compression: {{type: sentences, target_tokens: N, unit_model: trained:{report.name}}}`",
+        ]
+
+    _train_on_questions(
+        "unit model", train_unit_model, name, questions, holdout, config, collection, CARD, as_json, lines
+    )
+
+
+def _train_on_questions(
+    what: str,
+    fit: Callable[..., tuple[Any, Any]],
+    name: str,
+    questions: Path,
+    holdout: float,
+    config: str | None,
+    collection: str | None,
+    card: str,
+    as_json: bool,
+    lines: Callable[[Any], list[str]],
+    **options: Any,
+) -> None:
+    """A model trained from `--questions` (questions with answers) in the config's collection: the name checked
+    before any work, the pairs read, `fit(stages, pairs, name=, holdout=, data=, progress=, **options)`, the
+    outcome printed with `lines(report)`."""
+    from ragcli.pipelines.stages import Stages
+    from ragcli.train.sentence_model_training import read_qa_pairs
+
     with errors():
-        check_name(name, "unit model")  # before any work: the name becomes a folder under the home
+        check_name(name, what)  # before any work: the name becomes a folder under the home
         cfg = load(config, collection)
         pairs = read_qa_pairs(questions)
         stages = Stages.from_config(cfg)
         try:
-            report, verdict = train_unit_model(
+            report, verdict = fit(
                 stages,
                 pairs,
                 name=name,
                 holdout=holdout,
                 data={"labels": str(questions)},
                 progress=lambda m: err.print(m, style="dim"),
+                **options,
             )
         finally:
             stages.close()
-        print_trained(
-            report,
-            verdict,
-            Path(report.path) / CARD,
-            as_json,
-            [
-                f"trained unit model [bold]{report.name}[/bold] on {report.questions} questions "
-                f"({report.units} units, {report.positives} holding an answer; {report.trees} trees, the gate of "
-                f"{report.gate_from}) in {report.seconds:.1f}s; saved to {report.path}",
-                f"use it with `compression: {{type: sentences, target_tokens: N, unit_model: trained:{report.name}}}`",
-            ],
-        )
+        print_trained(report, verdict, Path(report.path) / card, as_json, lines(report))
 
 
 @train_app.command("quantize-reranker")

@@ -89,6 +89,18 @@ def read_qa_pairs(path: Path) -> list[QAPair]:
     return pairs
 
 
+def usable_pairs(pairs: Sequence[QAPair]) -> dict[str, QAPair]:
+    """The pairs a model can learn from, by id: yes/no answers left out (no passage text holds them); at least
+    two, and ids unique."""
+    usable = [p for p in pairs if not is_yes_no(p.answers)]
+    if len(usable) < 2:
+        raise InputError(f"{len(usable)} questions with a non-yes/no answer; label more questions")
+    by_id = {p.id: p for p in usable}
+    if len(by_id) != len(usable):
+        raise InputError("question ids repeat; give each line a unique 'id' (or leave ids out)")
+    return by_id
+
+
 def labeled_rows(
     packer: TokenBudgetPacker, question: str, hits: Sequence[Hit], answers: Sequence[str]
 ) -> Labeled:
@@ -157,12 +169,8 @@ def train_sentence_model(
             "the config packs whole chunks (packing.select_sentences is false); a sentence model ranks sentences: "
             "train it with a config that selects sentences, e.g. -c lean"
         )
-    usable = [p for p in pairs if not is_yes_no(p.answers)]
-    if len(usable) < 2:
-        raise InputError(f"{len(usable)} questions with a non-yes/no answer; label more questions")
-    by_id = {p.id: p for p in usable}
-    if len(by_id) != len(usable):
-        raise InputError("question ids repeat; give each line a unique 'id' (or leave ids out)")
+    by_id = usable_pairs(pairs)
+    usable = list(by_id.values())
     budget = budget or cfg.packing.budget_tokens or 256
     if progress:
         progress(f"searching {len(usable)} labeled questions in collection {cfg.collection}")

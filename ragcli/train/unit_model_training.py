@@ -30,12 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ragcli.errors import InputError
-from ragcli.eval.normalize import answer_in_normalized, is_yes_no, normalize_answer
+from ragcli.eval.normalize import answer_in_normalized, normalize_answer
 from ragcli.generation.compression_types import CompressionTarget
 from ragcli.generation.unit_model import UnitModel, load_unit_model
 from ragcli.train.deployment_gate import GateVerdict, paired_bootstrap
 from ragcli.train.gate_eval import split_queries
-from ragcli.train.sentence_model_training import QAPair
+from ragcli.train.sentence_model_training import QAPair, usable_pairs
 from ragcli.trained_models import check_name
 
 Progress = Callable[[str], None]
@@ -132,12 +132,8 @@ def train_unit_model(
             "target_tokens: N})"
         )
     folder = trained_dir("unit_models", cfg.home_dir()) / check_name(name, "unit model")
-    usable = [p for p in pairs if not is_yes_no(p.answers)]
-    if len(usable) < 2:
-        raise InputError(f"{len(usable)} questions with a non-yes/no answer; label more questions")
-    by_id = {p.id: p for p in usable}
-    if len(by_id) != len(usable):
-        raise InputError("question ids repeat; give each line a unique 'id' (or leave ids out)")
+    by_id = usable_pairs(pairs)
+    usable = list(by_id.values())
     gate_from = comp_cfg.unit_model or BASE_GATE
     base = load_unit_model(gate_from, cfg.home_dir())
 

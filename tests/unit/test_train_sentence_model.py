@@ -16,25 +16,9 @@ from ragcli.errors import InputError
 from ragcli.generation.build import build_packer
 from ragcli.generation.scripted_llm import ScriptedLLM
 from ragcli.generation.sentence_model import FEATURES, load_sentence_model
-from ragcli.ingest.plain_text_parser import PlainTextParser
-from ragcli.pipelines.ingest_pipeline import ingest
-from ragcli.pipelines.stages import Stages
 from ragcli.train.fusion_training import fit_logistic
 from ragcli.train.sentence_model_training import fit_sentence_model, read_qa_pairs
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
-QUESTIONS = [
-    ("How long must passwords be?", "16 characters"),
-    ("Where do I report a lost laptop?", "security@northwind.example"),
-    ("How fast does the on-call security engineer answer?", "15 minutes"),
-    ("When do laptops lock?", "five minutes"),
-    ("When do security updates install?", "Tuesday"),
-    ("What is the hotel limit in Paris?", "250 euros"),
-    ("How much are meals reimbursed per day?", "60 euros"),
-    ("When must expense reports be submitted?", "30 days"),
-    ("How many hardware security keys does each employee get?", "two keys"),
-    ("Which receipts must be kept?", "15 euros"),
-]
+from tests.unit.qa_labels_support import QUESTIONS, run_train
 
 
 def _cfg(home: Path, **packing: object) -> dict[str, object]:
@@ -52,21 +36,7 @@ def _cfg(home: Path, **packing: object) -> dict[str, object]:
 
 def test_train_sentence_model_cli_gates_and_the_config_loads_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    stages = Stages.from_config(parse_config(_cfg(home)), parser=PlainTextParser())
-    try:
-        report = ingest([SAMPLES / "travel-policy.md", SAMPLES / "security-handbook.md"], stages)
-        assert not report.failed
-    finally:
-        stages.close()
-    questions = tmp_path / "qa.jsonl"
-    questions.write_text("".join(json.dumps({"question": q, "answers": [a]}) + "\n" for q, a in QUESTIONS))
-    cfg_file = tmp_path / "cfg.yaml"
-    cfg_file.write_text(yaml.safe_dump(_cfg(home)))
-    result = CliRunner().invoke(
-        app,
-        ["train", "sentence-model", "--questions", str(questions), "--name", "mine", "--holdout", "0.3",
-         "-c", str(cfg_file)],
-    )  # fmt: skip
+    result = run_train(tmp_path, _cfg(home), "sentence-model")
     assert result.exit_code == 0, result.output
     assert "trained sentence model mine" in result.output and "deployment gate" in result.output
     card = json.loads((home / "sentence_models" / "mine" / "ragcli_sentence_model.json").read_text())

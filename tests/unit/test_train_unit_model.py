@@ -17,25 +17,9 @@ from ragcli.generation.build import build_compressor
 from ragcli.generation.compression_types import CompressionTarget
 from ragcli.generation.sentence_compressor import SentenceCompressor
 from ragcli.generation.unit_model import UNIT_FEATURES, load_unit_model
-from ragcli.ingest.plain_text_parser import PlainTextParser
-from ragcli.pipelines.ingest_pipeline import ingest
-from ragcli.pipelines.stages import Stages
+from tests.unit.qa_labels_support import QUESTIONS, SAMPLES, run_train
 
 pytest.importorskip("sklearn")
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
-QUESTIONS = [
-    ("How long must passwords be?", "16 characters"),
-    ("Where do I report a lost laptop?", "security@northwind.example"),
-    ("How fast does the on-call security engineer answer?", "15 minutes"),
-    ("When do laptops lock?", "five minutes"),
-    ("When do security updates install?", "Tuesday"),
-    ("What is the hotel limit in Paris?", "250 euros"),
-    ("How much are meals reimbursed per day?", "60 euros"),
-    ("When must expense reports be submitted?", "30 days"),
-    ("How many hardware security keys does each employee get?", "two keys"),
-    ("Which receipts must be kept?", "15 euros"),
-]
 
 
 def _cfg(home: Path, **compression: object) -> dict[str, object]:
@@ -53,20 +37,8 @@ def _cfg(home: Path, **compression: object) -> dict[str, object]:
 
 def test_train_unit_model_cli_gates_and_the_config_loads_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    stages = Stages.from_config(parse_config(_cfg(home)), parser=PlainTextParser())
-    try:
-        assert not ingest([SAMPLES / "travel-policy.md", SAMPLES / "security-handbook.md"], stages).failed
-    finally:
-        stages.close()
+    result = run_train(tmp_path, _cfg(home), "unit-model", "--json")
     questions = tmp_path / "qa.jsonl"
-    questions.write_text("".join(json.dumps({"question": q, "answers": [a]}) + "\n" for q, a in QUESTIONS))
-    cfg_file = tmp_path / "cfg.yaml"
-    cfg_file.write_text(yaml.safe_dump(_cfg(home)))
-    result = CliRunner().invoke(
-        app,
-        ["train", "unit-model", "--questions", str(questions), "--name", "mine", "--holdout", "0.3",
-         "-c", str(cfg_file), "--json"],
-    )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["report"]["gate_from"] == "packaged:qa-units" and data["report"]["positives"] > 0
