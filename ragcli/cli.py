@@ -194,12 +194,13 @@ class _Streamer:
 
 def _cache_note(ans: Any) -> str:
     """' · from the cache (exact, saved $X)' when the answer was served by the answer cache, else ''."""
-    for t in getattr(ans, "trace", None) or []:
-        if getattr(t, "stage", "") == "cache" and t.detail.get("hit"):
-            saved = t.detail.get("saved_usd")
-            cost = "" if saved is None else f", saved ${saved:.6f}"
-            return f" · from the cache ({t.detail.get('tier', '?')}{cost})"
-    return ""
+    from ragcli.pipelines.cache_step import served_from_cache
+
+    served = served_from_cache(getattr(ans, "trace", None) or [])
+    if served is None:
+        return ""
+    cost = "" if served["saved_usd"] is None else f", saved ${served['saved_usd']:.6f}"
+    return f" · from the cache ({served['tier']}{cost})"
 
 
 def _print_answer(ans: Any, *, streamed: bool) -> None:

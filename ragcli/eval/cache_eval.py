@@ -163,17 +163,20 @@ def replay_row(ans: Answer) -> dict[str, Any]:
     """What one answer did, for `replay`, from the trace the query path records (`pipelines/cache_step.py`):
     a served entry is a `cache` stage with `hit`, `tier`, `cached_question` and `saved_usd`; each model call is an
     `llm` stage (one noted as `skipped`, or refused by the budget before it ran, is not a call)."""
+    from ragcli.pipelines.cache_step import served_from_cache
+
     row: dict[str, Any] = {"hit": None, "cached_question": "", "saved_usd": 0.0, "llm_calls": 0}
     row["usd"] = float(ans.usage.usd or 0.0)
-    for t in ans.trace:
-        if t.stage == "cache" and t.detail.get("hit"):
-            row.update(
-                hit=str(t.detail.get("tier") or "exact"),
-                cached_question=str(t.detail.get("cached_question") or ""),
-                saved_usd=float(t.detail.get("saved_usd") or 0.0),
-            )
-        elif t.stage == "llm" and not t.detail.get("skipped") and "refused" not in t.detail:
-            row["llm_calls"] += 1
+    served = served_from_cache(ans.trace)
+    if served is not None:
+        row.update(
+            hit=served["tier"],
+            cached_question=served["cached_question"],
+            saved_usd=served["saved_usd"] or 0.0,
+        )
+    row["llm_calls"] = sum(
+        1 for t in ans.trace if t.stage == "llm" and not t.detail.get("skipped") and "refused" not in t.detail
+    )
     return row
 
 

@@ -31,6 +31,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def served_from_cache(trace: Sequence[Any]) -> dict[str, Any] | None:
+    """What the answer cache served, read from an answer's trace (the `cache` stage `cache_lookup` notes):
+    `tier`, `cached_question` and `saved_usd`; None when the answer was not served from the cache."""
+    for t in trace:
+        if getattr(t, "stage", "") == "cache" and t.detail.get("hit"):
+            saved = t.detail.get("saved_usd")
+            return {
+                "tier": str(t.detail.get("tier") or "exact"),
+                "cached_question": str(t.detail.get("cached_question") or ""),
+                "saved_usd": None if saved is None else float(saved),
+            }
+    return None
+
+
 def _effective_filter(stages: Stages, where: str | Mapping[str, Any] | Filter | None) -> Filter | None:
     """The same composition retrieval applies: tenant AND config filter AND the query's own."""
     fields = stages.config.filterable
