@@ -254,8 +254,6 @@ class SentenceCompressor:
         gate = self._multi_hop(question) if self.unit_model is not None and question.strip() else 1.0
         single = self.unit_model is not None and gate < self.unit_model.gate_at
         self._score(question, keys, text, blocks, units, block_scores, trees=single)
-        for u in units:
-            u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
         if (
             single
             and sources
@@ -270,6 +268,8 @@ class SentenceCompressor:
                     text, out, original, self.count(out), budget, t0, spans, len(units), n_kept, 0
                 )
                 return replace(done, whole_source=True)
+        for u in units:
+            u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
         keep_all = False
         if self.prune_words:
             keep_all = self._pruned_costs(text, units, spans, budget)
