@@ -183,7 +183,6 @@ def main() -> None:
     for set_name, run in runs.items():
         llm_count = run["stages"].llm.count_tokens
         shipped, learned, whole = {}, {}, {}
-        multi = []
         probs: list[float] = []
         for q, f in fold[set_name].items():
             pm = pair_of.get(q)
@@ -199,7 +198,6 @@ def main() -> None:
                 whole_source_tokens=args.whole_source,
             )
             probs.append(models[f].multi_hop(q, gate_x[q][: models[f].dim]))
-            multi.append(probs[-1] >= GATE_AT)
         below = ", ".join(f"{100 * np.mean(np.array(probs) < t):.1f} % < {t}" for t in (0.05, 0.1, 0.3))
         gate_lines.append(f"- {set_name}: gate probability {below}")
         scored = dict(run)
@@ -220,7 +218,9 @@ def main() -> None:
             )
         grid = compress_grid(variants, args.caps, top_k=TOP, budget=2048)
         for r in sweep(scored, grid, count):
-            share = f"{100 * np.mean(multi):.1f} %" if r["name"].startswith("unit") else ""
+            share = (
+                f"{100 * np.mean(np.array(probs) >= GATE_AT):.1f} %" if r["name"].startswith("unit") else ""
+            )
             lines.append(
                 f"| {set_name} | {r['name']} | {r['cap']} | {100 * r['aic']:.1f} % | {r['tokens']:.0f} | {share} |"
             )

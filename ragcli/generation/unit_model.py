@@ -39,10 +39,17 @@ import numpy.typing as npt
 
 from ragcli.errors import ResourceMissing
 from ragcli.generation.sentence_model import standardized_logit
-from ragcli.trained_models import PACKAGED_PREFIX, TRAINED_PREFIX, CardModel, model_folder, read_card_json
+from ragcli.trained_models import (
+    CARDS,
+    PACKAGED_PREFIX,
+    TRAINED_PREFIX,
+    CardModel,
+    model_folder,
+    read_card_json,
+)
 
 FORMAT = "ragcli-unit-model/1"
-CARD = "ragcli_unit_model.json"
+CARD = CARDS["unit_models"]
 UNIT_FEATURES = (
     "lexical",
     "hop",

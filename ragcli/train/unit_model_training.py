@@ -32,7 +32,7 @@ import numpy.typing as npt
 from ragcli.errors import InputError
 from ragcli.eval.normalize import answer_in_normalized, normalize_answer
 from ragcli.generation.compression_types import CompressionTarget
-from ragcli.generation.unit_model import UnitModel, load_unit_model
+from ragcli.generation.unit_model import GATE_WORDS, UnitModel, load_unit_model
 from ragcli.train.deployment_gate import GateVerdict, paired_bootstrap
 from ragcli.train.gate_eval import split_queries
 from ragcli.train.sentence_model_training import QAPair, usable_pairs
@@ -99,8 +99,8 @@ def fit_trees(
 
 def _scorer(baseline: float, trees: list[dict[str, list[float]]]) -> UnitModel:
     """A unit model that only scores units (its gate is never read)."""
-    n, w = 1, 6
-    return UnitModel("check", "", [0.0] * (n + w), 0.0, [0.0] * (n + w), [1.0] * (n + w), [0.0] * w, 0.0,
+    w = len(GATE_WORDS)
+    return UnitModel("check", "", [0.0] * (1 + w), 0.0, [0.0] * (1 + w), [1.0] * (1 + w), [0.0] * w, 0.0,
                      [0.0] * w, [1.0] * w, 0.5, baseline, trees)  # fmt: skip
 
 
