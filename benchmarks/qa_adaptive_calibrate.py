@@ -45,6 +45,7 @@ from ragcli.generation.sentence_compressor import SentenceCompressor  # noqa: E4
 from ragcli.generation.sentence_model import load_sentence_model  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.ingest.build import build_embedder  # noqa: E402
+from ragcli.pipelines.compress_step import block_similarity  # noqa: E402
 
 log = logging.getLogger("qa_adaptive_calibrate")
 
@@ -109,11 +110,17 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
             text = ctx.text
             if comp is not None and ctx.tokens >= 64:
                 scores = {h.chunk.id: h.score for h in hits}
+                extra: dict[str, Any] = {}
+                if g.get("similarity"):  # the blocks' cosine with the question, as the query path computes it
+                    qv = st.embedder.embed_query(item.question).vectors[0].tolist()
+                    ids = [c.chunk_id for c in ctx.citations]
+                    extra["block_similarity"] = block_similarity(st, qv, ids)
                 done = comp.compress(
                     item.question,
                     text,
                     CompressionTarget(ratio=g["ratio"], tokens=g.get("tokens")),
                     block_scores=[scores.get(c.chunk_id, 0.0) for c in ctx.citations],
+                    **extra,
                 )
                 text = done.text
             messages = build_messages(system, text, item.question, [])

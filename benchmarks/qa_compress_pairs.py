@@ -50,11 +50,19 @@ class PerQuestion:
         self.fallback = fallback
 
     def compress(
-        self, question: str, text: str, target: CompressionTarget, *, block_scores: Any = None
+        self,
+        question: str,
+        text: str,
+        target: CompressionTarget,
+        *,
+        block_scores: Any = None,
+        block_similarity: Any = None,
     ) -> Compressed:
         # keyed by the stripped question: ten HotpotQA questions end in a space in one file and not the other
         comp = self.by_question.get(question.strip(), self.fallback)
-        return comp.compress(question, text, target, block_scores=block_scores)
+        return comp.compress(
+            question, text, target, block_scores=block_scores, block_similarity=block_similarity
+        )
 
 
 def compress_grid(

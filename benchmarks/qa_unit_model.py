@@ -91,6 +91,11 @@ def main() -> None:
     ap.add_argument(
         "--whole-source", type=int, default=256, help="also the unit model with whole_source_tokens (0: not)"
     )
+    ap.add_argument(
+        "--no-similarity",
+        action="store_true",
+        help="leave out the blocks' similarity to the question (the whole source alone, as before 2026-12-04 night)",
+    )
     args = ap.parse_args()
     count, cache = harness()
     data = Path(args.data)
@@ -217,6 +222,8 @@ def main() -> None:
                 )
             )
         grid = compress_grid(variants, args.caps, top_k=TOP, budget=2048)
+        for g in grid:
+            g["similarity"] = not args.no_similarity
         for r in sweep(scored, grid, count):
             share = (
                 f"{100 * np.mean(np.array(probs) >= GATE_AT):.1f} %" if r["name"].startswith("unit") else ""

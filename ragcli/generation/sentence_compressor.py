@@ -79,6 +79,9 @@ WHOLE_SOURCE_GATE = 0.05
 """`whole_source_tokens` applies below this gate probability only (stricter than the gate's own 0.3: 9 % of
 HotpotQA's multi-hop questions fall below 0.05, 14 % below 0.3, and 87-91 % of NQ's single-hop ones below 0.05;
 benchmarks/results/qa.md, 2026-12-04 evening)."""
+_CLOSEST_UNITS = 2
+"""With `whole_source_tokens` and the blocks' similarities to the question: when the source closest to the question
+by embedding is not the one sent whole, its best units join it (two measured best on NQ; qa.md, 2026-12-04 night)."""
 _ALTERNATIVES = re.compile(r"\b(?:or|both)\b", re.IGNORECASE)
 """A question that weighs two things ("Who died first, A or B?", "What are both A and B?") needs both sources,
 whatever the gate says."""
@@ -152,7 +155,10 @@ class SentenceCompressor:
         whole_source_tokens: with a unit model, a question its gate calls single-hop with confidence (below
             `WHOLE_SOURCE_GATE`) and that does not weigh two things ("A or B", "both") gets the one source that
             holds its best unit, whole, when that source is at most this many tokens: over the target if need
-            be, and usually under it. One-source questions send one source. 0 (default) is off.
+            be, and usually under it. One-source questions send one source. 0 (default) is off. When `compress`
+            is given each block's similarity to the question and the closest block is another one, that block's
+            best units (`_CLOSEST_UNITS`) are sent with it: the two rankings disagree on about one question in
+            ten, and each is right about as often.
     """
 
     def __init__(
@@ -227,6 +233,7 @@ class SentenceCompressor:
         target: CompressionTarget,
         *,
         block_scores: Sequence[float] | None = None,
+        block_similarity: Sequence[float | None] | None = None,
         sources: bool = True,
     ) -> Compressed:
         """Compress `text` to `target`, keeping what bears on `question` and every protected span whole.
@@ -238,6 +245,9 @@ class SentenceCompressor:
             target: the ratio or token cap to reach.
             block_scores: one relevance score per block of `text` (paragraphs split at blank lines), e.g. the
                 reranker's scores of packed hits; used as the coarse prior when the count matches.
+            block_similarity: one embedding similarity to the question per block (the stored chunk vectors'
+                cosine with the query's; None where unknown); with `whole_source_tokens`, the closest block's best
+                units join the source sent whole when it is another one.
             sources: `text` is a set of sources (the context), so `whole_source_tokens` may send one of them
                 whole; False for another prompt part (a system prompt is never cut to one of its paragraphs).
         """
@@ -261,7 +271,7 @@ class SentenceCompressor:
             and gate < WHOLE_SOURCE_GATE
             and not _ALTERNATIVES.search(question)
         ):
-            whole = self._whole_source(text, blocks, units)
+            whole = self._whole_source(text, blocks, units, block_similarity)
             if whole is not None:
                 out, n_kept = whole
                 done = self._result(
@@ -595,13 +605,31 @@ class SentenceCompressor:
             u.cost = max(1, round(u.cost * (f + share * (n - f)) / n))
         return keep_all
 
-    def _whole_source(self, text: str, blocks: list[_Block], units: list[_Unit]) -> tuple[str, int] | None:
-        """The source (block) that holds the best unit, whole, and its unit count; None when it is longer than
-        `whole_source_tokens`."""
+    def _whole_source(
+        self,
+        text: str,
+        blocks: list[_Block],
+        units: list[_Unit],
+        similarity: Sequence[float | None] | None = None,
+    ) -> tuple[str, int] | None:
+        """The source (block) that holds the best unit, whole, plus the best units of the block closest to the
+        question by `similarity` when that is another one; and the unit count. None when the source alone is
+        longer than `whole_source_tokens`."""
         best = max(units, key=lambda u: (u.score, -u.block, -u.start))
         kept = [u for u in units if u.block == best.block]
-        out = self._render(text, blocks, kept)
-        return (out, len(kept)) if self.count(out) <= self.whole_source_tokens else None
+        if self.count(self._render(text, blocks, kept)) > self.whole_source_tokens:
+            return None
+        known = (
+            [(s, bi) for bi, s in enumerate(similarity) if s is not None]
+            if similarity is not None and len(similarity) == len(blocks)
+            else []
+        )
+        if known:
+            closest = max(known, key=lambda sb: (sb[0], -sb[1]))[1]
+            if closest != best.block:
+                theirs = [u for u in units if u.block == closest and not u.heading]
+                kept += sorted(theirs, key=lambda u: (-u.score, u.start))[:_CLOSEST_UNITS]
+        return self._render(text, blocks, kept), len(kept)
 
     def _select(self, units: list[_Unit], blocks: list[_Block], budget: int, sep: int) -> list[_Unit]:
         order = sorted(units, key=lambda u: (not u.must, -u.score, u.block, u.start))

@@ -5,12 +5,17 @@ to the `compression:` target before the messages are built.
 
 Off unless the config names a compressor (`compression: {type: sentences, ratio: 2}`). Parts shorter than
 `min_tokens` are left alone. The packed blocks' retrieval (or rerank) scores are the compressor's coarse prior.
-A citation whose `[n]` block was dropped whole is dropped from the answer's citations too.
+A citation whose `[n]` block was dropped whole is dropped from the answer's citations too. With
+`whole_source_tokens`, the compressor also gets each block's cosine with the question, from the vectors the store
+already holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+
+import numpy as np
 
 from ragcli.generation.compression_types import CompressionTarget
 from ragcli.generation.prompts import build_messages, count_parts
@@ -37,7 +42,14 @@ def compress(
             scores = {h.chunk.id: h.score for h in retrieved.hits}
             block_scores = [scores.get(c.chunk_id, 0.0) for c in context.citations]
             if isinstance(comp, SentenceCompressor):
-                done = comp.compress(question, context.text, target, block_scores=block_scores)
+                similarity = (
+                    block_similarity(stages, retrieved.query_vector, [c.chunk_id for c in context.citations])
+                    if comp.whole_source_tokens
+                    else None
+                )
+                done = comp.compress(
+                    question, context.text, target, block_scores=block_scores, block_similarity=similarity
+                )
             else:
                 done = comp.compress(question, context.text, target)
             kept = {int(m.group(1)) for m in SOURCE_LINE.finditer(done.text)}
@@ -65,3 +77,28 @@ def compress(
     messages = build_messages(system, context.text, question, opts.history)
     parts = count_parts(count, system, context.text, question, opts.history)
     return Prepared(messages, context, prepared.budget_tokens, parts)
+
+
+def block_similarity(
+    stages: Stages, query_vector: Sequence[float] | None, chunk_ids: Sequence[str]
+) -> list[float | None] | None:
+    """The cosine of the query's dense vector with each packed chunk's stored one (what ingest embedded; read back
+    from the store, nothing is embedded again); None for a chunk the store no longer holds, and no list without
+    a query vector."""
+    if query_vector is None or not chunk_ids:
+        return None
+    q = np.asarray(query_vector, dtype=np.float64)
+    q_norm = float(np.linalg.norm(q))
+    if q_norm == 0:
+        return None
+    stored = stages.store.dense_vectors(list(dict.fromkeys(chunk_ids)))
+    out: list[float | None] = []
+    for cid in chunk_ids:
+        v = stored.get(cid)
+        if v is None:
+            out.append(None)
+            continue
+        d = np.asarray(v, dtype=np.float64)
+        norm = float(np.linalg.norm(d))
+        out.append(float(d @ q) / (norm * q_norm) if norm else None)
+    return out

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ragcli.config import OpenAIEmbedderConfig
@@ -68,6 +68,8 @@ class Retrieved:
     hits: list[Hit]
     filter: Filter | None = None
     warnings: tuple[str, ...] = ()
+    query_vector: tuple[float, ...] | None = None
+    """The question's dense vector the first search used (the compressor compares it with the sources')."""
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,11 @@ def search_hits(
     return stages.store.search(request)
 
 
-def _search(text: str, stages: Stages, query_filter: Filter | None, rec: Recorder) -> tuple[list[Hit], float]:
-    """Embed `text` (a ledger stage) and search the store in the config's mode: the hits, and the seconds the
-    search took (the embedding is timed by its own stage)."""
+def _search(
+    text: str, stages: Stages, query_filter: Filter | None, rec: Recorder
+) -> tuple[list[Hit], float, tuple[float, ...]]:
+    """Embed `text` (a ledger stage) and search the store in the config's mode: the hits, the seconds the search
+    took (the embedding is timed by its own stage) and the dense query vector."""
     cfg = stages.config
     embedder = stages.embedder
     with rec.stage("embed_query", embedder.model_name, estimate=_embed_estimate(stages, text)) as s:
@@ -145,8 +149,9 @@ def _search(text: str, stages: Stages, query_filter: Filter | None, rec: Recorde
                 "set ingest.sparse: true and re-ingest"
             )
         sparse = encoder.encode_query(text)
-    hits = search_hits(stages, emb.vectors[0].tolist(), sparse, query_filter, cfg.retrieval.candidates)
-    return hits, time.perf_counter() - t0
+    dense = emb.vectors[0].tolist()
+    hits = search_hits(stages, dense, sparse, query_filter, cfg.retrieval.candidates)
+    return hits, time.perf_counter() - t0, tuple(dense)
 
 
 def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -> Retrieved:
@@ -155,7 +160,7 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
     cfg = stages.config
     question = opts.retrieval_query or question
     query_filter = _query_filter(stages, opts.where)
-    hits, seconds = _search(question, stages, query_filter, rec)
+    hits, seconds, vector = _search(question, stages, query_filter, rec)
     if not hits and stages.store.count() == 0:  # only checked on an empty result: a miss is cheap
         raise InputError(
             f"collection {cfg.collection!r} is empty or does not exist; "
@@ -168,7 +173,7 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
     top_k = opts.top_k or cfg.retrieval.top_k
     reranker = stages.reranker
     if reranker is None or not hits:
-        return _second_hop(question, Retrieved(hits[:top_k], query_filter), stages, rec)
+        return _second_hop(question, Retrieved(hits[:top_k], query_filter, query_vector=vector), stages, rec)
     t0 = time.perf_counter()
     try:
         with rec.stage("rerank", reranker.model_name) as s:
@@ -184,8 +189,9 @@ def retrieve(question: str, stages: Stages, opts: QueryOptions, rec: Recorder) -
         reason = f"reranker {reranker.model_name!r} could not run, hits kept in search order: {exc}"
         log.warning("%s", reason)
         rec.note("rerank", time.perf_counter() - t0, skipped=True, reason=reason)
-        return _second_hop(question, Retrieved(hits[:top_k], query_filter, (reason,)), stages, rec)
-    return _second_hop(question, Retrieved(result.hits, query_filter), stages, rec)
+        kept = Retrieved(hits[:top_k], query_filter, (reason,), vector)
+        return _second_hop(question, kept, stages, rec)
+    return _second_hop(question, Retrieved(result.hits, query_filter, query_vector=vector), stages, rec)
 
 
 def _second_hop(question: str, first: Retrieved, stages: Stages, rec: Recorder) -> Retrieved:
@@ -206,10 +212,10 @@ def _second_hop(question: str, first: Retrieved, stages: Stages, rec: Recorder) 
         rec.note("second_hop", time.perf_counter() - t0, names="", added=0)
         return first
     seen = {h.chunk.id for h in first.hits}
-    found, _ = _search(f"{question} {' '.join(names)}", stages, first.filter, rec)
+    found, _, _ = _search(f"{question} {' '.join(names)}", stages, first.filter, rec)
     extra = [h for h in found if h.chunk.id not in seen][:n]
     rec.note("second_hop", time.perf_counter() - t0, names=" ".join(names), added=len(extra))
-    return Retrieved([*first.hits, *extra], first.filter, first.warnings)
+    return replace(first, hits=[*first.hits, *extra])
 
 
 def context_budget(stages: Stages, question: str, history: Sequence[Message], cap: int | None) -> int:

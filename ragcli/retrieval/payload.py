@@ -188,6 +188,14 @@ def dense_list(vector: Sequence[float]) -> list[float]:
     return [float(x) for x in vector]
 
 
+def dense_of(vector: Any) -> list[float]:
+    """The dense part of a stored point's vectors as both Qdrant clients return them (a mapping by vector name,
+    or the one unnamed vector)."""
+    if isinstance(vector, Mapping):
+        vector = vector[DENSE]
+    return dense_list(vector)
+
+
 def check_search_request(request: SearchRequest, collection: str, has_sparse: Callable[[], bool]) -> None:
     """Check that a search request carries the query vectors its mode needs and the collection can serve it.
 

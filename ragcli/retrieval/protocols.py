@@ -81,6 +81,11 @@ class VectorStore(Protocol):
         """The stored chunks with these ids, by id; ids the store does not hold are left out."""
         ...
 
+    def dense_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored dense vectors of these chunks, by id (what ingest embedded); ids the store does not hold are
+        left out."""
+        ...
+
     def count(self, filter: Filter | None = None) -> int: ...
 
     def optimize(self) -> None:

@@ -32,6 +32,7 @@ from ragcli.retrieval.payload import (
     chunk_from_payload,
     chunk_payload,
     dense_list,
+    dense_of,
     group_documents,
     hybrid_depth,
     point_id,
@@ -300,6 +301,14 @@ class QdrantEdgeStore:
         records = shard.retrieve([point_id(c) for c in chunk_ids], True, False)
         chunks = (chunk_from_payload(r.id, r.payload) for r in records)
         return {c.id: c for c in chunks}
+
+    def dense_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        shard = self._require()
+        if shard is None or not chunk_ids:
+            return {}
+        by_point = {point_id(c): c for c in chunk_ids}
+        records = shard.retrieve(list(by_point), False, True)
+        return {by_point[str(r.id)]: dense_of(r.vector) for r in records if str(r.id) in by_point}
 
     def search_many(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """In process there is no round trip to save: the searches run one after the other."""

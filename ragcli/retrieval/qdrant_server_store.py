@@ -28,6 +28,7 @@ from ragcli.retrieval.payload import (
     chunk_from_payload,
     chunk_payload,
     dense_list,
+    dense_of,
     group_documents,
     hybrid_depth,
     point_id,
@@ -295,6 +296,20 @@ class QdrantServerStore:
         )
         chunks = (chunk_from_payload(r.id, r.payload) for r in records)
         return {c.id: c for c in chunks}
+
+    def dense_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        if not chunk_ids or not self._exists():
+            return {}
+        by_point = {point_id(c): c for c in chunk_ids}
+        records = self._call(
+            "retrieve",
+            self.client.retrieve,
+            self.collection,
+            list(by_point),
+            with_payload=False,
+            with_vectors=[DENSE],
+        )
+        return {by_point[str(r.id)]: dense_of(r.vector) for r in records if str(r.id) in by_point}
 
     def search(self, request: SearchRequest) -> list[Hit]:
         """Dense, sparse or hybrid (RRF over a dense and a sparse prefetch) search, filtered."""

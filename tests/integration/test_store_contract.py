@@ -193,6 +193,16 @@ def test_round_trip_and_documents(store: VectorStore) -> None:
     ]
 
 
+def test_dense_vectors_read_back_what_was_stored(store: VectorStore) -> None:
+    chunks = fill(store)
+    asked = [chunks[5].id, "no-such-chunk", chunks[0].id]
+    got = store.dense_vectors(asked)
+    assert sorted(got) == sorted([chunks[5].id, chunks[0].id])  # an id the store lacks is left out
+    for c in (chunks[5], chunks[0]):
+        assert np.allclose(got[c.id], embed(c.text), atol=1e-5)
+    assert store.dense_vectors([]) == {}
+
+
 @pytest.mark.parametrize(
     "expr",
     [

@@ -129,3 +129,20 @@ def test_a_source_sent_whole_is_marked_in_the_trace(monkeypatch: pytest.MonkeyPa
         assert len(got.citations) == 1 and f"[{got.citations[0].number}] " in got.prompt[-1].content
     finally:
         s.close()
+
+
+def test_block_similarity_is_the_dense_search_score() -> None:
+    from ragcli.pipelines.compress_step import block_similarity
+    from ragcli.retrieval.protocols import SearchRequest
+
+    s = _stages({"type": "sentences", "target_tokens": 20})
+    try:
+        vector = s.embedder.embed_query("What is the hotel limit in Paris?").vectors[0].tolist()
+        hits = s.store.search(SearchRequest(dense=vector, mode="dense", limit=4))
+        ids = [h.chunk.id for h in hits]
+        got = block_similarity(s, vector, [*ids, "gone"])
+        assert got is not None and got[-1] is None  # a chunk the store no longer holds
+        assert got[:-1] == pytest.approx([h.score for h in hits], abs=1e-4)
+        assert block_similarity(s, None, ids) is None and block_similarity(s, vector, []) is None
+    finally:
+        s.close()

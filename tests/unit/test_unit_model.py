@@ -134,7 +134,19 @@ def test_a_sure_single_hop_question_gets_its_best_source_whole() -> None:
         SentenceCompressor(words, whole_source_tokens=-1)
 
 
-def test_whole_source_needs_the_unit_model_in_the_config() -> None:
+def test_the_closest_source_by_embedding_adds_its_best_units() -> None:
+    question = "What is the Lyon Tower?"
+    target = CompressionTarget(tokens=18)
+    whole = SentenceCompressor(words, fill=False, unit_model=model(multi_hop=False), whole_source_tokens=40)
+    first = SOURCES.split("\n\n")[0]
+    # the embedding agrees (block 1 is closest), cannot say (None, a list of another length): the source alone
+    for similarity in ([0.9, 0.1], [None, None], [0.1], None):
+        out = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2], block_similarity=similarity)
+        assert out.whole_source and out.text == first
+    # it disagrees: the other source's best units come too, under their own citation
+    both = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2], block_similarity=[0.2, 0.8])
+    assert both.whole_source and both.text.startswith(first + "\n[2] River Rhone\n")
+    assert "flows through Lyon" in both.text
     from ragcli.errors import ConfigError
     from ragcli.generation.build import build_compressor
 
