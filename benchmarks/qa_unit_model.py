@@ -16,7 +16,11 @@ HotpotQA questions (multi-hop, the yes/no ones included) against NQ's questions 
 `--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's first 300 never seen).
 
 `--whole-source N` (default 256; 0 leaves it out) adds the unit model with `compression.whole_source_tokens: N`:
-a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead.
+a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead, with the
+closest source's best clauses when that is another one (the blocks' cosine with the question from the stored
+vectors, as the query path computes it; `--no-similarity` leaves it out). `--per-question F` appends one JSON line
+per scored question: clauses against one source whole (the gate bypassed), with the gate's probability, so that
+any cut of the gate can be read afterwards.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ def main() -> None:
         "--no-similarity",
         action="store_true",
         help="leave out the blocks' similarity to the question (the whole source alone, as before 2026-12-04 night)",
+    )
+    ap.add_argument(
+        "--per-question",
+        type=Path,
+        help="append, per scored question, clauses vs one source whole (forced past the gate) and their features",
     )
     args = ap.parse_args()
     count, cache = harness()
@@ -221,6 +230,10 @@ def main() -> None:
                     PerQuestion(whole, SentenceCompressor(llm_count)),
                 )
             )
+        if args.per_question:
+            dump_per_question(
+                args.per_question, set_name, scored, fold[set_name], learned, whole, probs, count
+            )
         grid = compress_grid(variants, args.caps, top_k=TOP, budget=2048)
         for g in grid:
             g["similarity"] = not args.no_similarity
@@ -238,6 +251,75 @@ def main() -> None:
         lines += ["", f"Card written: {path} ({path.stat().st_size:,} bytes)."]
         print(lines[-1])
     emit(lines, args.out)
+
+
+def dump_per_question(
+    path: Path,
+    set_name: str,
+    run: dict[str, Any],
+    folds: dict[str, int],
+    learned: dict[str, SentenceCompressor],
+    whole: dict[str, SentenceCompressor],
+    probs: list[float],
+    count: Any,
+) -> None:
+    """One JSON line per scored question: answer in context and prompt tokens with clauses (the unit model) and
+    with one source whole plus the closest source's best units (the gate bypassed), the gate's probability and
+    what the compressor saw (the best units' scores per block, the blocks' similarity to the question)."""
+    import copy
+    import json
+
+    from ragcli.eval.qa_eval import score_prompt
+    from ragcli.generation.compression_types import CompressionTarget
+    from ragcli.generation.prompts import build_messages
+    from ragcli.pipelines.compress_step import block_similarity
+
+    st, ds, cfg = run["stages"], run["ds"], run["cfg"]
+    packer = TokenBudgetPacker(st.llm.count_tokens, select_sentences=False, order=cfg.packing.order)
+    gate = dict(zip(folds, probs, strict=True))
+    with path.open("a", encoding="utf-8") as fh:
+        for item, hits in zip(run["items"], run["hits"], strict=True):
+            q = item.question.strip()
+            if q not in folds:
+                continue
+            ctx = packer.pack(item.question, hits[:TOP], 2048)
+            scores = {h.chunk.id: h.score for h in hits}
+            bs = [scores.get(c.chunk_id, 0.0) for c in ctx.citations]
+            qv = st.embedder.embed_query(item.question).vectors[0].tolist()
+            sim = block_similarity(st, qv, [c.chunk_id for c in ctx.citations])
+            forced = copy.copy(whole[q])  # the grid's own compressor keeps its gate
+            forced._multi_hop = lambda _q: 0.0  # type: ignore[method-assign]
+            row: dict[str, Any] = {"set": set_name, "question": q, "fold": folds[q], "gate": gate[q]}
+            for name, comp in (("clauses", learned[q]), ("whole", forced)):
+                done = comp.compress(
+                    item.question,
+                    ctx.text,
+                    CompressionTarget(tokens=132),
+                    block_scores=bs,
+                    block_similarity=sim,
+                )
+                messages = build_messages(cfg.prompt.system, done.text, item.question, [])
+                a, _, _ = score_prompt(item, "\n".join(m.content for m in messages), ds.paragraphs)
+                row[name] = a
+                row[f"{name}_tokens"] = sum(count(m.content) for m in messages)
+                if name == "whole":
+                    row["sent_whole"] = done.whole_source
+            row["similarity"] = [v if v is not None else -1.0 for v in (sim or [])]
+            row["block_best"] = forced_block_best(forced, item.question, ctx.text, bs)
+            fh.write(json.dumps(row) + "\n")
+
+
+def forced_block_best(comp: SentenceCompressor, question: str, text: str, bs: list[float]) -> list[float]:
+    """The trees' best unit score per block, as the compressor ranks them for a single-hop question."""
+    from ragcli.generation.protected_spans import find_spans, question_keys
+
+    keys = question_keys(question)
+    blocks, units = comp._split(text, find_spans(text, keys))
+    comp._score(question, keys, text, blocks, units, bs, trees=True)
+    best = [-1e9] * len(blocks)
+    for u in units:
+        best[u.block] = max(best[u.block], u.score)
+    return best
 
 
 if __name__ == "__main__":

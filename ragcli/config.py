@@ -332,10 +332,11 @@ class SentenceCompressionConfig(_Section):
     whole_source_tokens: int = Field(0, ge=0)
     """With `unit_model`: a question its gate is sure is single-hop (and that does not weigh "A or B") gets the
     one source that holds its best sentence, whole, when that source is at most this many tokens, in place of
-    sentences cut from all sources to the target; it may go over `target_tokens`. 0 is off. Measured at a
-    132-token target with 256 here, two-fold CV over three shuffles: NQ 89.0-90.3 -> 92.3-93.3 % answer in
-    context at 148 prompt tokens (was 154), HotpotQA 74.8-75.7 -> 74.3-74.8 % at 159 (was 161);
-    benchmarks/results/qa.md, 2026-12-04 evening."""
+    sentences cut from all sources to the target; it may go over `target_tokens`. When the source closest to the
+    question by embedding (the stored chunk vectors against the query's) is another one, that source's two best
+    sentences come too. 0 is off. Measured at a 132-token target with 256 here, two-fold CV over three shuffles:
+    NQ 89.0-90.3 -> 94.3-95.0 % answer in context at 151-152 prompt tokens (was 154), HotpotQA 74.8-75.7 ->
+    74.8-75.2 % at 160 (was 161); benchmarks/results/qa.md, 2026-12-04 night."""
 
     @model_validator(mode="after")
     def _whole_source_needs_gate(self) -> SentenceCompressionConfig:
