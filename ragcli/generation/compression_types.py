@@ -57,6 +57,9 @@ class Compressed:
     """Of those, how many occur whole in the compressed text."""
     whole_source: bool = False
     """The output is one source sent whole (`SentenceCompressor(whole_source_tokens=...)`), not cut to target."""
+    closest_units: int = 0
+    """With `whole_source`: the clauses of the source closest to the question by embedding sent with it (0 when
+    that is the source sent whole, or no similarity was given)."""
 
     @property
     def ratio(self) -> float:

@@ -144,5 +144,6 @@ def test_block_similarity_is_the_dense_search_score() -> None:
         assert got is not None and got[-1] is None  # a chunk the store no longer holds
         assert got[:-1] == pytest.approx([h.score for h in hits], abs=1e-4)
         assert block_similarity(s, None, ids) is None and block_similarity(s, vector, []) is None
+        assert block_similarity(s, vector[:8], ids) == [None] * len(ids)  # another embedder's length
     finally:
         s.close()

@@ -142,10 +142,12 @@ def test_the_closest_source_by_embedding_adds_its_best_units() -> None:
     # the embedding agrees (block 1 is closest), cannot say (None, a list of another length): the source alone
     for similarity in ([0.9, 0.1], [None, None], [0.1], None):
         out = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2], block_similarity=similarity)
-        assert out.whole_source and out.text == first
+        assert out.whole_source and out.text == first and out.closest_units == 0
     # it disagrees: the other source's best units come too, under their own citation
     both = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2], block_similarity=[0.2, 0.8])
-    assert both.whole_source and both.text.startswith(first + "\n[2] River Rhone\n")
+    assert (
+        both.whole_source and both.closest_units == 2 and both.text.startswith(first + "\n[2] River Rhone\n")
+    )
     assert "flows through Lyon" in both.text
     from ragcli.errors import ConfigError
     from ragcli.generation.build import build_compressor
