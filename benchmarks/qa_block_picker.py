@@ -39,6 +39,7 @@ from ragcli.generation.sentence_compressor import (  # noqa: E402
     SentenceCompressor,
     _unit_range,
 )
+from ragcli.generation.sentence_model import _rank_inv  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.generation.unit_model import UnitModel, load_unit_model, plain_question  # noqa: E402
 from ragcli.train.unit_model_training import fit_trees  # noqa: E402
@@ -59,29 +60,6 @@ BLOCK_FEATURES = (
     "tokens",
     "bm25",
 )
-
-
-def chunk_vectors(store: Any, ids: list[str]) -> dict[str, np.ndarray]:
-    from ragcli.retrieval.payload import DENSE, point_id
-
-    shard = store._require()
-    recs = shard.retrieve([point_id(c) for c in ids], False, True)
-    by_point = {str(point_id(c)): c for c in ids}
-    out = {}
-    for r in recs:
-        v = r.vector
-        if isinstance(v, dict):
-            v = v[DENSE]
-        out[by_point[str(r.id)]] = np.asarray(v, dtype=np.float32)
-    return out
-
-
-def inv_rank(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: -values[i])
-    out = [0.0] * len(values)
-    for r, i in enumerate(order):
-        out[i] = 1.0 / (1 + r)
-    return out
 
 
 def featurize(
@@ -116,7 +94,7 @@ def featurize(
 
     own = comp.selector.score_terms(terms(question), [Counter(terms(text[b.start : b.end])) for b in blocks])
     own = _unit_range(own)
-    urank, crank = inv_rank(umax), inv_rank(cos)
+    urank, crank = _rank_inv(umax), _rank_inv(cos)
     rows = []
     for i, b in enumerate(blocks):
         s = sorted(per[i], reverse=True)
@@ -189,7 +167,7 @@ def main() -> None:
         print("trees for fold", f, flush=True)
     items = {it.question.strip(): it for it in runs["nq"]["items"]}
     all_ids = sorted({c for t in packed["nq"].values() for c in t[2]})
-    vec_of = chunk_vectors(st.store, all_ids)
+    vec_of = {c: np.asarray(v) for c, v in st.store.dense_vectors(all_ids).items()}
     questions = list(packed["nq"])
     qv = dict(zip(questions, qembed(questions), strict=True))
     llm_count = st.llm.count_tokens
@@ -247,7 +225,7 @@ def main() -> None:
     # diagnostics: dense top-1 over the whole pool (LlamaIndex's rule) per test question
     every = st.store.get_chunks(list(chunk_ids_all(st.store)))
     ids_pool = sorted(every)
-    pool_vecs = chunk_vectors(st.store, ids_pool)
+    pool_vecs = {c: np.asarray(v) for c, v in st.store.dense_vectors(ids_pool).items()}
     mat = np.vstack([pool_vecs[c] for c in ids_pool])
     texts_pool = [every[c].text for c in ids_pool]
     tally: dict[str, int] = {}
