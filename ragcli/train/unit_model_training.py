@@ -118,6 +118,7 @@ def train_unit_model(
     `<home>/unit_models/NAME/ragcli_unit_model.json` with the gate's verdict."""
     from ragcli.generation.build import build_compressor
     from ragcli.generation.sentence_compressor import SentenceCompressor
+    from ragcli.pipelines.compress_step import block_similarity
     from ragcli.pipelines.query_pipeline import QueryOptions, new_recorder, prepare, retrieve
     from ragcli.train.deployment_gate import write_verdict
     from ragcli.trained_models import trained_dir
@@ -150,12 +151,18 @@ def train_unit_model(
         progress(f"searching and packing {len(usable)} labeled questions in collection {cfg.collection}")
     opts = QueryOptions(no_answer=True)
     packed: dict[str, tuple[str, list[float]]] = {}
+    similarity: dict[
+        str, list[float | None] | None
+    ] = {}  # what `whole_source_tokens` reads, as the query path
     for p in usable:
         rec = new_recorder(stages, opts)
         found = retrieve(p.question, stages, opts, rec)
         context = prepare(p.question, found, stages, opts, rec).context
         scores = {h.chunk.id: h.score for h in found.hits}
-        packed[p.id] = (context.text, [scores.get(c.chunk_id, 0.0) for c in context.citations])
+        ids = [c.chunk_id for c in context.citations]
+        packed[p.id] = (context.text, [scores.get(c, 0.0) for c in ids])
+        if current.whole_source_tokens:
+            similarity[p.id] = block_similarity(stages, found.query_vector, ids)
     train_ids, held = split_queries(list(by_id), holdout) if holdout > 0 else (list(by_id), [])
     xs: list[npt.NDArray[np.float64]] = []
     ys: list[npt.NDArray[np.float64]] = []
@@ -214,7 +221,9 @@ def train_unit_model(
 
     def kept(comp: SentenceCompressor, q: str) -> float:
         text, block_scores = packed[q]
-        done = comp.compress(by_id[q].question, text, target, block_scores=block_scores)
+        done = comp.compress(
+            by_id[q].question, text, target, block_scores=block_scores, block_similarity=similarity.get(q)
+        )
         return float(answer_in_normalized(by_id[q].answers, normalize_answer(done.text)))
 
     verdict = paired_bootstrap(

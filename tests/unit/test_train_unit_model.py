@@ -65,6 +65,16 @@ def test_train_unit_model_cli_gates_and_the_config_loads_it(tmp_path: Path) -> N
     assert len(missing) == 1 and "ragcli train unit-model --name other" in missing[0]
 
 
+def test_train_unit_model_gates_the_whole_source_path_too(tmp_path: Path) -> None:
+    # a config that sends one source whole is gated on that path: the held-out questions get the blocks'
+    # similarity to the question from the store, as the query path gives it
+    cfg = _cfg(tmp_path / "home", unit_model="packaged:qa-units", whole_source_tokens=400)
+    result = run_train(tmp_path, cfg, "unit-model", "--json")
+    assert result.exit_code == 0, result.output
+    gate = json.loads(result.stdout)["gate"]
+    assert gate["queries"] == 3 and gate["baseline"] == "unit_model: packaged:qa-units"
+
+
 def test_train_unit_model_refuses_a_config_without_sentence_compression(tmp_path: Path) -> None:
     home = tmp_path / "home"
     questions = tmp_path / "qa.jsonl"
