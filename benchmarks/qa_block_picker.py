@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from trained_common import emit  # noqa: E402
 
 from ragcli.eval.normalize import answer_in_normalized, normalize_answer  # noqa: E402
 from ragcli.generation.compression_types import CompressionTarget  # noqa: E402
+from ragcli.generation.protected_spans import find_spans, question_keys  # noqa: E402
 from ragcli.generation.sentence_compressor import (  # noqa: E402
     _ALTERNATIVES,
     WHOLE_SOURCE_GATE,
@@ -40,6 +42,7 @@ from ragcli.generation.sentence_compressor import (  # noqa: E402
     _unit_range,
 )
 from ragcli.generation.sentence_model import _rank_inv  # noqa: E402
+from ragcli.generation.sentence_selector import terms  # noqa: E402
 from ragcli.generation.token_budget_packer import TokenBudgetPacker  # noqa: E402
 from ragcli.generation.unit_model import UnitModel, load_unit_model, plain_question  # noqa: E402
 from ragcli.train.unit_model_training import fit_trees  # noqa: E402
@@ -68,10 +71,8 @@ def featurize(
     text: str,
     block_scores: list[float],
     qvec: np.ndarray,
-    vecs: list,
+    vecs: list[np.ndarray | None],
 ) -> tuple[np.ndarray, list[str], list[Any], Any] | None:
-    from ragcli.generation.protected_spans import find_spans, question_keys
-
     keys = question_keys(question)
     blocks, units = comp._split(text, find_spans(text, keys))
     if not units or len(blocks) != len(block_scores):
@@ -88,10 +89,6 @@ def featurize(
     cos = [float(v @ qvec) if v is not None else 0.0 for v in vecs]
     cmax = max(cos)
     retr = _unit_range(block_scores)
-    from collections import Counter
-
-    from ragcli.generation.sentence_selector import terms
-
     own = comp.selector.score_terms(terms(question), [Counter(terms(text[b.start : b.end])) for b in blocks])
     own = _unit_range(own)
     urank, crank = _rank_inv(umax), _rank_inv(cos)
