@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,14 +66,27 @@ def test_train_unit_model_cli_gates_and_the_config_loads_it(tmp_path: Path) -> N
     assert len(missing) == 1 and "ragcli train unit-model --name other" in missing[0]
 
 
-def test_train_unit_model_gates_the_whole_source_path_too(tmp_path: Path) -> None:
+def test_train_unit_model_gates_the_whole_source_path_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a config that sends one source whole is gated on that path: the held-out questions get the blocks'
     # similarity to the question from the store, as the query path gives it
+    from ragcli.pipelines import compress_step
+
+    seen: list[list[float | None] | None] = []
+    real = compress_step.block_similarity
+
+    def recorded(*args: Any) -> list[float | None] | None:
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(compress_step, "block_similarity", recorded)
     cfg = _cfg(tmp_path / "home", unit_model="packaged:qa-units", whole_source_tokens=400)
     result = run_train(tmp_path, cfg, "unit-model", "--json")
     assert result.exit_code == 0, result.output
     gate = json.loads(result.stdout)["gate"]
     assert gate["queries"] == 3 and gate["baseline"] == "unit_model: packaged:qa-units"
+    assert seen and all(s and all(v is not None for v in s) for s in seen)  # one cosine per packed source
 
 
 def test_train_unit_model_refuses_a_config_without_sentence_compression(tmp_path: Path) -> None:
