@@ -273,10 +273,8 @@ class SentenceCompressor:
         ):
             whole = self._whole_source(text, blocks, units, block_similarity)
             if whole is not None:
-                out, n_kept, n_closest = whole
-                done = self._result(
-                    text, out, original, self.count(out), budget, t0, spans, len(units), n_kept, 0
-                )
+                out, tokens, n_kept, n_closest = whole
+                done = self._result(text, out, original, tokens, budget, t0, spans, len(units), n_kept, 0)
                 return replace(done, whole_source=True, closest_units=n_closest)
         for u in units:
             u.cost = self.count(text[u.start : u.end]) + 1  # +1: the joining space or line break
@@ -611,13 +609,15 @@ class SentenceCompressor:
         blocks: list[_Block],
         units: list[_Unit],
         similarity: Sequence[float | None] | None = None,
-    ) -> tuple[str, int, int] | None:
+    ) -> tuple[str, int, int, int] | None:
         """The source (block) that holds the best unit, whole, plus the best units of the block closest to the
-        question by `similarity` when that is another one; the units kept, and how many of them are the closest
-        block's. None when the source alone is longer than `whole_source_tokens`."""
+        question by `similarity` when that is another one: the text, its tokens, the units kept, and how many of
+        them are the closest block's. None when the source alone is longer than `whole_source_tokens`."""
         best = max(units, key=lambda u: (u.score, -u.block, -u.start))
         kept = [u for u in units if u.block == best.block]
-        if self.count(self._render(text, blocks, kept)) > self.whole_source_tokens:
+        out = self._render(text, blocks, kept)
+        tokens = self.count(out)
+        if tokens > self.whole_source_tokens:
             return None
         known = (
             [(s, bi) for bi, s in enumerate(similarity) if s is not None]
@@ -630,7 +630,10 @@ class SentenceCompressor:
             if closest != best.block:
                 theirs = [u for u in units if u.block == closest and not u.heading]
                 added = sorted(theirs, key=lambda u: (-u.score, u.start))[:_CLOSEST_UNITS]
-        return self._render(text, blocks, kept + added), len(kept) + len(added), len(added)
+        if added:
+            out = self._render(text, blocks, kept + added)
+            tokens = self.count(out)
+        return out, tokens, len(kept) + len(added), len(added)
 
     def _select(self, units: list[_Unit], blocks: list[_Block], budget: int, sep: int) -> list[_Unit]:
         order = sorted(units, key=lambda u: (not u.must, -u.score, u.block, u.start))
