@@ -151,9 +151,7 @@ def train_unit_model(
         progress(f"searching and packing {len(usable)} labeled questions in collection {cfg.collection}")
     opts = QueryOptions(no_answer=True)
     packed: dict[str, tuple[str, list[float]]] = {}
-    similarity: dict[
-        str, list[float | None] | None
-    ] = {}  # what `whole_source_tokens` reads, as the query path
+    searched: dict[str, tuple[tuple[float, ...] | None, list[str]]] = {}  # query vector, packed chunk ids
     for p in usable:
         rec = new_recorder(stages, opts)
         found = retrieve(p.question, stages, opts, rec)
@@ -161,8 +159,7 @@ def train_unit_model(
         scores = {h.chunk.id: h.score for h in found.hits}
         ids = [c.chunk_id for c in context.citations]
         packed[p.id] = (context.text, [scores.get(c, 0.0) for c in ids])
-        if current.whole_source_tokens:
-            similarity[p.id] = block_similarity(stages, found.query_vector, ids)
+        searched[p.id] = (found.query_vector, ids)
     train_ids, held = split_queries(list(by_id), holdout) if holdout > 0 else (list(by_id), [])
     xs: list[npt.NDArray[np.float64]] = []
     ys: list[npt.NDArray[np.float64]] = []
@@ -218,6 +215,10 @@ def train_unit_model(
         progress(f"gate: compressing {len(held)} held-out questions with the new model and without it")
     learned = copy.copy(current)
     learned.unit_model = model
+    # what `whole_source_tokens` reads, as the query path gives it: the held-out sources' cosine with the question
+    similarity = (
+        {q: block_similarity(stages, *searched[q]) for q in held} if current.whole_source_tokens else {}
+    )
 
     def kept(comp: SentenceCompressor, q: str) -> float:
         text, block_scores = packed[q]
