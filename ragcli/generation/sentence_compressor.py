@@ -57,6 +57,8 @@ from ragcli.generation.unit_model import UNIT_FEATURES, UnitModel, plain_questio
 
 EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 """Texts -> L2-normalised vectors, one row per text (an `Embedder`'s `embed(...).vectors`)."""
+Similarity = Sequence[float | None] | Callable[[], Sequence[float | None] | None]
+"""Each block's embedding similarity to the question (None where unknown), or a function that returns them."""
 
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
 SOURCE_LINE = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
@@ -233,7 +235,7 @@ class SentenceCompressor:
         target: CompressionTarget,
         *,
         block_scores: Sequence[float] | None = None,
-        block_similarity: Sequence[float | None] | None = None,
+        block_similarity: Similarity | None = None,
         sources: bool = True,
     ) -> Compressed:
         """Compress `text` to `target`, keeping what bears on `question` and every protected span whole.
@@ -246,8 +248,10 @@ class SentenceCompressor:
             block_scores: one relevance score per block of `text` (paragraphs split at blank lines), e.g. the
                 reranker's scores of packed hits; used as the coarse prior when the count matches.
             block_similarity: one embedding similarity to the question per block (the stored chunk vectors'
-                cosine with the query's; None where unknown); with `whole_source_tokens`, the closest block's best
-                units join the source sent whole when it is another one.
+                cosine with the query's; None where unknown), or a function that returns them, called only when
+                a source is sent whole (a store read the other questions need not pay); with
+                `whole_source_tokens`, the closest block's best units join the source sent whole when it is
+                another one.
             sources: `text` is a set of sources (the context), so `whole_source_tokens` may send one of them
                 whole; False for another prompt part (a system prompt is never cut to one of its paragraphs).
         """
@@ -608,7 +612,7 @@ class SentenceCompressor:
         text: str,
         blocks: list[_Block],
         units: list[_Unit],
-        similarity: Sequence[float | None] | None = None,
+        similarity: Similarity | None = None,
     ) -> tuple[str, int, int, int] | None:
         """The source (block) that holds the best unit, whole, plus the best units of the block closest to the
         question by `similarity` when that is another one: the text, its tokens, the units kept, and how many of
@@ -619,6 +623,8 @@ class SentenceCompressor:
         tokens = self.count(out)
         if tokens > self.whole_source_tokens:
             return None
+        if callable(similarity):
+            similarity = similarity()
         known = (
             [(s, bi) for bi, s in enumerate(similarity) if s is not None]
             if similarity is not None and len(similarity) == len(blocks)

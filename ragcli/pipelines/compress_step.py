@@ -7,7 +7,7 @@ Off unless the config names a compressor (`compression: {type: sentences, ratio:
 `min_tokens` are left alone. The packed blocks' retrieval (or rerank) scores are the compressor's coarse prior.
 A citation whose `[n]` block was dropped whole is dropped from the answer's citations too. With
 `whole_source_tokens`, the compressor also gets each block's cosine with the question, from the vectors the store
-already holds.
+already holds (read only when a source is sent whole).
 """
 
 from __future__ import annotations
@@ -42,13 +42,14 @@ def compress(
             scores = {h.chunk.id: h.score for h in retrieved.hits}
             block_scores = [scores.get(c.chunk_id, 0.0) for c in context.citations]
             if isinstance(comp, SentenceCompressor):
-                similarity = (
-                    block_similarity(stages, retrieved.query_vector, [c.chunk_id for c in context.citations])
-                    if comp.whole_source_tokens
-                    else None
-                )
+                ids = [c.chunk_id for c in context.citations]
                 done = comp.compress(
-                    question, context.text, target, block_scores=block_scores, block_similarity=similarity
+                    question,
+                    context.text,
+                    target,
+                    block_scores=block_scores,
+                    # read from the store only when a source is sent whole
+                    block_similarity=lambda: block_similarity(stages, retrieved.query_vector, ids),
                 )
             else:
                 done = comp.compress(question, context.text, target)

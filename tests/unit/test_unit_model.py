@@ -149,6 +149,18 @@ def test_the_closest_source_by_embedding_adds_its_best_units() -> None:
         both.whole_source and both.closest_units == 2 and both.text.startswith(first + "\n[2] River Rhone\n")
     )
     assert "flows through Lyon" in both.text
+    # given as a function, it is read only when a source is sent whole (a store read the rest need not pay)
+    calls: list[int] = []
+
+    def lazily() -> list[float | None]:
+        calls.append(1)
+        return [0.2, 0.8]
+
+    lazy = whole.compress(question, SOURCES, target, block_scores=[1.0, 0.2], block_similarity=lazily)
+    assert (lazy.text, lazy.closest_units) == (both.text, 2)
+    multi = SentenceCompressor(words, fill=False, unit_model=model(multi_hop=True), whole_source_tokens=40)
+    assert not multi.compress(question, SOURCES, target, block_similarity=lazily).whole_source
+    assert calls == [1]
     from ragcli.errors import ConfigError
     from ragcli.generation.build import build_compressor
 
