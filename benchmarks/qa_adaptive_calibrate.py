@@ -15,6 +15,7 @@ Run: `.venv/bin/python benchmarks/qa_adaptive_calibrate.py [--sets hotpotqa nq] 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import logging
@@ -84,6 +85,11 @@ def retrieve_all(set_name: str, spec: str, args: argparse.Namespace, cache: Embe
     }
 
 
+def similarity_of(st: Any, question: str, ids: list[str]) -> Any:
+    """The packed blocks' cosine with the question, as the query path reads them (the stored vectors)."""
+    return block_similarity(st, st.embedder.embed_query(question).vectors[0].tolist(), ids)
+
+
 def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[dict[str, Any]]:
     """Pack the stored hits under every setting of the grid; answer-in-context and cl100k tokens per setting."""
     st, ds, cfg = run["stages"], run["ds"], run["cfg"]
@@ -111,10 +117,10 @@ def sweep(run: dict[str, Any], grid: list[dict[str, Any]], count: Any) -> list[d
             if comp is not None and ctx.tokens >= 64:
                 scores = {h.chunk.id: h.score for h in hits}
                 extra: dict[str, Any] = {}
-                if g.get("similarity"):  # the blocks' cosine with the question, as the query path computes it
-                    qv = st.embedder.embed_query(item.question).vectors[0].tolist()
-                    ids = [c.chunk_id for c in ctx.citations]
-                    extra["block_similarity"] = block_similarity(st, qv, ids)
+                if g.get("similarity"):  # the blocks' cosine with the question, read as the query path does
+                    extra["block_similarity"] = functools.partial(
+                        similarity_of, st, item.question, [c.chunk_id for c in ctx.citations]
+                    )
                 done = comp.compress(
                     item.question,
                     text,
