@@ -127,14 +127,18 @@ def _check_lines(items: list[dict[str, Any]], stages: Stages, path: Path) -> Non
 
 
 def _check_out(out: Path) -> None:
-    """Refuse an answers path that cannot be written before anything is paid (state file and answers go there)."""
-    folder = out.parent
-    if not folder.is_dir():
-        raise InputError(f"the folder of --out {str(out)!r} does not exist: {str(folder)!r}; create it first")
+    """Refuse an answers path that cannot be written before anything is paid (state file and answers go there);
+    a missing folder is made, as for every other file a command writes."""
     if out.is_dir():
         raise InputError(
             f"--out {str(out)!r} is a folder; give a file path such as {str(out / 'answers.jsonl')!r}"
         )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"--out {str(out)!r}: cannot make its folder {str(out.parent)!r} ({exc.strerror}); give a writable path"
+        ) from None
 
 
 class _State:

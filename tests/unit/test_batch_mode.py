@@ -236,12 +236,22 @@ def test_the_line_reports_the_tier_that_answered_after_a_cascade(tmp_path: Path)
     s.close()
 
 
-def test_a_missing_out_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
     with FakeBatchServer() as server:
         s = _stages(tmp_path, server.base_url)
-        with pytest.raises(InputError, match=r"folder of --out .* does not exist: '.*nodir'"):
-            run_batch(_questions(tmp_path), tmp_path / "nodir" / "o.jsonl", s, poll_s=0.0)
+        with pytest.raises(InputError, match=r"--out .*afile.*: cannot make its folder"):
+            run_batch(_questions(tmp_path), tmp_path / "afile" / "o.jsonl", s, poll_s=0.0)
         assert _llm_rows(s, "scripted") == 0 and server.api.seen == []
+        s.close()
+
+
+def test_a_missing_out_folder_is_made(tmp_path: Path) -> None:
+    with FakeBatchServer() as server:
+        s = _stages(tmp_path, server.base_url)
+        out = tmp_path / "new" / "deeper" / "o.jsonl"
+        run_batch(_questions(tmp_path), out, s, poll_s=0.0)
+        assert out.is_file() and out.read_text().strip()
         s.close()
 
 
@@ -290,8 +300,9 @@ def test_cli_query_batch(tmp_path: Path) -> None:
     assert shown.exit_code == 64 and "--show-prompt cannot be used with --batch" in shown.output
     where = runner.invoke(app, [*args, "--where", "team = 'x'"])
     assert where.exit_code == 64 and "filter field 'team' is not filterable" in where.output
-    nodir = runner.invoke(app, [*args[:3], "--out", str(tmp_path / "nodir" / "a.jsonl"), *args[5:]])
-    assert nodir.exit_code == 64 and "nodir" in nodir.output
+    (tmp_path / "afile").write_text("x")
+    nodir = runner.invoke(app, [*args[:3], "--out", str(tmp_path / "afile" / "a.jsonl"), *args[5:]])
+    assert nodir.exit_code == 64 and "cannot make its folder" in nodir.output
     bad = _write(tmp_path / "bad.jsonl", {"id": "x", "question": "Hotel?", "where": "team = 'x'"})
     partial = runner.invoke(app, ["query", "--batch", str(bad), "--out", str(out), "--config", str(cfg)])
     assert partial.exit_code == 2 and "bad.jsonl:1 (id 'x')" in partial.output, partial.output
