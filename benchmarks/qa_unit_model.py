@@ -12,8 +12,10 @@ Cross-validation: HotpotQA's span questions in the two folds of `qa_compress_pai
 block pair prior is out of fold too), NQ's first 300 in two folds (seed 0). A question of fold f is compressed
 with a unit model trained without fold f: its trees on the units of the other fold of both sets plus those of NQ's
 questions after the first 300 (never scored here), label = the unit holds an answer; its gate on the other fold's
-HotpotQA questions (multi-hop, the yes/no ones included) against NQ's questions after the first 300 (single-hop).
-`--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's first 300 never seen).
+HotpotQA questions (multi-hop, the yes/no ones included) against NQ's other fold and its questions after the first
+300 (single-hop). `--nq-limit 1293` scores all of NQ in two folds (each fold's trees and gate see the other fold's
+646 NQ questions only). `--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's
+first 300 never seen).
 
 `--whole-source N` (default 256; 0 leaves it out) adds the unit model with `compression.whole_source_tokens: N`:
 a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead, with the
@@ -171,12 +173,14 @@ def main() -> None:
             xs.append(x)
             ys.append(y)
         multi = [q for q in hp_questions if fold["hotpotqa"].get(q) != f or f is None]
-        gx = np.asarray([gate_x[q] for q in multi + nq_train])
-        gy = np.array([1] * len(multi) + [0] * len(nq_train))
+        # single-hop: NQ's training-only questions, and in CV the other fold of its scored ones
+        single = nq_train + ([q for q, g in fold["nq"].items() if g != f] if f is not None else [])
+        gx = np.asarray([gate_x[q] for q in multi + single])
+        gy = np.array([1] * len(multi) + [0] * len(single))
         card = {
             "trained_on": (
                 f"{sum(len(x) for x in xs)} units of {len(xs)} questions (HotpotQA span-answer and NQ after the first "
-                f"{args.nq_limit}); gate: {len(multi)} HotpotQA questions (multi-hop) against {len(nq_train)} NQ"
+                f"{args.nq_limit}); gate: {len(multi)} HotpotQA questions (multi-hop) against {len(single)} NQ"
             ),
             "trained": time.strftime("%Y-%m-%d"),
             "script": "benchmarks/qa_unit_model.py --write",
