@@ -667,6 +667,9 @@ def _describe(err: Any) -> str:
     path = _yaml_path(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
+        near = _near_key(loc)
+        if near:
+            return f"{path}: unknown key; did you mean {near!r}? (`ragcli config show` lists the keys)"
         return f"{path}: unknown key (remove it, or check its spelling against `ragcli config show`)"
     if kind == "union_tag_invalid":
         allowed = err.get("ctx", {}).get("expected_tags", "")
@@ -676,6 +679,37 @@ def _describe(err: Any) -> str:
     if kind == "missing":
         return f"{path}: required key is missing"
     return f"{path}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config models a field's type holds (through Optional, unions, lists and dicts)."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+def _near_key(loc: tuple[int | str, ...]) -> str | None:
+    """The known key closest in spelling to an unknown one at `loc` ("retrival" -> "retrieval"), if any is close."""
+    import difflib
+
+    models: list[type[BaseModel]] = [PipelineConfig]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        models = [
+            m
+            for model in models
+            if part in model.model_fields
+            for m in _models_in(model.model_fields[part].annotation)
+        ]
+    known = sorted({name for model in models for name in model.model_fields})
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.75) if loc else []
+    return close[0] if close else None
 
 
 _UNION_TAGS = {

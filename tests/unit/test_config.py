@@ -49,6 +49,23 @@ def test_three_mistakes_are_all_reported_with_their_paths(tmp_path: Path) -> Non
     assert "sk-secret" not in str(info.value)
 
 
+def test_a_misspelt_key_names_the_key_it_is_close_to(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "retrival: {top_k: 3}\npacking: {budget_token: 100, zzz: 1}\nllm: {type: openai, model: m, modle: x}\n"
+        "tiers: [{type: llama_cpp, model: a, context_windw: 512}]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    text = "\n".join(info.value.problems)
+    assert "retrival: unknown key; did you mean 'retrieval'?" in text
+    assert "packing.budget_token: unknown key; did you mean 'budget_tokens'?" in text
+    assert "llm.modle: unknown key; did you mean 'model'?" in text
+    assert "packing.zzz: unknown key (remove it" in text  # nothing close: no guess
+    # inside a list of a union of configs (the tiers): the keys of the tier's kinds
+    assert "tiers[0].context_windw: unknown key; did you mean 'context_window'?" in text
+
+
 def test_unknown_preset_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown preset 'nope'; presets are: .*local"):
         load_config("nope")
