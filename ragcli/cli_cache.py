@@ -128,11 +128,9 @@ def eval_cache(
         from ragcli.eval.cache_pairs import load_pairs
         from ragcli.generation.cache_verifier import open_verifier, resolve_verifier
 
-        folder = resolve_verifier(cfg.home_dir(), verifier or cfg.cache.verifier)
-        v = open_verifier(folder)
-        report = evaluate_pairs(
-            v, load_pairs(pairs, limit=limit), name=v.name, target_precision=cfg.cache.target_precision
-        )
+        labeled = load_pairs(pairs, limit=limit)  # the file's mistakes first: they are the cheaper to fix
+        v = open_verifier(resolve_verifier(cfg.home_dir(), verifier or cfg.cache.verifier))
+        report = evaluate_pairs(v, labeled, name=v.name, target_precision=cfg.cache.target_precision)
         if as_json:
             print_json(report)
             return

@@ -56,6 +56,11 @@ def test_train_calibrate_and_eval_on_fakes(tmp_path: Path) -> None:
 def test_cli_errors_exit_64(tmp_path: Path) -> None:
     r = runner.invoke(app, ["eval", "cache"])
     assert r.exit_code == 64 and "exactly one of --pairs" in r.output
+    # a missing pairs file is named before the missing verifier (the cheaper mistake to fix comes first)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"home: {tmp_path / 'home'}\nembedder: {{type: hash, dim: 64}}\n")
+    r = runner.invoke(app, ["eval", "cache", "--pairs", str(tmp_path / "nope.jsonl"), "-c", str(cfg)])
+    assert r.exit_code == 64 and "pairs file" in r.output and "does not exist" in r.output
     r = runner.invoke(app, ["cache", "invalidate"])
     assert r.exit_code == 64 and "--source" in r.output
     r = runner.invoke(
