@@ -699,8 +699,8 @@ def _near_key(loc: tuple[int | str, ...]) -> str | None:
 
     models: list[type[BaseModel]] = [PipelineConfig]
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
+        if not isinstance(part, str) or not any(part in model.model_fields for model in models):
+            continue  # a list index, or a key of a mapping of configs (a chunking profile's name)
         models = [
             m
             for model in models

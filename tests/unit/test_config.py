@@ -54,6 +54,7 @@ def test_a_misspelt_key_names_the_key_it_is_close_to(tmp_path: Path) -> None:
     bad.write_text(
         "retrival: {top_k: 3}\npacking: {budget_token: 100, zzz: 1}\nllm: {type: openai, model: m, modle: x}\n"
         "tiers: [{type: llama_cpp, model: a, context_windw: 512}]\n"
+        "ingest: {chunking: {profiles: {markdown: {max_tokns: 100}}}}\n"
     )
     with pytest.raises(ConfigError) as info:
         load_config(bad)
@@ -64,6 +65,8 @@ def test_a_misspelt_key_names_the_key_it_is_close_to(tmp_path: Path) -> None:
     assert "packing.zzz: unknown key (remove it" in text  # nothing close: no guess
     # inside a list of a union of configs (the tiers): the keys of the tier's kinds
     assert "tiers[0].context_windw: unknown key; did you mean 'context_window'?" in text
+    # under a mapping of configs (a profile's name is the user's own key)
+    assert "profiles.markdown.max_tokns: unknown key; did you mean 'max_tokens'?" in text
 
 
 def test_unknown_preset_names_the_valid_ones() -> None:
