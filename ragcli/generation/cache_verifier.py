@@ -1,12 +1,17 @@
-"""The answer cache's verifier: the probability that two questions ask the same thing.
+"""The answer cache's verifier: a score of how surely two questions ask the same thing, and its threshold.
 
 A verifier is a folder `<home>/verifiers/NAME/` written by `ragcli train cache-verifier`, with `card.json`:
 when and on what it was trained, its kind, the threshold calibrated to meet `cache.target_precision` and the
-held-out precision with its interval. Two kinds (`open_verifier` reads the card and returns the right one):
+held-out precision with its interval. Three kinds (`open_verifier` reads the card and returns the right one):
 
-- `head` (`CacheVerifier`, the default): `head.npz`, a small network over `[u * v, |u - v|, cosine, pair
-  features]` of the two questions' sentence embeddings, with `encoder/` when the encoder was fine-tuned;
-  otherwise the cache's own query vectors are reused. Numpy inference, well under a millisecond.
+- `cosine` (`CosineVerifier`; what `ragcli train cache-verifier` trains by default): the cosine of the two
+  questions' vectors by the encoder alone, with `encoder/` when it was fine-tuned on the pairs. No head to
+  overfit: on QQP it is the one kind whose threshold calibrates (at precision 0.90, held-out precision 0.907 and
+  hit rate 0.241 with the encoder fine-tuned for an epoch), where the head over the same encoder reaches 0.08 at
+  best (benchmarks/results/cache.md, 2026-12-04).
+- `head` (`CacheVerifier`; a card without a kind is one): `head.npz`, a small network over `[u * v, |u - v|,
+  cosine, pair features]` of the two questions' sentence embeddings, with `encoder/` when the encoder was
+  fine-tuned; otherwise the cache's own query vectors are reused. Numpy inference, well under a millisecond.
 - `cross` (`CrossVerifier`): a cross-encoder in `model/` that reads both questions together, as a reranker reads
   a query and a passage; the score is the sigmoid of its logit averaged over both orders. One small forward pass
   per candidate. Worth it with a strong duplicate-question cross-encoder as its base; a MiniLM fine-tuned here
@@ -134,6 +139,8 @@ def open_verifier(folder: Path, *, embedder: Embedder | None = None) -> CacheVer
     folder = Path(folder).expanduser()
     card = _read_card(folder)
     kind = card.get("kind", "head")
+    if kind == "cosine":
+        return CosineVerifier(folder, embedder=embedder, card=card)
     if kind == "cross":
         return CrossVerifier(folder, card=card)
     if kind == "head":
@@ -223,6 +230,11 @@ class CacheVerifier(_Calibrated):
         self, folder: Path, *, embedder: Embedder | None = None, card: dict[str, Any] | None = None
     ) -> None:
         super().__init__(folder, card)
+        self._head = self._load_head()
+        self._given = embedder
+        self._own: Embedder | None = None
+
+    def _load_head(self) -> dict[str, np.ndarray]:
         if not (self.folder / HEAD).is_file():
             raise ResourceMissing(
                 f"{self.folder} is not a cache verifier (needs {CARD} and {HEAD}); train one with "
@@ -230,7 +242,7 @@ class CacheVerifier(_Calibrated):
             )
         try:
             with np.load(self.folder / HEAD) as data:
-                self._head = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+                head = {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
         except (OSError, ValueError) as exc:
             raise ResourceMissing(
                 f"cannot read the cache verifier at {self.folder}: {exc}; retrain it"
@@ -240,8 +252,7 @@ class CacheVerifier(_Calibrated):
                 f"the cache verifier at {self.folder} was written by another version of ragcli "
                 f"(features {self.card.get('features')!r}); retrain it"
             )
-        self._given = embedder
-        self._own: Embedder | None = None
+        return head
 
     @property
     def encoder(self) -> str:
@@ -285,3 +296,27 @@ class CacheVerifier(_Calibrated):
         a_v = vecs[[row[t] for t in a_texts]]
         b_v = vecs[[row[t] for t in b_texts]]
         return self.score_vectors(a_texts, b_texts, a_v, b_v)
+
+
+class CosineVerifier(CacheVerifier):
+    """The cosine of the two questions' vectors by the verifier's encoder (packaged, or fine-tuned on the pairs),
+    with a calibrated threshold: no head on top."""
+
+    def _load_head(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def score_vectors(
+        self, a_texts: Sequence[str], b_texts: Sequence[str], a_vecs: np.ndarray, b_vecs: np.ndarray
+    ) -> np.ndarray:
+        """Cosines for pairs whose vectors (from `embed`) are already known."""
+        u = np.asarray(a_vecs, dtype=np.float64)
+        v = np.asarray(b_vecs, dtype=np.float64)
+        if u.shape != v.shape or len(u) != len(a_texts) or len(a_texts) != len(b_texts):
+            raise InputError(
+                f"verifier input mismatch: {u.shape} and {v.shape} vectors for {len(a_texts)} and "
+                f"{len(b_texts)} texts; give one vector per text, the same number on both sides"
+            )
+        if len(u) == 0:
+            return np.zeros(0, dtype=np.float64)
+        norms = np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1)
+        return np.asarray(np.sum(u * v, axis=1) / np.maximum(norms, 1e-12), dtype=np.float64)

@@ -53,6 +53,40 @@ def test_train_calibrate_and_eval_on_fakes(tmp_path: Path) -> None:
     assert again["calibration"]["target_precision"] == 0.8 and again["calibration_history"]
 
 
+def test_a_cosine_verifier_is_calibrated_and_serves_through_the_answer_cache(tmp_path: Path) -> None:
+    from ragcli.generation.answer_cache import AnswerCache
+    from ragcli.generation.cache_protocols import CacheScope
+    from ragcli.generation.cache_verifier import CosineVerifier, open_verifier
+    from ragcli.generation.sqlite_cache_store import SqliteCacheStore
+    from ragcli.retrieval.qdrant_server_store import QdrantServerStore
+    from ragcli.types import Usage
+
+    pairs = _pairs_file(tmp_path / "pairs.jsonl")
+    recipe = VerifierRecipe(kind="cosine", epochs=0, max_pairs=400, target_precision=0.9)
+    card = train_cache_verifier(pairs, "cos", tmp_path / "home", recipe, embedder=HashEmbedder(64))
+    folder = tmp_path / "home" / "verifiers" / "cos"
+    assert card["kind"] == "cosine" and card["encoder"] == "hash-64" and not (folder / "head.npz").exists()
+    assert card["threshold"] is not None and -1.0 <= card["threshold"] <= 1.0
+    assert card["calibration"]["lower"] >= 0.9
+    v = open_verifier(folder, embedder=HashEmbedder(64))
+    assert isinstance(v, CosineVerifier) and v.reuses("hash-64")
+    same = v.score(["how about topic1 alpha1 beta1 gamma1"], ["gamma1 topic1 beta1 alpha1"])
+    other = v.score(["how about topic1 alpha1 beta1 gamma1"], ["what is topic8 alpha8 beta8 gamma8"])
+    assert same[0] >= v.threshold > other[0]
+    report = evaluate_pairs(v, load_pairs(pairs), name="cos", target_precision=0.9)
+    assert report.held_out.precision >= 0.9
+    scope = CacheScope("docs", tenant="", filter="", pipeline="p1", model="m")
+    index = QdrantServerStore("answer_cache", location=":memory:")
+    cache = AnswerCache(SqliteCacheStore(tmp_path / "c.sqlite"), index, HashEmbedder(64), verifier=v)
+    cache.store(
+        "how about topic1 alpha1 beta1 gamma1", scope, "An answer.", model="m", usage=Usage(10, 0, 5, 0.0, 1)
+    )
+    hit = cache.lookup("gamma1 topic1 beta1 alpha1", scope).hit
+    assert hit is not None and hit.tier == "semantic" and hit.entry.answer == "An answer."
+    assert cache.lookup("what is topic8 alpha8 beta8 gamma8", scope).hit is None
+    index.close()
+
+
 def test_cli_errors_exit_64(tmp_path: Path) -> None:
     r = runner.invoke(app, ["eval", "cache"])
     assert r.exit_code == 64 and "exactly one of --pairs" in r.output
