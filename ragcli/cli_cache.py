@@ -150,10 +150,14 @@ def eval_cache(
             )
         out.print(table)
         h = report.held_out
+        held = (
+            f"precision {h.precision:.3f} [{h.lower:.3f}, {h.upper:.3f}], hit rate {h.hit_rate:.3f}, {h.hits} hits"
+            if h.hits
+            else "no hits (nothing served, so no precision to state)"
+        )
         out.print(
             f"calibrated threshold {_fmt_t(report.calibrated.threshold)} for precision >= "
-            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: precision "
-            f"{h.precision:.3f} [{h.lower:.3f}, {h.upper:.3f}], hit rate {h.hit_rate:.3f}, {h.hits} hits"
+            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: {held}"
         )
 
 

@@ -265,6 +265,7 @@ def test_eval_cache_json_is_strict_when_no_threshold_qualifies(
     assert rep["calibrated"]["threshold"] is None and rep["held_out"]["threshold"] is None
     text = runner.invoke(app, ["eval", "cache", "--pairs", str(noise), "-c", str(cfg)])
     assert text.exit_code == 0 and "calibrated threshold none" in text.stdout
+    assert "held out: no hits" in " ".join(text.stdout.split())
     assert finite_or_none({"a": math.inf, "b": [math.nan, 1.5], "c": (-math.inf,)}) == {
         "a": None, "b": [None, 1.5], "c": [None]
     }  # fmt: skip
