@@ -357,8 +357,15 @@ def _groups(pairs: Sequence[LabeledPair]) -> dict[str, str]:
     return {q: find(q) for q in parent}
 
 
-def replay_run(args: Any, report: Sequence[LabeledPair], vc: Any, work: Path) -> dict[str, Any]:
-    """QQP questions asked twice in other words, mixed with new ones, through three caches."""
+def replay_run(
+    args: Any,
+    report: Sequence[LabeledPair],
+    vc: Any,
+    work: Path,
+    verifier_at: tuple[str, Path] | None = None,
+) -> dict[str, Any]:
+    """QQP questions asked twice in other words, mixed with new ones, through three caches; the third's verifier
+    is the shipped one, or `verifier_at` (its label, its folder)."""
     from ragcli.eval.cache_eval import LoggedQuestion, replay
     from ragcli.generation.answer_cache import AnswerCache
     from ragcli.generation.cache_protocols import CacheScope
@@ -380,16 +387,20 @@ def replay_run(args: Any, report: Sequence[LabeledPair], vc: Any, work: Path) ->
     vc.get([q.question for q in log])
     scope = CacheScope("bench", pipeline="p", model="m")
     runs: dict[str, Any] = {}
+    named, verifier_folder = verifier_at or (
+        shipped_name(args),
+        work / "home" / "verifiers" / shipped_name(args),
+    )
     for label, kind in (
         ("no cache", None),
         ("cosine >= 0.9 (GPTCache-style)", "cosine"),
-        (f"exact + verifier {shipped_name(args)} (ragcli)", "verifier"),
+        (f"exact + verifier {named} (ragcli)", "verifier"),
     ):
         folder = work / "replay" / (kind or "none")
         shutil.rmtree(folder, ignore_errors=True)
         emb = CachedEmbedder(vc)
         verifier = (
-            open_verifier(work / "home" / "verifiers" / shipped_name(args), embedder=emb)  # type: ignore[arg-type]
+            open_verifier(verifier_folder, embedder=emb)  # type: ignore[arg-type]
             if kind == "verifier"
             else None
         )

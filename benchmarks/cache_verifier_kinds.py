@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="the --work folder of a cache_qqp.py run")
     ap.add_argument("--train-pairs", type=int, default=24315, help="as given to cache_qqp.py")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--replay-groups", type=int, default=600, help="the replay's questions asked twice (0: none)"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -118,7 +121,38 @@ def main() -> None:
                     f"[{p.lower:.3f}, {p.upper:.3f}] | {p.hit_rate:.3f} | {in_sample} |"
                 )
             print(lines[-1], flush=True)
+    if args.replay_groups:
+        lines += replay_lines(args, report, made["cosine, fine-tuned encoder"], calib_file)
     emit(lines, args.out)
+
+
+def replay_lines(args: argparse.Namespace, report: list, folder: Path, calib_file: Path) -> list[str]:
+    """`cache_qqp.py`'s replay with the fine-tuned cosine verifier, calibrated at precision 0.90 by the product's
+    `calibrate_verifier` (its card then holds the threshold the cache serves at)."""
+    import cache_qqp_parts as parts
+    from cache_qqp import VectorCache
+
+    from ragcli.train.cache_verifier import calibrate_verifier
+
+    card = calibrate_verifier(folder, calib_file, target_precision=0.90)
+    vc = VectorCache(args.work / "minilm_vectors.npz")
+    ns = argparse.Namespace(seed=args.seed, replay_groups=args.replay_groups, kind="head")
+    label = f"cosine, fine-tuned encoder, calibrated at 0.90 (threshold {card['threshold']:.4f})"
+    rep = parts.replay_run(ns, report, vc, args.work, verifier_at=(label, folder))
+    out = [
+        "",
+        f"Replay: {rep['questions']} report-part questions ({rep['asked_twice']} asked twice in other words, "
+        f"{rep['new']} new), random order:",
+        "",
+        "| cache | LLM calls | calls avoided | exact | semantic | wrong answers served |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in rep["runs"].items():
+        out.append(
+            f"| {name} | {r['llm_calls']} | {r['calls_avoided']} | {r['exact_hits']} | {r['semantic_hits']} | "
+            f"{r['wrong_answers_served']} |"
+        )
+    return out
 
 
 if __name__ == "__main__":
