@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,17 @@ VerifierOpt = Annotated[
     str | None,
     typer.Option("--verifier", help="A trained verifier (default: cache.verifier, else the last one)."),
 ]
+
+
+def _refused(cal: dict[str, Any]) -> str:
+    """What to do when calibration found no threshold: the strictest precision these pairs could support."""
+    if cal.get("threshold") is not None or "reachable" not in cal:
+        return ""
+    return (
+        f"; no threshold reaches precision {cal['target_precision']} at the lower bound of its "
+        f"{cal['confidence']:.0%} interval (the best reached is {cal['reachable']:.3f}): give more labeled pairs, "
+        "fine-tune the encoder (--epochs 1), or set cache.target_precision at or below that"
+    )
 
 
 def _fmt_t(t: float | None) -> str:
@@ -98,7 +110,7 @@ def train_cache_verifier_cmd(
             f"trained cache verifier {name!r} in {card['train_seconds']:.0f}s on {card['pairs_used']['train']} pairs; "
             f"threshold {_fmt_t(card['threshold'])} (held-out precision {cal['precision']:.3f}, "
             f"{cal['confidence']:.0%} interval [{cal['lower']:.3f}, {cal['upper']:.3f}], hit rate "
-            f"{cal['hit_rate']:.3f} on {card['pairs_used']['calibration']} pairs)"
+            f"{cal['hit_rate']:.3f} on {card['pairs_used']['calibration']} pairs){_refused(cal)}"
         )
 
 
@@ -155,9 +167,11 @@ def eval_cache(
             if h.hits
             else "no hits (nothing served, so no precision to state)"
         )
+        cal = report.calibrated
+        refused = "" if cal.serves else _refused({**asdict(cal), "threshold": None})
         out.print(
-            f"calibrated threshold {_fmt_t(report.calibrated.threshold)} for precision >= "
-            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: {held}"
+            f"calibrated threshold {_fmt_t(cal.threshold)} for precision >= "
+            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: {held}{refused}"
         )
 
 
@@ -235,6 +249,7 @@ def cache_calibrate(
         out.print(
             f"verifier {folder.name}: threshold {_fmt_t(card['threshold'])} (precision {c['precision']:.3f}, "
             f"interval [{c['lower']:.3f}, {c['upper']:.3f}], hit rate {c['hit_rate']:.3f}, {c['pairs']} pairs)"
+            f"{_refused(c)}"
         )
 
 

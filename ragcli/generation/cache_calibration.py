@@ -76,6 +76,9 @@ class Calibration:
     lower: float
     upper: float
     hit_rate: float
+    reachable: float = 0.0
+    """The highest lower bound any threshold (with enough hits) reached on these pairs: the strictest target they
+    can support. Below the target when nothing serves, which tells the user what to ask for instead."""
 
     @property
     def serves(self) -> bool:
@@ -148,8 +151,11 @@ def choose_threshold(
         if p.hits >= min_hits and p.lower >= target_precision:
             chosen = p
     positives = int(y.sum())
+    reachable = max((p.lower for p in curve if p.hits >= min_hits), default=0.0)
     if chosen is None:
-        return Calibration(NEVER, target_precision, confidence, len(s), positives, 0, 0, 0.0, 0.0, 1.0, 0.0)
+        return Calibration(
+            NEVER, target_precision, confidence, len(s), positives, 0, 0, 0.0, 0.0, 1.0, 0.0, reachable
+        )
     return Calibration(
         threshold=chosen.threshold,
         target_precision=target_precision,
@@ -162,6 +168,7 @@ def choose_threshold(
         lower=chosen.lower,
         upper=chosen.upper,
         hit_rate=chosen.hit_rate,
+        reachable=reachable,
     )
 
 

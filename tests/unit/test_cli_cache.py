@@ -265,7 +265,10 @@ def test_eval_cache_json_is_strict_when_no_threshold_qualifies(
     assert rep["calibrated"]["threshold"] is None and rep["held_out"]["threshold"] is None
     text = runner.invoke(app, ["eval", "cache", "--pairs", str(noise), "-c", str(cfg)])
     assert text.exit_code == 0 and "calibrated threshold none" in text.stdout
-    assert "held out: no hits" in " ".join(text.stdout.split())
+    flat = " ".join(text.stdout.split())
+    assert "held out: no hits" in flat
+    # what the user can do instead: the strictest precision these pairs support
+    assert "no threshold reaches precision 0.99" in flat and "the best reached is 0." in flat
     assert finite_or_none({"a": math.inf, "b": [math.nan, 1.5], "c": (-math.inf,)}) == {
         "a": None, "b": [None, 1.5], "c": [None]
     }  # fmt: skip
