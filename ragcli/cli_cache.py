@@ -34,8 +34,10 @@ VerifierOpt = Annotated[
 
 
 def _refused(cal: dict[str, Any]) -> str:
-    """What to do when calibration found no threshold: the strictest precision these pairs could support."""
-    if cal.get("threshold") is not None or "reachable" not in cal:
+    """What to do when calibration found no threshold (null in a card, inf in a `Calibration`): the strictest
+    precision these pairs could support."""
+    threshold = cal.get("threshold")
+    if (threshold is not None and math.isfinite(threshold)) or "reachable" not in cal:
         return ""
     return (
         f"; no threshold reaches precision {cal['target_precision']} at the lower bound of its "
@@ -167,11 +169,10 @@ def eval_cache(
             if h.hits
             else "no hits (nothing served, so no precision to state)"
         )
-        cal = report.calibrated
-        refused = "" if cal.serves else _refused({**asdict(cal), "threshold": None})
         out.print(
-            f"calibrated threshold {_fmt_t(cal.threshold)} for precision >= "
-            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: {held}{refused}"
+            f"calibrated threshold {_fmt_t(report.calibrated.threshold)} for precision >= "
+            f"{report.target_precision} (lower bound) on {report.calibration_pairs} pairs; held out: {held}"
+            f"{_refused(asdict(report.calibrated))}"
         )
 
 
