@@ -72,7 +72,7 @@ def main() -> None:
     kinds = verifiers / "kinds"
     shutil.rmtree(kinds, ignore_errors=True)
     kinds.mkdir()
-    made: dict[str, Path] = {}
+    made: dict[str, tuple[Path, str]] = {}  # label -> the copy's folder, the verifier its encoder came from
     for label, source, kind in (
         ("head, fine-tuned encoder", finetuned, "head"),
         ("cosine, fine-tuned encoder", finetuned, "cosine"),
@@ -84,7 +84,7 @@ def main() -> None:
         card = json.loads((folder / "card.json").read_text())
         card["kind"] = kind
         (folder / "card.json").write_text(json.dumps(card, indent=2))
-        made[label] = folder
+        made[label] = (folder, source.name)
     ca, cb = [p.text_a for p in calib], [p.text_b for p in calib]
     cy = np.array([p.label for p in calib])
     a, b = [p.text_a for p in report], [p.text_b for p in report]
@@ -96,13 +96,15 @@ def main() -> None:
         "report hit rate | in-sample hit rate at the target |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
-    vectors: dict[str, tuple[dict[str, int], np.ndarray]] = {}  # encoder -> its vectors, each text once
-    for label, folder in made.items():
+    vectors: dict[
+        str, tuple[dict[str, int], np.ndarray]
+    ] = {}  # encoder's source -> its vectors, each text once
+    for label, (folder, source) in made.items():
         v = open_verifier(folder)
-        if v.encoder.split("/")[-1] not in vectors:  # the same encoder scores both kinds
+        if source not in vectors:  # the same encoder scores both kinds
             unique = list(dict.fromkeys([*ca, *cb, *a, *b]))
-            vectors[v.encoder.split("/")[-1]] = ({t: i for i, t in enumerate(unique)}, v.embed(unique))
-        row, vecs = vectors[v.encoder.split("/")[-1]]
+            vectors[source] = ({t: i for i, t in enumerate(unique)}, v.embed(unique))
+        row, vecs = vectors[source]
 
         def score(xs: list[str], zs: list[str]) -> np.ndarray:
             return v.score_vectors(xs, zs, vecs[[row[t] for t in xs]], vecs[[row[t] for t in zs]])  # noqa: B023
@@ -122,7 +124,7 @@ def main() -> None:
                 )
             print(lines[-1], flush=True)
     if args.replay_groups:
-        lines += replay_lines(args, report, made["cosine, fine-tuned encoder"], calib_file)
+        lines += replay_lines(args, report, made["cosine, fine-tuned encoder"][0], calib_file)
     emit(lines, args.out)
 
 
