@@ -2,10 +2,12 @@
 released outcomes (Mixtral-8x7B vs GPT-4 on GSM8K and MMLU).
 
 For each seed the file is split (stratified by benchmark) into a training part (70 %: model picked by 3-fold
-cross-validation inside it, fitted on 75 % of it, threshold calibrated on the other 25 %) and a held-out part
-(30 %) that every number below is measured on. Several seeds give the spread of the held-out numbers.
+cross-validation inside it, then fitted on all of it with the threshold read from the same cross-validation's
+out-of-fold predictions; `--calibration holdout`: fitted on 75 % of it, threshold calibrated on the other 25 %) and
+a held-out part (30 %) that every number below is measured on. Several seeds give the spread of the held-out
+numbers.
 
-    .venv/bin/python benchmarks/routing.py --data ../shared/data --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/routing.py --data ../shared/data --seeds 0 1 2 3 4 [--calibration holdout]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--target-share", type=float, default=0.5)
     ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--calibration", choices=("cross-fit", "holdout"), default="cross-fit")
     ap.add_argument(
         "--no-gbm", action="store_true", help="Skip gradient boosting in the model selection (slow)."
     )
@@ -92,6 +95,7 @@ def main() -> None:
             embeddings=emb,
             with_gbm=not args.no_gbm,
             candidates_only=args.models.split(",") if args.models else None,
+            calibration=args.calibration,
         )
         runs.append(res)
         c = res["combined"]["routers"]
@@ -126,14 +130,20 @@ def write_markdown(
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; commit {commit}; machine {platform.machine()}, "
         f"{platform.processor() or 'cpu'}, Python {platform.python_version()}",
         f"- command: `.venv/bin/python benchmarks/routing.py --seeds {' '.join(map(str, args.seeds))} "
-        f"--target-share {args.target_share}{' --no-gbm' if args.no_gbm else ''}"
+        f"--target-share {args.target_share} --calibration {args.calibration}{' --no-gbm' if args.no_gbm else ''}"
         f"{' --models ' + args.models if args.models else ''}`",
         f"- load average at start {' '.join(load_start)}, at end {' '.join(load_end)}; embedding {len(outcomes)} prompts "
         f"{embed_s:.0f} s (0 when cached), train + evaluate {eval_s:.0f} s for {len(runs)} seeds",
         f"- data: `routing/outcomes.jsonl` ({len(outcomes)} prompts; tiers {outcomes.tiers[0]} -> {outcomes.tiers[-1]})",
         f"- protocol: per seed a stratified {100 * (1 - args.test_fraction):.0f}/{100 * args.test_fraction:.0f} split; "
-        "the router is picked by 3-fold CV inside the training part, fitted on 75 % of it, calibrated on 25 %; "
-        "everything below is measured on the held-out part. Mean ± sd over seeds.",
+        + (
+            "the router is picked by 3-fold CV inside the training part, fitted on all of it, its threshold read "
+            "from that CV's out-of-fold predictions; "
+            if args.calibration == "cross-fit"
+            else "the router is picked by 3-fold CV inside the training part, fitted on 75 % of it, calibrated on "
+            "25 %; "
+        )
+        + "everything below is measured on the held-out part. Mean ± sd over seeds.",
         f"- dollars: {runs[0]['usd_source']}",
         "",
         "## APGR (higher is better; random = 0.5)",
@@ -193,7 +203,13 @@ def write_markdown(
         "",
         "## Calibration: strong share reached on the held-out part",
         "",
-        f"Target {args.target_share:.2f} (calibrated on the training part's calibration slice); reached "
+        f"Target {args.target_share:.2f} (calibrated on "
+        + (
+            "out-of-fold predictions"
+            if args.calibration == "cross-fit"
+            else "the training part's calibration slice"
+        )
+        + f"); reached "
         f"{_mean_sd(shares)} (per seed: {', '.join(f'{s:.3f}' for s in shares)}).",
         "",
         "## Model selection (3-fold CV APGR inside the training part, seed "

@@ -83,6 +83,16 @@ def _tier_prices(
     return rows
 
 
+CalibrationOpt = Annotated[
+    str,
+    typer.Option(
+        "--calibration",
+        help="cross-fit: fit on every label, threshold from out-of-fold predictions; holdout: fit on 75 %, "
+        "calibrate on 25 %.",
+    ),
+]
+
+
 def _load_outcomes(path: Path, tiers: str | None) -> Outcomes:
     from ragcli.train.router_outcomes import read_outcomes
 
@@ -99,10 +109,12 @@ def train_router_cmd(
     model: Annotated[
         str | None, typer.Option("--model", help="Force a candidate model (default: picked by CV).")
     ] = None,
+    calibration: CalibrationOpt = "cross-fit",
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a router on outcome labels: per tier P(good answer), threshold calibrated on held-out labels."""
+    """Train a router on outcome labels: per tier P(good answer), threshold calibrated on predictions for labels
+    the model did not see (out of fold, or a held-out part)."""
     from ragcli.cost.prices import PriceTable
     from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
     from ragcli.resources import cache_dir
@@ -119,6 +131,7 @@ def train_router_cmd(
             target=_target(target_share, quality_floor, cfg),
             tier_prices=_tier_prices(data, prices),
             model=model,
+            calibration=calibration,
             cache=cache_dir("cache"),
         )
         folder = save_router(trained, cfg.home_dir())
@@ -126,10 +139,14 @@ def train_router_cmd(
         if as_json:
             print_json({"folder": str(folder), **{k: v for k, v in card.items() if k != "features"}})
             return
+        how = (
+            "all fit, threshold from out-of-fold predictions"
+            if card["calibration"] == "cross-fit"
+            else f"{card['labels_fit']} fit, {card['labels_calibration']} calibration"
+        )
         out.print(
-            f"trained router {name!r} on {card['labels']} labels ({card['labels_fit']} fit, "
-            f"{card['labels_calibration']} calibration): model {card['model_name']}, rule {card['rule']}, "
-            f"threshold {card['threshold']:.4f} for {card['target']}; saved in {folder}"
+            f"trained router {name!r} on {card['labels']} labels ({how}): model {card['model_name']}, "
+            f"rule {card['rule']}, threshold {card['threshold']:.4f} for {card['target']}; saved in {folder}"
         )
         out.print(
             f"calibration APGR: {', '.join(f'{k} {v:.3f}' for k, v in card['calibration_apgr'].items())}"
@@ -148,6 +165,7 @@ def eval_router_cmd(
     quality_floor: FloorOpt = None,
     test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.05, max=0.9)] = 0.3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    calibration: CalibrationOpt = "cross-fit",
     output_tokens: Annotated[
         int, typer.Option("--output-tokens", min=0, help="Assumed answer length for $.")
     ] = 200,
@@ -193,6 +211,7 @@ def eval_router_cmd(
             seed=seed,
             output_tokens=output_tokens,
             cache=cache_dir("cache"),
+            calibration=calibration,
         )
         if as_json:
             print_json({**result, "in_sample": in_sample})

@@ -104,8 +104,10 @@ def evaluate_router(
     cache: Any = None,
     with_gbm: bool = True,
     candidates_only: Sequence[str] | None = None,
+    calibration: str = "cross-fit",
 ) -> dict[str, Any]:
-    """Score a router (given, or trained here on one part) against the baselines on held-out outcomes."""
+    """Score a router (given, or trained here on one part, calibrated as `train_router`'s `calibration` says)
+    against the baselines on held-out outcomes."""
     from ragcli.train.router_outcomes import split_indices
     from ragcli.train.router_training import embed_prompts, train_router
 
@@ -122,6 +124,7 @@ def evaluate_router(
             seed=seed,
             with_gbm=with_gbm,
             candidates_only=candidates_only,
+            calibration=calibration,
         )
         from ragcli.generation.router_features import RouterFeatures
 

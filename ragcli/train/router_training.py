@@ -1,6 +1,10 @@
 """Train a router for N tiers on outcome labels: per tier, P(answer good) from the packaged encoder's embedding
-and cheap features; the model is picked by cross-validation on the training part, the threshold calibrated on a
-held-out part, and the whole saved as `<home>/routers/NAME/` (card + numpy weights).
+and cheap features; the model is picked by cross-validation, and the whole saved as `<home>/routers/NAME/` (card +
+numpy weights).
+
+Calibration is cross-fitted by default: the picked model is fitted on every label, and its threshold is read from
+the out-of-fold predictions of the same cross-validation that picked it, so no label is spent on calibration
+alone (`calibration="holdout"` keeps the older split: fit on 75 %, calibrate on the other 25 %).
 
 Candidates: the per-subject prior, logistic regression (embedding + features, or features alone), a small MLP,
 kNN on the embedding, and blends of them. Gradient boosting is measured when scikit-learn has it, but a saved
@@ -198,6 +202,18 @@ def subset(d: Data, idx: npt.NDArray[np.int64]) -> Data:
     return Data(d.emb[idx], d.dense[idx], d.labels[idx], [d.benchmarks[i] for i in idx])
 
 
+@dataclass
+class Selection:
+    """What cross-validating the candidates found."""
+
+    name: str
+    rule: Rule
+    scores: dict[str, dict[str, float]]
+    """APGR per `candidate/rule`, combined and per benchmark."""
+    oof: dict[str, npt.NDArray[np.float32]]
+    """Per candidate, its out-of-fold probabilities for every prompt (cross-fitted calibration reads them)."""
+
+
 def select(
     d: Data,
     features: RouterFeatures,
@@ -205,9 +221,9 @@ def select(
     seed: int = 0,
     with_gbm: bool = True,
     only: Sequence[str] | None = None,
-) -> tuple[str, Rule, dict[str, dict[str, float]]]:
-    """Cross-validate every candidate (or those in `only`) on the training part; return the best (name, rule)
-    and all scores."""
+) -> Selection:
+    """Cross-validate every candidate (or those in `only`) on `d`; return the best (name, rule), all scores and
+    the out-of-fold predictions."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(d.emb.shape[0])
     parts = np.array_split(order, folds)
@@ -237,7 +253,7 @@ def select(
     pickable = {k: v for k, v in scores.items() if not k.startswith("gbm/")}
     best = max(pickable, key=lambda k: pickable[k]["combined"])
     name, rule = best.split("/")
-    return name, rule, scores  # type: ignore[return-value]
+    return Selection(name, rule, scores, oof)  # type: ignore[arg-type]
 
 
 def _has_gbm() -> bool:
@@ -268,6 +284,7 @@ def train_router(
     name: str = "router",
     target: Mapping[str, float] | None = None,
     tier_prices: Sequence[Mapping[str, Any] | None] | None = None,
+    calibration: str = "cross-fit",
     calibration_fraction: float = 0.25,
     model: str | None = None,
     rule: Rule | None = None,
@@ -286,7 +303,10 @@ def train_router(
         target: `{"strong_share": x}` (share of calls past the cheapest tier) or `{"quality_floor": y}`
             (fraction of the strongest tier's quality); default a strong share of 0.5.
         tier_prices: Per tier, `{"model", "input", "output", "usd_per_query"}` at training time (for the card).
-        calibration_fraction: Share of the prompts held out to calibrate the threshold.
+        calibration: `cross-fit` (default): fit the model on every label and calibrate the threshold on the
+            out-of-fold predictions of the cross-validation; `holdout`: fit on `1 - calibration_fraction` of the
+            labels and calibrate on the rest.
+        calibration_fraction: With `holdout`, the share of the prompts held out to calibrate the threshold.
         model: Force a candidate by name instead of picking by cross-validation.
         rule: Force `gap` or `absolute`.
         embeddings: Precomputed embeddings of `outcomes.prompts` (skips the embedder).
@@ -303,26 +323,39 @@ def train_router(
         raise InputError(
             f"a router needs at least 40 labelled prompts to train and calibrate, got {len(outcomes)}"
         )
+    if calibration not in ("cross-fit", "holdout"):
+        raise InputError(f"calibration must be 'cross-fit' or 'holdout', got {calibration!r}")
     target = dict(target or {"strong_share": 0.5})
     emb = embeddings if embeddings is not None else embed_prompts(outcomes.prompts, embedder, cache)
-    fit_idx, cal_idx = split_indices(outcomes, [1.0 - calibration_fraction, calibration_fraction], seed)
+    if calibration == "holdout":
+        fit_idx, cal_idx = split_indices(outcomes, [1.0 - calibration_fraction, calibration_fraction], seed)
+    else:
+        fit_idx = cal_idx = np.arange(len(outcomes), dtype=np.int64)
     fit_o = outcomes.subset(fit_idx)
     features = RouterFeatures.fit(fit_o.prompts, fit_o.subjects, fit_o.benchmarks)
     dense = features.dense(outcomes.prompts, outcomes.subjects, outcomes.benchmarks)
     full = Data(emb, dense, outcomes.labels, outcomes.benchmarks)
     fit_d, cal_d = subset(full, fit_idx), subset(full, cal_idx)
-    selection: dict[str, dict[str, float]] = {}
-    if model is None:
-        model, best_rule, selection = select(
-            fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only
-        )
-        rule = rule or best_rule
-    rule = rule or "gap"  # a forced model without a rule: the gap rule (it won every CV run measured)
     fitters = candidates(features)
-    if model not in fitters:
+    if model is not None and model not in fitters:
         raise InputError(f"unknown router model {model!r}; use one of {', '.join(fitters)}")
+    found: Selection | None = None
+    if model is None:
+        found = select(fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only)
+        model = found.name
+        rule = rule or found.rule
+    elif (
+        calibration == "cross-fit"
+    ):  # a forced model: cross-validate it alone for its out-of-fold predictions
+        found = select(fit_d, features, seed=seed, with_gbm=False, only=[model])
+    rule = rule or "gap"  # a forced model without a rule: the gap rule (it won every CV run measured)
     fitted = fitters[model](fit_d)
-    calib_probs = fitted.predict(cal_d.emb, cal_d.dense)
+    if calibration == "cross-fit":
+        assert found is not None
+        calib_probs = found.oof[model]
+    else:
+        calib_probs = fitted.predict(cal_d.emb, cal_d.dense)
+    selection = found.scores if found is not None else {}
     tiers = [
         {"name": t, **dict((tier_prices[i] or {}) if tier_prices else {})}
         for i, t in enumerate(outcomes.tiers)
@@ -345,6 +378,7 @@ def train_router(
         "labels": len(outcomes),
         "labels_fit": len(fit_idx),
         "labels_calibration": len(cal_idx),
+        "calibration": calibration,
         "tiers": tiers,
         "embedder": {"model": embedder.model_name, "dim": int(emb.shape[1])},
         "features": features.to_json(),

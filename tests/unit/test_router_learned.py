@@ -198,6 +198,38 @@ def test_missing_router_names_the_fix(tmp_path: Path) -> None:
         LearnedRouter.load("nope", tmp_path)
 
 
+def test_cross_fitted_calibration_fits_on_every_label(tmp_path: Path) -> None:
+    o = read_outcomes(_routellm_file(tmp_path / "o.jsonl", n=120))
+    only = ["prior", "logreg_c1"]
+    cross = train_router(o, HashEmbedder(16), with_gbm=False, candidates_only=only)
+    card = cross.card
+    assert card["calibration"] == "cross-fit"
+    assert card["labels_fit"] == card["labels_calibration"] == card["labels"] == 120
+    # the threshold is read from out-of-fold predictions: one per label, none from the final fit itself
+    assert cross.calib_probs.shape == (120, 2) and cross.calib_labels.shape == (120, 2)
+    emb = np.asarray(HashEmbedder(16).embed(o.prompts).vectors, dtype=np.float32)
+    in_sample = cross.model.predict(emb, cross.features.dense(o.prompts, o.subjects, o.benchmarks))
+    assert not np.allclose(in_sample, cross.calib_probs)
+    chosen = choose_tiers(cross.calib_probs, card["threshold"], card["rule"])
+    assert (chosen != 0).mean() == pytest.approx(0.5, abs=0.02)
+
+    held = train_router(o, HashEmbedder(16), with_gbm=False, candidates_only=only, calibration="holdout")
+    assert held.card["calibration"] == "holdout"
+    assert held.card["labels_fit"] + held.card["labels_calibration"] == 120
+    assert held.calib_probs.shape == (held.card["labels_calibration"], 2)
+
+
+def test_forced_model_is_cross_validated_alone_for_its_threshold(tmp_path: Path) -> None:
+    o = read_outcomes(_routellm_file(tmp_path / "o.jsonl", n=60))
+    trained = train_router(o, HashEmbedder(16), model="knn25")
+    assert trained.card["model_name"] == "knn25" and trained.card["rule"] == "gap"
+    assert {k.split("/")[0] for k in trained.selection} == {"knn25"}
+    with pytest.raises(InputError, match="cross-fit"):
+        train_router(o, HashEmbedder(16), calibration="half")
+    with pytest.raises(InputError, match="unknown router model"):
+        train_router(o, HashEmbedder(16), model="nope")
+
+
 def test_too_few_labels(tmp_path: Path) -> None:
     o = read_outcomes(_routellm_file(tmp_path / "o.jsonl", n=20))
     with pytest.raises(InputError, match="at least 40"):
@@ -255,6 +287,14 @@ def test_cli_train_and_eval_router(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert json.loads(trained.stdout)["target"] == {"strong_share": 0.3}
+    assert json.loads(trained.stdout)["calibration"] == "cross-fit"
+    held = runner.invoke(
+        app,
+        ["train", "router", "--outcomes", str(outcomes), "--name", "h", "--model", "logreg_c1",
+         "--calibration", "holdout", "--config", str(cfg)],
+    )  # fmt: skip
+    assert held.exit_code == 0, held.output
+    assert "180 fit, 60 calibration" in " ".join(held.stdout.split())
     scored = runner.invoke(
         app, ["eval", "router", "--outcomes", str(outcomes), "--router", "r", "--config", str(cfg), "--json"]
     )
