@@ -265,6 +265,8 @@ def router_report(cfg: PipelineConfig, name: str) -> dict[str, Any]:
         "rule": r.rule,
         "target": r.card.get("target"),
         "threshold": r.threshold,
+        # routers trained before 2026-12-04 calibrated on a held-out slice and say nothing
+        "calibration": r.card.get("calibration", "holdout"),
         "tiers": card_tiers,
         "current_tiers": current,
         "matches": not problems,
@@ -297,7 +299,8 @@ def report_cmd(
             f"router {rep['name']!r} trained {rep['trained_at']} on {rep['labels']} labels from {rep['source']}"
         )
         out.print(
-            f"model {rep['model']}, rule {rep['rule']}, threshold {rep['threshold']:.4f} for {rep['target']}"
+            f"model {rep['model']}, rule {rep['rule']}, threshold {rep['threshold']:.4f} for {rep['target']} "
+            f"({'out-of-fold predictions' if rep['calibration'] == 'cross-fit' else 'a held-out slice'})"
         )
         out.print("tiers and prices match the config" if rep["matches"] else "[yellow]retrain:[/yellow]")
         for p in rep["problems"]:

@@ -245,8 +245,10 @@ def test_router_report_says_what_changed(trained_home: Path, tmp_path: Path) -> 
     result = runner.invoke(app, ["router", "report", "r1", "--config", str(cfg), "--json"])
     assert result.exit_code == 0, result.output
     rep = json.loads(result.stdout)
-    assert rep["labels"] == 240 and rep["matches"] is False
+    assert rep["labels"] == 240 and rep["matches"] is False and rep["calibration"] == "cross-fit"
     assert any("tiers changed" in p for p in rep["problems"])
+    text = runner.invoke(app, ["router", "report", "r1", "--config", str(cfg)])
+    assert "out-of-fold predictions" in " ".join(text.stdout.split())
 
 
 def test_feedback_unknown_query_is_a_usage_error(tmp_path: Path) -> None:
