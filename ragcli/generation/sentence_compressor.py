@@ -68,6 +68,9 @@ _SOFT_BREAK = re.compile(r"\n\s*|(?<=[,;])\s+|\s+(?=\()|(?<=\))\s+")
 """Where an overlong unit is split: line breaks, after a comma or semicolon, around a parenthesis."""
 _WORD = re.compile(r"\S+")
 _NAME = re.compile(r"\b[A-Z][\w'-]+")
+_PAIR_LEADS = 2
+"""Blocks whose best unit is kept first when the block pair prior ranks the blocks (three, or two units of each,
+keep fewer HotpotQA answers at a 132-token target: benchmarks/results/qa.md, 2026-12-05)."""
 _DIGIT = re.compile(r"\d")
 _HEADER_MAX_WORDS = 16
 _HEADING_MAX_WORDS = 8
@@ -105,6 +108,8 @@ class _Unit:
     """Offset where a unit kept only in part (to fill the budget's last tokens) stops; rendered with an ellipsis."""
     heading: bool = False
     """A section heading inside a block (a short line with a paragraph after it): never kept on its own."""
+    pair_lead: bool = False
+    """The best unit of one of the two blocks the block pair prior ranks highest: kept right after the must-keeps."""
 
 
 @dataclass
@@ -430,6 +435,8 @@ class SentenceCompressor:
             u.must = key_hits(plain[i], exact) > 0
             if key_hits(plain[i], keys):
                 u.score += self.key_weight
+        if pair is not None and not trees:
+            _mark_pair_leads(blocks, units, [a > 0 or b > 0 for a, b in zip(ranked, hop_ranked, strict=True)])
         if rows_out is None and not trees:
             return
         rows = self._unit_rows(
@@ -642,7 +649,7 @@ class SentenceCompressor:
         return out, tokens, len(kept) + len(added), len(added)
 
     def _select(self, units: list[_Unit], blocks: list[_Block], budget: int, sep: int) -> list[_Unit]:
-        order = sorted(units, key=lambda u: (not u.must, -u.score, u.block, u.start))
+        order = sorted(units, key=lambda u: (not u.must, not u.pair_lead, -u.score, u.block, u.start))
         opened: set[int] = set()
         room = budget
         kept: list[_Unit] = []
@@ -803,6 +810,26 @@ class SentenceCompressor:
             protected_total=len(spans),
             protected_kept=surviving,
         )
+
+
+def _mark_pair_leads(blocks: list[_Block], units: list[_Unit], bears: list[bool]) -> None:
+    """Mark the best unit of each of the `_PAIR_LEADS` blocks with the highest prior (the block pair prior
+    ranks a multi-hop question's two paragraphs first), so that neither paragraph is crowded out of the target by
+    the other's next best units. Only when each of those units shares a term with the question or its expansion
+    (`bears`): where one does not, the blocks' order says less than the units' own scores, which then decide."""
+    top = sorted(range(len(blocks)), key=lambda b: -blocks[b].prior)[:_PAIR_LEADS]
+    leads = [
+        max(
+            (i for i, u in enumerate(units) if u.block == b and not u.heading),
+            key=lambda i: units[i].score,
+            default=None,
+        )
+        for b in top
+    ]
+    if leads and all(i is not None and bears[i] for i in leads):
+        for i in leads:
+            assert i is not None
+            units[i].pair_lead = True
 
 
 def _unit_range(raw: list[float]) -> list[float]:

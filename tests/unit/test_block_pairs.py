@@ -99,6 +99,36 @@ def test_the_compressor_keeps_the_second_hop_with_the_pair_prior() -> None:
     assert "1851" not in plain.compress(QUESTION, text, target).text
 
 
+def test_the_second_paragraph_keeps_its_best_unit_when_the_first_crowds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The two blocks the pair prior ranks first each keep their best unit before any other unit is added:
+    three sentences of the tower's paragraph that match the question's words no longer fill the target."""
+    import ragcli.generation.sentence_compressor as sc
+
+    crowded = [
+        (
+            "Tower of Lights",
+            "The Tower of Lights in Lyon was designed by Marcel Dupont. The designer of the Tower of Lights was "
+            "honoured in the year it opened. Every year the Tower of Lights and its designer are remembered.",
+        ),
+        *MULTI_HOP[1:],
+    ]
+    text, target = text_of(crowded), CompressionTarget(tokens=34)
+    comp = SentenceCompressor(words, bridge_weight=0.0, fill=False)
+    kept = comp.compress(QUESTION, text, target).text
+    assert "born in 1851" in kept and "Tower of Lights" in kept
+    monkeypatch.setattr(sc, "_PAIR_LEADS", 0)
+    assert "1851" not in comp.compress(QUESTION, text, target).text
+    # without the pair prior (untitled text, or turned off) no block is favoured this way
+    assert (
+        "1851"
+        not in SentenceCompressor(words, bridge_weight=0.0, fill=False, pair_weight=0.0)
+        .compress(QUESTION, text, target)
+        .text
+    )
+
+
 def test_retrieval_scores_and_pairs_add_up_and_untitled_text_has_no_pairs() -> None:
     """The caller's scores (the retriever's) still count beside the pair prior; text without titles has no
     pairs, so its compression does not change."""
