@@ -344,9 +344,8 @@ def train_router(
         found = select(fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only)
         model = found.name
         rule = rule or found.rule
-    elif (
-        calibration == "cross-fit"
-    ):  # a forced model: cross-validate it alone for its out-of-fold predictions
+    elif calibration == "cross-fit":
+        # a forced model: cross-validate it alone, for its out-of-fold predictions
         found = select(fit_d, features, seed=seed, with_gbm=False, only=[model])
     rule = rule or "gap"  # a forced model without a rule: the gap rule (it won every CV run measured)
     fitted = fitters[model](fit_d)
