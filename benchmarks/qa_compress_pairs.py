@@ -87,13 +87,13 @@ def compress_grid(
     ]
 
 
-def fold_compressors(data: Path, count: Any, unit_words: int = 25) -> PerQuestion:
+def fold_compressors(data: Path, count: Any, unit_words: int = 25, seed: int = 0) -> PerQuestion:
     rows = compression_pairs.load(data)
     compression_pairs.featurize(SentenceCompressor(count, max_unit_words=unit_words), rows)
     spans = [r for r in rows if r["span"]]
     yes_no = [r for r in rows if not r["span"]]
     order = list(spans)
-    random.Random(0).shuffle(order)
+    random.Random(seed).shuffle(order)
     folds = [order[: len(order) // 2], order[len(order) // 2 :]]
     by_question: dict[str, SentenceCompressor] = {}
     for f, test in enumerate(folds):

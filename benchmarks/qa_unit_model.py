@@ -92,6 +92,12 @@ def main() -> None:
     ap.add_argument("--caps", nargs="+", type=int, default=[132])
     ap.add_argument("--nq-limit", type=int, default=300, help="NQ's scored questions; the rest train only")
     ap.add_argument("--nq-seed", type=int, default=0, help="the shuffle of NQ's two folds")
+    ap.add_argument(
+        "--hp-seed",
+        type=int,
+        default=0,
+        help="the shuffle of HotpotQA's two folds (the pair models' folds too)",
+    )
     ap.add_argument("--write", type=Path, help="also fit on all questions and save the card in this folder")
     ap.add_argument("--out", type=Path)
     ap.add_argument(
@@ -120,14 +126,15 @@ def main() -> None:
         run = retrieve_all(set_name, SPEC, ns, cache)
         llm_count = run["stages"].llm.count_tokens
         if set_name == "hotpotqa":
-            by_q = fold_compressors(data, llm_count).by_question  # the pair model that never saw the question
+            # the pair model that never saw the question
+            by_q = fold_compressors(data, llm_count, seed=args.hp_seed).by_question
             pair_of = {q: c._pair_model for q, c in by_q.items()}
             spans = [r["question"].strip() for r in compression_pairs.load(data) if r["span"]]
             order = list(spans)
         else:
             order = [it.question.strip() for it in run["items"][: args.nq_limit]]
         # HotpotQA: the order of fold_compressors' folds (same list, same seed); NQ: --nq-seed
-        random.Random(args.nq_seed if set_name == "nq" else 0).shuffle(order)
+        random.Random(args.nq_seed if set_name == "nq" else args.hp_seed).shuffle(order)
         fold[set_name] = {q: int(i >= len(order) // 2) for i, q in enumerate(order)}
         packer = TokenBudgetPacker(llm_count, select_sentences=False, order=run["cfg"].packing.order)
         rows[set_name] = {}
