@@ -14,8 +14,9 @@ with a unit model trained without fold f: its trees on the units of the other fo
 questions after the first 300 (never scored here), label = the unit holds an answer; its gate on the other fold's
 HotpotQA questions (multi-hop, the yes/no ones included) against NQ's other fold and its questions after the first
 300 (single-hop). `--nq-limit 1293` scores all of NQ in two folds (each fold's trees and gate see the other fold's
-646 NQ questions only). `--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's
-first 300 never seen).
+646 NQ questions only); `--hp-seed H` reshuffles HotpotQA's two folds and its pair models' with them (every
+run before 2026-12-05 used split 0). `--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair
+model; NQ's first 300 never seen).
 
 `--whole-source N` (default 256; 0 leaves it out) adds the unit model with `compression.whole_source_tokens: N`:
 a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead, with the
