@@ -817,19 +817,14 @@ def _mark_pair_leads(blocks: list[_Block], units: list[_Unit], bears: list[bool]
     ranks a multi-hop question's two paragraphs first), so that neither paragraph is crowded out of the target by
     the other's next best units. Only when each of those units shares a term with the question or its expansion
     (`bears`): where one does not, the blocks' order says less than the units' own scores, which then decide."""
-    top = sorted(range(len(blocks)), key=lambda b: -blocks[b].prior)[:_PAIR_LEADS]
-    leads = [
-        max(
-            (i for i, u in enumerate(units) if u.block == b and not u.heading),
-            key=lambda i: units[i].score,
-            default=None,
-        )
-        for b in top
-    ]
-    if leads and all(i is not None and bears[i] for i in leads):
-        for i in leads:
-            assert i is not None
-            units[i].pair_lead = True
+    leads: list[int] = []
+    for b in sorted(range(len(blocks)), key=lambda b: -blocks[b].prior)[:_PAIR_LEADS]:
+        own = [i for i, u in enumerate(units) if u.block == b and not u.heading]
+        if not own or not bears[best := max(own, key=lambda i: units[i].score)]:
+            return
+        leads.append(best)
+    for i in leads:
+        units[i].pair_lead = True
 
 
 def _unit_range(raw: list[float]) -> list[float]:
