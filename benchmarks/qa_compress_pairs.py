@@ -87,17 +87,26 @@ def compress_grid(
     ]
 
 
-def fold_compressors(data: Path, count: Any, unit_words: int = 25, seed: int = 0) -> PerQuestion:
+def fold_slices(n: int, k: int) -> list[slice]:
+    """`k` contiguous folds of `n` shuffled items (for k = 2: the first n // 2, then the rest)."""
+    return [slice(n * f // k, n * (f + 1) // k) for f in range(k)]
+
+
+def fold_compressors(data: Path, count: Any, unit_words: int = 25, seed: int = 0, k: int = 2) -> PerQuestion:
+    """A compressor per HotpotQA span question whose pair model never saw it: the span questions shuffled (`seed`)
+    into `k` folds, each fold's model trained on the other folds plus the yes/no questions (never scored)."""
     rows = compression_pairs.load(data)
     compression_pairs.featurize(SentenceCompressor(count, max_unit_words=unit_words), rows)
     spans = [r for r in rows if r["span"]]
     yes_no = [r for r in rows if not r["span"]]
     order = list(spans)
     random.Random(seed).shuffle(order)
-    folds = [order[: len(order) // 2], order[len(order) // 2 :]]
+    folds = [order[sl] for sl in fold_slices(len(order), k)]
     by_question: dict[str, SentenceCompressor] = {}
     for f, test in enumerate(folds):
-        model = compression_pairs.train(folds[1 - f] + yes_no)
+        model = compression_pairs.train(
+            [r for g, other in enumerate(folds) if g != f for r in other] + yes_no
+        )
         comp = SentenceCompressor(count, pair_model=model, max_unit_words=unit_words)
         by_question.update({r["question"].strip(): comp for r in test})
     # yes/no questions are not scored (no span answer); the packaged model covers them

@@ -15,8 +15,9 @@ questions after the first 300 (never scored here), label = the unit holds an ans
 HotpotQA questions (multi-hop, the yes/no ones included) against NQ's other fold and its questions after the first
 300 (single-hop). `--nq-limit 1293` scores all of NQ in two folds (each fold's trees and gate see the other fold's
 646 NQ questions only); `--hp-seed H` reshuffles HotpotQA's two folds and its pair models' with them (every
-run before 2026-12-05 used split 0). `--write DIR` fits the same on all of them (HotpotQA in-sample, like the pair
-model; NQ's first 300 never seen).
+run before 2026-12-05 used split 0). `--folds K` splits both sets into K folds instead, each model trained on the
+other K - 1: closer to the card that ships, which trains on all of them (two folds train on half). `--write DIR`
+fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's first 300 never seen).
 
 `--whole-source N` (default 256; 0 leaves it out) adds the unit model with `compression.whole_source_tokens: N`:
 a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead, with the
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import compression_pairs  # noqa: E402
 from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
 from qa_baselines import harness  # noqa: E402
-from qa_compress_pairs import PerQuestion, compress_grid, fold_compressors  # noqa: E402
+from qa_compress_pairs import PerQuestion, compress_grid, fold_compressors, fold_slices  # noqa: E402
 from trained_common import emit  # noqa: E402
 
 from ragcli.eval.normalize import answer_in_normalized, normalize_answer  # noqa: E402
@@ -99,6 +100,12 @@ def main() -> None:
         default=0,
         help="the shuffle of HotpotQA's two folds (the pair models' folds too)",
     )
+    ap.add_argument(
+        "--folds",
+        type=int,
+        default=2,
+        help="cross-validation folds of both sets (each model trains on the others; the card trains on all)",
+    )
     ap.add_argument("--write", type=Path, help="also fit on all questions and save the card in this folder")
     ap.add_argument("--out", type=Path)
     ap.add_argument(
@@ -128,7 +135,7 @@ def main() -> None:
         llm_count = run["stages"].llm.count_tokens
         if set_name == "hotpotqa":
             # the pair model that never saw the question
-            by_q = fold_compressors(data, llm_count, seed=args.hp_seed).by_question
+            by_q = fold_compressors(data, llm_count, seed=args.hp_seed, k=args.folds).by_question
             pair_of = {q: c._pair_model for q, c in by_q.items()}
             spans = [r["question"].strip() for r in compression_pairs.load(data) if r["span"]]
             order = list(spans)
@@ -136,7 +143,7 @@ def main() -> None:
             order = [it.question.strip() for it in run["items"][: args.nq_limit]]
         # HotpotQA: the order of fold_compressors' folds (same list, same seed); NQ: --nq-seed
         random.Random(args.nq_seed if set_name == "nq" else args.hp_seed).shuffle(order)
-        fold[set_name] = {q: int(i >= len(order) // 2) for i, q in enumerate(order)}
+        fold[set_name] = {q: f for f, sl in enumerate(fold_slices(len(order), args.folds)) for q in order[sl]}
         packer = TokenBudgetPacker(llm_count, select_sentences=False, order=run["cfg"].packing.order)
         rows[set_name] = {}
         for item, hits in zip(run["items"], run["hits"], strict=True):
@@ -195,7 +202,7 @@ def main() -> None:
         }
         return build("qa-units", (np.vstack(xs), np.concatenate(ys)), (gx, gy), embedder, card)
 
-    models = {f: model_without(f) for f in (0, 1)}
+    models = {f: model_without(f) for f in range(args.folds)}
     embed = st.embedder.embed
 
     def question_embed(texts: Any) -> Any:
@@ -275,8 +282,9 @@ def dump_per_question(
     probs: list[float],
     count: Any,
 ) -> None:
-    """One JSON line per scored question: answer in context and prompt tokens with clauses (the unit model) and
-    with one source whole plus the closest source's best units (the gate bypassed), the gate's probability and
+    """One JSON line per scored question: answer in context and prompt tokens with clauses (the unit model behind
+    its gate) and with each path forced past the gate (`whole`: one source whole plus the closest source's best
+    units; `trees`; `weights`), the gate's probability and
     what the compressor saw (the best units' scores per block, the blocks' similarity to the question)."""
     import copy
     import json
@@ -284,6 +292,7 @@ def dump_per_question(
     from ragcli.eval.qa_eval import score_prompt
     from ragcli.generation.compression_types import CompressionTarget
     from ragcli.generation.prompts import build_messages
+    from ragcli.generation.sentence_compressor import WHOLE_SOURCE_GATE
     from ragcli.pipelines.compress_step import block_similarity
 
     st, ds, cfg = run["stages"], run["ds"], run["cfg"]
@@ -299,10 +308,14 @@ def dump_per_question(
             bs = [scores.get(c.chunk_id, 0.0) for c in ctx.citations]
             qv = st.embedder.embed_query(item.question).vectors[0].tolist()
             sim = block_similarity(st, qv, [c.chunk_id for c in ctx.citations])
-            forced = copy.copy(whole[q])  # the grid's own compressor keeps its gate
-            forced._multi_hop = lambda _q: 0.0  # type: ignore[method-assign]
+            # each path forced past the gate (the grid's own compressors keep theirs): one source whole, the
+            # trees, the weights
+            forced = {}
+            for name, p in (("whole", 0.0), ("trees", WHOLE_SOURCE_GATE), ("weights", 1.0)):
+                forced[name] = copy.copy(whole[q])
+                forced[name]._multi_hop = lambda _q, p=p: p  # type: ignore[method-assign]
             row: dict[str, Any] = {"set": set_name, "question": q, "fold": folds[q], "gate": gate[q]}
-            for name, comp in (("clauses", learned[q]), ("whole", forced)):
+            for name, comp in (("clauses", learned[q]), *forced.items()):
                 done = comp.compress(
                     item.question,
                     ctx.text,
@@ -317,7 +330,7 @@ def dump_per_question(
                 if name == "whole":
                     row["sent_whole"] = done.whole_source
             row["similarity"] = [v if v is not None else -1.0 for v in (sim or [])]
-            row["block_best"] = forced_block_best(forced, item.question, ctx.text, bs)
+            row["block_best"] = forced_block_best(forced["whole"], item.question, ctx.text, bs)
             fh.write(json.dumps(row) + "\n")
 
 
