@@ -23,8 +23,8 @@ fits the same on all of them (HotpotQA in-sample, like the pair model; NQ's firs
 a question the out-of-fold gate is sure is single-hop gets its best source whole (<= N tokens) instead, with the
 closest source's best clauses when that is another one (the blocks' cosine with the question from the stored
 vectors, as the query path computes it; `--no-similarity` leaves it out). `--per-question F` appends one JSON line
-per scored question: clauses against one source whole (the gate bypassed), with the gate's probability, so that
-any cut of the gate can be read afterwards.
+per scored question: clauses behind the gate, and each path forced past it (one source whole, the trees, the
+weights), with the gate's probability, so that any cut or recipe of the gate can be replayed afterwards.
 """
 
 from __future__ import annotations
@@ -284,8 +284,8 @@ def dump_per_question(
 ) -> None:
     """One JSON line per scored question: answer in context and prompt tokens with clauses (the unit model behind
     its gate) and with each path forced past the gate (`whole`: one source whole plus the closest source's best
-    units; `trees`; `weights`), the gate's probability and
-    what the compressor saw (the best units' scores per block, the blocks' similarity to the question)."""
+    units; `trees`; `weights`), the gate's probability and what the compressor saw (the best units' scores per
+    block, the blocks' similarity to the question)."""
     import copy
     import json
 
@@ -309,7 +309,7 @@ def dump_per_question(
             qv = st.embedder.embed_query(item.question).vectors[0].tolist()
             sim = block_similarity(st, qv, [c.chunk_id for c in ctx.citations])
             # each path forced past the gate (the grid's own compressors keep theirs): one source whole, the
-            # trees, the weights
+            # trees (a probability between WHOLE_SOURCE_GATE and the gate's 0.3), the weights
             forced = {}
             for name, p in (("whole", 0.0), ("trees", WHOLE_SOURCE_GATE), ("weights", 1.0)):
                 forced[name] = copy.copy(whole[q])
