@@ -45,9 +45,16 @@ SPEC = "hybrid=lean,ingest.sparse=true,retrieval.mode=hybrid,retrieval.top_k=12"
 class PerQuestion:
     """Compresses each question with the compressor whose pair model never saw it."""
 
-    def __init__(self, by_question: dict[str, SentenceCompressor], fallback: SentenceCompressor) -> None:
+    def __init__(
+        self,
+        by_question: dict[str, SentenceCompressor],
+        fallback: SentenceCompressor,
+        folds: dict[str, int] | None = None,
+    ) -> None:
         self.by_question = by_question
         self.fallback = fallback
+        self.folds = folds or {}
+        """Each question's fold, where the compressors come from cross-validation."""
 
     def compress(
         self,
@@ -103,14 +110,16 @@ def fold_compressors(data: Path, count: Any, unit_words: int = 25, seed: int = 0
     random.Random(seed).shuffle(order)
     folds = [order[sl] for sl in fold_slices(len(order), k)]
     by_question: dict[str, SentenceCompressor] = {}
+    fold_of: dict[str, int] = {}
     for f, test in enumerate(folds):
         model = compression_pairs.train(
             [r for g, other in enumerate(folds) if g != f for r in other] + yes_no
         )
         comp = SentenceCompressor(count, pair_model=model, max_unit_words=unit_words)
         by_question.update({r["question"].strip(): comp for r in test})
+        fold_of.update({r["question"].strip(): f for r in test})
     # yes/no questions are not scored (no span answer); the packaged model covers them
-    return PerQuestion(by_question, SentenceCompressor(count, max_unit_words=unit_words))
+    return PerQuestion(by_question, SentenceCompressor(count, max_unit_words=unit_words), fold_of)
 
 
 def main() -> None:

@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import compression_pairs  # noqa: E402
 from qa_adaptive_calibrate import retrieve_all, sweep  # noqa: E402
 from qa_baselines import harness  # noqa: E402
 from qa_compress_pairs import PerQuestion, compress_grid, fold_compressors, fold_slices  # noqa: E402
@@ -134,16 +133,16 @@ def main() -> None:
         run = retrieve_all(set_name, SPEC, ns, cache)
         llm_count = run["stages"].llm.count_tokens
         if set_name == "hotpotqa":
-            # the pair model that never saw the question
-            by_q = fold_compressors(data, llm_count, seed=args.hp_seed, k=args.folds).by_question
-            pair_of = {q: c._pair_model for q, c in by_q.items()}
-            spans = [r["question"].strip() for r in compression_pairs.load(data) if r["span"]]
-            order = list(spans)
+            # the pair model that never saw the question, and the folds it was trained in
+            per = fold_compressors(data, llm_count, seed=args.hp_seed, k=args.folds)
+            pair_of = {q: c._pair_model for q, c in per.by_question.items()}
+            fold[set_name] = per.folds
         else:
             order = [it.question.strip() for it in run["items"][: args.nq_limit]]
-        # HotpotQA: the order of fold_compressors' folds (same list, same seed); NQ: --nq-seed
-        random.Random(args.nq_seed if set_name == "nq" else args.hp_seed).shuffle(order)
-        fold[set_name] = {q: f for f, sl in enumerate(fold_slices(len(order), args.folds)) for q in order[sl]}
+            random.Random(args.nq_seed).shuffle(order)
+            fold[set_name] = {
+                q: f for f, sl in enumerate(fold_slices(len(order), args.folds)) for q in order[sl]
+            }
         packer = TokenBudgetPacker(llm_count, select_sentences=False, order=run["cfg"].packing.order)
         rows[set_name] = {}
         for item, hits in zip(run["items"], run["hits"], strict=True):
