@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ragcli.errors import InputError, ResourceMissing
 from ragcli.resources import ragcli_home
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TRAINED_PREFIX = "trained:"
 PACKAGED_PREFIX = "packaged:"
@@ -91,6 +93,47 @@ def read_card_json(path: Path, fix: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ResourceMissing(f"{str(path)!r} is not valid JSON ({exc}); {fix}") from exc
+
+
+def load_card_model(
+    spec: str,
+    kind: Kind,
+    packaged_dir: Path,
+    home: Path | None,
+    parse: Callable[[dict[str, Any], str], T],
+    *,
+    what: str,
+    train: str,
+    config_key: str,
+) -> T:
+    """The card model a config names (`packaged:NAME`, `trained:NAME` or a card file or its folder), parsed by
+    `parse(card, where)`; one that failed its deployment gate still loads, with a warning (the config asked for
+    it).
+
+    Args:
+        what: The kind of model in messages (`unit model`).
+        train: The command that trains one, for the message when none is there.
+        config_key: The config key that names it, for that message.
+
+    Raises:
+        ResourceMissing: nothing readable there, naming what is available.
+    """
+    folder = model_folder(spec, kind, packaged_dir, home)
+    card = CARDS[kind]
+    path = folder / card
+    if not path.is_file():
+        have = sorted(PACKAGED_PREFIX + p.parent.name for p in packaged_dir.glob(f"*/{card}"))
+        have += sorted(TRAINED_PREFIX + p.parent.name for p in trained_dir(kind, home).glob(f"*/{card}"))
+        raise ResourceMissing(
+            f"{what} {spec!r} not found at {str(path)!r} (have: {', '.join(have) or 'none'}); name one of "
+            f"those or a card file, train one with `{train}`, or remove {config_key}"
+        )
+    data = read_card_json(path, "retrain it")
+    if not isinstance(data, dict):
+        raise ResourceMissing(f"{str(path)!r} is not a {what} card (a JSON object)")
+    model = parse(data, repr(str(path)))
+    warn_if_gated_out(spec, folder, kind)
+    return model
 
 
 def gate_of(model_dir: Path, kind: Kind) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from ragcli.errors import ResourceMissing
 from ragcli.generation.sentence_selector import terms
-from ragcli.trained_models import PACKAGED_PREFIX, CardModel
+from ragcli.trained_models import CardModel, load_card_model
 
 FORMAT = "ragcli-sentence-model/1"
 CARD = "ragcli_sentence_model.json"
@@ -213,29 +213,13 @@ def load_sentence_model(spec: str, home: Path | None = None) -> SentenceModel:
     Raises:
         ResourceMissing: nothing readable there, naming what is available.
     """
-    from ragcli.trained_models import (
-        TRAINED_PREFIX,
-        model_folder,
-        read_card_json,
-        trained_dir,
-        warn_if_gated_out,
+    return load_card_model(
+        spec,
+        "sentence_models",
+        PACKAGED_DIR,
+        home,
+        SentenceModel.from_json,
+        what="sentence model",
+        train="ragcli train sentence-model --questions F --name N",
+        config_key="packing.sentence_model",
     )
-
-    folder = model_folder(spec, "sentence_models", PACKAGED_DIR, home)
-    path = folder / CARD
-    if not path.is_file():
-        have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
-        have += sorted(
-            TRAINED_PREFIX + p.parent.name for p in trained_dir("sentence_models", home).glob(f"*/{CARD}")
-        )
-        raise ResourceMissing(
-            f"sentence model {spec!r} not found at {str(path)!r} (have: {', '.join(have) or 'none'}); name "
-            "one of those or a card file, train one with `ragcli train sentence-model --questions F --name N`, "
-            "or remove packing.sentence_model"
-        )
-    data = read_card_json(path, "retrain it")
-    if not isinstance(data, dict):
-        raise ResourceMissing(f"{str(path)!r} is not a sentence model card (a JSON object)")
-    model = SentenceModel.from_json(data, repr(str(path)))
-    warn_if_gated_out(spec, folder, "sentence_models")
-    return model

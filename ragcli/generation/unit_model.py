@@ -41,11 +41,8 @@ from ragcli.errors import ResourceMissing
 from ragcli.generation.sentence_model import standardized_logit
 from ragcli.trained_models import (
     CARDS,
-    PACKAGED_PREFIX,
-    TRAINED_PREFIX,
     CardModel,
-    model_folder,
-    read_card_json,
+    load_card_model,
 )
 
 FORMAT = "ragcli-unit-model/1"
@@ -242,23 +239,13 @@ def load_unit_model(spec: str, home: Path | None = None) -> UnitModel:
     Raises:
         ResourceMissing: nothing readable there, naming what is available.
     """
-    from ragcli.trained_models import trained_dir, warn_if_gated_out
-
-    folder = model_folder(spec, "unit_models", PACKAGED_DIR, home)
-    path = folder / CARD
-    if not path.is_file():
-        have = sorted(PACKAGED_PREFIX + p.parent.name for p in PACKAGED_DIR.glob(f"*/{CARD}"))
-        have += sorted(
-            TRAINED_PREFIX + p.parent.name for p in trained_dir("unit_models", home).glob(f"*/{CARD}")
-        )
-        raise ResourceMissing(
-            f"unit model {spec!r} not found at {str(path)!r} (have: {', '.join(have) or 'none'}); name one of "
-            "those or a card file, train one with `ragcli train unit-model --questions F --name N`, or remove "
-            "compression.unit_model"
-        )
-    data = read_card_json(path, "retrain it")
-    if not isinstance(data, dict):
-        raise ResourceMissing(f"{str(path)!r} is not a unit model card (a JSON object)")
-    model = UnitModel.from_json(data, repr(str(path)))
-    warn_if_gated_out(spec, folder, "unit_models")
-    return model
+    return load_card_model(
+        spec,
+        "unit_models",
+        PACKAGED_DIR,
+        home,
+        UnitModel.from_json,
+        what="unit model",
+        train="ragcli train unit-model --questions F --name N",
+        config_key="compression.unit_model",
+    )
