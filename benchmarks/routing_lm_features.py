@@ -1,0 +1,151 @@
+"""The local SmolLM2-135M's hidden states as router features, beside the MiniLM embedding (issue 11).
+
+    .venv/bin/python benchmarks/routing_lm_features.py [--data ../shared/data] [--layers 8 15 22] [--vectors F.npz]
+
+The local tier reads every prompt anyway when it runs, so its inner representation of the prompt is a second view
+that costs no money. Each prompt of `routing/outcomes.jsonl` goes through the packaged SmolLM2-135M (the GGUF,
+de-quantized by transformers; its first max(layers) + 1 blocks only, no LM head), at most 256 tokens; a layer's
+vector is the mean of its hidden states over the prompt's tokens (576 numbers). `--vectors F.npz` keeps them
+(computed once: about 12 minutes for layer 15 on 2 cores).
+
+Protocol of `routing.py`: five 70/30 splits stratified by benchmark; features standardised on the training part;
+each model fitted on the 70 % and read by held-out APGR (mean ± sd over the seeds). Rows: the router's features
+(MiniLM embedding plus `RouterFeatures.dense`: cheap features, subject and benchmark one-hot) without and with
+each layer's vector, under a logistic regression per tier (gap rule) and a ridge regression on strong - weak, at
+several regularisation strengths (every row is shown; none is picked on the held-out part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from trained_common import commit, machine  # noqa: E402
+
+from ragcli.eval.routing_metrics import gain_curve  # noqa: E402
+
+
+def lm_vectors(prompts: list[str], layers: list[int], max_tokens: int = 256) -> dict[int, np.ndarray]:
+    """Mean-pooled hidden states of the packaged SmolLM2 after each of `layers` blocks, one row per prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ragcli.resources import local_llm_gguf
+
+    gguf = local_llm_gguf()
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    base = model.model.eval()
+    keep = max(layers) + 1  # hidden_states[k] is the output of block k - 1 while a later block exists
+    base.layers = base.layers[:keep]
+    base.config.num_hidden_layers = keep
+    tok.padding_side = "right"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+    out = {layer: np.zeros((len(prompts), base.config.hidden_size), dtype=np.float32) for layer in layers}
+    with torch.inference_mode():
+        for b in range(0, len(order), 16):
+            batch = order[b : b + 16]
+            enc = tok(
+                [prompts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_tokens,
+            )
+            hidden = base(**enc, output_hidden_states=True).hidden_states
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            for layer in layers:
+                pooled = (hidden[layer] * mask).sum(1) / mask.sum(1)
+                out[layer][batch] = pooled.numpy()
+    return out
+
+
+def main() -> None:
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--layers", type=int, nargs="+", default=[15])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--vectors", type=Path, help="an .npz to keep the LM vectors in (read when it exists)")
+    args = ap.parse_args()
+
+    from ragcli.generation.router_features import RouterFeatures
+    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from ragcli.resources import cache_dir, offline_env
+    from ragcli.train.router_outcomes import read_outcomes, split_indices
+    from ragcli.train.router_training import embed_prompts
+
+    offline_env()
+    o = read_outcomes(args.data / "routing" / "outcomes.jsonl")
+    mini = embed_prompts(o.prompts, SentenceTransformerEmbedder(), cache_dir("cache"))
+    start = time.time()
+    if args.vectors and args.vectors.is_file():
+        stored = np.load(args.vectors)
+        vectors = {layer: stored[f"layer{layer}"] for layer in args.layers}
+    else:
+        vectors = lm_vectors(list(o.prompts), args.layers)
+        if args.vectors:
+            np.savez(args.vectors, **{f"layer{k}": v for k, v in vectors.items()})
+    lm_seconds = time.time() - start
+    weak, strong = o.labels[:, 0], o.labels[:, -1]
+    bench = np.asarray(o.benchmarks)
+    scopes = ("combined", "gsm8k", "mmlu")
+    apgr: dict[tuple[str, str], list[float]] = {}
+    for seed in args.seeds:
+        train, test = split_indices(o, [0.7, 0.3], seed)
+        feats = RouterFeatures.fit(
+            [o.prompts[i] for i in train], [o.subjects[i] for i in train], [o.benchmarks[i] for i in train]
+        )
+
+        def dense(idx: np.ndarray, feats: RouterFeatures = feats) -> np.ndarray:
+            return feats.dense(
+                [o.prompts[i] for i in idx], [o.subjects[i] for i in idx], [o.benchmarks[i] for i in idx]
+            )
+
+        base_tr, base_te = np.hstack([mini[train], dense(train)]), np.hstack([mini[test], dense(test)])
+        views = {"MiniLM + dense": (base_tr, base_te)}
+        for layer, vec in vectors.items():
+            views[f"MiniLM + dense + SmolLM2 layer {layer}"] = (
+                np.hstack([base_tr, vec[train]]),
+                np.hstack([base_te, vec[test]]),
+            )
+        for view, (xtr, xte) in views.items():
+            scale = StandardScaler().fit(xtr)
+            xtr, xte = scale.transform(xtr), scale.transform(xte)
+            rows: dict[str, np.ndarray] = {}
+            for c in (0.0001, 0.0003, 0.001, 0.003):
+                p_strong = LogisticRegression(C=c, max_iter=3000).fit(xtr, strong[train]).predict_proba(xte)
+                p_weak = LogisticRegression(C=c, max_iter=3000).fit(xtr, weak[train]).predict_proba(xte)
+                rows[f"{view}; logistic per tier, gap, C {c:g}"] = p_strong[:, 1] - p_weak[:, 1]
+            for alpha in (10000.0, 30000.0, 100000.0):
+                ridge = Ridge(alpha=alpha).fit(xtr, strong[train] - weak[train])
+                rows[f"{view}; ridge on strong - weak, alpha {alpha:g}"] = ridge.predict(xte)
+            for name, s in rows.items():
+                for scope in scopes:
+                    m = np.ones(len(test), bool) if scope == "combined" else bench[test] == scope
+                    curve = gain_curve(s[m], weak[test][m], strong[test][m])
+                    apgr.setdefault((name, scope), []).append(curve.apgr())
+    print(
+        f"- commit {commit()}, {machine()}; seeds {args.seeds}; LM vectors for {len(o.prompts)} prompts "
+        f"({', '.join(f'layer {k}' for k in args.layers)}) in {lm_seconds:.0f} s\n"
+    )
+    print("| features (standardised); model | combined | GSM8K | MMLU |\n| --- | ---: | ---: | ---: |")
+    for name in dict.fromkeys(k[0] for k in apgr):
+        cells = [f"{np.mean(apgr[(name, s)]):.3f} ± {np.std(apgr[(name, s)]):.3f}" for s in scopes]
+        print(f"| {name} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()
