@@ -28,9 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from routing_splits import RoutingStudy  # noqa: E402
 from trained_common import commit, machine  # noqa: E402
-
-from ragcli.eval.routing_metrics import gain_curve  # noqa: E402
 
 
 def lm_vectors(prompts: list[str], layers: list[int], max_tokens: int = 256) -> dict[int, np.ndarray]:
@@ -80,71 +79,43 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--vectors", type=Path, help="an .npz to keep the LM vectors in (read when it exists)")
     args = ap.parse_args()
-
-    from ragcli.generation.router_features import RouterFeatures
-    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
-    from ragcli.resources import cache_dir, offline_env
-    from ragcli.train.router_outcomes import read_outcomes, split_indices
-    from ragcli.train.router_training import embed_prompts
-
-    offline_env()
-    o = read_outcomes(args.data / "routing" / "outcomes.jsonl")
-    mini = embed_prompts(o.prompts, SentenceTransformerEmbedder(), cache_dir("cache"))
+    study = RoutingStudy.load(args.data)
     start = time.time()
     if args.vectors and args.vectors.is_file():
         stored = np.load(args.vectors)
         vectors = {layer: stored[f"layer{layer}"] for layer in args.layers}
     else:
-        vectors = lm_vectors(list(o.prompts), args.layers)
+        vectors = lm_vectors(list(study.outcomes.prompts), args.layers)
         if args.vectors:
             np.savez(args.vectors, **{f"layer{k}": v for k, v in vectors.items()})
     lm_seconds = time.time() - start
-    weak, strong = o.labels[:, 0], o.labels[:, -1]
-    bench = np.asarray(o.benchmarks)
-    scopes = ("combined", "gsm8k", "mmlu")
-    apgr: dict[tuple[str, str], list[float]] = {}
-    for seed in args.seeds:
-        train, test = split_indices(o, [0.7, 0.3], seed)
-        feats = RouterFeatures.fit(
-            [o.prompts[i] for i in train], [o.subjects[i] for i in train], [o.benchmarks[i] for i in train]
-        )
-
-        def dense(idx: np.ndarray, feats: RouterFeatures = feats) -> np.ndarray:
-            return feats.dense(
-                [o.prompts[i] for i in idx], [o.subjects[i] for i in idx], [o.benchmarks[i] for i in idx]
-            )
-
-        base_tr, base_te = np.hstack([mini[train], dense(train)]), np.hstack([mini[test], dense(test)])
-        views = {"MiniLM + dense": (base_tr, base_te)}
+    for split in study.splits(args.seeds):
+        weak, strong = study.weak[split.train], study.strong[split.train]
+        views = {"MiniLM + dense": (split.x_train, split.x_test)}
         for layer, vec in vectors.items():
             views[f"MiniLM + dense + SmolLM2 layer {layer}"] = (
-                np.hstack([base_tr, vec[train]]),
-                np.hstack([base_te, vec[test]]),
+                np.hstack([split.x_train, vec[split.train]]),
+                np.hstack([split.x_test, vec[split.test]]),
             )
         for view, (xtr, xte) in views.items():
             scale = StandardScaler().fit(xtr)
             xtr, xte = scale.transform(xtr), scale.transform(xte)
-            rows: dict[str, np.ndarray] = {}
             for c in (0.0001, 0.0003, 0.001, 0.003):
-                p_strong = LogisticRegression(C=c, max_iter=3000).fit(xtr, strong[train]).predict_proba(xte)
-                p_weak = LogisticRegression(C=c, max_iter=3000).fit(xtr, weak[train]).predict_proba(xte)
-                rows[f"{view}; logistic per tier, gap, C {c:g}"] = p_strong[:, 1] - p_weak[:, 1]
+                p_strong = LogisticRegression(C=c, max_iter=3000).fit(xtr, strong).predict_proba(xte)
+                p_weak = LogisticRegression(C=c, max_iter=3000).fit(xtr, weak).predict_proba(xte)
+                study.record(
+                    f"{view}; logistic per tier, gap, C {c:g}", p_strong[:, 1] - p_weak[:, 1], split.test
+                )
             for alpha in (10000.0, 30000.0, 100000.0):
-                ridge = Ridge(alpha=alpha).fit(xtr, strong[train] - weak[train])
-                rows[f"{view}; ridge on strong - weak, alpha {alpha:g}"] = ridge.predict(xte)
-            for name, s in rows.items():
-                for scope in scopes:
-                    m = np.ones(len(test), bool) if scope == "combined" else bench[test] == scope
-                    curve = gain_curve(s[m], weak[test][m], strong[test][m])
-                    apgr.setdefault((name, scope), []).append(curve.apgr())
+                ridge = Ridge(alpha=alpha).fit(xtr, strong - weak)
+                study.record(
+                    f"{view}; ridge on strong - weak, alpha {alpha:g}", ridge.predict(xte), split.test
+                )
     print(
-        f"- commit {commit()}, {machine()}; seeds {args.seeds}; LM vectors for {len(o.prompts)} prompts "
-        f"({', '.join(f'layer {k}' for k in args.layers)}) in {lm_seconds:.0f} s\n"
+        f"- commit {commit()}, {machine()}; seeds {args.seeds}; LM vectors for {len(study.outcomes.prompts)} "
+        f"prompts ({', '.join(f'layer {k}' for k in args.layers)}) in {lm_seconds:.0f} s\n"
     )
-    print("| features (standardised); model | combined | GSM8K | MMLU |\n| --- | ---: | ---: | ---: |")
-    for name in dict.fromkeys(k[0] for k in apgr):
-        cells = [f"{np.mean(apgr[(name, s)]):.3f} ± {np.std(apgr[(name, s)]):.3f}" for s in scopes]
-        print(f"| {name} | {' | '.join(cells)} |")
+    print(study.table("features (standardised); model"))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from routing_splits import RoutingStudy  # noqa: E402
 from trained_common import commit, machine  # noqa: E402
-
-from ragcli.eval.routing_metrics import gain_curve  # noqa: E402
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """(x_train, weak_train, strong_train, x_test) -> one score per test prompt, higher = strong sooner."""
@@ -104,44 +103,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = ap.parse_args()
-
-    from ragcli.generation.router_features import RouterFeatures
-    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
-    from ragcli.resources import cache_dir, offline_env
-    from ragcli.train.router_outcomes import read_outcomes, split_indices
-    from ragcli.train.router_training import embed_prompts
-
-    offline_env()
-    o = read_outcomes(args.data / "routing" / "outcomes.jsonl")
-    emb = embed_prompts(o.prompts, SentenceTransformerEmbedder(), cache_dir("cache"))
-    weak, strong = o.labels[:, 0], o.labels[:, -1]
-    bench = np.asarray(o.benchmarks)
-    scopes = ("combined", "gsm8k", "mmlu")
-    apgr: dict[tuple[str, str], list[float]] = {}
-    for seed in args.seeds:
-        train, test = split_indices(o, [0.7, 0.3], seed)
-        feats = RouterFeatures.fit(
-            [o.prompts[i] for i in train], [o.subjects[i] for i in train], [o.benchmarks[i] for i in train]
-        )
-
-        def x(idx: np.ndarray, feats: RouterFeatures = feats) -> np.ndarray:
-            dense = feats.dense(
-                [o.prompts[i] for i in idx], [o.subjects[i] for i in idx], [o.benchmarks[i] for i in idx]
-            )
-            return np.hstack([emb[idx], dense])
-
-        xtr, xte = x(train), x(test)
+    study = RoutingStudy.load(args.data)
+    for split in study.splits(args.seeds):
+        weak, strong = study.weak[split.train], study.strong[split.train]
         for name, scorer in SCORERS.items():
-            s = scorer(xtr, weak[train], strong[train], xte)
-            for scope in scopes:
-                m = np.ones(len(test), bool) if scope == "combined" else bench[test] == scope
-                curve = gain_curve(s[m], weak[test][m], strong[test][m])
-                apgr.setdefault((name, scope), []).append(curve.apgr())
+            study.record(name, scorer(split.x_train, weak, strong, split.x_test), split.test)
     print(f"- commit {commit()}, {machine()}; seeds {args.seeds}, held-out APGR mean ± sd\n")
-    print("| target | combined | GSM8K | MMLU |\n| --- | ---: | ---: | ---: |")
-    for name in SCORERS:
-        cells = [f"{np.mean(apgr[(name, s)]):.3f} ± {np.std(apgr[(name, s)]):.3f}" for s in scopes]
-        print(f"| {name} | {' | '.join(cells)} |")
+    print(study.table("target"))
 
 
 if __name__ == "__main__":
