@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -287,6 +287,60 @@ def parse_since(since: str | date | datetime | None) -> str | None:
         ) from None
 
 
+def where_clause(
+    since: str | date | datetime | None, query_id: str | None, mark: str = "?"
+) -> tuple[str, list[str]]:
+    """The ` WHERE ...` of a ledger read from a day or time on and/or of one query (empty when neither), and its
+    arguments; `mark` is the driver's placeholder (`?` for SQLite, `%s` for PostgreSQL)."""
+    clauses: list[str] = []
+    args: list[str] = []
+    start = parse_since(since)
+    if start is not None:
+        clauses.append(f"ts >= {mark}")
+        args.append(start)
+    if query_id is not None:
+        clauses.append(f"query_id = {mark}")
+        args.append(query_id)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def total_from_db(r: Sequence[Any]) -> LedgerTotal:
+    """One row of the grouped totals query (key, ok calls, input, cached and output tokens, dollars, calls of
+    unknown price, cache hits, latency) as a `LedgerTotal`."""
+    return LedgerTotal(
+        key=str(r[0]),
+        calls=int(r[1] or 0),
+        input_tokens=int(r[2] or 0),
+        cached_tokens=int(r[3] or 0),
+        output_tokens=int(r[4] or 0),
+        usd=float(r[5] or 0.0),
+        unknown_cost_calls=int(r[6] or 0),
+        cache_hits=int(r[7] or 0),
+        latency_s=float(r[8] or 0.0),
+    )
+
+
+def billed_usage(rows: Iterable[LedgerRow]) -> Usage:
+    """The summed usage of the calls that were made (`usd=None` if any had an unknown price); a refused call was
+    never made, so nothing of it is billed."""
+    total = Usage()
+    for r in rows:
+        if r.status != "ok":
+            continue
+        total = total + Usage(
+            r.input_tokens,
+            r.cached_tokens,
+            r.output_tokens,
+            r.usd,
+            1,
+            cache_write_tokens=r.cache_write_tokens,
+            cache_write_1h_tokens=r.cache_write_1h_tokens,
+            reasoning_tokens=r.reasoning_tokens,
+            batch=r.batch,
+        )
+    return total
+
+
 def _create_ledger_tables(db: sqlite3.Connection) -> None:
     db.executescript(_SCHEMA)
     db.executescript(_PARTS_SCHEMA)
@@ -334,7 +388,7 @@ class Ledger:
         self, since: str | date | datetime | None = None, query_id: str | None = None
     ) -> list[LedgerRow]:
         """Every row (oldest first), optionally from a day or time on, or of one query."""
-        where, args = self._where(since, query_id)
+        where, args = where_clause(since, query_id)
         with self._lock:
             cur = self._db.execute(f"SELECT {_COLUMNS} FROM calls{where} ORDER BY id", args)
             fetched = cur.fetchall()
@@ -345,7 +399,7 @@ class Ledger:
         if by not in GROUP_BY:
             raise InputError(f"cannot group costs by {by!r}; use one of: {', '.join(GROUP_BY)}")
         key = {"day": "substr(ts, 1, 10)", "model": "model", "stage": "stage"}[by]
-        where, args = self._where(since, None)
+        where, args = where_clause(since, None)
         sql = (
             f"SELECT {key} AS k, sum(status = 'ok'), sum(input_tokens), sum(cached_tokens), sum(output_tokens), "
             "coalesce(sum(usd), 0), sum(usd IS NULL), sum(cached), sum(latency_s) "
@@ -353,52 +407,11 @@ class Ledger:
         )
         with self._lock:
             fetched = self._db.execute(sql, args).fetchall()
-        return [
-            LedgerTotal(
-                key=str(r[0]),
-                calls=r[1],
-                input_tokens=r[2],
-                cached_tokens=r[3],
-                output_tokens=r[4],
-                usd=float(r[5]),
-                unknown_cost_calls=r[6],
-                cache_hits=r[7],
-                latency_s=float(r[8]),
-            )
-            for r in fetched
-        ]
+        return [total_from_db(r) for r in fetched]
 
     def usage(self, query_id: str) -> Usage:
         """The summed usage of one query's calls (`usd=None` if any of them had an unknown price)."""
-        total = Usage()
-        for r in self.rows(query_id=query_id):
-            if r.status != "ok":  # a refused call was never made: nothing billed
-                continue
-            total = total + Usage(
-                r.input_tokens,
-                r.cached_tokens,
-                r.output_tokens,
-                r.usd,
-                1,
-                cache_write_tokens=r.cache_write_tokens,
-                cache_write_1h_tokens=r.cache_write_1h_tokens,
-                reasoning_tokens=r.reasoning_tokens,
-                batch=r.batch,
-            )
-        return total
-
-    @staticmethod
-    def _where(since: str | date | datetime | None, query_id: str | None) -> tuple[str, list[str]]:
-        clauses: list[str] = []
-        args: list[str] = []
-        start = parse_since(since)
-        if start is not None:
-            clauses.append("ts >= ?")
-            args.append(start)
-        if query_id is not None:
-            clauses.append("query_id = ?")
-            args.append(query_id)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+        return billed_usage(self.rows(query_id=query_id))
 
     def close(self) -> None:
         with self._lock:

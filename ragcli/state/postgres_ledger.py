@@ -15,9 +15,11 @@ from ragcli.cost.ledger import (
     GroupBy,
     LedgerRow,
     LedgerTotal,
-    parse_since,
+    billed_usage,
     row_from_db,
     row_values,
+    total_from_db,
+    where_clause,
 )
 from ragcli.errors import InputError
 from ragcli.state.postgres_database import PostgresDatabase
@@ -49,7 +51,7 @@ class PostgresLedger:
         self, since: str | date | datetime | None = None, query_id: str | None = None
     ) -> list[LedgerRow]:
         """Every row (oldest first), optionally from a day or time on, or of one query."""
-        where, args = _where(since, query_id)
+        where, args = where_clause(since, query_id, "%s")
         with self.db.transaction() as cur:
             cur.execute(f"SELECT {LEDGER_COLUMNS} FROM ledger_calls{where} ORDER BY id", args)
             fetched = cur.fetchall()
@@ -60,7 +62,7 @@ class PostgresLedger:
         if by not in GROUP_BY:
             raise InputError(f"cannot group costs by {by!r}; use one of: {', '.join(GROUP_BY)}")
         key = {"day": "substr(ts, 1, 10)", "model": "model", "stage": "stage"}[by]
-        where, args = _where(since, None)
+        where, args = where_clause(since, None, "%s")
         sql = (
             f"SELECT {key} AS k, count(*) FILTER (WHERE status = 'ok'), coalesce(sum(input_tokens), 0), "
             "coalesce(sum(cached_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(usd), 0), "
@@ -70,39 +72,11 @@ class PostgresLedger:
         with self.db.transaction() as cur:
             cur.execute(sql, args)
             fetched = cur.fetchall()
-        return [
-            LedgerTotal(
-                key=str(r[0]),
-                calls=int(r[1]),
-                input_tokens=int(r[2]),
-                cached_tokens=int(r[3]),
-                output_tokens=int(r[4]),
-                usd=float(r[5]),
-                unknown_cost_calls=int(r[6]),
-                cache_hits=int(r[7]),
-                latency_s=float(r[8]),
-            )
-            for r in fetched
-        ]
+        return [total_from_db(r) for r in fetched]
 
     def usage(self, query_id: str) -> Usage:
         """The summed usage of one query's billed calls (`usd=None` if any had an unknown price)."""
-        total = Usage()
-        for r in self.rows(query_id=query_id):
-            if r.status != "ok":
-                continue
-            total = total + Usage(
-                r.input_tokens,
-                r.cached_tokens,
-                r.output_tokens,
-                r.usd,
-                1,
-                cache_write_tokens=r.cache_write_tokens,
-                cache_write_1h_tokens=r.cache_write_1h_tokens,
-                reasoning_tokens=r.reasoning_tokens,
-                batch=r.batch,
-            )
-        return total
+        return billed_usage(self.rows(query_id=query_id))
 
     def close(self) -> None:
         """The database is shared with the other state stores; whoever opened it closes it."""
@@ -112,16 +86,3 @@ class PostgresLedger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _where(since: str | date | datetime | None, query_id: str | None) -> tuple[str, list[str]]:
-    clauses: list[str] = []
-    args: list[str] = []
-    start = parse_since(since)
-    if start is not None:
-        clauses.append("ts >= %s")
-        args.append(start)
-    if query_id is not None:
-        clauses.append("query_id = %s")
-        args.append(query_id)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
