@@ -69,6 +69,52 @@ def lm_vectors(prompts: list[str], layers: list[int], max_tokens: int = 256) -> 
     return out
 
 
+INNER_C = (0.0001, 0.0003, 0.001, 0.003)
+
+
+def gap_scores(
+    xtr: np.ndarray, weak: np.ndarray, strong: np.ndarray, xte: np.ndarray, c: float
+) -> np.ndarray:
+    """Standardise on `xtr`, fit a logistic regression per tier, score `xte` by P(strong) - P(weak)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scale = StandardScaler().fit(xtr)
+    a, b = scale.transform(xtr), scale.transform(xte)
+    p_strong = LogisticRegression(C=c, max_iter=3000).fit(a, strong).predict_proba(b)[:, 1]
+    p_weak = LogisticRegression(C=c, max_iter=3000).fit(a, weak).predict_proba(b)[:, 1]
+    return np.asarray(p_strong - p_weak)
+
+
+def inner_cv_pick(
+    x: np.ndarray,
+    vectors: dict[int, np.ndarray],
+    train: np.ndarray,
+    study: RoutingStudy,
+    weak: np.ndarray,
+    strong: np.ndarray,
+) -> tuple[int | None, float]:
+    """The (layer or None, C) whose out-of-fold scores in 3-fold CV over the training part (stratified by
+    benchmark) give the highest combined APGR."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from ragcli.eval.routing_metrics import gain_curve
+
+    bench = np.asarray(study.outcomes.benchmarks)[train]
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(x, bench))
+    best: tuple[float, int | None, float] = (-1.0, None, INNER_C[0])
+    for layer in (None, *vectors):
+        full = x if layer is None else np.hstack([x, vectors[layer][train]])
+        for c in INNER_C:
+            oof = np.zeros(len(train))
+            for tr, te in folds:
+                oof[te] = gap_scores(full[tr], weak[tr], strong[tr], full[te], c)
+            apgr = gain_curve(oof, weak, strong).apgr()
+            if apgr > best[0]:
+                best = (apgr, layer, c)
+    return best[1], best[2]
+
+
 def main() -> None:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import StandardScaler
@@ -78,6 +124,11 @@ def main() -> None:
     ap.add_argument("--layers", type=int, nargs="+", default=[15])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--vectors", type=Path, help="an .npz to keep the LM vectors in (read when it exists)")
+    ap.add_argument(
+        "--inner-cv",
+        action="store_true",
+        help="also pick the layer (or none) and C by 3-fold CV inside each training part, as a router would",
+    )
     args = ap.parse_args()
     study = RoutingStudy.load(args.data)
     start = time.time()
@@ -89,6 +140,7 @@ def main() -> None:
         if args.vectors:
             np.savez(args.vectors, **{f"layer{k}": v for k, v in vectors.items()})
     lm_seconds = time.time() - start
+    picks: list[str] = []
     for split in study.splits(args.seeds):
         weak, strong = study.weak[split.train], study.strong[split.train]
         views = {"MiniLM + dense": (split.x_train, split.x_test)}
@@ -111,6 +163,21 @@ def main() -> None:
                 study.record(
                     f"{view}; ridge on strong - weak, alpha {alpha:g}", ridge.predict(xte), split.test
                 )
+        if args.inner_cv:
+            picked = inner_cv_pick(split.x_train, vectors, split.train, study, weak, strong)
+            layer, c = picked
+            xtr, xte = split.x_train, split.x_test
+            if layer is not None:
+                xtr = np.hstack([xtr, vectors[layer][split.train]])
+                xte = np.hstack([xte, vectors[layer][split.test]])
+            study.record(
+                "picked by 3-fold CV inside the training part",
+                gap_scores(xtr, weak, strong, xte, c),
+                split.test,
+            )
+            picks.append(f"{'no vector' if layer is None else f'layer {layer}'}, C {c:g}")
+    if picks:
+        print(f"- inner-CV picks per seed: {'; '.join(picks)}")
     print(
         f"- commit {commit()}, {machine()}; seeds {args.seeds}; LM vectors for {len(study.outcomes.prompts)} "
         f"prompts ({', '.join(f'layer {k}' for k in args.layers)}) in {lm_seconds:.0f} s\n"
