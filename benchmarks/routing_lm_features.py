@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,58 @@ def inner_cv_pick(
     return best[1], best[2]
 
 
+def through_router(
+    study: RoutingStudy, vectors: dict[int, np.ndarray], seeds: list[int], scales: list[float]
+) -> str:
+    """`routing.py`'s own measurement (`evaluate_router`: the shipped candidates picked by 3-fold CV, the
+    threshold cross-fitted to a 0.5 strong share, no gradient boosting) with the MiniLM embedding alone, then with
+    each layer's LM vector appended (standardised on the seed's training part, times each scale)."""
+    from ragcli.config import CostConfig
+    from ragcli.cost.prices import PriceTable
+    from ragcli.eval.router_eval import evaluate_router
+    from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+    from ragcli.train.router_outcomes import split_indices
+
+    o = study.outcomes
+    prices = PriceTable.load(CostConfig.model_validate({"use_litellm_prices": False}))
+    embedder = SentenceTransformerEmbedder()
+    lines = [
+        "| embedding given to `evaluate_router` | combined | GSM8K | MMLU | picked per seed | strong share reached |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    runs: list[tuple[str, int | None, float]] = [("MiniLM (as shipped)", None, 0.0)]
+    runs += [(f"MiniLM + {scale:g} x SmolLM2 layer {k}", k, scale) for k in vectors for scale in scales]
+    for name, layer, scale in runs:
+        got: list[dict[str, Any]] = []
+        for seed in seeds:
+            emb = study.embeddings
+            if layer is not None:
+                train = split_indices(o, [0.7, 0.3], seed)[0]
+                vec = vectors[layer]
+                mean, std = vec[train].mean(0), vec[train].std(0) + 1e-6
+                emb = np.hstack([emb, scale * (vec - mean) / std]).astype(np.float32)
+            got.append(
+                evaluate_router(
+                    o,
+                    embedder,
+                    target={"strong_share": 0.5},
+                    prices=prices,
+                    seed=seed,
+                    embeddings=emb,
+                    with_gbm=False,
+                )
+            )
+        cells = []
+        for scope in ("combined", "gsm8k", "mmlu"):
+            part = [r["combined"] if scope == "combined" else r["benchmarks"][scope] for r in got]
+            vals = [p["routers"]["router"]["apgr"] for p in part]
+            cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}")
+        picked = ", ".join(str(r["model"]) for r in got)
+        shares = ", ".join(f"{r['strong_share_reached']:.3f}" for r in got)
+        lines.append(f"| {name} | {' | '.join(cells)} | {picked} | {shares} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import StandardScaler
@@ -124,6 +177,14 @@ def main() -> None:
     ap.add_argument("--layers", type=int, nargs="+", default=[15])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--vectors", type=Path, help="an .npz to keep the LM vectors in (read when it exists)")
+    ap.add_argument(
+        "--through-router",
+        type=float,
+        nargs="+",
+        metavar="SCALE",
+        help="also run the product's own evaluate_router (candidates, CV pick, cross-fitted calibration) with each "
+        "layer's vector, standardised on the training part and multiplied by SCALE, appended to the embedding",
+    )
     ap.add_argument(
         "--inner-cv",
         action="store_true",
@@ -178,6 +239,8 @@ def main() -> None:
             picks.append(f"{'no vector' if layer is None else f'layer {layer}'}, C {c:g}")
     if picks:
         print(f"- inner-CV picks per seed: {'; '.join(picks)}")
+    if args.through_router:
+        print(through_router(study, vectors, args.seeds, args.through_router) + "\n")
     print(
         f"- commit {commit()}, {machine()}; seeds {args.seeds}; LM vectors for {len(study.outcomes.prompts)} "
         f"prompts ({', '.join(f'layer {k}' for k in args.layers)}) in {lm_seconds:.0f} s\n"
