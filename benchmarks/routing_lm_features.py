@@ -70,7 +70,8 @@ def lm_vectors(prompts: list[str], layers: list[int], max_tokens: int = 256) -> 
     return out
 
 
-INNER_C = (0.0001, 0.0003, 0.001, 0.003)
+C_GRID = (0.0001, 0.0003, 0.001, 0.003)
+"""The logistic regressions' strengths: the fixed rows and the inner-CV grid alike."""
 
 
 def gap_scores(
@@ -103,10 +104,10 @@ def inner_cv_pick(
 
     bench = np.asarray(study.outcomes.benchmarks)[train]
     folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(x, bench))
-    best: tuple[float, int | None, float] = (-1.0, None, INNER_C[0])
+    best: tuple[float, int | None, float] = (-1.0, None, C_GRID[0])
     for layer in (None, *vectors):
         full = x if layer is None else np.hstack([x, vectors[layer][train]])
-        for c in INNER_C:
+        for c in C_GRID:
             oof = np.zeros(len(train))
             for tr, te in folds:
                 oof[te] = gap_scores(full[tr], weak[tr], strong[tr], full[te], c)
@@ -169,7 +170,7 @@ def through_router(
 
 
 def main() -> None:
-    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -204,33 +205,31 @@ def main() -> None:
     picks: list[str] = []
     for split in study.splits(args.seeds):
         weak, strong = study.weak[split.train], study.strong[split.train]
-        views = {"MiniLM + dense": (split.x_train, split.x_test)}
+        views: dict[int | None, tuple[np.ndarray, np.ndarray]] = {None: (split.x_train, split.x_test)}
         for layer, vec in vectors.items():
-            views[f"MiniLM + dense + SmolLM2 layer {layer}"] = (
+            views[layer] = (
                 np.hstack([split.x_train, vec[split.train]]),
                 np.hstack([split.x_test, vec[split.test]]),
             )
-        for view, (xtr, xte) in views.items():
-            scale = StandardScaler().fit(xtr)
-            xtr, xte = scale.transform(xtr), scale.transform(xte)
-            for c in (0.0001, 0.0003, 0.001, 0.003):
-                p_strong = LogisticRegression(C=c, max_iter=3000).fit(xtr, strong).predict_proba(xte)
-                p_weak = LogisticRegression(C=c, max_iter=3000).fit(xtr, weak).predict_proba(xte)
+        for layer, (xtr, xte) in views.items():
+            view = "MiniLM + dense" if layer is None else f"MiniLM + dense + SmolLM2 layer {layer}"
+            for c in C_GRID:
                 study.record(
-                    f"{view}; logistic per tier, gap, C {c:g}", p_strong[:, 1] - p_weak[:, 1], split.test
+                    f"{view}; logistic per tier, gap, C {c:g}",
+                    gap_scores(xtr, weak, strong, xte, c),
+                    split.test,
                 )
+            scale = StandardScaler().fit(xtr)
             for alpha in (10000.0, 30000.0, 100000.0):
-                ridge = Ridge(alpha=alpha).fit(xtr, strong - weak)
+                ridge = Ridge(alpha=alpha).fit(scale.transform(xtr), strong - weak)
                 study.record(
-                    f"{view}; ridge on strong - weak, alpha {alpha:g}", ridge.predict(xte), split.test
+                    f"{view}; ridge on strong - weak, alpha {alpha:g}",
+                    ridge.predict(scale.transform(xte)),
+                    split.test,
                 )
         if args.inner_cv:
-            picked = inner_cv_pick(split.x_train, vectors, split.train, study, weak, strong)
-            layer, c = picked
-            xtr, xte = split.x_train, split.x_test
-            if layer is not None:
-                xtr = np.hstack([xtr, vectors[layer][split.train]])
-                xte = np.hstack([xte, vectors[layer][split.test]])
+            layer, c = inner_cv_pick(split.x_train, vectors, split.train, study, weak, strong)
+            xtr, xte = views[layer]
             study.record(
                 "picked by 3-fold CV inside the training part",
                 gap_scores(xtr, weak, strong, xte, c),
