@@ -35,10 +35,11 @@ from typing import Any
 
 from ragcli.errors import ResourceMissing
 from ragcli.generation.sentence_selector import terms
-from ragcli.trained_models import CardModel, load_card_model
+from ragcli.trained_models import CARDS, CardModel, load_card_model
 
 FORMAT = "ragcli-sentence-model/1"
-CARD = "ragcli_sentence_model.json"
+CARD = CARDS["sentence_models"]
+"""Saved under this name, the one `load_card_model` reads."""
 FEATURES = (
     "titled_lexical",
     "own_lexical",
