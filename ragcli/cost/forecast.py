@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ragcli.cost.ledger import recorded_usage
 from ragcli.cost.ledger_reader import CallRecord
 from ragcli.cost.prices import PriceTable
 from ragcli.errors import InputError
@@ -133,20 +134,7 @@ def replay(calls: Iterable[CallRecord], prices: PriceTable, model: str) -> Repla
     llm = [r for r in calls if r.billed and is_llm(r)]
     total: float | None = 0.0
     for r in llm:
-        usd = prices.priced(
-            model,
-            Usage(
-                r.input_tokens,
-                r.cached_tokens,
-                r.output_tokens,
-                None,
-                1,
-                cache_write_tokens=r.cache_write_tokens,
-                cache_write_1h_tokens=r.cache_write_1h_tokens,
-                reasoning_tokens=r.reasoning_tokens,
-                batch=r.batch,
-            ),
-        ).usd
+        usd = prices.priced(model, recorded_usage(r, None)).usd
         total = None if usd is None or total is None else total + usd
     return Replay(
         model=model,

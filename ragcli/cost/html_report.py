@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from ragcli.cost.attribution import Group, group_calls, group_parts, split_parts, total_of
 from ragcli.cost.forecast import is_llm
+from ragcli.cost.ledger import recorded_usage
 from ragcli.cost.ledger_reader import CallRecord, PartRecord
 from ragcli.cost.prices import PriceTable
 from ragcli.types import Usage
@@ -49,17 +50,8 @@ def reprice(calls: Sequence[CallRecord], prices: PriceTable, model: str) -> list
     out = []
     for r in calls:
         if r.billed and is_llm(r):
-            u = Usage(
-                r.input_tokens,
-                r.cached_tokens,
-                r.output_tokens,
-                None,
-                1,
-                cache_write_tokens=r.cache_write_tokens,
-                cache_write_1h_tokens=r.cache_write_1h_tokens,
-                batch=r.batch,
-            )
-            r = replace(r, usd=prices.priced(model, u).usd, model=f"{r.model} as {model}")
+            usd = prices.priced(model, recorded_usage(r, None)).usd
+            r = replace(r, usd=usd, model=f"{r.model} as {model}")
         out.append(r)
     return out
 
@@ -79,16 +71,8 @@ def _reprice_parts(
         r = calls.get(call_id)
         if r is None:
             continue
-        usage = Usage(
-            r.input_tokens,
-            r.cached_tokens,
-            r.output_tokens,
-            r.usd,
-            1,
-            cache_write_tokens=r.cache_write_tokens,
-            batch=r.batch,
-        )
-        out += [PartRecord(call_id, name, n, usd) for name, n, usd in split_parts(tokens, usage, price)]
+        split = split_parts(tokens, recorded_usage(r, r.usd), price)
+        out += [PartRecord(call_id, name, n, usd) for name, n, usd in split]
     return out
 
 

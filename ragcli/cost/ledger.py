@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ragcli.errors import InputError
 from ragcli.state.sqlite_file import open_wal
@@ -320,24 +320,47 @@ def total_from_db(r: Sequence[Any]) -> LedgerTotal:
     )
 
 
+class RecordedTokens(Protocol):
+    """The token columns a ledger record carries (`LedgerRow`, `ledger_reader.CallRecord`)."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cache_write_tokens(self) -> int: ...
+    @property
+    def cache_write_1h_tokens(self) -> int: ...
+    @property
+    def reasoning_tokens(self) -> int: ...
+    @property
+    def batch(self) -> bool: ...
+
+
+def recorded_usage(r: RecordedTokens, usd: float | None) -> Usage:
+    """One recorded call's token counts as a `Usage` with `usd` (None: to be priced again)."""
+    return Usage(
+        r.input_tokens,
+        r.cached_tokens,
+        r.output_tokens,
+        usd,
+        1,
+        cache_write_tokens=r.cache_write_tokens,
+        cache_write_1h_tokens=r.cache_write_1h_tokens,
+        reasoning_tokens=r.reasoning_tokens,
+        batch=r.batch,
+    )
+
+
 def billed_usage(rows: Iterable[LedgerRow]) -> Usage:
     """The summed usage of the calls that were made (`usd=None` if any had an unknown price); a refused call was
     never made, so nothing of it is billed."""
     total = Usage()
     for r in rows:
-        if r.status != "ok":
-            continue
-        total = total + Usage(
-            r.input_tokens,
-            r.cached_tokens,
-            r.output_tokens,
-            r.usd,
-            1,
-            cache_write_tokens=r.cache_write_tokens,
-            cache_write_1h_tokens=r.cache_write_1h_tokens,
-            reasoning_tokens=r.reasoning_tokens,
-            batch=r.batch,
-        )
+        if r.status == "ok":
+            total = total + recorded_usage(r, r.usd)
     return total
 
 
