@@ -8,6 +8,12 @@ a held-out part (30 %) that every number below is measured on. Several seeds giv
 numbers.
 
     .venv/bin/python benchmarks/routing.py --data ../shared/data --seeds 0 1 2 3 4 [--calibration holdout]
+        [--lm-layer 8 [--lm-scale S]]
+
+`--lm-layer N` also trains, on the same splits, the router that reads the local LM's view of each prompt (the
+packaged SmolLM2's layer-N hidden states, `ragcli train router --lm-layer N`), its scale (or no view) picked by the
+same cross-validation unless `--lm-scale` fixes it, and writes both side by side. The LM vectors are computed once
+for the whole file (about 12 minutes on 2 cores) and cached with the embeddings.
 """
 
 from __future__ import annotations
@@ -60,6 +66,16 @@ def main() -> None:
     ap.add_argument(
         "--cache", type=Path, default=None, help="Where to keep the prompt embeddings (default <home>/cache)."
     )
+    ap.add_argument("--lm-layer", type=int, default=None, help="Also train routers that read this LM layer.")
+    ap.add_argument(
+        "--lm-scale", type=float, default=None, help="Fix the LM view's scale (default: CV pick)."
+    )
+    ap.add_argument(
+        "--lm-latency",
+        type=int,
+        default=200,
+        help="Time the LM view alone on this many prompts, one at a time.",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "routing.md")
     ap.add_argument("--json-out", type=Path, default=ROOT / "benchmarks" / "results" / "routing.json")
     args = ap.parse_args()
@@ -67,10 +83,11 @@ def main() -> None:
     from ragcli.config import CostConfig
     from ragcli.cost.prices import PriceTable
     from ragcli.eval.router_eval import evaluate_router
+    from ragcli.generation.lm_vectors import LMSpec, LMVectorizer
     from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
     from ragcli.resources import cache_dir, offline_env
     from ragcli.train.router_outcomes import read_outcomes
-    from ragcli.train.router_training import embed_prompts
+    from ragcli.train.router_training import embed_prompts, lm_prompt_vectors
 
     offline_env()
     load_start = Path("/proc/loadavg").read_text().split()[:3]
@@ -81,35 +98,110 @@ def main() -> None:
     t0 = time.perf_counter()
     emb = embed_prompts(outcomes.prompts, embedder, cache)
     embed_s = time.perf_counter() - t0
+    lm = None if args.lm_layer is None else LMSpec(layer=args.lm_layer, scale=args.lm_scale)
+    lm_vectors = None if lm is None else lm_prompt_vectors(outcomes.prompts, LMVectorizer(lm), cache)
+    lm_s = time.perf_counter() - t0 - embed_s
     prices = PriceTable.load(CostConfig.model_validate({"use_litellm_prices": False}))
     runs: list[dict[str, Any]] = []
+    lm_runs: list[dict[str, Any]] = []
     t1 = time.perf_counter()
     for seed in args.seeds:
-        res = evaluate_router(
-            outcomes,
-            embedder,
-            target={"strong_share": args.target_share},
-            prices=prices,
-            test_fraction=args.test_fraction,
-            seed=seed,
-            embeddings=emb,
-            with_gbm=not args.no_gbm,
-            candidates_only=args.models.split(",") if args.models else None,
-            calibration=args.calibration,
-        )
-        runs.append(res)
-        c = res["combined"]["routers"]
-        g = res["benchmarks"].get("gsm8k", {}).get("routers", {})
-        print(
-            f"seed {seed}: model {res['model']}/{res['rule']} combined {c['router']['apgr']:.3f} "
-            f"(prior {c['subject_prior']['apgr']:.3f}) gsm8k {g.get('router', {}).get('apgr', float('nan')):.3f} "
-            f"share {res['strong_share_reached']:.3f}",
-            flush=True,
-        )
+        for view in (None, lm) if lm is not None else (None,):
+            res = evaluate_router(
+                outcomes,
+                embedder,
+                target={"strong_share": args.target_share},
+                prices=prices,
+                test_fraction=args.test_fraction,
+                seed=seed,
+                embeddings=emb,
+                with_gbm=not args.no_gbm,
+                candidates_only=args.models.split(",") if args.models else None,
+                calibration=args.calibration,
+                lm=view,
+                lm_vectors=None if view is None else lm_vectors,
+            )
+            (runs if view is None else lm_runs).append(res)
+            c = res["combined"]["routers"]
+            g = res["benchmarks"].get("gsm8k", {}).get("routers", {})
+            print(
+                f"seed {seed}{'' if view is None else ' + LM view'}: model {res['model']}/{res['rule']} "
+                f"combined {c['router']['apgr']:.3f} (prior {c['subject_prior']['apgr']:.3f}) "
+                f"gsm8k {g.get('router', {}).get('apgr', float('nan')):.3f} "
+                f"share {res['strong_share_reached']:.3f} lm {res['lm'] and res['lm']['scale']}",
+                flush=True,
+            )
     eval_s = time.perf_counter() - t1
     load_end = Path("/proc/loadavg").read_text().split()[:3]
-    args.json_out.write_text(json.dumps(runs, indent=1, default=float), encoding="utf-8")
+    args.json_out.write_text(
+        json.dumps({"router": runs, "lm": lm_runs}, indent=1, default=float), encoding="utf-8"
+    )
     write_markdown(args, runs, outcomes, embed_s, eval_s, load_start, load_end)
+    if lm_runs:
+        with args.out.open("a", encoding="utf-8") as f:
+            f.write(lm_section(args, runs, lm_runs, lm_s, lm_latency(lm, outcomes.prompts, args.lm_latency)))
+
+
+def lm_latency(spec: Any, prompts: list[str], n: int) -> str:
+    """What the LM view costs a query: a fresh load, then one prompt at a time (as `LearnedRouter.route` runs it)."""
+    from ragcli.generation.lm_vectors import LMVectorizer
+
+    t0 = time.perf_counter()
+    lm = LMVectorizer(spec)
+    lm.vectors(["warm up"])
+    load_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    times = []
+    for i in rng.choice(len(prompts), size=min(n, len(prompts)), replace=False):
+        t = time.perf_counter()
+        lm.vectors([prompts[int(i)]])
+        times.append(1000 * (time.perf_counter() - t))
+    p50, p95 = np.percentile(times, [50, 95])
+    return (
+        f"Query-time cost of the view, {len(times)} prompts of the file one at a time: {p50:.0f} ms p50, "
+        f"{p95:.0f} ms p95 (first {spec.layer} blocks, fp32); load {load_s:.1f} s once per process."
+    )
+
+
+def lm_section(
+    args: argparse.Namespace,
+    runs: list[dict[str, Any]],
+    lm_runs: list[dict[str, Any]],
+    lm_s: float,
+    latency: str,
+) -> str:
+    """The router with the LM view beside the router without it, on the same splits (held-out APGR)."""
+    scopes = ["combined", *sorted(runs[0]["benchmarks"])]
+
+    def apgr(rs: list[dict[str, Any]], scope: str) -> str:
+        part = [r["combined"] if scope == "combined" else r["benchmarks"][scope] for r in rs]
+        return _mean_sd([p["routers"]["router"]["apgr"] for p in part])
+
+    scale = "picked by the same CV (or no view)" if args.lm_scale is None else f"fixed at {args.lm_scale:g}"
+    lines = [
+        "",
+        f"## The local LM's view (SmolLM2 layer {args.lm_layer}, scale {scale}), side by side",
+        "",
+        f"LM vectors for every prompt of the file in {lm_s:.0f} s (0 when cached). Per seed: the model picked, and "
+        "the LM view's scale when the router reads one. " + latency,
+        "",
+        "| router | " + " | ".join(scopes) + " | strong share reached | picked per seed |",
+        "| --- | " + " | ".join("---:" for _ in scopes) + " | --- | --- |",
+    ]
+    for name, rs in (("MiniLM embedding + cheap features", runs), ("+ the LM view", lm_runs)):
+        shares = ", ".join(f"{r['strong_share_reached']:.3f}" for r in rs)
+        picks = "; ".join(
+            f"{r['model']}/{r['rule']}" + ("" if r["lm"] is None else f" x{r['lm']['scale']:g}") for r in rs
+        )
+        lines.append(f"| {name} | " + " | ".join(apgr(rs, sc) for sc in scopes) + f" | {shares} | {picks} |")
+    cv = [r["lm_view_cv_apgr"] for r in lm_runs if r["lm_view_cv_apgr"]]
+    if cv:
+        lines += ["", "CV APGR inside the training part per LM scale (none = no view), per seed:", ""]
+        lines += [
+            f"- seed {s}: " + ", ".join(f"{k} {v:.3f}" for k, v in c.items())
+            for s, c in zip(args.seeds, cv, strict=False)
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def write_markdown(
@@ -131,7 +223,9 @@ def write_markdown(
         f"{platform.processor() or 'cpu'}, Python {platform.python_version()}",
         f"- command: `.venv/bin/python benchmarks/routing.py --seeds {' '.join(map(str, args.seeds))} "
         f"--target-share {args.target_share} --calibration {args.calibration}{' --no-gbm' if args.no_gbm else ''}"
-        f"{' --models ' + args.models if args.models else ''}`",
+        f"{' --models ' + args.models if args.models else ''}"
+        f"{'' if args.lm_layer is None else f' --lm-layer {args.lm_layer}'}"
+        f"{'' if args.lm_scale is None else f' --lm-scale {args.lm_scale:g}'}`",
         f"- load average at start {' '.join(load_start)}, at end {' '.join(load_end)}; embedding {len(outcomes)} prompts "
         f"{embed_s:.0f} s (0 when cached), train + evaluate {eval_s:.0f} s for {len(runs)} seeds",
         f"- data: `routing/outcomes.jsonl` ({len(outcomes)} prompts; tiers {outcomes.tiers[0]} -> {outcomes.tiers[-1]})",

@@ -16,6 +16,7 @@ from ragcli.errors import InputError
 if TYPE_CHECKING:
     from ragcli.config import PipelineConfig
     from ragcli.cost.prices import PriceTable
+    from ragcli.generation.lm_vectors import LMSpec
     from ragcli.train.router_outcomes import Outcomes
 
 router_app = typer.Typer(help="Inspect trained routers and export routing labels.", no_args_is_help=True)
@@ -93,6 +94,35 @@ CalibrationOpt = Annotated[
 ]
 
 
+LMLayerOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--lm-layer",
+        min=1,
+        help="Also read the local LM's view of each prompt: its hidden states after this many blocks, averaged "
+        "(8 measured best for the packaged SmolLM2; runs the LM over every prompt, at training and per query).",
+    ),
+]
+LMScaleOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lm-scale",
+        min=0.0,
+        help="The LM view's weight beside the embedding (default: picked by cross-validation, or no view).",
+    ),
+]
+
+
+def _lm_spec(layer: int | None, scale: float | None) -> LMSpec | None:
+    from ragcli.generation.lm_vectors import LMSpec
+
+    if layer is None:
+        if scale is not None:
+            raise InputError("--lm-scale weighs the LM view: give --lm-layer too")
+        return None
+    return LMSpec(layer=layer, scale=scale)
+
+
 def _load_outcomes(path: Path, tiers: str | None) -> Outcomes:
     from ragcli.train.router_outcomes import read_outcomes
 
@@ -110,6 +140,8 @@ def train_router_cmd(
         str | None, typer.Option("--model", help="Force a candidate model (default: picked by CV).")
     ] = None,
     calibration: CalibrationOpt = "cross-fit",
+    lm_layer: LMLayerOpt = None,
+    lm_scale: LMScaleOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -133,6 +165,7 @@ def train_router_cmd(
             model=model,
             calibration=calibration,
             cache=cache_dir("cache"),
+            lm=_lm_spec(lm_layer, lm_scale),
         )
         folder = save_router(trained, cfg.home_dir())
         card = trained.card
@@ -151,6 +184,15 @@ def train_router_cmd(
         out.print(
             f"calibration APGR: {', '.join(f'{k} {v:.3f}' for k, v in card['calibration_apgr'].items())}"
         )
+        if card["lm_view_cv_apgr"] or card["lm"]:
+            out.print(f"LM view: {_lm_line(card)}")
+
+
+def _lm_line(card: dict[str, Any]) -> str:
+    lm, cv = card.get("lm"), card.get("lm_view_cv_apgr") or {}
+    picked = "none" if not lm else f"layer {lm['layer']} of {lm['model']}, scale {lm['scale']:g}"
+    tried = f" (CV APGR by scale: {', '.join(f'{k} {v:.3f}' for k, v in cv.items())})" if cv else ""
+    return picked + tried
 
 
 @eval_app.command("router")
@@ -166,6 +208,8 @@ def eval_router_cmd(
     test_fraction: Annotated[float, typer.Option("--test-fraction", min=0.05, max=0.9)] = 0.3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     calibration: CalibrationOpt = "cross-fit",
+    lm_layer: LMLayerOpt = None,
+    lm_scale: LMScaleOpt = None,
     output_tokens: Annotated[
         int, typer.Option("--output-tokens", min=0, help="Assumed answer length for $.")
     ] = 200,
@@ -182,6 +226,11 @@ def eval_router_cmd(
 
     with errors():
         cfg = load(config)
+        lm = _lm_spec(lm_layer, lm_scale)
+        if lm is not None and router:
+            raise InputError(
+                "--lm-layer is for the router trained here; a trained router reads what its card says"
+            )
         data = _load_outcomes(outcomes, tiers)
         embedder = SentenceTransformerEmbedder()
         target = _target(target_share, quality_floor, cfg)
@@ -212,6 +261,7 @@ def eval_router_cmd(
             output_tokens=output_tokens,
             cache=cache_dir("cache"),
             calibration=calibration,
+            lm=lm,
         )
         if as_json:
             print_json({**result, "in_sample": in_sample})
@@ -222,6 +272,8 @@ def eval_router_cmd(
         for row in summary_rows(result):
             table.add_row(*row)
         out.print(table)
+        if result["lm"] or result["lm_view_cv_apgr"]:
+            out.print(f"LM view: {_lm_line(result)}")
         out.print(
             f"strong share reached {result['strong_share_reached']:.3f} for target {result['target']}; "
             f"always strong ${result.get('usd_per_1k_always_strong', float('nan')):.2f} per 1,000 queries"
@@ -267,6 +319,7 @@ def router_report(cfg: PipelineConfig, name: str) -> dict[str, Any]:
         "threshold": r.threshold,
         # routers trained before 2026-12-04 calibrated on a held-out slice and say nothing
         "calibration": r.card.get("calibration", "holdout"),
+        "lm": r.card.get("lm"),
         "tiers": card_tiers,
         "current_tiers": current,
         "matches": not problems,
@@ -302,6 +355,8 @@ def report_cmd(
             f"model {rep['model']}, rule {rep['rule']}, threshold {rep['threshold']:.4f} for {rep['target']} "
             f"({'out-of-fold predictions' if rep['calibration'] == 'cross-fit' else 'a held-out slice'})"
         )
+        if rep["lm"]:
+            out.print(f"reads the local LM's view: {_lm_line(rep)}")
         out.print("tiers and prices match the config" if rep["matches"] else "[yellow]retrain:[/yellow]")
         for p in rep["problems"]:
             out.print(f"  - {p}")

@@ -28,6 +28,7 @@ from ragcli.generation.learned_router import choose_tiers
 if TYPE_CHECKING:
     from ragcli.cost.prices import PriceTable
     from ragcli.generation.learned_router import LearnedRouter
+    from ragcli.generation.lm_vectors import LMSpec
     from ragcli.ingest.protocols import Embedder
     from ragcli.train.router_outcomes import Outcomes
 
@@ -105,13 +106,21 @@ def evaluate_router(
     with_gbm: bool = True,
     candidates_only: Sequence[str] | None = None,
     calibration: str = "cross-fit",
+    lm: LMSpec | None = None,
+    lm_vectors: npt.NDArray[np.float32] | None = None,
 ) -> dict[str, Any]:
     """Score a router (given, or trained here on one part, calibrated as `train_router`'s `calibration` says)
-    against the baselines on held-out outcomes."""
+    against the baselines on held-out outcomes. `lm` gives the router trained here the local LM's view
+    (`train_router`); `lm_vectors` are its raw vectors for every prompt (default: computed here)."""
+    from ragcli.generation.lm_vectors import LMVectorizer
     from ragcli.train.router_outcomes import split_indices
-    from ragcli.train.router_training import embed_prompts, train_router
+    from ragcli.train.router_training import embed_prompts, lm_prompt_vectors, train_router
 
     emb = embeddings if embeddings is not None else embed_prompts(outcomes.prompts, embedder, cache)
+    # the LM view the router reads: its card's, or the one asked for the router trained here
+    spec = (router.lm.spec if router.lm is not None else None) if router is not None else lm
+    if spec is not None and lm_vectors is None:
+        lm_vectors = lm_prompt_vectors(outcomes.prompts, LMVectorizer(spec), cache)
     result: dict[str, Any] = {"source": outcomes.source, "tiers": outcomes.tiers}
     if router is None:
         train_idx, test_idx = split_indices(outcomes, [1.0 - test_fraction, test_fraction], seed)
@@ -125,13 +134,14 @@ def evaluate_router(
             with_gbm=with_gbm,
             candidates_only=candidates_only,
             calibration=calibration,
+            lm=lm,
+            lm_vectors=None if lm_vectors is None else lm_vectors[train_idx],
         )
         from ragcli.generation.router_features import RouterFeatures
 
         features: RouterFeatures = trained.features
-        probs = trained.model.predict(
-            emb[test_idx], features.dense(test.prompts, test.subjects, test.benchmarks)
-        )
+        test_emb = trained.features_of(emb[test_idx], None if lm_vectors is None else lm_vectors[test_idx])
+        probs = trained.model.predict(test_emb, features.dense(test.prompts, test.subjects, test.benchmarks))
         rule, threshold, card = trained.card["rule"], float(trained.card["threshold"]), trained.card
         groups_train = train_o.groups
         prior = prior_scores(groups_train, train_o.labels[:, 0], train_o.labels[:, -1], test.groups)
@@ -139,7 +149,9 @@ def evaluate_router(
         result["selection_cv_apgr"] = trained.selection
     else:
         test = outcomes
-        probs = router.predict(test.prompts, test.subjects, test.benchmarks, embeddings=emb)
+        probs = router.predict(
+            test.prompts, test.subjects, test.benchmarks, embeddings=emb, lm_vectors=lm_vectors
+        )
         rule, threshold, card = router.rule, router.threshold, router.card
         prior = _oof_prior(test, seed=seed)
         result["mode"] = f"router {card['name']!r} scored on the whole file ({len(test)} prompts)"
@@ -157,6 +169,8 @@ def evaluate_router(
     keep = ~np.isnan(lab[:, 0]) & ~np.isnan(lab[:, -1])
     bench = np.asarray(test.benchmarks)
     result["model"] = card.get("model_name")
+    result["lm"] = card.get("lm")
+    result["lm_view_cv_apgr"] = card.get("lm_view_cv_apgr") or {}
     result["rule"] = rule
     result["threshold"] = threshold
     result["usd_source"] = usd_source

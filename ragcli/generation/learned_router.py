@@ -4,7 +4,8 @@ clears a threshold answers.
 A saved router is a folder `<home>/routers/NAME/` holding `card.json` (when it was trained, on which labels, the
 tiers and their prices at the time, the features, the model spec, the rule and its threshold) and `weights.npz`
 (the model's arrays and the held-out calibration set's predictions and labels, so a new `router.target` is
-calibrated again at load time without retraining).
+calibrated again at load time without retraining). A router trained with an LM view (`lm_vectors`) also keeps
+the view's layer, scale and standardisation, and runs the local LM over each prompt it routes.
 
 The rule: a tier's *deficit* is how far its predicted success falls below a reference: the best tier's prediction
 (`gap`, the default: "how much do we lose by asking the cheaper tier") or 1 (`absolute`). The cheapest tier whose
@@ -24,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragcli.errors import ConfigError, InputError, ResourceMissing
+from ragcli.generation.lm_vectors import LMFeatures, LMVectorizer, PromptVectorizer
 from ragcli.generation.router_features import RouterFeatures
 from ragcli.generation.router_models import TierModel, load_model
 
@@ -128,10 +130,17 @@ class LearnedRouter:
             must match the card's.
         target: Recalibrate the threshold to `{"strong_share": x}` or `{"quality_floor": y}` on the stored
             held-out predictions; default: the threshold saved at training.
+        lm_vectorizer: What computes the LM view's raw vectors, for a router trained with one (default: the
+            local LM the card names, loaded on the first prompt).
     """
 
     def __init__(
-        self, folder: Path, *, embedder: Embedder | None = None, target: Mapping[str, float] | None = None
+        self,
+        folder: Path,
+        *,
+        embedder: Embedder | None = None,
+        target: Mapping[str, float] | None = None,
+        lm_vectorizer: PromptVectorizer | None = None,
     ) -> None:
         card_path = folder / CARD
         if not card_path.is_file():
@@ -149,6 +158,9 @@ class LearnedRouter:
         self._calib_probs = arrays.get("calib_probs")
         self._calib_labels = arrays.get("calib_labels")
         self._embedder = embedder
+        lm_card = self.card.get("lm")
+        self.lm: LMFeatures | None = LMFeatures.from_card(lm_card, arrays) if lm_card else None
+        self._lm_vectorizer = lm_vectorizer
         self.threshold = float(self.card["threshold"])
         if target:
             self.threshold = self.calibrate(target)
@@ -215,20 +227,33 @@ class LearnedRouter:
             )
         return np.asarray(vectors, dtype=np.float32)
 
+    def _lm_view(self, emb: FloatMatrix, prompts: Sequence[str], raw: FloatMatrix | None) -> FloatMatrix:
+        """`emb` with the LM view appended, for a router trained with one."""
+        if self.lm is None:
+            return emb
+        if raw is None:
+            if self._lm_vectorizer is None:
+                self._lm_vectorizer = LMVectorizer(self.lm.spec)
+            raw = self._lm_vectorizer.vectors(prompts)
+        return self.lm.apply(emb, raw)
+
     def predict(
         self,
         prompts: Sequence[str],
         subjects: Sequence[str] | None = None,
         benchmarks: Sequence[str] | None = None,
         embeddings: FloatMatrix | None = None,
+        lm_vectors: FloatMatrix | None = None,
     ) -> FloatMatrix:
-        """P(good answer) per prompt and tier, shape (prompts, tiers)."""
+        """P(good answer) per prompt and tier, shape (prompts, tiers). `embeddings` and `lm_vectors` are the
+        prompts' precomputed embedding and raw LM view (default: computed here)."""
         if not prompts:
             return np.zeros((0, len(self.tiers)), dtype=np.float32)
         n = len(prompts)
         subj = list(subjects) if subjects is not None else [""] * n
         bench = list(benchmarks) if benchmarks is not None else [""] * n
         emb = self._embed(prompts) if embeddings is None else embeddings
+        emb = self._lm_view(emb, prompts, lm_vectors)
         return self.model.predict(emb, self.features.dense(prompts, subj, bench))
 
     def need_scores(self, probs: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

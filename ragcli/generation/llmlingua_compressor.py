@@ -55,7 +55,7 @@ class LLMLinguaCompressor:
     Args:
         count_tokens: the target model's token counter (the ratio is measured with it, not with the small LM's).
         model: a transformers folder or hub id, or `smollm2-135m-instruct` (the packaged GGUF, de-quantized once
-            and cached by `TransformersLLM`).
+            and cached by `transformers_llm.transformers_folder`).
         long: LongLLMLingua's question-aware mode (coarse ranking of the blocks by the question, then tokens).
         device: torch device map (`cpu`, `cuda`).
     """
@@ -89,11 +89,11 @@ class LLMLinguaCompressor:
                     f"compression type llmlingua needs the llmlingua package ({exc}); run "
                     "`pip install 'ragcli[llmlingua]'` or use compression type sentences"
                 ) from exc
-            from ragcli.generation.transformers_llm import TransformersLLM
+            from ragcli.generation.transformers_llm import transformers_folder
             from ragcli.resources import prepare_tiktoken
 
             prepare_tiktoken()  # PromptCompressor calls tiktoken at construction
-            folder = TransformersLLM(self.model)._folder()
+            folder = transformers_folder(self.model)
             try:
                 self._compressor = PromptCompressor(model_name=folder, device_map=self.device)
             except Exception as exc:  # a third-party load failure: wrap it with the model named

@@ -29,6 +29,46 @@ def converted_dir(gguf: Path) -> Path:
     return cache_dir("models") / f"{gguf.stem}-hf"
 
 
+def transformers_folder(model: str) -> str:
+    """A folder or hub id transformers can load for `model`: as given, or a GGUF file (the packaged SmolLM2 by
+    default) de-quantized once into `converted_dir`."""
+    if model != PACKAGED_LLM and not model.endswith(".gguf"):
+        return model  # a transformers folder or a hub id (offline unless the user allows hub downloads)
+    gguf = resolve_llm_model(model)
+    target = converted_dir(gguf)
+    if not (target / "config.json").is_file():
+        _convert(gguf, target)
+    return str(target)
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.warning(
+        "one-time conversion: de-quantizing %s for transformers into %s (one to three minutes; cached for later runs)",
+        gguf.name,
+        target,
+    )
+    t0 = time.perf_counter()
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except ImportError as exc:
+        raise ResourceMissing(
+            f"reading GGUF files with transformers needs the gguf package: {exc}; run `pip install gguf`"
+        ) from exc
+    # transformers refuses save_pretrained on a GGUF-loaded model: copy the weights into a fresh one
+    fresh = AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
+    fresh.load_state_dict(loaded.state_dict())
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fresh.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    log.warning("conversion done in %.0fs: %s", time.perf_counter() - t0, target)
+
+
 class TransformersLLM:
     """A causal LM chat model run by transformers on the CPU; token counts from its own tokenizer; $0."""
 
@@ -60,44 +100,6 @@ class TransformersLLM:
     def token_count_is_estimate(self) -> bool:
         return False
 
-    def _folder(self) -> str:
-        ref = self._model_ref
-        if ref != PACKAGED_LLM and not ref.endswith(".gguf"):
-            return ref  # a transformers folder or a hub id (offline unless the user allows hub downloads)
-        gguf = resolve_llm_model(ref)
-        target = converted_dir(gguf)
-        if not (target / "config.json").is_file():
-            self._convert(gguf, target)
-        return str(target)
-
-    @staticmethod
-    def _convert(gguf: Path, target: Path) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        log.warning(
-            "one-time conversion: de-quantizing %s for transformers into %s (one to three minutes; cached for later runs)",
-            gguf.name,
-            target,
-        )
-        t0 = time.perf_counter()
-        try:
-            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        except ImportError as exc:
-            raise ResourceMissing(
-                f"reading GGUF files with transformers needs the gguf package: {exc}; run `pip install gguf`"
-            ) from exc
-        # transformers refuses save_pretrained on a GGUF-loaded model: copy the weights into a fresh one
-        fresh = AutoModelForCausalLM.from_config(loaded.config)  # type: ignore[no-untyped-call]
-        fresh.load_state_dict(loaded.state_dict())
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        fresh.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-        log.warning("conversion done in %.0fs: %s", time.perf_counter() - t0, target)
-
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
             try:
@@ -106,7 +108,7 @@ class TransformersLLM:
                 raise ResourceMissing(
                     "transformers is not installed; run `pip install 'ragcli[local]'`"
                 ) from exc
-            folder = self._folder()
+            folder = transformers_folder(self._model_ref)
             try:
                 self._tok = AutoTokenizer.from_pretrained(folder)
                 self._model = AutoModelForCausalLM.from_pretrained(folder)

@@ -36,6 +36,7 @@ from ragcli.generation.learned_router import (
     threshold_for_quality,
     threshold_for_share,
 )
+from ragcli.generation.lm_vectors import LM_SCALES, LMFeatures, LMSpec, LMVectorizer, PromptVectorizer
 from ragcli.generation.router_features import CHEAP_NAMES, RouterFeatures
 from ragcli.generation.router_models import (
     BlendModel,
@@ -76,18 +77,32 @@ def _sklearn() -> Any:
     return sklearn
 
 
-def embed_prompts(prompts: Sequence[str], embedder: Embedder, cache: Path | None = None) -> FloatMatrix:
-    """Embed prompts, reusing a cached matrix for the same embedder and prompts (embedding is the slow part)."""
-    key = hashlib.sha256(("\x00".join([embedder.model_name, *prompts])).encode()).hexdigest()[:24]
-    path = cache / f"router-emb-{key}.npy" if cache else None
+def _cached(
+    kind: str, model: str, prompts: Sequence[str], compute: Callable[[], Any], cache: Path | None
+) -> FloatMatrix:
+    """`compute()`'s matrix, kept in `cache` under a key of the model and the prompts (computing is the slow part)."""
+    key = hashlib.sha256(("\x00".join([model, *prompts])).encode()).hexdigest()[:24]
+    path = cache / f"router-{kind}-{key}.npy" if cache else None
     if path is not None and path.is_file():
         cached: FloatMatrix = np.load(path).astype(np.float32)
         return cached
-    vectors = np.asarray(embedder.embed(list(prompts)).vectors, dtype=np.float32)
+    vectors = np.asarray(compute(), dtype=np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
     return vectors
+
+
+def embed_prompts(prompts: Sequence[str], embedder: Embedder, cache: Path | None = None) -> FloatMatrix:
+    """Embed prompts, reusing a cached matrix for the same embedder and prompts."""
+    return _cached("emb", embedder.model_name, prompts, lambda: embedder.embed(list(prompts)).vectors, cache)
+
+
+def lm_prompt_vectors(
+    prompts: Sequence[str], vectorizer: PromptVectorizer, cache: Path | None = None
+) -> FloatMatrix:
+    """The LM view's raw vectors of prompts, reusing a cached matrix for the same view and prompts."""
+    return _cached("lm", vectorizer.name, prompts, lambda: vectorizer.vectors(prompts), cache)
 
 
 def _filled(labels: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -264,6 +279,38 @@ def _has_gbm() -> bool:
     return True
 
 
+def _views(
+    emb: FloatMatrix,
+    outcomes: Outcomes,
+    fit_idx: npt.NDArray[np.int64],
+    lm: LMSpec | None,
+    lm_vectors: FloatMatrix | None,
+    cache: Path | None,
+) -> list[tuple[LMFeatures | None, FloatMatrix]]:
+    """The embeddings a router may read: `emb` alone, or with the LM view appended at its given scale, or at each
+    of `LM_SCALES` beside `emb` alone (the view's standardisation is fitted on the `fit_idx` prompts)."""
+    if lm is None:
+        return [(None, emb)]
+    raw = (
+        lm_vectors if lm_vectors is not None else lm_prompt_vectors(outcomes.prompts, LMVectorizer(lm), cache)
+    )
+    if raw.shape[0] != len(outcomes):
+        raise InputError(f"got LM vectors for {raw.shape[0]} prompts, the outcomes have {len(outcomes)}")
+    scales = LM_SCALES if lm.scale is None else (lm.scale,)
+    fitted = [LMFeatures.fit(raw[fit_idx], lm, scale) for scale in scales]
+    with_lm: list[tuple[LMFeatures | None, FloatMatrix]] = [(f, f.apply(emb, raw)) for f in fitted]
+    return [(None, emb), *with_lm] if lm.scale is None else with_lm
+
+
+def _cv_apgr(found: Selection | None, model: str | None, rule: Rule | None) -> float:
+    """The combined CV APGR of what would be trained: the picked candidate, or the forced model (under the gap
+    rule unless one is given: it won every CV run measured); -1 without a cross-validation."""
+    if found is None:
+        return -1.0
+    key = f"{found.name}/{rule or found.rule}" if model is None else f"{model}/{rule or 'gap'}"
+    return found.scores[key]["combined"]
+
+
 @dataclass
 class TrainedRouter:
     """What training produced, before or after saving."""
@@ -275,6 +322,18 @@ class TrainedRouter:
     calib_labels: npt.NDArray[np.float64]
     folder: Path | None = None
     selection: dict[str, dict[str, float]] = field(default_factory=dict)
+    lm: LMFeatures | None = None
+    """The LM view appended to the embedding, when the router reads one."""
+
+    def features_of(self, emb: FloatMatrix, lm_vectors: FloatMatrix | None) -> FloatMatrix:
+        """The embedding the model reads: `emb`, with the LM view of the same prompts when the router has one."""
+        if self.lm is None:
+            return emb
+        if lm_vectors is None:
+            raise InputError(
+                f"router {self.card['name']!r} reads an LM view ({self.lm.spec.name}): give its vectors"
+            )
+        return self.lm.apply(emb, lm_vectors)
 
 
 def train_router(
@@ -293,6 +352,8 @@ def train_router(
     embeddings: FloatMatrix | None = None,
     with_gbm: bool = True,
     candidates_only: Sequence[str] | None = None,
+    lm: LMSpec | None = None,
+    lm_vectors: FloatMatrix | None = None,
 ) -> TrainedRouter:
     """Pick, fit and calibrate a router on `outcomes`.
 
@@ -312,6 +373,9 @@ def train_router(
         embeddings: Precomputed embeddings of `outcomes.prompts` (skips the embedder).
         with_gbm: Also measure gradient boosting in the selection (slow; never picked).
         candidates_only: Cross-validate only these candidates (faster).
+        lm: Also read the local LM's view of each prompt (`lm_vectors`): with `lm.scale` None, the view is tried
+            at each of `LM_SCALES` and left out, and the cross-validation picks (each try costs one selection).
+        lm_vectors: Precomputed raw LM vectors of `outcomes.prompts` (skips running the LM).
 
     Raises:
         InputError: `name` is not a plain name (`check_name`: it would write outside `<home>/routers`), or
@@ -334,20 +398,32 @@ def train_router(
     fit_o = outcomes.subset(fit_idx)
     features = RouterFeatures.fit(fit_o.prompts, fit_o.subjects, fit_o.benchmarks)
     dense = features.dense(outcomes.prompts, outcomes.subjects, outcomes.benchmarks)
-    full = Data(emb, dense, outcomes.labels, outcomes.benchmarks)
-    fit_d, cal_d = subset(full, fit_idx), subset(full, cal_idx)
     fitters = candidates(features)
     if model is not None and model not in fitters:
         raise InputError(f"unknown router model {model!r}; use one of {', '.join(fitters)}")
-    found: Selection | None = None
+    views = _views(emb, outcomes, fit_idx, lm, lm_vectors, cache)
+    view_cv: dict[str, float] = {}
+    best: tuple[float, LMFeatures | None, Selection | None, Data] | None = None
+    for view, view_emb in views:
+        full = Data(view_emb, dense, outcomes.labels, outcomes.benchmarks)
+        fit_d = subset(full, fit_idx)
+        found: Selection | None = None
+        if model is None:
+            found = select(fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only)
+        elif calibration == "cross-fit" or len(views) > 1:
+            # a forced model: cross-validate it alone, for its out-of-fold predictions (or to pick the LM view)
+            found = select(fit_d, features, seed=seed, with_gbm=False, only=[model])
+        cv = _cv_apgr(found, model, rule)
+        view_cv["none" if view is None else f"{view.scale:g}"] = cv
+        if best is None or cv > best[0]:
+            best = (cv, view, found, full)
+    assert best is not None
+    _, lm_view, found, full = best
     if model is None:
-        found = select(fit_d, features, seed=seed, with_gbm=with_gbm, only=candidates_only)
-        model = found.name
-        rule = rule or found.rule
-    elif calibration == "cross-fit":
-        # a forced model: cross-validate it alone, for its out-of-fold predictions
-        found = select(fit_d, features, seed=seed, with_gbm=False, only=[model])
-    rule = rule or "gap"  # a forced model without a rule: the gap rule (it won every CV run measured)
+        assert found is not None
+        model, rule = found.name, rule or found.rule
+    rule = rule or "gap"
+    fit_d, cal_d = subset(full, fit_idx), subset(full, cal_idx)
     fitted = fitters[model](fit_d)
     if calibration == "cross-fit":
         assert found is not None
@@ -380,6 +456,8 @@ def train_router(
         "calibration": calibration,
         "tiers": tiers,
         "embedder": {"model": embedder.model_name, "dim": int(emb.shape[1])},
+        "lm": None if lm_view is None else lm_view.to_json(),
+        "lm_view_cv_apgr": view_cv if len(views) > 1 else {},
         "features": features.to_json(),
         "model_name": model,
         "rule": rule,
@@ -388,7 +466,7 @@ def train_router(
         "calibration_apgr": apgr_of(calib_probs, cal_d, rule),
         "selection_cv_apgr": selection,
     }
-    return TrainedRouter(card, fitted, features, calib_probs, cal_d.labels, selection=selection)
+    return TrainedRouter(card, fitted, features, calib_probs, cal_d.labels, selection=selection, lm=lm_view)
 
 
 def save_router(trained: TrainedRouter, home: Path) -> Path:
@@ -398,6 +476,8 @@ def save_router(trained: TrainedRouter, home: Path) -> Path:
     spec, arrays = trained.model.export("m_")
     card = {**trained.card, "model": spec}
     arrays = {**arrays, "calib_probs": trained.calib_probs, "calib_labels": trained.calib_labels}
+    if trained.lm is not None:
+        arrays.update(trained.lm.arrays())
     np.savez_compressed(folder / WEIGHTS, **arrays)  # type: ignore[arg-type]
     (folder / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
     trained.folder = folder
