@@ -185,15 +185,25 @@ def lm_section(
         f"LM vectors for every prompt of the file in {lm_s:.0f} s (0 when cached). Per seed: the model picked, and "
         "the LM view's scale when the router reads one. " + latency,
         "",
-        "| router | " + " | ".join(scopes) + " | strong share reached | picked per seed |",
-        "| --- | " + " | ".join("---:" for _ in scopes) + " | --- | --- |",
+        "| router | "
+        + " | ".join(scopes)
+        + " | CPT(50 %) / CPT(80 %) combined | $ per 1k at 95 % | strong share reached | picked per seed |",
+        "| --- | " + " | ".join("---:" for _ in scopes) + " | ---: | ---: | --- | --- |",
     ]
     for name, rs in (("MiniLM embedding + cheap features", runs), ("+ the LM view", lm_runs)):
         shares = ", ".join(f"{r['strong_share_reached']:.3f}" for r in rs)
         picks = "; ".join(
             f"{r['model']}/{r['rule']}" + ("" if r["lm"] is None else f" x{r['lm']['scale']:g}") for r in rs
         )
-        lines.append(f"| {name} | " + " | ".join(apgr(rs, sc) for sc in scopes) + f" | {shares} | {picks} |")
+        best = [r["combined"]["routers"]["router"] for r in rs]
+        cpt = f"{_pct([b['cpt50'] for b in best])} / {_pct([b['cpt80'] for b in best])}"
+        usd = [b["usd_per_1k_at_95pct"] for b in best if b.get("usd_per_1k_at_95pct") is not None]
+        dollars = f"${statistics.mean(usd):.2f}" if len(usd) == len(best) else "not always reached"
+        lines.append(
+            f"| {name} | "
+            + " | ".join(apgr(rs, sc) for sc in scopes)
+            + f" | {cpt} | {dollars} | {shares} | {picks} |"
+        )
     cv = [r["lm_view_cv_apgr"] for r in lm_runs if r["lm_view_cv_apgr"]]
     if cv:
         lines += ["", "CV APGR inside the training part per LM scale (none = no view), per seed:", ""]

@@ -373,8 +373,9 @@ def train_router(
         embeddings: Precomputed embeddings of `outcomes.prompts` (skips the embedder).
         with_gbm: Also measure gradient boosting in the selection (slow; never picked).
         candidates_only: Cross-validate only these candidates (faster).
-        lm: Also read the local LM's view of each prompt (`lm_vectors`): with `lm.scale` None, the view is tried
-            at each of `LM_SCALES` and left out, and the cross-validation picks (each try costs one selection).
+        lm: Also read the local LM's view of each prompt (`lm_vectors`): with `lm.scale` None, the router is
+            cross-validated without the view and with it at each of `LM_SCALES`, and the best is kept (each try
+            costs one selection).
         lm_vectors: Precomputed raw LM vectors of `outcomes.prompts` (skips running the LM).
 
     Raises:
