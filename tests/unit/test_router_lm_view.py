@@ -22,7 +22,7 @@ from ragcli.eval.router_eval import evaluate_router
 from ragcli.generation.learned_router import LearnedRouter
 from ragcli.generation.lm_vectors import LM_SCALES, LMFeatures, LMSpec
 from ragcli.ingest.hash_embedder import HashEmbedder
-from ragcli.train.router_outcomes import read_outcomes
+from ragcli.train.router_outcomes import Outcomes, read_outcomes
 from ragcli.train.router_training import save_router, train_router
 from tests.unit.test_router_learned import _routellm_file
 
@@ -46,7 +46,7 @@ class FakeLM:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Outcomes:
     return read_outcomes(_routellm_file(tmp_path_factory.mktemp("lm") / "o.jsonl", n=150))
 
 
@@ -70,7 +70,7 @@ def test_lm_features_standardise_on_training_rows_and_refuse_another_width() -> 
         f.apply(np.zeros((1, 3), dtype=np.float32), np.zeros((1, 3), dtype=np.float32))
 
 
-def test_the_view_and_its_scale_are_picked_by_cross_validation(outcomes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_view_and_its_scale_are_picked_by_cross_validation(outcomes: Outcomes, tmp_path: Path) -> None:
     fake = FakeLM()
     raw = fake.vectors(outcomes.prompts)
     trained = train_router(
@@ -89,7 +89,7 @@ def test_the_view_and_its_scale_are_picked_by_cross_validation(outcomes, tmp_pat
     assert picked["combined"] == pytest.approx(cv[best])
 
 
-def test_a_saved_router_applies_its_view_at_query_time(outcomes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_saved_router_applies_its_view_at_query_time(outcomes: Outcomes, tmp_path: Path) -> None:
     fake = FakeLM()
     raw = fake.vectors(outcomes.prompts)
     embedder = HashEmbedder(16)
@@ -126,7 +126,7 @@ def test_a_saved_router_applies_its_view_at_query_time(outcomes, tmp_path: Path)
         other.route("what is 2 + 2?")
 
 
-def test_evaluate_router_trains_and_scores_with_the_view(outcomes) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_router_trains_and_scores_with_the_view(outcomes: Outcomes) -> None:
     raw = FakeLM().vectors(outcomes.prompts)
     res = evaluate_router(
         outcomes,
@@ -182,3 +182,34 @@ def test_cli_lm_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         ],
     )
     assert both.exit_code == 64 and "reads what its card says" in both.output
+
+
+def test_the_pipeline_router_runs_the_view_per_question(
+    outcomes: Outcomes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from ragcli.config import parse_config
+    from ragcli.generation.tier_router import RouteFacts, TierRouter
+
+    raw = FakeLM().vectors(outcomes.prompts)
+    trained = train_router(
+        outcomes,
+        HashEmbedder(16),
+        name="lmr",
+        with_gbm=False,
+        candidates_only=ONLY,
+        lm=LMSpec(layer=3, scale=0.1),
+        lm_vectors=raw,
+    )
+    save_router(trained, tmp_path)
+    fake = FakeLM()
+    monkeypatch.setattr(
+        importlib.import_module("ragcli.generation.learned_router"), "LMVectorizer", lambda s: fake
+    )
+    cfg = parse_config({"router": {"model": "lmr"}})
+    router = TierRouter.from_config(cfg, ["weak-m", "strong-m"], tmp_path, embedder=HashEmbedder(16))
+    assert router.learned is not None and router.learned.lm is not None
+    decision = router.route(RouteFacts(question="question 3 about sums 11 22 33 44 55 66 77 88"))
+    assert decision.reason == "router" and fake.calls == 1
+    assert set(decision.detail) >= {"router_deficit", "router_threshold", "p_good[weak-m]"}
