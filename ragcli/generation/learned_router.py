@@ -4,7 +4,7 @@ clears a threshold answers.
 A saved router is a folder `<home>/routers/NAME/` holding `card.json` (when it was trained, on which labels, the
 tiers and their prices at the time, the features, the model spec, the rule and its threshold) and `weights.npz`
 (the model's arrays and the held-out calibration set's predictions and labels, so a new `router.target` is
-calibrated again at load time without retraining). A router trained with an LM view (`lm_vectors`) also keeps
+calibrated again at load time without retraining). A router trained with an LM view (`--lm-layer N`) also keeps
 the view's layer, scale and standardisation, and runs the local LM over each prompt it routes.
 
 The rule: a tier's *deficit* is how far its predicted success falls below a reference: the best tier's prediction
