@@ -146,6 +146,8 @@ def lm_latency(spec: Any, prompts: list[str], n: int) -> str:
     """What the LM view costs a query: a fresh load, then one prompt at a time (as `LearnedRouter.route` runs it)."""
     from ragcli.generation.lm_vectors import LMVectorizer
 
+    if n <= 0:
+        return "Query-time cost of the view: not measured in this run (--lm-latency 0)."
     t0 = time.perf_counter()
     lm = LMVectorizer(spec)
     lm.vectors(["warm up"])

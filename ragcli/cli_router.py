@@ -100,7 +100,8 @@ LMLayerOpt = Annotated[
         "--lm-layer",
         min=1,
         help="Also read the local LM's view of each prompt: its hidden states after this many blocks, averaged "
-        "(8 measured best for the packaged SmolLM2; runs the LM over every prompt, at training and per query).",
+        "(8 measured best for the packaged SmolLM2; runs the LM over every prompt, at training and per query; "
+        "measured to help with thousands of labels, not with hundreds).",
     ),
 ]
 LMScaleOpt = Annotated[

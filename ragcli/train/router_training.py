@@ -36,7 +36,14 @@ from ragcli.generation.learned_router import (
     threshold_for_quality,
     threshold_for_share,
 )
-from ragcli.generation.lm_vectors import LM_SCALES, LMFeatures, LMSpec, LMVectorizer, PromptVectorizer
+from ragcli.generation.lm_vectors import (
+    LM_FEW_LABELS,
+    LM_SCALES,
+    LMFeatures,
+    LMSpec,
+    LMVectorizer,
+    PromptVectorizer,
+)
 from ragcli.generation.router_features import CHEAP_NAMES, RouterFeatures
 from ragcli.generation.router_models import (
     BlendModel,
@@ -402,6 +409,12 @@ def train_router(
     fitters = candidates(features)
     if model is not None and model not in fitters:
         raise InputError(f"unknown router model {model!r}; use one of {', '.join(fitters)}")
+    if lm is not None and len(fit_idx) < LM_FEW_LABELS:
+        log.warning(
+            "the LM view (--lm-layer) helped routers trained on thousands of labels and hurt one trained on 760; "
+            "with %d, compare `ragcli eval router` with and without it before you keep it",
+            len(fit_idx),
+        )
     views = _views(emb, outcomes, fit_idx, lm, lm_vectors, cache)
     view_cv: dict[str, float] = {}
     best: tuple[float, LMFeatures | None, Selection | None, Data] | None = None

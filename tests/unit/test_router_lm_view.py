@@ -70,12 +70,22 @@ def test_lm_features_standardise_on_training_rows_and_refuse_another_width() -> 
         f.apply(np.zeros((1, 3), dtype=np.float32), np.zeros((1, 3), dtype=np.float32))
 
 
-def test_the_view_and_its_scale_are_picked_by_cross_validation(outcomes: Outcomes, tmp_path: Path) -> None:
+def test_the_view_and_its_scale_are_picked_by_cross_validation(
+    outcomes: Outcomes, caplog: pytest.LogCaptureFixture
+) -> None:
     fake = FakeLM()
     raw = fake.vectors(outcomes.prompts)
-    trained = train_router(
-        outcomes, HashEmbedder(16), with_gbm=False, candidates_only=ONLY, lm=LMSpec(layer=3), lm_vectors=raw
-    )
+    with caplog.at_level("WARNING"):
+        trained = train_router(
+            outcomes,
+            HashEmbedder(16),
+            with_gbm=False,
+            candidates_only=ONLY,
+            lm=LMSpec(layer=3),
+            lm_vectors=raw,
+        )
+    # 150 labels: the view was measured to hurt with few labels, and the user is told to compare
+    assert "hurt one trained on 760; with 150" in caplog.text
     cv = trained.card["lm_view_cv_apgr"]
     assert list(cv) == ["none", *(f"{s:g}" for s in LM_SCALES)]
     best = max(cv, key=lambda k: cv[k])
