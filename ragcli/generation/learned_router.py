@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,7 @@ class LearnedRouter:
         lm_card = self.card.get("lm")
         self.lm: LMFeatures | None = LMFeatures.from_card(lm_card, arrays) if lm_card else None
         self._lm_vectorizer = lm_vectorizer
+        self._lock = threading.Lock()  # the gateway routes from many threads: load each model once
         self.threshold = float(self.card["threshold"])
         if target:
             self.threshold = self.calibrate(target)
@@ -214,10 +216,11 @@ class LearnedRouter:
         return False
 
     def _embed(self, prompts: Sequence[str]) -> FloatMatrix:
-        if self._embedder is None:
-            from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
+        with self._lock:
+            if self._embedder is None:
+                from ragcli.ingest.sentence_transformer_embedder import SentenceTransformerEmbedder
 
-            self._embedder = SentenceTransformerEmbedder(self.card["embedder"]["model"])
+                self._embedder = SentenceTransformerEmbedder(self.card["embedder"]["model"])
         vectors = self._embedder.embed(list(prompts)).vectors
         want = int(self.card["embedder"]["dim"])
         if vectors.shape[1] != want:
@@ -232,8 +235,9 @@ class LearnedRouter:
         if self.lm is None:
             return emb
         if raw is None:
-            if self._lm_vectorizer is None:
-                self._lm_vectorizer = LMVectorizer(self.lm.spec)
+            with self._lock:
+                if self._lm_vectorizer is None:
+                    self._lm_vectorizer = LMVectorizer(self.lm.spec)
             raw = self._lm_vectorizer.vectors(prompts)
         return self.lm.apply(emb, raw)
 

@@ -223,3 +223,40 @@ def test_the_pipeline_router_runs_the_view_per_question(
     decision = router.route(RouteFacts(question="question 3 about sums 11 22 33 44 55 66 77 88"))
     assert decision.reason == "router" and fake.calls == 1
     assert set(decision.detail) >= {"router_deficit", "router_threshold", "p_good[weak-m]"}
+
+
+def test_threads_routing_at_once_load_the_lm_once(
+    outcomes: Outcomes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    raw = FakeLM().vectors(outcomes.prompts)
+    trained = train_router(
+        outcomes,
+        HashEmbedder(16),
+        name="lmr",
+        with_gbm=False,
+        candidates_only=ONLY,
+        lm=LMSpec(layer=3, scale=0.1),
+        lm_vectors=raw,
+    )
+    save_router(trained, tmp_path)
+    made: list[FakeLM] = []
+    gate = threading.Lock()
+
+    def slow_factory(spec: LMSpec) -> FakeLM:
+        time.sleep(0.05)  # a real LM takes seconds to load: every thread arrives while the first is loading
+        with gate:
+            made.append(FakeLM())
+        return made[-1]
+
+    monkeypatch.setattr(
+        importlib.import_module("ragcli.generation.learned_router"), "LMVectorizer", slow_factory
+    )
+    r = LearnedRouter.load("lmr", tmp_path, embedder=HashEmbedder(16))
+    with ThreadPoolExecutor(8) as pool:
+        choices = list(pool.map(r.route, outcomes.prompts[:16]))
+    assert len(made) == 1 and len(choices) == 16
