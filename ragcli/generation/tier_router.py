@@ -158,5 +158,7 @@ class TierRouter:
             }
             for name, p in zip(self.learned.tiers, choice.probs, strict=True):
                 detail[f"p_good[{name}]"] = round(p, 4)
+            if self.learned.lm is not None:
+                detail["router_lm_view"] = self.learned.lm.spec.name
             return RouteDecision(choice.tier, "router", detail)
         return RouteDecision(0, "default (cheapest)")

@@ -223,6 +223,7 @@ def test_the_pipeline_router_runs_the_view_per_question(
     decision = router.route(RouteFacts(question="question 3 about sums 11 22 33 44 55 66 77 88"))
     assert decision.reason == "router" and fake.calls == 1
     assert set(decision.detail) >= {"router_deficit", "router_threshold", "p_good[weak-m]"}
+    assert decision.detail["router_lm_view"] == "smollm2-135m-instruct/layer3/max256"
 
 
 def test_threads_routing_at_once_load_the_lm_once(
