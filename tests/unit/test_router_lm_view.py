@@ -23,7 +23,7 @@ from ragcli.generation.learned_router import LearnedRouter
 from ragcli.generation.lm_vectors import LM_SCALES, LMFeatures, LMSpec
 from ragcli.ingest.hash_embedder import HashEmbedder
 from ragcli.train.router_outcomes import Outcomes, read_outcomes
-from ragcli.train.router_training import save_router, train_router
+from ragcli.train.router_training import TrainedRouter, save_router, train_router
 from tests.unit.test_router_learned import _routellm_file
 
 runner = CliRunner()
@@ -99,19 +99,24 @@ def test_the_view_and_its_scale_are_picked_by_cross_validation(
     assert picked["combined"] == pytest.approx(cv[best])
 
 
-def test_a_saved_router_applies_its_view_at_query_time(outcomes: Outcomes, tmp_path: Path) -> None:
-    fake = FakeLM()
-    raw = fake.vectors(outcomes.prompts)
-    embedder = HashEmbedder(16)
-    trained = train_router(
+def _scaled_router(outcomes: Outcomes) -> TrainedRouter:
+    """A router named `lmr` over a 16-d hash embedding and the fake LM's view at scale 0.1."""
+    raw = FakeLM().vectors(outcomes.prompts)
+    return train_router(
         outcomes,
-        embedder,
+        HashEmbedder(16),
         name="lmr",
         with_gbm=False,
         candidates_only=ONLY,
         lm=LMSpec(layer=3, scale=0.1),
         lm_vectors=raw,
     )
+
+
+def test_a_saved_router_applies_its_view_at_query_time(outcomes: Outcomes, tmp_path: Path) -> None:
+    raw = FakeLM().vectors(outcomes.prompts)
+    embedder = HashEmbedder(16)
+    trained = _scaled_router(outcomes)
     assert trained.card["lm"]["scale"] == 0.1 and trained.card["lm_view_cv_apgr"] == {}
     folder = save_router(trained, tmp_path / "home")
     assert trained.lm is not None
@@ -202,17 +207,7 @@ def test_the_pipeline_router_runs_the_view_per_question(
     from ragcli.config import parse_config
     from ragcli.generation.tier_router import RouteFacts, TierRouter
 
-    raw = FakeLM().vectors(outcomes.prompts)
-    trained = train_router(
-        outcomes,
-        HashEmbedder(16),
-        name="lmr",
-        with_gbm=False,
-        candidates_only=ONLY,
-        lm=LMSpec(layer=3, scale=0.1),
-        lm_vectors=raw,
-    )
-    save_router(trained, tmp_path)
+    save_router(_scaled_router(outcomes), tmp_path)
     fake = FakeLM()
     monkeypatch.setattr(
         importlib.import_module("ragcli.generation.learned_router"), "LMVectorizer", lambda s: fake
@@ -234,17 +229,7 @@ def test_threads_routing_at_once_load_the_lm_once(
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    raw = FakeLM().vectors(outcomes.prompts)
-    trained = train_router(
-        outcomes,
-        HashEmbedder(16),
-        name="lmr",
-        with_gbm=False,
-        candidates_only=ONLY,
-        lm=LMSpec(layer=3, scale=0.1),
-        lm_vectors=raw,
-    )
-    save_router(trained, tmp_path)
+    save_router(_scaled_router(outcomes), tmp_path)
     made: list[FakeLM] = []
     gate = threading.Lock()
 
