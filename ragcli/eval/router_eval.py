@@ -118,7 +118,7 @@ def evaluate_router(
 
     emb = embeddings if embeddings is not None else embed_prompts(outcomes.prompts, embedder, cache)
     # the LM view the router reads: its card's, or the one asked for the router trained here
-    spec = (router.lm.spec if router.lm is not None else None) if router is not None else lm
+    spec = lm if router is None else (router.lm.spec if router.lm is not None else None)
     if spec is not None and lm_vectors is None:
         lm_vectors = lm_prompt_vectors(outcomes.prompts, LMVectorizer(spec), cache)
     result: dict[str, Any] = {"source": outcomes.source, "tiers": outcomes.tiers}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ragcli.errors import InputError, ResourceMissing
+from ragcli.errors import InputError
 from ragcli.generation.llm_common import local_model_name
 from ragcli.resources import PACKAGED_LLM
 
@@ -97,22 +97,12 @@ class LMVectorizer:
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._model is None:
-                try:
-                    import torch
-                    from transformers import AutoModelForCausalLM, AutoTokenizer
-                except ImportError as exc:
-                    raise ResourceMissing(
-                        "the router's LM view needs transformers; run `pip install 'ragcli[local]'`"
-                    ) from exc
-                from ragcli.generation.transformers_llm import transformers_folder
+                import torch
 
-                folder = transformers_folder(self.spec.model)
-                try:
-                    tok = AutoTokenizer.from_pretrained(folder)
-                    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-                except OSError as exc:
-                    raise ResourceMissing(f"cannot load the LM {folder!r} for the router: {exc}") from exc
-                base = model.model.eval()
+                from ragcli.generation.transformers_llm import load_causal_lm
+
+                model, tok = load_causal_lm(self.spec.model, "the router's LM view", dtype=torch.float32)
+                base = model.model
                 depth = len(base.layers)
                 if self.spec.layer > depth:
                     raise InputError(

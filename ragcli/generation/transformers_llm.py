@@ -41,6 +41,27 @@ def transformers_folder(model: str) -> str:
     return str(target)
 
 
+def load_causal_lm(model: str, purpose: str, **kwargs: Any) -> tuple[Any, Any]:
+    """The causal LM and its tokenizer for `model` (see `transformers_folder`), in eval mode; `kwargs` go to
+    `from_pretrained`. `purpose` says in an error what needed the model."""
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ResourceMissing(
+            f"transformers is not installed ({purpose} needs it); run `pip install 'ragcli[local]'`"
+        ) from exc
+    folder = transformers_folder(model)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except OSError as exc:
+        raise ResourceMissing(
+            f"cannot load the model {folder!r} for {purpose} with transformers: {exc}"
+        ) from exc
+    loaded.eval()  # type: ignore[no-untyped-call]
+    return loaded, tok
+
+
 def _convert(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,19 +123,7 @@ class TransformersLLM:
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
-            try:
-                from transformers import AutoModelForCausalLM, AutoTokenizer
-            except ImportError as exc:
-                raise ResourceMissing(
-                    "transformers is not installed; run `pip install 'ragcli[local]'`"
-                ) from exc
-            folder = transformers_folder(self._model_ref)
-            try:
-                self._tok = AutoTokenizer.from_pretrained(folder)
-                self._model = AutoModelForCausalLM.from_pretrained(folder)
-            except OSError as exc:
-                raise ResourceMissing(f"cannot load the model {folder!r} with transformers: {exc}") from exc
-            self._model.eval()
+            self._model, self._tok = load_causal_lm(self._model_ref, "the local LLM")
         return self._model, self._tok
 
     def count_tokens(self, text: str) -> int:
