@@ -62,9 +62,10 @@ def train_cache_verifier_cmd(
     kind: Annotated[
         str,
         typer.Option(
-            help="cosine: two sentence vectors' cosine (with --epochs 1, of the encoder fine-tuned on your pairs: "
-            "the best measured on QQP); head: a network over the two vectors and pair features; cross: a "
-            "cross-encoder reads both questions."
+            help="cosine: two sentence vectors' cosine (with --epochs 1, of the encoder fine-tuned on your pairs); "
+            "aligned: a regression over that cosine, how well each word of one question matches the other's, and "
+            "pair features (the best measured on QQP, with --epochs 1); head: a network over the two vectors and "
+            "pair features; cross: a cross-encoder reads both questions."
         ),
     ] = "cosine",
     base: Annotated[

@@ -110,7 +110,7 @@ def test_cli_refuses_a_bad_recipe(tmp_path: Path) -> None:
     env = {"RAGCLI_HOME": str(tmp_path / "home")}
     args = ["train", "cache-verifier", "--pairs", str(pairs), "--name", "x"]
     r = CliRunner().invoke(app, [*args, "--kind", "bi"], env=env)
-    assert r.exit_code == 64 and "kind must be 'head', 'cosine' or 'cross'" in r.output
+    assert r.exit_code == 64 and "kind must be one of cosine, aligned, head, cross" in r.output
     r = CliRunner().invoke(app, [*args, "--kind", "cross"], env=env)
     assert r.exit_code == 64 and "give base" in r.output
     r = CliRunner().invoke(
