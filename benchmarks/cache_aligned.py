@@ -202,6 +202,13 @@ def replay_lines(args: argparse.Namespace, report: list, home: Path) -> list[str
             f"| {name} | {r['llm_calls']} | {r['calls_avoided']} | {r['exact_hits']} | {r['semantic_hits']} | "
             f"{r['wrong_answers_served']} |"
         )
+    for name, r in rows.items():
+        if name.startswith("exact + verifier") and r["wrong_examples"]:
+            out += ["", f"Wrong answers served by {name}:", ""]
+            out += [
+                f"- {w['asked']!r} got the answer to {w['served_for']!r}"
+                for w in r["wrong_examples"]
+            ]
     return out
 
 
