@@ -205,10 +205,7 @@ def replay_lines(args: argparse.Namespace, report: list, home: Path) -> list[str
     for name, r in rows.items():
         if name.startswith("exact + verifier") and r["wrong_examples"]:
             out += ["", f"Wrong answers served by {name}:", ""]
-            out += [
-                f"- {w['asked']!r} got the answer to {w['served_for']!r}"
-                for w in r["wrong_examples"]
-            ]
+            out += [f"- {w['asked']!r} got the answer to {w['served_for']!r}" for w in r["wrong_examples"]]
     return out
 
 

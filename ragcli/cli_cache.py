@@ -110,7 +110,8 @@ def train_cache_verifier_cmd(
             return
         cal = card["calibration"]
         out.print(
-            f"trained cache verifier {name!r} in {card['train_seconds']:.0f}s on {card['pairs_used']['train']} pairs; "
+            f"trained {card['kind']} cache verifier {name!r} in {card['train_seconds']:.0f}s on "
+            f"{card['pairs_used']['train']} pairs; "
             f"threshold {_fmt_t(card['threshold'])} (held-out precision {cal['precision']:.3f}, "
             f"{cal['confidence']:.0%} interval [{cal['lower']:.3f}, {cal['upper']:.3f}], hit rate "
             f"{cal['hit_rate']:.3f} on {card['pairs_used']['calibration']} pairs){_refused(cal)}"

@@ -91,11 +91,12 @@ def test_aligned_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     r = CliRunner().invoke(
         app,
         ["train", "cache-verifier", "--pairs", str(pairs), "--name", "cli", "--kind", "aligned",
-         "--max-pairs", "160", "--json"],
+         "--max-pairs", "160"],
         env=env,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["kind"] == "aligned"
+    assert "trained aligned cache verifier 'cli'" in r.output
+    assert json.loads((home / "verifiers" / "cli" / "card.json").read_text())["kind"] == "aligned"
 
     # a card of other input columns (another version) is refused with the fix
     changed = json.loads((folder / "card.json").read_text())
