@@ -16,16 +16,11 @@ from typer.testing import CliRunner
 
 from ragcli.cli import app
 from ragcli.errors import ResourceMissing
-from ragcli.generation.answer_cache import AnswerCache
-from ragcli.generation.cache_protocols import CacheScope
 from ragcli.generation.cache_verifier import AlignedVerifier, open_verifier
-from ragcli.generation.sqlite_cache_store import SqliteCacheStore
 from ragcli.generation.token_alignment import ALIGN_FEATURES, ALIGNED_INPUT, TokenEncoder
-from ragcli.ingest.hash_embedder import HashEmbedder
 from ragcli.resources import PACKAGED_EMBEDDER
-from ragcli.retrieval.qdrant_server_store import QdrantServerStore
 from ragcli.train.cache_verifier import ALIGN_FOLDS, VerifierRecipe, train_cache_verifier
-from tests.integration.test_cache_cross_verifier import _pairs_file
+from tests.integration.test_cache_cross_verifier import _pairs_file, assert_serves_at_threshold
 
 
 def test_the_worst_matched_token_shows_the_word_that_differs() -> None:
@@ -70,17 +65,7 @@ def test_aligned_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     assert v.score([], []).shape == (0,)
 
     if card["threshold"] is not None:
-        cache = AnswerCache(
-            SqliteCacheStore(tmp_path / "cache.sqlite"),
-            QdrantServerStore("cache", location=":memory:"),
-            HashEmbedder(64),
-            verifier=v,
-            candidates=4,
-        )
-        scope = CacheScope("docs", tenant="", filter="", pipeline="p", model="m")
-        cache.store("How do I reset a cache?", scope, "Run `ragcli cache clear`.")
-        looked = cache.lookup("Explain how to reset a router", scope)
-        assert looked.hit is None or looked.hit.score >= v.threshold
+        assert_serves_at_threshold(tmp_path, v, "Explain how to reset a router")
 
     env = {"RAGCLI_HOME": str(home)}
     r = CliRunner().invoke(

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ragcli.cli import app
 from ragcli.generation.answer_cache import AnswerCache
-from ragcli.generation.cache_protocols import CacheScope
+from ragcli.generation.cache_protocols import CacheScope, PairVerifier
 from ragcli.generation.cache_verifier import CrossVerifier, open_verifier
 from ragcli.generation.sqlite_cache_store import SqliteCacheStore
 from ragcli.ingest.hash_embedder import HashEmbedder
@@ -59,6 +59,22 @@ def _pairs_file(path: Path) -> Path:
     return path
 
 
+def assert_serves_at_threshold(tmp_path: Path, verifier: PairVerifier, asked: str) -> None:
+    """An `AnswerCache` holding "How do I reset a cache?" and checking with `verifier` serves `asked` from it only
+    at a score at or above the verifier's threshold."""
+    cache = AnswerCache(
+        SqliteCacheStore(tmp_path / "cache.sqlite"),
+        QdrantServerStore("cache", location=":memory:"),
+        HashEmbedder(64),
+        verifier=verifier,
+        candidates=4,
+    )
+    scope = CacheScope("docs", tenant="", filter="", pipeline="p", model="m")
+    cache.store("How do I reset a cache?", scope, "Run `ragcli cache clear`.")
+    looked = cache.lookup(asked, scope)
+    assert looked.hit is None or looked.hit.score >= verifier.threshold
+
+
 def test_cross_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     pairs = _pairs_file(tmp_path / "pairs.jsonl")
     home = tmp_path / "home"
@@ -74,17 +90,7 @@ def test_cross_verifier_trains_loads_and_serves(tmp_path: Path) -> None:
     assert np.allclose(ab, ba) and ((ab >= 0) & (ab <= 1)).all()
 
     if card["threshold"] is not None:  # the CLI reports the same card; the cache serves through it
-        cache = AnswerCache(
-            SqliteCacheStore(tmp_path / "cache.sqlite"),
-            QdrantServerStore("cache", location=":memory:"),
-            HashEmbedder(64),
-            verifier=v,
-            candidates=4,
-        )
-        scope = CacheScope("docs", tenant="", filter="", pipeline="p", model="m")
-        cache.store("How do I reset a cache?", scope, "Run `ragcli cache clear`.")
-        looked = cache.lookup("How do I reset a router?", scope)
-        assert looked.hit is None or looked.hit.score >= v.threshold
+        assert_serves_at_threshold(tmp_path, v, "How do I reset a router?")
 
     r = CliRunner().invoke(app, ["eval", "cache", "--pairs", str(pairs), "--verifier", "qa", "--json"],
                            env={"RAGCLI_HOME": str(home)})  # fmt: skip
