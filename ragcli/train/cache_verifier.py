@@ -333,9 +333,9 @@ def _train_aligned(
     card: dict[str, Any],
     recipe: VerifierRecipe,
     progress: Progress | None,
-) -> tuple[AlignedVerifier, np.ndarray]:
+) -> np.ndarray:
     """Fine-tune the encoder on `train` when `recipe.epochs`, then fit the regression on `calib` (cross-fitted);
-    returns the verifier and each calibration pair's out-of-fold score (what the threshold is chosen on)."""
+    returns each calibration pair's out-of-fold score (what the threshold is chosen on)."""
     from ragcli.resources import embedding_model_dir
 
     encoder = PACKAGED_EMBEDDER
@@ -345,7 +345,7 @@ def _train_aligned(
     model = str(tmp / "encoder") if recipe.epochs else str(embedding_model_dir())
     a, b, y = _texts(calib)
     if progress is not None:
-        progress("align", 0, len(calib))
+        progress("align", 0, len(calib))  # the calibration pairs read token by token
     x = TokenEncoder(model, max_seq_len=recipe.max_seq_len).pair_inputs(a, b)
     folds = split_pairs(list(calib), [1.0 / ALIGN_FOLDS] * ALIGN_FOLDS, seed=recipe.seed)
     where = {id(p): k for k, part in enumerate(folds) for p in part}
@@ -368,7 +368,8 @@ def _train_aligned(
         }
     )
     (tmp / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    return AlignedVerifier(tmp), scores
+    AlignedVerifier(tmp)  # the folder opens as it will be served (card and head agree)
+    return scores
 
 
 def _calibration_json(cal: Calibration) -> dict[str, Any]:
@@ -422,7 +423,7 @@ def train_cache_verifier(
     }
     ca, cb, cy = _texts(calib)
     if recipe.kind == "aligned":
-        _, scores = _train_aligned(train, calib, tmp, card, recipe, progress)
+        scores = _train_aligned(train, calib, tmp, card, recipe, progress)
     else:
         if recipe.kind == "cross":
             verifier: CacheVerifier | CrossVerifier = _train_cross(train, tmp, card, recipe, progress)
