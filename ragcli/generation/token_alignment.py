@@ -10,9 +10,9 @@ good match, and the *worst* match shows it. The features per pair, both directio
 many fall below 0.6; and the two lengths in tokens. One forward pass of the encoder per question gives both the
 token vectors and the sentence vector (so the cosine comes free).
 
-Measured on QQP (benchmarks/results/cache.md, 2026-12-05): with the encoder fine-tuned for one epoch, a logistic
-regression over the cosine, these features and the pair features, calibrated at precision 0.90, serves 118 wrong
-answers where the cosine alone serves 154, at the same hit rate (0.237 against 0.241 of 6,216 paraphrases).
+Measured on two QQP splits (benchmarks/results/cache.md, 2026-12-05): with the encoder fine-tuned for one epoch, a
+logistic regression over the cosine, these features and the pair features has precision 0.916 and 0.905 at a hit
+rate of 0.30, where the cosine alone has 0.894 and 0.886.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ Recipe (sized for a shared 2-core CPU, minutes not hours):
    logistic regression over the cosine, the tokens' alignment (`ragcli.generation.token_alignment`) and the pair
    features. It is fitted on the calibration part, which the encoder never saw, in `ALIGN_FOLDS` folds: the
    threshold is chosen on each fold's scores by the regression fitted on the others, and the regression kept is
-   fitted on the whole part. On QQP, calibrated at precision 0.90, it serves 23 % fewer wrong answers than the
-   cosine of the same fine-tuned encoder at the same hit rate (benchmarks/results/cache.md, 2026-12-05).
+   fitted on the whole part. On two QQP splits it is more precise than the cosine of the same fine-tuned encoder
+   at hit rates 0.2-0.3, not at precision 0.95 (benchmarks/results/cache.md, 2026-12-05).
 3. Threshold: the lowest score whose held-out precision has a Wilson lower bound >= the target.
 
 The verifier folder holds a JSON card saying all of this (see `ragcli.generation.cache_verifier`).
