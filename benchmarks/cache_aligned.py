@@ -74,16 +74,12 @@ def main() -> None:
 
     offline_env()
     from ragcli.eval.cache_eval import score_pairs
-    from ragcli.eval.cache_pairs import load_pairs, split_pairs
     from ragcli.generation.cache_calibration import best_at_precision, measure_at
     from ragcli.generation.cache_verifier import open_verifier
-    from ragcli.train.cache_verifier import VerifierRecipe, calibrate_verifier, train_cache_verifier
 
     t_start = time.time()
     load_before = loadavg()
-    pairs = load_pairs(Path(args.data) / "qqp" / "pairs.jsonl", limit=args.limit)
-    tune, report = split_pairs(pairs, [0.6, 0.4], seed=args.seed)
-    tune = random.Random(args.seed).sample(list(tune), len(tune))
+    tune, report = qqp_split(Path(args.data), args.seed, args.limit)
     args.work.mkdir(parents=True, exist_ok=True)
     tune_file = args.work / "tune_pairs.jsonl"
     tune_file.write_text("".join(json.dumps(asdict(p)) + "\n" for p in tune))
@@ -106,29 +102,7 @@ def main() -> None:
     timing: list[str] = []
     for epochs in [] if args.replay_only else sorted({0, args.epochs}):
         encoder = "packaged, frozen" if epochs == 0 else f"fine-tuned {epochs} epoch(s)"
-        recipe = VerifierRecipe(
-            kind="aligned", epochs=epochs, max_pairs=len(tune), target_precision=args.target, seed=args.seed
-        )
-        t0 = time.time()
-        train_cache_verifier(tune_file, f"aligned-e{epochs}", home, recipe)
-        seconds = {"aligned": time.time() - t0}
-        folder = home / "verifiers" / f"aligned-e{epochs}"
-        cos_folder = folder.with_name(f"cosine-e{epochs}")
-        shutil.rmtree(cos_folder, ignore_errors=True)
-        shutil.copytree(folder, cos_folder)
-        cos_card = json.loads((cos_folder / "card.json").read_text())
-        cos_card.update({"kind": "cosine", "name": cos_folder.name})
-        (cos_folder / "card.json").write_text(json.dumps(cos_card, indent=2))
-        _, calib = split_pairs(
-            load_pairs(tune_file, limit=recipe.max_pairs),
-            [1 - recipe.calib_fraction, recipe.calib_fraction],
-            seed=recipe.seed,
-        )
-        calib_file = args.work / "calibration_pairs.jsonl"
-        calib_file.write_text("".join(json.dumps(asdict(p)) + "\n" for p in calib))
-        t0 = time.time()
-        calibrate_verifier(cos_folder, calib_file, target_precision=args.target)
-        seconds["cosine"] = time.time() - t0
+        cos_folder, folder, seconds = train_both(tune_file, home, epochs, args.target, args.seed, len(tune))
         rng = random.Random(args.seed)
         asked = rng.sample(a, args.lookups)
         for kind, vfolder in (("cosine", cos_folder), ("aligned", folder)):
@@ -177,6 +151,49 @@ def main() -> None:
         f"- load average before / after: {load_before} / {loadavg()}; whole run {time.time() - t_start:.0f} s",
     ]
     emit(lines, args.out)
+
+
+def qqp_split(data: Path, seed: int, limit: int | None = None) -> tuple[list, list]:
+    """`cache_qqp.py`'s split: QQP by connected component, 60 % tune (shuffled) / 40 % report."""
+    from ragcli.eval.cache_pairs import load_pairs, split_pairs
+
+    tune, report = split_pairs(load_pairs(data / "qqp" / "pairs.jsonl", limit=limit), [0.6, 0.4], seed=seed)
+    return random.Random(seed).sample(list(tune), len(tune)), list(report)
+
+
+def train_both(
+    tune_file: Path, home: Path, epochs: int, target: float, seed: int, max_pairs: int
+) -> tuple[Path, Path, dict[str, float]]:
+    """The aligned verifier as `ragcli train cache-verifier --kind aligned` trains it on `tune_file`, and the
+    cosine verifier of the same encoder (its folder copied, kind set to `cosine`, calibrated on the same
+    calibration part): their folders under `home/verifiers` and the seconds each took."""
+    from ragcli.eval.cache_pairs import load_pairs, split_pairs
+    from ragcli.train.cache_verifier import VerifierRecipe, calibrate_verifier, train_cache_verifier
+
+    recipe = VerifierRecipe(
+        kind="aligned", epochs=epochs, max_pairs=max_pairs, target_precision=target, seed=seed
+    )
+    t0 = time.time()
+    train_cache_verifier(tune_file, f"aligned-e{epochs}", home, recipe)
+    seconds = {"aligned": time.time() - t0}
+    folder = home / "verifiers" / f"aligned-e{epochs}"
+    cos_folder = folder.with_name(f"cosine-e{epochs}")
+    shutil.rmtree(cos_folder, ignore_errors=True)
+    shutil.copytree(folder, cos_folder)
+    cos_card = json.loads((cos_folder / "card.json").read_text())
+    cos_card.update({"kind": "cosine", "name": cos_folder.name})
+    (cos_folder / "card.json").write_text(json.dumps(cos_card, indent=2))
+    _, calib = split_pairs(
+        load_pairs(tune_file, limit=recipe.max_pairs),
+        [1 - recipe.calib_fraction, recipe.calib_fraction],
+        seed=recipe.seed,
+    )
+    calib_file = tune_file.with_name("calibration_pairs.jsonl")
+    calib_file.write_text("".join(json.dumps(asdict(p)) + "\n" for p in calib))
+    t0 = time.time()
+    calibrate_verifier(cos_folder, calib_file, target_precision=target)
+    seconds["cosine"] = time.time() - t0
+    return cos_folder, folder, seconds
 
 
 def replay_lines(args: argparse.Namespace, report: list, home: Path) -> list[str]:

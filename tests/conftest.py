@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 from collections.abc import Iterator
@@ -38,16 +37,6 @@ def _no_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     yield
-
-
-@pytest.fixture(autouse=True)
-def _collect_native_garbage(request: pytest.FixtureRequest) -> Iterator[None]:
-    """An integration test's cyclic garbage (models of torch, ONNX Runtime, OpenVINO, llama.cpp) is collected as
-    it ends, not at whatever allocation of a later test triggers a collection: a crash in a native destructor then
-    happens at the test that made the object (one CI run crashed at the start of a later test's call)."""
-    yield
-    if "integration" in request.node.path.parts:
-        gc.collect()
 
 
 @pytest.fixture
