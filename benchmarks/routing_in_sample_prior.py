@@ -11,7 +11,6 @@ split's 70 % and read on its 30 %.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,16 +18,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from routing_splits import study_parser  # noqa: E402
 
 from ragcli.eval.routing_metrics import gain_curve, prior_scores  # noqa: E402
 from ragcli.train.router_outcomes import read_outcomes, split_indices  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    args = ap.parse_args()
+    args = study_parser(__doc__).parse_args()
     o = read_outcomes(args.data / "routing" / "outcomes.jsonl")
     weak, strong = np.asarray(o.labels[:, 0]), np.asarray(o.labels[:, -1])
     groups = [s or b for s, b in zip(o.subjects, o.benchmarks, strict=True)]

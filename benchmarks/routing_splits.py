@@ -4,6 +4,7 @@ outcomes with their MiniLM embeddings, five 70/30 splits stratified by benchmark
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,14 @@ sys.path.insert(0, str(ROOT))
 from ragcli.eval.routing_metrics import gain_curve  # noqa: E402
 
 SCOPES = ("combined", "gsm8k", "mmlu")
+
+
+def study_parser(doc: str) -> argparse.ArgumentParser:
+    """The side studies' command line: `--data` (the evaluation data folder) and `--seeds` (`routing.py`'s)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    return ap
 
 
 @dataclass

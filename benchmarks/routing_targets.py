@@ -15,7 +15,6 @@ No model is picked on the held-out part here: every row is shown, so the spread 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from routing_splits import RoutingStudy  # noqa: E402
+from routing_splits import RoutingStudy, study_parser  # noqa: E402
 from trained_common import commit, machine  # noqa: E402
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -99,10 +98,7 @@ SCORERS: dict[str, Scorer] = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    args = ap.parse_args()
+    args = study_parser(__doc__).parse_args()
     study = RoutingStudy.load(args.data)
     for split in study.splits(args.seeds):
         weak, strong = study.weak[split.train], study.strong[split.train]

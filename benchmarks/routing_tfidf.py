@@ -14,28 +14,17 @@ Every row is shown; none is picked on the held-out part.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from routing_splits import RoutingStudy  # noqa: E402
+from routing_splits import RoutingStudy, study_parser  # noqa: E402
+from routing_targets import gap  # noqa: E402
 from trained_common import commit, machine  # noqa: E402
-
-
-def _gap(x_train: Any, weak: np.ndarray, strong: np.ndarray, x_test: Any, c: float) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-
-    def p(y: np.ndarray) -> np.ndarray:
-        return np.asarray(LogisticRegression(C=c, max_iter=4000).fit(x_train, y).predict_proba(x_test)[:, 1])
-
-    return p(strong) - p(weak)
 
 
 def _vectorizers() -> dict[str, Any]:
@@ -53,17 +42,14 @@ def main() -> None:
     from scipy import sparse
     from sklearn.preprocessing import StandardScaler
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    args = ap.parse_args()
+    args = study_parser(__doc__).parse_args()
     study = RoutingStudy.load(args.data)
     prompts = study.outcomes.prompts
     for split in study.splits(args.seeds):
         weak, strong = study.weak[split.train], study.strong[split.train]
         study.record(
             "router features (embedding + dense), C 0.1",
-            _gap(split.x_train, weak, strong, split.x_test, 0.1),
+            gap(0.1)(split.x_train, weak, strong, split.x_test),
             split.test,
         )
         scaler = StandardScaler().fit(split.x_train)
@@ -74,14 +60,14 @@ def main() -> None:
             t_test = vec.transform([prompts[i] for i in split.test])
             for c in (1.0, 4.0):
                 study.record(
-                    f"TF-IDF {name} alone, C {c:g}", _gap(t_train, weak, strong, t_test, c), split.test
+                    f"TF-IDF {name} alone, C {c:g}", gap(c)(t_train, weak, strong, t_test), split.test
                 )
             for weight in (0.5, 1.0):
                 x_train = sparse.hstack([t_train * weight, dense_train]).tocsr()
                 x_test = sparse.hstack([t_test * weight, dense_test]).tocsr()
                 study.record(
                     f"TF-IDF {name} x{weight:g} beside the router features, C 1",
-                    _gap(x_train, weak, strong, x_test, 1.0),
+                    gap(1.0)(x_train, weak, strong, x_test),
                     split.test,
                 )
     print(f"- commit {commit()}, {machine()}; seeds {args.seeds}, held-out APGR mean ± sd\n")
