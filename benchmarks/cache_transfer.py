@@ -10,9 +10,11 @@ pairs and on the other set's pairs, with no change. Beside them, GPTCache's defa
 cosine >= 0.8).
 
 `--pairs` is the other set: the Microsoft Research Paraphrase Corpus as distributed (`msr_paraphrase_test.txt`:
-`Quality`, two ids, `#1 String`, `#2 String`, tab-separated; `--format mrpc`) or a JSONL of `text_a, text_b,
-label` (`--format jsonl`, what `ragcli eval cache --pairs` reads). Pairs whose normalised texts are equal are left
-out, as on QQP. The cache holds `text_a` and is asked `text_b`.
+`Quality`, two ids, `#1 String`, `#2 String`, tab-separated; `--format mrpc`), the STS benchmark's
+`sts-test.csv` (genre, file, year, id, score 0-5, the two sentences, tab-separated; `--format stsb`: a pair is
+label 1 when its score is at least `--score-cut`, 4.0 by default, "mostly equivalent"), or a JSONL of `text_a,
+text_b, label` (`--format jsonl`, what `ragcli eval cache --pairs` reads). Pairs whose normalised texts are equal
+are left out, as on QQP. The cache holds `text_a` and is asked `text_b`.
 """
 
 from __future__ import annotations
@@ -56,12 +58,28 @@ def mrpc_to_jsonl(tsv: Path, out: Path) -> Path:
     return out
 
 
+def stsb_to_jsonl(tsv: Path, out: Path, cut: float) -> Path:
+    """STS-B's distributed TSV as labeled pairs: label 1 when the pair's score is at least `cut`."""
+    rows = []
+    for n, line in enumerate(tsv.read_text(encoding="utf-8").splitlines()):
+        fields = line.split("\t")
+        if n == 0 and fields[:1] == ["source"]:
+            continue  # a header line
+        if len(fields) < 7:
+            raise SystemExit(f"{tsv}:{n + 1}: {len(fields)} tab-separated fields, STS-B's TSV has 7")
+        score = float(fields[4])
+        rows.append({"text_a": fields[5], "text_b": fields[6], "label": int(score >= cut), "score": score})
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--work", type=Path, required=True, help="a scratch folder (verifiers, pair files)")
     ap.add_argument("--pairs", type=Path, required=True, help="the other paraphrase set")
-    ap.add_argument("--format", choices=("mrpc", "jsonl"), default="mrpc")
+    ap.add_argument("--format", choices=("mrpc", "stsb", "jsonl"), default="mrpc")
+    ap.add_argument("--score-cut", type=float, default=4.0, help="--format stsb: label 1 from this score")
     ap.add_argument(
         "--epochs", type=int, default=1, help="fine-tuning epochs of the second encoder (0: none)"
     )
@@ -85,16 +103,21 @@ def main() -> None:
     tune_file = args.work / "tune_pairs.jsonl"
     tune_file.write_text("".join(json.dumps(asdict(p)) + "\n" for p in tune))
     home = args.work / "home"
-    other_file = (
-        args.pairs if args.format == "jsonl" else mrpc_to_jsonl(args.pairs, args.work / "other.jsonl")
-    )
+    other_file = {
+        "jsonl": lambda: args.pairs,
+        "mrpc": lambda: mrpc_to_jsonl(args.pairs, args.work / "other.jsonl"),
+        "stsb": lambda: stsb_to_jsonl(args.pairs, args.work / "other.jsonl", args.score_cut),
+    }[args.format]()
     other = load_pairs(other_file)
     y_other = np.array([p.label for p in other])
     y_qqp = np.array([p.label for p in report])
     lines = [
         f"- date {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, commit {commit()}, machine {machine()}",
         f"- command: `python benchmarks/cache_transfer.py --pairs {args.pairs.name} --format {args.format} "
-        f"--epochs {args.epochs} --target {args.target}`",
+        f"--epochs {args.epochs} --target {args.target}"
+        + (f" --score-cut {args.score_cut}" if args.format == "stsb" else "")
+        + (f" --seed {args.seed}" if args.seed else "")
+        + "`",
         f"- other set: {len(other)} pairs ({int(y_other.sum())} label 1) after exact repeats are left out; "
         f"QQP report pairs: {len(report)} ({int(y_qqp.sum())} label 1); QQP tune pairs: {len(tune)}",
         "",
