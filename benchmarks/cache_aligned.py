@@ -84,7 +84,7 @@ def main() -> None:
     tune_file = args.work / "tune_pairs.jsonl"
     tune_file.write_text("".join(json.dumps(asdict(p)) + "\n" for p in tune))
     home = args.work / "home"
-    a, b = [p.text_a for p in report], [p.text_b for p in report]
+    a = [p.text_a for p in report]
     y = np.array([p.label for p in report])
     lines = [
         "- date "
@@ -108,7 +108,7 @@ def main() -> None:
         for kind, vfolder in (("cosine", cos_folder), ("aligned", folder)):
             v = open_verifier(vfolder)
             t0 = time.time()
-            scores = v.score(a, b) if kind == "aligned" else score_pairs(v, report)
+            scores = score_pairs(v, report)  # the aligned kind embeds nothing here and reads the texts
             score_s = time.time() - t0
             thr = v.threshold
             best = [best_at_precision(scores, y, t) for t in IN_SAMPLE]

@@ -148,11 +148,7 @@ def main() -> None:
             train_both(tune_file, home, epochs, args.target, args.seed, len(tune))
         for kind, folder in zip(("cosine", "aligned"), folders, strict=True):
             v = open_verifier(folder)
-            if kind == "aligned":
-                s_qqp = v.score([p.text_a for p in report], [p.text_b for p in report])
-                s_other = v.score([p.text_a for p in other], [p.text_b for p in other])
-            else:
-                s_qqp, s_other = score_pairs(v, report), score_pairs(v, other)
+            s_qqp, s_other = score_pairs(v, report), score_pairs(v, other)  # any kind: it reads what it needs
             lines.append(row(f"{kind}, {encoder}", v.threshold, s_qqp, s_other))
             print(lines[-1], flush=True)
             if kind == "cosine" and epochs == 0:

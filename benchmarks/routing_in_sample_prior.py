@@ -34,12 +34,9 @@ def main() -> None:
     bench = np.asarray(o.benchmarks)
 
     def apgr(scores: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
-        mmlu = idx[bench[idx] == "mmlu"]
-        pos = {int(i): k for k, i in enumerate(idx)}
-        mmlu_scores = scores[[pos[int(i)] for i in mmlu]]
-        return gain_curve(scores, weak[idx], strong[idx]).apgr(), gain_curve(
-            mmlu_scores, weak[mmlu], strong[mmlu]
-        ).apgr()
+        """Combined and MMLU APGR of `scores`, one per prompt of `idx`."""
+        w, g, m = weak[idx], strong[idx], bench[idx] == "mmlu"
+        return gain_curve(scores, w, g).apgr(), gain_curve(scores[m], w[m], g[m]).apgr()
 
     everything = np.arange(len(groups))
     combined, mmlu = apgr(prior_scores(groups, weak, strong, groups), everything)
