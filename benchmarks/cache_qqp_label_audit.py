@@ -6,10 +6,11 @@ hits (label 0) is printed with a key and each reader's verdict from `--verdicts`
 verdict}}}`): `same` (one answer would serve both askers), `different`, or `unclear`. Per reader, and for the pairs
 every reader calls the same, it estimates how many of the wrong hits are the same question, and so the precision
 that QQP's labels give a verifier that served every same-question pair at that depth and nothing else (`unclear`
-counts as different, which favours the goal).
+counts as different, which favours the goal). `--correct-sample N` also samples N of the correct hits (label 1), and
+from both samples estimates the precision of the served pairs against each reader.
 
-    .venv/bin/python benchmarks/cache_qqp_label_audit.py --finetune-epochs 1 --sample 120 [--hit-rate 0.30]
-        [--seed 0] [--work DIR] [--verdicts benchmarks/results/cache_label_audit.json]
+    .venv/bin/python benchmarks/cache_qqp_label_audit.py --finetune-epochs 1 --sample 120 --correct-sample 80
+        [--hit-rate 0.30] [--seed 0] [--work DIR] [--verdicts benchmarks/results/cache_label_audit.json]
 
 `--finetune-epochs N` fine-tunes the packaged MiniLM as `ragcli train cache-verifier --epochs N` does, on the
 training part that `cache_cross_verifier.py` uses (70 % of the tune part; about 11 min for one epoch on 2 cores),
@@ -59,6 +60,7 @@ def main() -> None:
     ap.add_argument("--hit-rate", type=float, default=0.30)
     ap.add_argument("--sample", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--correct-sample", type=int, default=0, help="also sample this many of the correct hits")
     ap.add_argument(
         "--verdicts", type=Path, default=ROOT / "benchmarks" / "results" / "cache_label_audit.json"
     )
@@ -88,15 +90,32 @@ def main() -> None:
     readers: dict[str, dict[str, str]] = (
         json.loads(args.verdicts.read_text())["readers"] if args.verdicts.exists() else {}
     )
-    sample = random.Random(args.seed).sample(wrong, min(args.sample, len(wrong)))
+    rng = random.Random(args.seed)
+    sample = rng.sample(wrong, min(args.sample, len(wrong)))
+    right = [int(i) for i in served if labels[i] == 1]
+    right_sample = rng.sample(right, min(args.correct_sample, len(right)))
     keys = [pair_key(report[i]) for i in sample]
-    for n, (i, key) in enumerate(zip(sample, keys, strict=True)):
+    right_keys = [pair_key(report[i]) for i in right_sample]
+    for n, i in enumerate(sample + right_sample):
+        key = pair_key(report[i])
         said = " ".join(f"{v.get(key, '?'):9s}" for v in readers.values())
-        print(f"{n:3d} {key} {said} {report[i].text_a} || {report[i].text_b}")
+        print(f"{n:3d} {key} label {labels[i]} {said} {report[i].text_a} || {report[i].text_b}")
     if readers:
-        both = {k: "same" if all(v.get(k) == "same" for v in readers.values()) else "other" for k in keys}
-        for name, verdicts in [*readers.items(), ("every reader says same", both)]:
+        every: dict[str, str | None] = {  # None where a reader has no verdict
+            k: None if any(k not in v for v in readers.values()) else
+            "same" if all(v[k] == "same" for v in readers.values()) else "other"
+            for k in keys + right_keys
+        }  # fmt: skip
+        for name, verdicts in [*readers.items(), ("every reader says same", every)]:
             ceiling_line(name, [verdicts.get(k) for k in keys], correct, len(wrong))
+            if right_keys:
+                reader_precision(
+                    name,
+                    [verdicts.get(k) for k in keys],
+                    [verdicts.get(k) for k in right_keys],
+                    correct,
+                    len(wrong),
+                )
 
 
 def ceiling_line(name: str, verdicts: list[str | None], correct: int, wrong: int) -> None:
@@ -115,6 +134,27 @@ def ceiling_line(name: str, verdicts: list[str | None], correct: int, wrong: int
         f"{name}: {counts} of {len(verdicts)}; same question {share:.3f} [{lo:.3f}, {hi:.3f}] of the wrong "
         f"hits, about {same[0]:.0f} [{same[1]:.0f}, {same[2]:.0f}] of {wrong}; precision ceiling "
         f"{ceiling[0]:.3f} [{ceiling[2]:.3f}, {ceiling[1]:.3f}]"
+    )
+
+
+def reader_precision(
+    name: str, on_wrong: list[str | None], on_right: list[str | None], correct: int, wrong: int
+) -> None:
+    """The share of the served pairs that are the same question to this reader, estimated from both samples (its
+    interval joins the two samples' Wilson bounds, so it is wider than either)."""
+    shares = []
+    for verdicts in (on_wrong, on_right):
+        judged = [v for v in verdicts if v is not None]
+        if not judged:
+            return
+        k = sum(v == "same" for v in judged)
+        shares.append((k / len(judged), *wilson_interval(k, len(judged), 0.95)))
+    (w, w_lo, w_hi), (r, r_lo, r_hi) = shares
+    hits = correct + wrong
+    print(
+        f"{name}: label-1 hits the same question {r:.3f} [{r_lo:.3f}, {r_hi:.3f}]; the served pairs' precision "
+        f"against this reader {(correct * r + wrong * w) / hits:.3f} "
+        f"[{(correct * r_lo + wrong * w_lo) / hits:.3f}, {(correct * r_hi + wrong * w_hi) / hits:.3f}]"
     )
 
 
