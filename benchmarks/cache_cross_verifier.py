@@ -1,7 +1,8 @@
 """A MiniLM cross-encoder as the answer cache's verifier on QQP: does reading both questions beat cosine?
 
-    nice -n 10 .venv/bin/python benchmarks/cache_cross_verifier.py [--data ../shared/data] [--train-pairs 8000 (0: all)]
-        [--epochs 1] [--lr 4e-5] [--base MODEL] [--scores-out FILE.npz]
+    nice -n 10 .venv/bin/python benchmarks/cache_cross_verifier.py [--data ../shared/data]
+        [--train-pairs 8000 (0: all)] [--epochs 1] [--lr 4e-5] [--base MODEL] [--scores-out FILE.npz]
+        [--cosine-encoder DIR]
 
 Same split as benchmarks/cache_qqp.py: QQP by connected component into tune (60 %) and report (40 %); the tune
 part again into training (70 %) and calibration (30 %). The packaged all-MiniLM-L6-v2 gets a one-logit head and is
