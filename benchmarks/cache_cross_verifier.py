@@ -103,18 +103,12 @@ def stack_with_cosine(
 ) -> None:
     """The cross-encoder, the encoder's cosine, and a logistic regression over both fitted on the calibration part:
     each calibrated there at 0.95 and 0.90 and read on the report part."""
-    from sentence_transformers import SentenceTransformer
+    from cache_finetune_cosine import cosines
     from sklearn.linear_model import LogisticRegression
 
-    model = SentenceTransformer(str(encoder), device="cpu")
-
-    def cosine(ps: list[LabeledPair]) -> np.ndarray:
-        a = model.encode([p.text_a for p in ps], batch_size=128, normalize_embeddings=True)
-        b = model.encode([p.text_b for p in ps], batch_size=128, normalize_embeddings=True)
-        return np.asarray((a * b).sum(axis=1))
-
     (cs, cy), (rs, ry) = cross_calib, cross_report
-    cc, rc = cosine(calib), cosine(report)
+    both = cosines(str(encoder), calib + report)  # one model load for both parts
+    cc, rc = both[: len(calib)], both[len(calib) :]
     stack = LogisticRegression().fit(np.column_stack([cs, cc]), cy)
     views = {
         "cross-encoder": (cs, rs),

@@ -14,8 +14,9 @@ from both samples estimates the precision of the served pairs against each reade
 
 `--finetune-epochs N` fine-tunes the packaged MiniLM as `ragcli train cache-verifier --epochs N` does, on the
 training part that `cache_cross_verifier.py` uses (70 % of the tune part; about 11 min for one epoch on 2 cores),
-and keeps it in `--work`; `--encoder DIR` reads another sentence-transformers folder instead. The keys are a hash
-of the two texts, so the verdicts file holds no QQP text.
+and keeps it in `--work`; `--encoder DIR` reads another sentence-transformers folder instead. Either is read at
+64 tokens, as the verifier's recipe trains (`cache_finetune_cosine.cosines`). The keys are a hash of the two texts,
+so the verdicts file holds no QQP text.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from cache_finetune_cosine import cosines  # noqa: E402
 
 from ragcli.eval.cache_pairs import LabeledPair, load_pairs, split_pairs  # noqa: E402
 from ragcli.generation.cache_calibration import wilson_interval  # noqa: E402
@@ -40,15 +44,6 @@ from ragcli.train.cache_verifier import VerifierRecipe, finetune_encoder  # noqa
 
 def pair_key(p: LabeledPair) -> str:
     return hashlib.sha1(f"{p.text_a}\x1f{p.text_b}".encode()).hexdigest()[:12]
-
-
-def cosines(encoder: Path, pairs: list[LabeledPair]) -> np.ndarray:
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(encoder), device="cpu")
-    a = model.encode([p.text_a for p in pairs], batch_size=128, normalize_embeddings=True)
-    b = model.encode([p.text_b for p in pairs], batch_size=128, normalize_embeddings=True)
-    return np.asarray((a * b).sum(axis=1))
 
 
 def main() -> None:
@@ -74,7 +69,7 @@ def main() -> None:
             train, _ = split_pairs(tune, [0.7, 0.3], seed=0)
             recipe = VerifierRecipe(kind="cosine", epochs=args.finetune_epochs, seed=0)
             finetune_encoder(train, encoder, recipe)
-    scores = cosines(encoder, report)
+    scores = cosines(str(encoder), report)
     labels = np.array([p.label for p in report])
     order = np.argsort(-scores, kind="stable")
     correct_so_far = np.cumsum(labels[order])
@@ -96,8 +91,7 @@ def main() -> None:
     right_sample = rng.sample(right, min(args.correct_sample, len(right)))
     keys = [pair_key(report[i]) for i in sample]
     right_keys = [pair_key(report[i]) for i in right_sample]
-    for n, i in enumerate(sample + right_sample):
-        key = pair_key(report[i])
+    for n, (i, key) in enumerate(zip(sample + right_sample, keys + right_keys, strict=True)):
         said = " ".join(f"{v.get(key, '?'):9s}" for v in readers.values())
         print(f"{n:3d} {key} label {labels[i]} {said} {report[i].text_a} || {report[i].text_b}")
     if readers:
@@ -118,20 +112,28 @@ def main() -> None:
                 )
 
 
+def same_share(verdicts: list[str | None]) -> tuple[int, float, float, float] | None:
+    """Of the pairs with a verdict: how many, and the share called the same question with its 95 % Wilson interval."""
+    judged = [v for v in verdicts if v is not None]
+    if not judged:
+        return None
+    k = sum(v == "same" for v in judged)
+    return (len(judged), k / len(judged), *wilson_interval(k, len(judged), 0.95))
+
+
 def ceiling_line(name: str, verdicts: list[str | None], correct: int, wrong: int) -> None:
     """How many wrong hits are the same question by this reader, and the precision QQP's labels would give a
     verifier that served every same-question pair at this depth and nothing else."""
-    judged = [v for v in verdicts if v is not None]
-    if not judged:
+    share = same_share(verdicts)
+    if share is None:
         return
-    k = sum(v == "same" for v in judged)
-    share = k / len(judged)
-    lo, hi = wilson_interval(k, len(judged), 0.95)
-    same = [f * wrong for f in (share, lo, hi)]
+    judged = [v for v in verdicts if v is not None]
+    _, p, lo, hi = share
+    same = [f * wrong for f in (p, lo, hi)]
     ceiling = [correct / (correct + s) for s in same]
     counts = {v: judged.count(v) for v in sorted(set(judged))}
     print(
-        f"{name}: {counts} of {len(verdicts)}; same question {share:.3f} [{lo:.3f}, {hi:.3f}] of the wrong "
+        f"{name}: {counts} of {len(verdicts)}; same question {p:.3f} [{lo:.3f}, {hi:.3f}] of the wrong "
         f"hits, about {same[0]:.0f} [{same[1]:.0f}, {same[2]:.0f}] of {wrong}; precision ceiling "
         f"{ceiling[0]:.3f} [{ceiling[2]:.3f}, {ceiling[1]:.3f}]"
     )
@@ -142,14 +144,10 @@ def reader_precision(
 ) -> None:
     """The share of the served pairs that are the same question to this reader, estimated from both samples (its
     interval joins the two samples' Wilson bounds, so it is wider than either)."""
-    shares = []
-    for verdicts in (on_wrong, on_right):
-        judged = [v for v in verdicts if v is not None]
-        if not judged:
-            return
-        k = sum(v == "same" for v in judged)
-        shares.append((k / len(judged), *wilson_interval(k, len(judged), 0.95)))
-    (w, w_lo, w_hi), (r, r_lo, r_hi) = shares
+    shares = same_share(on_wrong), same_share(on_right)
+    if shares[0] is None or shares[1] is None:
+        return
+    (_, w, w_lo, w_hi), (_, r, r_lo, r_hi) = shares
     hits = correct + wrong
     print(
         f"{name}: label-1 hits the same question {r:.3f} [{r_lo:.3f}, {r_hi:.3f}]; the served pairs' precision "
