@@ -108,10 +108,13 @@ def evaluate_router(
     calibration: str = "cross-fit",
     lm: LMSpec | None = None,
     lm_vectors: npt.NDArray[np.float32] | None = None,
+    split: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None,
 ) -> dict[str, Any]:
     """Score a router (given, or trained here on one part, calibrated as `train_router`'s `calibration` says)
     against the baselines on held-out outcomes. `lm` gives the router trained here the local LM's view
-    (`train_router`); `lm_vectors` are its raw vectors for every prompt (default: computed here)."""
+    (`train_router`); `lm_vectors` are its raw vectors for every prompt (default: computed here). `split` gives
+    the training and held-out prompts' indices instead of a seeded `test_fraction` split (a learning curve
+    trains on part of a training part)."""
     from ragcli.generation.lm_vectors import LMVectorizer
     from ragcli.train.router_outcomes import split_indices
     from ragcli.train.router_training import embed_prompts, lm_prompt_vectors, train_router
@@ -123,7 +126,11 @@ def evaluate_router(
         lm_vectors = lm_prompt_vectors(outcomes.prompts, LMVectorizer(spec), cache)
     result: dict[str, Any] = {"source": outcomes.source, "tiers": outcomes.tiers}
     if router is None:
-        train_idx, test_idx = split_indices(outcomes, [1.0 - test_fraction, test_fraction], seed)
+        train_idx, test_idx = (
+            split
+            if split is not None
+            else split_indices(outcomes, [1.0 - test_fraction, test_fraction], seed)
+        )
         train_o, test = outcomes.subset(train_idx), outcomes.subset(test_idx)
         trained = train_router(
             train_o,

@@ -157,6 +157,15 @@ def test_evaluate_router_trains_and_scores_with_the_view(outcomes: Outcomes) -> 
         train_router(outcomes, HashEmbedder(16), lm=LMSpec(layer=3), lm_vectors=raw[:3])
 
 
+def test_evaluate_router_trains_on_a_given_split(outcomes: Outcomes) -> None:
+    train, test = np.arange(0, 60, dtype=np.int64), np.arange(100, 150, dtype=np.int64)
+    res = evaluate_router(
+        outcomes, HashEmbedder(16), with_gbm=False, candidates_only=ONLY, split=(train, test)
+    )
+    assert res["mode"] == "trained on 60 prompts, reported on the other 50"
+    assert res["combined"]["n"] == 50
+
+
 def test_cli_lm_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
