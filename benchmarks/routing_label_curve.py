@@ -200,7 +200,7 @@ def report(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         need = math.exp((GOAL - a) / b) if b > 0 else float("inf")
         out.append(
             f"- {view}: combined APGR = {a:.3f} + {b:.4f} ln(labels) over {len(pts)} sizes; "
-            f"{GOAL} at about {need:,.0f} labels if the trend held (the file has {7601:,})."
+            f"{GOAL} at about {need:,.0f} labels if the trend held (the file has {meta['file_prompts']:,})."
         )
     return "\n".join(out)
 
