@@ -108,7 +108,8 @@ class AnthropicLLM:
             anthropic, exc, f"{self.model} at Anthropic", self.model, self.api_key_env, self.timeout_s, scrub
         )
 
-    def _request(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+    def request_params(self, messages: Sequence[Message], max_tokens: int) -> dict[str, Any]:
+        """The Messages API parameters of one call (also one request of a Message Batch)."""
         cache = plan_cache(self.model, messages, self.count_tokens, self.prices.price(self.model))
         if cache.after:  # content blocks carry the cache_control breakpoints
             system_blocks, chat = anthropic_request_parts(messages, cache)
@@ -141,7 +142,7 @@ class AnthropicLLM:
         attempts: list[Attempt] = []
         t0 = time.perf_counter()
         resp = call_with_retries(
-            lambda: client.messages.create(**self._request(messages, max_tokens)),
+            lambda: client.messages.create(**self.request_params(messages, max_tokens)),
             self._classify,
             self.policy,
             attempts,
@@ -163,7 +164,7 @@ class AnthropicLLM:
         attempts: list[Attempt] = []
         t0 = time.perf_counter()
         events = call_with_retries(
-            lambda: client.messages.create(**self._request(messages, max_tokens), stream=True),
+            lambda: client.messages.create(**self.request_params(messages, max_tokens), stream=True),
             self._classify,
             self.policy,
             attempts,

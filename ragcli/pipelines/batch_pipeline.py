@@ -3,12 +3,13 @@ price) and answering local tiers in-process; resumable without paying twice.
 
     run_batch(questions.jsonl, answers.jsonl, stages) -> BatchReport
 
-Each question is retrieved, packed and routed as in `answer()`. A question routed to an OpenAI-compatible tier
-whose price has a batch discount becomes one request of that tier's batch (Files API upload, then Batch API);
-others are answered at once. Everything is kept in a state file beside the output (`answers.jsonl.state.json`):
+Each question is retrieved, packed and routed as in `answer()`. A question routed to an API tier whose price has a
+batch discount becomes one request of that tier's batch: an OpenAI-compatible tier's through the Files and Batch
+APIs, an Anthropic tier's through Message Batches. Others are answered at once. Everything is kept in a state file beside the output (`answers.jsonl.state.json`):
 the prepared requests, the uploaded file id and the batch id are saved the moment they exist, so running the
 same command again after an interruption polls the batch already paid for instead of submitting a new one (a
-batch created but not yet saved is found again by its input file). Each result is one ledger row priced at the
+batch created but not yet saved is found again: OpenAI's by its input file, Anthropic's by its request count among
+the batches created since the submission began). Each result is one ledger row priced at the
 batch price (`Usage.batch`), written once.
 
 A line is reused by its id and its content (question, filter, context cap): after an edit of the questions file,
@@ -24,15 +25,16 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ragcli.config import OpenAICompatibleLLMConfig
+from ragcli.config import AnthropicLLMConfig, OpenAICompatibleLLMConfig
 from ragcli.cost.ledger import LedgerRow
-from ragcli.cost.provider_usage import openai_usage
+from ragcli.cost.provider_usage import anthropic_usage, openai_usage
 from ragcli.errors import BackendError, BudgetExceeded, InputError
 from ragcli.pipelines.query_pipeline import (
     QueryOptions,
@@ -50,6 +52,9 @@ from ragcli.retrieval.filter_parser import parse_where
 log = logging.getLogger(__name__)
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
+BatchConfig = OpenAICompatibleLLMConfig | AnthropicLLMConfig
+# what Anthropic accepts as a request's custom_id; other question ids are hashed into one
+_ANTHROPIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass
@@ -170,20 +175,33 @@ class _State:
         os.replace(tmp, self.path)
 
 
-def _batchable(stages: Stages, tier: int) -> OpenAICompatibleLLMConfig | None:
-    """The tier's config when its calls can go through OpenAI's batch API (a price with a batch discount)."""
+def _price_name(cfg: BatchConfig) -> str:
+    return (cfg.price_as or cfg.model) if isinstance(cfg, OpenAICompatibleLLMConfig) else cfg.model
+
+
+def _batchable(stages: Stages, tier: int) -> BatchConfig | None:
+    """The tier's config when its calls can go through its provider's batch API (OpenAI's Batch API or
+    Anthropic's Message Batches) at a price with a batch discount."""
     configs = stages.config.tiers or [stages.config.llm]
     cfg = configs[tier]
-    if not isinstance(cfg, OpenAICompatibleLLMConfig):
+    if not isinstance(cfg, OpenAICompatibleLLMConfig | AnthropicLLMConfig):
         return None
-    price = stages.prices.price(cfg.price_as or cfg.model)
+    price = stages.prices.price(_price_name(cfg))
     return cfg if price is not None and price.batch_discount > 0 else None
 
 
-def _client(cfg: OpenAICompatibleLLMConfig) -> Any:
-    from openai import OpenAI
+def _client(cfg: BatchConfig) -> Any:
+    from ragcli.optional import api_key, require
 
-    from ragcli.optional import api_key
+    if isinstance(cfg, AnthropicLLMConfig):  # the SDK reads ANTHROPIC_BASE_URL, as AnthropicLLM's client does
+        anthropic = require("anthropic", extra="anthropic", purpose=f"batches of {cfg.model}")
+        what = f"{cfg.model} batches at Anthropic"
+        return anthropic.Anthropic(
+            api_key=api_key(cfg.api_key_env, what=what, config_key="api_key_env"),
+            timeout=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+        )
+    from openai import OpenAI
 
     key = (
         api_key(cfg.api_key_env, what=f"{cfg.model} batches", config_key="api_key_env")
@@ -202,7 +220,7 @@ def run_batch(
     budget_tokens: int | None = None,
     poll_s: float = 30.0,
     max_wait_s: float | None = None,
-    client_for: Callable[[OpenAICompatibleLLMConfig], Any] = _client,
+    client_for: Callable[[BatchConfig], Any] = _client,
 ) -> BatchReport:
     """Answer every question of `questions` into `out`; see the module docstring. Re-run to resume.
 
@@ -309,7 +327,7 @@ def _prepare_one(
         return
     max_tokens = stages.config.prompt.max_output_tokens
     estimate = routed.llm.estimate(prepared.messages, max_tokens)
-    price = stages.prices.price(cfg.price_as or cfg.model)
+    price = stages.prices.price(_price_name(cfg))
     discount = price.batch_discount if price is not None else 0.0
     try:  # refuse over budget before submitting; the batch bills later, so nothing stays held
         hold = rec.budget.reserve(
@@ -320,17 +338,41 @@ def _prepare_one(
         state.data["done"][item["id"]] = _record(item, status="refused", error=str(exc), **meta)
         state.save()
         return
-    body = {
-        "model": cfg.model,
-        "messages": [{"role": m.role, "content": m.content} for m in prepared.messages],
-        "max_tokens": max_tokens,
-        "temperature": cfg.temperature,
-    }
     requests.setdefault(routed.tier, []).append(
-        {"custom_id": item["id"], "method": "POST", "url": "/v1/chat/completions", "body": body}
+        _request(item["id"], cfg, prepared.messages, routed, max_tokens)
     )
     state.data["pending"][item["id"]] = _record(item, model=cfg.model, **meta)
     state.save()
+
+
+def _anthropic_id(item_id: str) -> str:
+    """A question's id as Anthropic accepts it for a custom_id (itself when it can be)."""
+    if _ANTHROPIC_ID.fullmatch(item_id):
+        return item_id
+    return "q" + hashlib.sha256(item_id.encode()).hexdigest()[:40]
+
+
+def _request(
+    item_id: str, cfg: BatchConfig, messages: Any, routed: Routed, max_tokens: int
+) -> dict[str, Any]:
+    """One request line of the tier's batch. `item` keeps the question's id where the custom_id cannot."""
+    if isinstance(cfg, AnthropicLLMConfig):
+        from ragcli.generation.anthropic_llm import AnthropicLLM
+
+        llm = routed.llm
+        if not isinstance(llm, AnthropicLLM):  # the tier's own client is what the config builds
+            raise InputError(
+                f"tier {routed.tier} is configured as {cfg.model} at Anthropic but runs {llm.model_name}"
+            )
+        params = llm.request_params(messages, max_tokens)
+        return {"custom_id": _anthropic_id(item_id), "params": params, "item": item_id}
+    body = {
+        "model": cfg.model,
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "max_tokens": max_tokens,
+        "temperature": cfg.temperature,
+    }
+    return {"custom_id": item_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
 def _submit(
@@ -338,7 +380,7 @@ def _submit(
     tier: int,
     lines: list[dict[str, Any]],
     state: _State,
-    client_for: Callable[[OpenAICompatibleLLMConfig], Any],
+    client_for: Callable[[BatchConfig], Any],
 ) -> None:
     cfg = _batchable(stages, tier)
     if cfg is None:  # unreachable: requests are only made for batchable tiers
@@ -350,6 +392,20 @@ def _submit(
     }
     state.data["batches"].append(batch)
     client = client_for(cfg)
+    if isinstance(cfg, AnthropicLLMConfig):
+        batch["items"] = {ln["custom_id"]: ln.pop("item") for ln in lines}
+        batch["submitted_after"] = time.time()
+        state.save()
+        try:
+            created = client.messages.batches.create(requests=lines)
+        except Exception as exc:
+            raise BackendError(
+                f"submitting the batch for {cfg.model} failed: {exc}; run the command again to retry"
+            ) from exc
+        batch["batch_id"] = created.id
+        state.save()
+        log.info("submitted batch %s (%d requests to %s)", created.id, len(lines), cfg.model)
+        return
     payload = "".join(json.dumps(ln) + "\n" for ln in lines).encode()
     try:
         uploaded = client.files.create(file=("requests.jsonl", payload), purpose="batch")
@@ -370,90 +426,129 @@ def _submit(
     log.info("submitted batch %s (%d requests to %s)", created.id, len(lines), cfg.model)
 
 
-def _find_batch(client: Any, file_id: str) -> str | None:
-    """A batch already created from this input file (the run stopped before saving its id)."""
-    for b in client.batches.list(limit=100):
-        if getattr(b, "input_file_id", None) == file_id:
+def _find_batch(client: Any, batch: dict[str, Any], anthropic: bool) -> str | None:
+    """A batch already created for this one (the run stopped before saving its id): OpenAI's by its input file,
+    Anthropic's by its request count among those created since the submission began."""
+    if not anthropic:
+        if not batch.get("file_id"):
+            return None
+        for b in client.batches.list(limit=100):
+            if getattr(b, "input_file_id", None) == batch["file_id"]:
+                return str(b.id)
+        return None
+    since = float(batch.get("submitted_after") or 0.0) - 60.0  # clock skew between this machine and the API
+    for b in client.messages.batches.list(limit=100):  # newest first
+        if b.created_at.timestamp() < since:
+            break
+        counts = b.request_counts
+        total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        if total == len(batch["custom_ids"]):
             return str(b.id)
     return None
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One request's outcome in a finished batch: its answer and usage, or why it failed."""
+
+    custom_id: str
+    model: str = ""
+    usage: Any = None
+    text: str = ""
+    error: str | None = None
+
+
+def _openai_results(client: Any, info: Any) -> Iterator[_Result]:
+    if info.status != "completed" or not info.output_file_id:
+        return
+    for line in client.files.content(info.output_file_id).text.splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        response = rec.get("response") or {}
+        body = response.get("body") or {}
+        cid = str(rec.get("custom_id"))
+        if rec.get("error") or response.get("status_code") != 200:
+            yield _Result(cid, error=json.dumps(rec.get("error") or body))
+            continue
+        usage = openai_usage(body.get("usage"), batch=True) or _zero()
+        text = body["choices"][0]["message"]["content"] or ""
+        yield _Result(cid, str(body.get("model") or ""), usage, text)
+
+
+def _anthropic_results(client: Any, batch_id: str) -> Iterator[_Result]:
+    for entry in client.messages.batches.results(batch_id):
+        rec = entry.model_dump(mode="json")
+        result = rec.get("result") or {}
+        cid = str(rec.get("custom_id"))
+        if result.get("type") != "succeeded":  # errored, canceled, expired: not billed
+            yield _Result(cid, error=json.dumps(result))
+            continue
+        message = result.get("message") or {}
+        usage = replace(anthropic_usage(message.get("usage")), batch=True)
+        text = "".join(b.get("text", "") for b in message.get("content") or [] if b.get("type") == "text")
+        yield _Result(cid, str(message.get("model") or ""), usage, text)
 
 
 def _collect(
     stages: Stages,
     batch: dict[str, Any],
     state: _State,
-    client_for: Callable[[OpenAICompatibleLLMConfig], Any],
+    client_for: Callable[[BatchConfig], Any],
     poll_s: float,
     deadline: float | None,
 ) -> None:
     cfg = _batchable(stages, int(batch["tier"]))
     if cfg is None:
         raise InputError(
-            f"tier {batch['tier']} of the saved batch is no longer an OpenAI batch tier; restore the config"
+            f"tier {batch['tier']} of the saved batch is no longer a batch tier (an OpenAI-compatible or "
+            "Anthropic model with a batch price); restore the config"
         )
+    anthropic = isinstance(cfg, AnthropicLLMConfig)
     client = client_for(cfg)
     if not batch.get("batch_id"):
-        found = _find_batch(client, batch["file_id"]) if batch.get("file_id") else None
-        if found is None:  # never created: submit it now, from the saved requests
-            raise BackendError("a batch was uploaded but not created; delete the state file and run again")
+        found = _find_batch(client, batch, anthropic)
+        if found is None:  # never created
+            raise BackendError("a batch was prepared but not created; delete the state file and run again")
         batch["batch_id"] = found
         state.save()
     while True:
-        info = client.batches.retrieve(batch["batch_id"])
-        if info.status in TERMINAL:
+        if anthropic:
+            status = client.messages.batches.retrieve(batch["batch_id"]).processing_status
+            finished = status == "ended"
+        else:
+            info = client.batches.retrieve(batch["batch_id"])
+            status, finished = info.status, info.status in TERMINAL
+        if finished:
             break
         if deadline is not None and time.monotonic() >= deadline:
-            log.info("batch %s is %s; run the same command again to resume", batch["batch_id"], info.status)
+            log.info("batch %s is %s; run the same command again to resume", batch["batch_id"], status)
             return
         time.sleep(poll_s)
     pending, done = state.data["pending"], state.data["done"]
+    items: dict[str, str] = batch.get("items") or {}
     answered: set[str] = set()
-    if info.status == "completed" and info.output_file_id:
-        text = client.files.content(info.output_file_id).text
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            cid = str(rec.get("custom_id"))
-            meta = pending.get(cid)
-            if meta is None or done.get(cid, {}).get("key") == meta.get("key"):
-                continue  # already recorded by an earlier run: never billed twice in the ledger
-            response = rec.get("response") or {}
-            body = response.get("body") or {}
-            if rec.get("error") or response.get("status_code") != 200:
-                done[cid] = {**meta, "status": "failed", "error": json.dumps(rec.get("error") or body)}
-            else:
-                usage = stages.prices.priced(
-                    cfg.price_as or cfg.model, openai_usage(body.get("usage"), batch=True) or _zero()
-                )
-                stages.ledger.record(
-                    LedgerRow.of(
-                        "llm",
-                        str(body.get("model") or cfg.model),
-                        usage,
-                        0.0,
-                        meta["query_id"],
-                        provider="openai-batch",
-                    )
-                )
-                text_out = body["choices"][0]["message"]["content"] or ""
-                done[cid] = {
-                    **meta,
-                    "status": "ok",
-                    "answer": text_out.strip(),
-                    "batch": True,
-                    "usd": usage.usd,
-                }
-            pending.pop(cid, None)
-            answered.add(cid)
-            state.save()
-    for cid in batch["custom_ids"]:
+    results = _anthropic_results(client, batch["batch_id"]) if anthropic else _openai_results(client, info)
+    for res in results:
+        cid = items.get(res.custom_id, res.custom_id)
+        meta = pending.get(cid)
+        if meta is None or done.get(cid, {}).get("key") == meta.get("key"):
+            continue  # already recorded by an earlier run: never billed twice in the ledger
+        if res.error is not None:
+            done[cid] = {**meta, "status": "failed", "error": res.error}
+        else:
+            usage = stages.prices.priced(_price_name(cfg), res.usage)
+            provider = "anthropic-batch" if anthropic else "openai-batch"
+            row = LedgerRow.of("llm", res.model or cfg.model, usage, 0.0, meta["query_id"], provider=provider)
+            stages.ledger.record(row)
+            done[cid] = {**meta, "status": "ok", "answer": res.text.strip(), "batch": True, "usd": usage.usd}
+        pending.pop(cid, None)
+        answered.add(cid)
+        state.save()
+    for custom_id in batch["custom_ids"]:
+        cid = items.get(custom_id, custom_id)
         if cid in pending and cid not in answered:
-            done[cid] = {
-                **pending.pop(cid),
-                "status": "failed",
-                "error": f"batch {info.status} without a result",
-            }
+            done[cid] = {**pending.pop(cid), "status": "failed", "error": f"batch {status} without a result"}
     batch["collected"] = True
     state.save()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 
 def _default_answer(body: dict[str, Any]) -> str:
@@ -145,11 +145,15 @@ class FakeBatchAPI:
             return 404, {"error": {"message": f"no route {method} {path}"}}
 
 
-class FakeBatchServer:
-    """Serves a `FakeBatchAPI` on 127.0.0.1 in a thread; use as a context manager."""
+class FakeAPI(Protocol):
+    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]: ...
 
-    def __init__(self, api: FakeBatchAPI | None = None) -> None:
-        self.api = api or FakeBatchAPI()
+
+class FakeBatchServer:
+    """Serves a fake API (`FakeBatchAPI` by default) on 127.0.0.1 in a thread; use as a context manager."""
+
+    def __init__(self, api: FakeAPI | None = None) -> None:
+        self.api: Any = api or FakeBatchAPI()
         api_ref = self.api
 
         class Handler(BaseHTTPRequestHandler):
@@ -180,8 +184,12 @@ class FakeBatchServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return self.root_url + "/v1"
 
     def __enter__(self) -> FakeBatchServer:
         self._thread.start()
