@@ -5,12 +5,12 @@ price) and answering local tiers in-process; resumable without paying twice.
 
 Each question is retrieved, packed and routed as in `answer()`. A question routed to an API tier whose price has a
 batch discount becomes one request of that tier's batch: an OpenAI-compatible tier's through the Files and Batch
-APIs, an Anthropic tier's through Message Batches. Others are answered at once. Everything is kept in a state file beside the output (`answers.jsonl.state.json`):
-the prepared requests, the uploaded file id and the batch id are saved the moment they exist, so running the
-same command again after an interruption polls the batch already paid for instead of submitting a new one (a
-batch created but not yet saved is found again: OpenAI's by its input file, Anthropic's by its request count among
-the batches created since the submission began). Each result is one ledger row priced at the
-batch price (`Usage.batch`), written once.
+APIs, an Anthropic tier's through Message Batches. Others are answered at once. Everything is kept in a state file
+beside the output (`answers.jsonl.state.json`): the prepared requests, the uploaded file id and the batch id are
+saved the moment they exist, so running the same command again after an interruption polls the batch already paid
+for instead of submitting a new one (a batch created but not yet saved is found again: OpenAI's by its input file,
+Anthropic's by its request count among the batches created since the submission began). Each result is one ledger
+row priced at the batch price (`Usage.batch`), written once.
 
 A line is reused by its id and its content (question, filter, context cap): after an edit of the questions file,
 the unchanged lines keep their answers and only the new or changed ones are asked. A bad line (not JSON, no
@@ -392,31 +392,23 @@ def _submit(
     }
     state.data["batches"].append(batch)
     client = client_for(cfg)
-    if isinstance(cfg, AnthropicLLMConfig):
-        batch["items"] = {ln["custom_id"]: ln.pop("item") for ln in lines}
-        batch["submitted_after"] = time.time()
-        state.save()
-        try:
-            created = client.messages.batches.create(requests=lines)
-        except Exception as exc:
-            raise BackendError(
-                f"submitting the batch for {cfg.model} failed: {exc}; run the command again to retry"
-            ) from exc
-        batch["batch_id"] = created.id
-        state.save()
-        log.info("submitted batch %s (%d requests to %s)", created.id, len(lines), cfg.model)
-        return
-    payload = "".join(json.dumps(ln) + "\n" for ln in lines).encode()
     try:
-        uploaded = client.files.create(file=("requests.jsonl", payload), purpose="batch")
-        batch["file_id"] = uploaded.id
-        state.save()
-        created = client.batches.create(
-            input_file_id=uploaded.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata={"ragcli": "query --batch"},
-        )
+        if isinstance(cfg, AnthropicLLMConfig):
+            batch["items"] = {ln["custom_id"]: ln.pop("item") for ln in lines}
+            batch["submitted_after"] = time.time()
+            state.save()
+            created = client.messages.batches.create(requests=lines)
+        else:
+            payload = "".join(json.dumps(ln) + "\n" for ln in lines).encode()
+            uploaded = client.files.create(file=("requests.jsonl", payload), purpose="batch")
+            batch["file_id"] = uploaded.id
+            state.save()
+            created = client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"ragcli": "query --batch"},
+            )
     except Exception as exc:
         raise BackendError(
             f"submitting the batch for {cfg.model} failed: {exc}; run the command again to retry"

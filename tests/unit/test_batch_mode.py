@@ -93,16 +93,21 @@ def test_batch_resumes_without_paying_twice(tmp_path: Path) -> None:
         s.close()
 
 
+def forget_saved_batch_id(out: Path) -> None:
+    """Drop the batch id from the state file, as a run that died between creating the batch and saving its id."""
+    state_path = out.with_name(out.name + ".state.json")
+    state = json.loads(state_path.read_text())
+    del state["batches"][0]["batch_id"]
+    state_path.write_text(json.dumps(state))
+
+
 def test_batch_finds_a_batch_created_but_not_saved(tmp_path: Path) -> None:
     with FakeBatchServer() as server:
         s = _stages(tmp_path, server.base_url)
         out = tmp_path / "answers.jsonl"
         q = _questions(tmp_path)
         run_batch(q, out, s, poll_s=0.0, max_wait_s=0.0)
-        state_path = out.with_name(out.name + ".state.json")
-        state = json.loads(state_path.read_text())
-        del state["batches"][0]["batch_id"]  # the run died between batches.create and saving its id
-        state_path.write_text(json.dumps(state))
+        forget_saved_batch_id(out)
         report = run_batch(q, out, s, poll_s=0.0)
         assert report.answered == 3 and server.api.count("POST", "/v1/batches") == 1
         s.close()

@@ -20,6 +20,7 @@ from ragcli.pipelines.ingest_pipeline import ingest
 from ragcli.pipelines.stages import Stages
 from tests.unit.fake_anthropic_batch_server import FakeAnthropicBatchAPI
 from tests.unit.fake_openai_batch_server import FakeBatchServer
+from tests.unit.test_batch_mode import forget_saved_batch_id
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "docs"
 MODEL = "claude-sonnet-4-5"
@@ -103,10 +104,7 @@ def test_anthropic_batch_created_but_not_saved_is_found_again(
     out = tmp_path / "answers.jsonl"
     q = _questions(tmp_path)
     run_batch(q, out, s, poll_s=0.0, max_wait_s=0.0)
-    state_path = out.with_name(out.name + ".state.json")
-    state = json.loads(state_path.read_text())
-    del state["batches"][0]["batch_id"]  # the run died between batches.create and saving its id
-    state_path.write_text(json.dumps(state))
+    forget_saved_batch_id(out)
     report = run_batch(q, out, s, poll_s=0.0)
     assert report.answered == 3 and server.api.count("POST", BATCHES) == 1
     s.close()
