@@ -366,6 +366,18 @@ def report_cmd(
 @router_app.command("labels")
 def labels_cmd(
     out_file: Annotated[Path, typer.Option("--out", help="Outcomes JSONL to write.")],
+    judge_tier: Annotated[
+        int | None,
+        typer.Option(
+            "--judge-tier",
+            min=0,
+            help="First grade the answers that have no verdict with this tier's model (0 = the first tier); "
+            "each judge call is billed and in the ledger, and a person's later verdict wins.",
+        ),
+    ] = None,
+    judge_limit: Annotated[
+        int, typer.Option("--judge-limit", min=1, help="Judge at most this many answers in this run.")
+    ] = 200,
     config: ConfigOpt = None,
 ) -> None:
     """Export routed queries that have feedback as outcomes for `ragcli train router`."""
@@ -373,12 +385,42 @@ def labels_cmd(
 
     with errors():
         cfg = load(config)
+        if judge_tier is not None:
+            _judge(cfg, judge_tier, judge_limit)
         log = open_route_log(cfg)
         try:
             n = log.write_labels(out_file)
         finally:
             log.close()
         out.print(f"wrote {n} labelled queries to {out_file}")
+
+
+def _judge(cfg: PipelineConfig, tier: int, limit: int) -> None:
+    """`router labels --judge-tier`: grade the answers without a verdict with one tier's model."""
+    from ragcli.generation.answer_judge import judge_answers
+    from ragcli.pipelines.stages import Stages
+
+    stages = Stages.from_config(cfg)
+    try:
+        tiers = stages.tiers
+        if tier >= len(tiers):
+            raise InputError(
+                f"--judge-tier {tier}: the config has {len(tiers)} tier(s), numbered 0 to {len(tiers) - 1}"
+            )
+        rep = judge_answers(
+            stages.route_log,
+            tiers[tier],
+            stages.store.get_chunks,
+            stages.ledger,
+            collection=cfg.collection,
+            limit=limit,
+        )
+    finally:
+        stages.close()
+    out.print(
+        f"judged {rep.judged} answer(s) with {rep.model}: {rep.good} good, {rep.bad} bad, "
+        f"{rep.unreadable} unreadable (no verdict stored); ${rep.usd:.4f}"
+    )
 
 
 def feedback(

@@ -33,13 +33,15 @@ CREATE TABLE IF NOT EXISTS routes (
     question TEXT NOT NULL,
     tier TEXT NOT NULL,
     model TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
+    reason TEXT NOT NULL DEFAULT '',
+    answer TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts TEXT NOT NULL,
     query_id TEXT NOT NULL,
-    verdict TEXT NOT NULL CHECK (verdict IN ('good', 'bad'))
+    verdict TEXT NOT NULL CHECK (verdict IN ('good', 'bad')),
+    judge TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feedback_query ON feedback (query_id);
 CREATE TABLE IF NOT EXISTS sources (
@@ -73,6 +75,16 @@ CREATE INDEX IF NOT EXISTS cache_links_query ON cache_links (query_id);
 _MARKER = re.compile(r"\[(\d+)\]")
 
 
+@dataclass(frozen=True)
+class Unjudged:
+    """An answered query without a verdict: what a judge reads (its sources as `(n, collection, chunk id)`)."""
+
+    query_id: str
+    question: str
+    answer: str
+    sources: list[tuple[int, str, str]]
+
+
 class UnknownQuery(InputError):
     """A feedback names a query id the ledger has no answer for (or none for the caller's tenant)."""
 
@@ -94,6 +106,10 @@ def _create_tables(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(routes)")}
     if "tenant" not in columns:  # a ledger written before routes carried the tenant
         db.execute("ALTER TABLE routes ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
+    if "answer" not in columns:  # ... or the answer's text (what a judge reads)
+        db.execute("ALTER TABLE routes ADD COLUMN answer TEXT NOT NULL DEFAULT ''")
+    if "judge" not in {row[1] for row in db.execute("PRAGMA table_info(feedback)")}:
+        db.execute("ALTER TABLE feedback ADD COLUMN judge TEXT NOT NULL DEFAULT ''")
 
 
 def _now() -> str:
@@ -157,11 +173,15 @@ class RouteLog:
     def record_sources(
         self, query_id: str, collection: str, sources: Sequence[tuple[int, str]], answer: str
     ) -> None:
-        """Remember the numbered sources an answer was given (`(n, chunk id)` for each `[n]`) and which it cited."""
-        if not query_id or not sources:
+        """Remember the answer, the numbered sources it was given (`(n, chunk id)` for each `[n]`) and which it
+        cited."""
+        if not query_id:
             return
         cited = {int(n) for n in _MARKER.findall(answer)}
         with self._connect() as db:
+            db.execute(f"UPDATE {self.tables}routes SET answer = ? WHERE query_id = ?", (answer, query_id))
+            if not sources:
+                return
             db.execute(f"DELETE FROM {self.tables}sources WHERE query_id = ?", (query_id,))
             db.executemany(
                 f"INSERT INTO {self.tables}sources (query_id, number, collection, chunk_id, cited) VALUES (?, ?, ?, ?, ?)",
@@ -250,12 +270,14 @@ class RouteLog:
         relevant: Sequence[int] = (),
         irrelevant: Sequence[int] = (),
         tenant: str | None = None,
+        judge: str = "",
     ) -> None:
         """Store a user's verdict on a query's answer and, optionally, on its numbered sources.
 
         Args:
             tenant: when given (the gateway's caller), only a query answered for that tenant can be judged; any
                 other id reads as unknown, so a key learns nothing about another tenant's queries.
+            judge: the model that gave the verdict (`ragcli router labels --judge-tier`); empty for a person.
 
         Raises:
             InputError: an unknown id or verdict, a source number the answer did not have, or a number given
@@ -293,8 +315,8 @@ class RouteLog:
                     )
             now = _now()
             db.execute(
-                f"INSERT INTO {self.tables}feedback (ts, query_id, verdict) VALUES (?, ?, ?)",
-                (now, query_id, verdict),
+                f"INSERT INTO {self.tables}feedback (ts, query_id, verdict, judge) VALUES (?, ?, ?, ?)",
+                (now, query_id, verdict, judge),
             )
             db.executemany(
                 f"INSERT INTO {self.tables}source_feedback (ts, query_id, number, relevant) VALUES (?, ?, ?, ?)",
@@ -338,6 +360,23 @@ class RouteLog:
                 out.append(Judged(question, coll, chunk_id, bool(label), True))
             elif not judged_any and verdict == "good" and cited:
                 out.append(Judged(question, coll, chunk_id, True, False))
+        return out
+
+    def unjudged(self, limit: int) -> list[Unjudged]:
+        """Answered queries that have no verdict yet, oldest first, with the sources the answer was given."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT r.query_id, r.question, r.answer FROM {self.tables}routes r WHERE r.answer <> '' AND NOT "
+                f"EXISTS (SELECT 1 FROM {self.tables}feedback f WHERE f.query_id = r.query_id) ORDER BY r.ts LIMIT ?",
+                (limit,),
+            ).fetchall()
+            out = []
+            for qid, question, answer in rows:
+                sources = db.execute(
+                    f"SELECT number, collection, chunk_id FROM {self.tables}sources WHERE query_id = ? ORDER BY number",
+                    (qid,),
+                ).fetchall()
+                out.append(Unjudged(qid, question, answer, [(int(n), c, k) for n, c, k in sources]))
         return out
 
     def labels(self) -> list[dict[str, Any]]:

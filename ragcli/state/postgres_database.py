@@ -193,6 +193,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE TABLE IF NOT EXISTS cache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL DEFAULT 0);
         """,
     ),
+    (
+        7,
+        "route log: the answer's text, and which model gave a verdict",
+        """
+        ALTER TABLE ledger_routes ADD COLUMN IF NOT EXISTS answer TEXT NOT NULL DEFAULT '';
+        ALTER TABLE ledger_feedback ADD COLUMN IF NOT EXISTS judge TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 

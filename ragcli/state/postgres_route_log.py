@@ -5,7 +5,7 @@ With `state.dsn_env` the ledger is shared, but the route log used to stay in eac
 verdict sent to one gateway host on an answer another host gave read as "no query with id ...", and `ragcli
 router labels` or `ragcli train ... --from-feedback` on a third machine found no labels. `PostgresRouteLog`
 runs the methods of `RouteLog` unchanged on the `ledger_routes`, `ledger_feedback`, `ledger_sources`,
-`ledger_source_feedback` and `ledger_cache_links` tables (schema migration 5).
+`ledger_source_feedback` and `ledger_cache_links` tables (schema migrations 5 and 7).
 """
 
 from __future__ import annotations

@@ -90,6 +90,28 @@ def test_the_same_labels_on_sqlite_and_postgres(two_logs: tuple[Any, Any]) -> No
     assert here.cache_entries_of("q2") == ["e-9"] and here.cache_entries_of("q1") == []
 
 
+def test_answers_wait_for_a_verdict_and_a_judges_verdict_is_marked(two_logs: tuple[Any, Any]) -> None:
+    here, there = two_logs
+    here.record_route("q1", "hotel limit?", "small", "smollm2")
+    here.record_sources("q1", "docs", [(1, "c-a"), (2, "c-b")], "It is 250 euros [1].")
+    here.record_route("q2", "taxi?", "small", "smollm2")
+    here.record_sources("q2", "docs", [], "Taxis are fine.")  # no sources: the answer is still kept
+    here.record_route("q3", "train?", "big", "gpt-4o")  # routed, never answered: nothing to judge
+    waiting = there.unjudged(10)
+    assert [(u.query_id, u.answer, u.sources) for u in waiting] == [
+        ("q1", "It is 250 euros [1].", [(1, "docs", "c-a"), (2, "docs", "c-b")]),
+        ("q2", "Taxis are fine.", []),
+    ]
+    assert [u.query_id for u in there.unjudged(1)] == ["q1"]
+    there.add_feedback("q1", "bad", judge="gpt-4o")
+    assert [u.query_id for u in here.unjudged(10)] == ["q2"]
+    here.add_feedback("q1", "good")  # a person's later verdict wins
+    assert here.labels() == [{"prompt": "hotel limit?", "outcomes": {"small": "good"}}]
+    with here._connect() as db:
+        judges = [j for (j,) in db.execute(f"SELECT judge FROM {here.tables}feedback ORDER BY id")]
+    assert judges == ["gpt-4o", ""]
+
+
 def test_a_query_known_only_by_its_ledger_row(pg_dsn: str) -> None:  # noqa: F811
     """An answer with no route (a call recorded before routes were) can still be judged: the shared ledger has it."""
     from ragcli.cost.ledger import LedgerRow

@@ -270,6 +270,60 @@ def test_feedback_becomes_labels(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == {"prompt": "what is 2+2?", "outcomes": {"small": "bad"}}
 
 
+def test_a_route_log_written_before_answers_were_kept_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as db:  # the tables as an older ragcli wrote them
+        db.execute(
+            "CREATE TABLE routes (query_id TEXT PRIMARY KEY, ts TEXT NOT NULL, question TEXT NOT NULL, "
+            "tier TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '')"
+        )
+        db.execute(
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, "
+            "query_id TEXT NOT NULL, verdict TEXT NOT NULL)"
+        )
+        db.execute("INSERT INTO routes VALUES ('q0', '2026-01-01', 'old?', 'small', 'smollm2', '')")
+    log = RouteLog(path)
+    log.record_sources("q0", "docs", [(1, "c")], "An answer [1].")
+    assert [u.answer for u in log.unjudged(5)] == ["An answer [1]."]
+    log.add_feedback("q0", "good", judge="gpt-4o")
+    assert log.labels() == [{"prompt": "old?", "outcomes": {"small": "good"}}]
+    log.close()
+
+
+def test_a_judge_tier_labels_the_answers_without_a_verdict(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f"home: {tmp_path}\ncollection: j\nembedder: {{type: hash, dim: 64}}\n"
+        "tiers: [{type: scripted, replies: ['The limit is 250 euros [1].']}, "
+        "{type: scripted, replies: ['Good: it is in [1].', 'maybe']}]\n"
+        "router: {rules: [{tier: 0, question_matches: '.'}]}\ncost: {use_litellm_prices: false}\n"
+    )
+    samples = Path(__file__).resolve().parents[2] / "samples" / "docs"
+    assert runner.invoke(app, ["ingest", str(samples / "travel-policy.md"), "-c", str(cfg)]).exit_code == 0
+    for q in ("What is the hotel limit in Paris?", "How are trains booked?"):
+        assert runner.invoke(app, ["query", q, "-c", str(cfg)]).exit_code == 0
+    out = tmp_path / "labels.jsonl"
+    bad_tier = runner.invoke(
+        app, ["router", "labels", "--out", str(out), "--judge-tier", "5", "-c", str(cfg)]
+    )
+    assert bad_tier.exit_code == 64 and "numbered 0 to 1" in bad_tier.output
+    judged = runner.invoke(app, ["router", "labels", "--out", str(out), "--judge-tier", "1", "-c", str(cfg)])
+    assert judged.exit_code == 0, judged.output
+    assert "judged 2 answer(s) with scripted: 1 good, 0 bad, 1 unreadable" in " ".join(judged.output.split())
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines == [{"prompt": "What is the hotel limit in Paris?", "outcomes": {"scripted": "good"}}]
+    again = runner.invoke(app, ["router", "labels", "--out", str(out), "--judge-tier", "1", "-c", str(cfg)])
+    assert "judged 1 answer(s)" in again.output  # the verdict is kept; only the unreadable one is asked again
+    from ragcli.cost.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    judge_rows = [r for r in ledger.rows() if r.stage == "judge"]
+    ledger.close()
+    assert len(judge_rows) == 3 and all(r.query_id for r in judge_rows)
+
+
 # ---------------------------------------------------------------- CLI: train and eval (hash embedder in place of MiniLM)
 
 
