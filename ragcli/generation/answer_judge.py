@@ -71,7 +71,7 @@ def judge_answers(
         ids = {n: chunk_id for n, coll, chunk_id in item.sources if coll == collection}
         found = chunks_of(list(ids.values())) if ids else {}
         texts = {n: found[c].text for n, c in ids.items() if c in found}
-        completion = llm.complete(judge_messages(item, texts), max_tokens=4)
+        completion = llm.complete(judge_messages(item, texts), max_tokens=8)
         ledger.record(
             LedgerRow.of(
                 "judge",
