@@ -272,7 +272,8 @@ class RouteLog:
         tenant: str | None = None,
         judge: str = "",
     ) -> None:
-        """Store a user's verdict on a query's answer and, optionally, on its numbered sources.
+        """Store a verdict (a person's, or a judge model's) on a query's answer and, optionally, on its numbered
+        sources.
 
         Args:
             tenant: when given (the gateway's caller), only a query answered for that tenant can be judged; any
