@@ -372,7 +372,7 @@ def labels_cmd(
             "--judge-tier",
             min=0,
             help="First grade the answers that have no verdict with this tier's model (0 = the first tier); "
-            "each judge call is billed and in the ledger, and a person's later verdict wins.",
+            "each judge call draws on the budget and is in the ledger, and a person's later verdict wins.",
         ),
     ] = None,
     judge_limit: Annotated[
@@ -398,6 +398,7 @@ def labels_cmd(
 def _judge(cfg: PipelineConfig, tier: int, limit: int) -> None:
     """`router labels --judge-tier`: grade the answers without a verdict with one tier's model."""
     from ragcli.generation.answer_judge import judge_answers
+    from ragcli.pipelines.query_pipeline import metered_call
     from ragcli.pipelines.stages import Stages
 
     stages = Stages.from_config(cfg)
@@ -407,11 +408,12 @@ def _judge(cfg: PipelineConfig, tier: int, limit: int) -> None:
             raise InputError(
                 f"--judge-tier {tier}: the config has {len(tiers)} tier(s), numbered 0 to {len(tiers) - 1}"
             )
+        judge = tiers[tier]
         rep = judge_answers(
             stages.route_log,
-            tiers[tier],
+            judge,
+            metered_call(stages, judge, "judge", hidden=False),
             stages.store.get_chunks,
-            stages.ledger,
             collection=cfg.collection,
             limit=limit,
         )

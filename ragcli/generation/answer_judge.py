@@ -3,8 +3,9 @@
 A router learns from per-tier verdicts (`ragcli feedback QUERY_ID good|bad`); people give few. The judge reads
 each answered query that has none (its question, the sources it was given, its answer), replies good or bad, and
 the verdict is stored as feedback marked with the judge's model, so a later export reuses it instead of paying
-again and a person's verdict given afterwards wins (the latest verdict counts). Every judge call is a ledger row
-(stage `judge`) under the judged query's id. A reply that is neither word stores nothing and is counted.
+again and a person's verdict given afterwards wins (the latest verdict counts). Every judge call is metered as a
+call outside a question (`metered_call`): its worst case reserved from the budget first, then a ledger row (stage
+`judge`). A reply that is neither word stores nothing and is counted.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ragcli.cost.ledger import Ledger, LedgerRow
 from ragcli.generation.protocols import LLM
 from ragcli.generation.route_log import RouteLog, Unjudged
-from ragcli.types import Chunk, Message
+from ragcli.types import Chunk, Completion, Message
 
 JUDGE_SYSTEM = (
     "You check answers that an assistant gave from numbered sources. Reply with one word: good when the answer "
@@ -55,8 +55,8 @@ def parse_verdict(text: str) -> str | None:
 def judge_answers(
     log: RouteLog,
     llm: LLM,
+    call: Callable[[Sequence[Message], int], Completion],
     chunks_of: Callable[[Sequence[str]], dict[str, Chunk]],
-    ledger: Ledger,
     *,
     collection: str,
     limit: int = 200,
@@ -64,6 +64,7 @@ def judge_answers(
     """Grade up to `limit` answered queries without a verdict with `llm`, storing each readable verdict.
 
     Args:
+        call: `llm`'s metered call (`metered_call(stages, llm, "judge", hidden=False)`): budget and ledger.
         chunks_of: the store's `get_chunks` (sources from another collection than `collection` are not shown).
     """
     report = JudgeReport(model=llm.model_name)
@@ -71,17 +72,7 @@ def judge_answers(
         ids = {n: chunk_id for n, coll, chunk_id in item.sources if coll == collection}
         found = chunks_of(list(ids.values())) if ids else {}
         texts = {n: found[c].text for n, c in ids.items() if c in found}
-        completion = llm.complete(judge_messages(item, texts), max_tokens=8)
-        ledger.record(
-            LedgerRow.of(
-                "judge",
-                completion.model,
-                completion.usage,
-                completion.latency_s,
-                item.query_id,
-                provider=completion.provider,
-            )
-        )
+        completion = call(judge_messages(item, texts), 8)
         report.judged += 1
         report.usd += completion.usage.usd or 0.0
         verdict = parse_verdict(completion.text)
